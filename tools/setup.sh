@@ -28,6 +28,8 @@ add_bullseye() {
   printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' > /etc/apt/preferences.d/meta-mptcp-bullseye
 }
 PKGS+=(linux-source-5.10)
+# kernel-matrix: build kernels (5.10 / 6.1 / a BSP tree) and boot them under QEMU with virtme-ng
+PKGS+=(build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync qemu-system-x86 busybox-static)
 
 need=()
 for p in "${PKGS[@]}"; do
@@ -50,6 +52,11 @@ fi
 VENV=$ROOT/.venv
 if [ ! -x "$VENV/bin/oelint-adv" ]; then
   python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tools/requirements.txt"
+fi
+
+# kernel-matrix: virtme-ng (vng) joined requirements.txt after the venv may already exist.
+if [ ! -x "$VENV/bin/vng" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tools/requirements.txt"
 fi
 
