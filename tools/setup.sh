@@ -29,7 +29,7 @@ add_bullseye() {
 }
 PKGS+=(linux-source-5.10)
 # kernel-matrix: build kernels (5.10 / 6.1 / a BSP tree) and boot them under QEMU with virtme-ng
-PKGS+=(build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync qemu-system-x86 busybox-static)
+PKGS+=(build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync qemu-system-x86 busybox-static ethtool)
 
 need=()
 for p in "${PKGS[@]}"; do

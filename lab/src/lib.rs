@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Test support for meta-mptcp: throwaway network namespaces, root-test prerequisites
-//! that skip loudly (or fail, where CI requires them), and the NetworkManager lab.
+//! that skip loudly (or fail, where CI requires them), the NetworkManager lab
+//! ([`Lab`], driving `lab/lab.sh`) and an MPTCP traffic generator that works on every kernel
+//! ([`traffic`], also the `mptcp-traffic` binary).
 
+pub mod lab;
 pub mod netns;
 pub mod prereq;
+pub mod traffic;
+
+pub use lab::{wait_for, Lab, LabOptions, Node, TrafficServer, Uplink};

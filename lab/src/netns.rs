@@ -77,6 +77,21 @@ impl Drop for Netns {
     }
 }
 
+/// Run `f` in a new thread that lives in the named namespace (`/run/netns/NAME`) for its
+/// whole life, so every socket it opens belongs there. The caller's thread is untouched.
+pub fn run_in_netns<T, F>(name: &str, f: F) -> io::Result<std::thread::JoinHandle<io::Result<T>>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let path = format!("/run/netns/{name}");
+    let target = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    std::thread::Builder::new().name(format!("in-{name}")).spawn(move || {
+        setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        Ok(f())
+    })
+}
+
 /// Returns the thread to the namespace it came from when dropped.
 #[derive(Debug)]
 pub struct EnteredNetns {

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The observed state: everything the agent knows about the kernel, NetworkManager and
+//! the subflows, built only from [`Event`]s. Together with the config it is the whole
+//! input of `plan()`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use crate::{
+    event::{Event, KernelSnapshot},
+    ids::IdAllocator,
+    model::{
+        Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice, NmVersion, Route, Rule, TABLE_DEFAULT,
+        TABLE_LOCAL, TABLE_MAIN,
+    },
+    nmconf::NmConf,
+    op::Op,
+    time::Millis,
+};
+
+/// What is known about NetworkManager.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NmObserved {
+    /// Not found out yet: the agent does not act before it knows.
+    #[default]
+    Unknown,
+    /// Not on the bus, or not followed: kernel-only mode.
+    Absent,
+    Present(NmPresent),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NmPresent {
+    pub version: Option<NmVersion>,
+    /// NetworkManager is still starting (assuming devices after a restart).
+    pub startup: bool,
+    /// By D-Bus object path.
+    pub devices: BTreeMap<String, NmDevice>,
+    /// The device list has been read.
+    pub devices_loaded: bool,
+}
+
+impl NmPresent {
+    /// The device whose IP interface is `ifname`.
+    pub fn device(&self, ifname: &str) -> Option<&NmDevice> {
+        self.devices.values().find(|d| d.interface == ifname)
+    }
+}
+
+/// Subflows lost from one local address while their connections lived on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// Tokens of the connections that lost a subflow from this address.
+    pub tokens: BTreeSet<u32>,
+    pub since: Millis,
+    /// `sk_err` of the latest loss.
+    pub last_error: u32,
+}
+
+/// Re-adds done for one address, for backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readds {
+    pub attempts: u32,
+    pub last_at: Millis,
+}
+
+/// An op that failed, kept so the same op is retried with backoff instead of in a loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub count: u32,
+    pub last_at: Millis,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub links: BTreeMap<u32, Link>,
+    /// By (ifindex, address).
+    pub addresses: BTreeMap<(u32, IpAddr), Address>,
+    /// Default routes of every table, and all routes outside main/local/default (where
+    /// the agent's own policy tables live).
+    pub routes: Vec<Route>,
+    pub rules: Vec<Rule>,
+    pub kernel_synced: bool,
+
+    pub caps: Option<KernelCaps>,
+    /// By id; `None` until the first dump.
+    pub endpoints: Option<BTreeMap<u8, KernelEndpoint>>,
+    pub limits: Option<Limits>,
+    pub sysctls: BTreeMap<String, String>,
+
+    pub nm: NmObserved,
+    pub nm_conf: NmConf,
+    /// `Some(pid)` while mptcpd runs in this namespace; outer `None` = not checked yet.
+    pub mptcpd: Option<Option<u32>>,
+
+    pub losses: BTreeMap<IpAddr, Loss>,
+    pub readds: BTreeMap<IpAddr, Readds>,
+    pub failures: BTreeMap<String, Failure>,
+    pub ids: IdAllocator,
+}
+
+impl Observed {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every input the agent needs before its first decision has arrived.
+    pub fn ready(&self) -> bool {
+        self.kernel_synced
+            && self.caps.is_some()
+            && self.endpoints.is_some()
+            && self.mptcpd.is_some()
+            && match &self.nm {
+                NmObserved::Unknown => false,
+                NmObserved::Absent => true,
+                NmObserved::Present(p) => p.devices_loaded,
+            }
+    }
+
+    /// What is still missing before the agent acts, for status and logs.
+    pub fn waiting_for(&self) -> Vec<&'static str> {
+        let mut w = Vec::new();
+        if !self.kernel_synced {
+            w.push("rtnetlink dump");
+        }
+        if self.caps.is_none() {
+            w.push("kernel capabilities");
+        }
+        if self.endpoints.is_none() {
+            w.push("endpoint dump");
+        }
+        if self.mptcpd.is_none() {
+            w.push("mptcpd check");
+        }
+        match &self.nm {
+            NmObserved::Unknown => w.push("NetworkManager presence"),
+            NmObserved::Present(p) if !p.devices_loaded => w.push("NetworkManager devices"),
+            _ => {}
+        }
+        w
+    }
+
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.links.values().find(|l| l.name == name)
+    }
+
+    pub fn addresses_of(&self, ifindex: u32) -> impl Iterator<Item = &Address> {
+        self.addresses.range((ifindex, IpAddr::from([0u8; 4]))..).take_while(move |((i, _), _)| *i == ifindex).map(|(_, a)| a)
+    }
+
+    /// Fold one event into the state. `now` stamps losses, re-adds and failures.
+    pub fn apply(&mut self, event: &Event, now: Millis) {
+        match event {
+            Event::KernelSnapshot(KernelSnapshot {
+                links,
+                addresses,
+                routes,
+                rules,
+            }) => {
+                self.links = links.iter().map(|l| (l.ifindex, l.clone())).collect();
+                self.addresses = addresses.iter().map(|a| ((a.ifindex, a.addr), a.clone())).collect();
+                self.routes = routes.iter().filter(|r| keep_route(r)).cloned().collect();
+                self.rules = rules.clone();
+                self.kernel_synced = true;
+            }
+            Event::LinkChanged(l) => {
+                self.links.insert(l.ifindex, l.clone());
+            }
+            Event::LinkRemoved { ifindex } => {
+                self.links.remove(ifindex);
+                self.addresses.retain(|(i, _), _| i != ifindex);
+                self.routes.retain(|r| r.ifindex != Some(*ifindex));
+            }
+            Event::AddressAdded(a) => {
+                self.addresses.insert((a.ifindex, a.addr), a.clone());
+            }
+            Event::AddressRemoved(a) => {
+                self.addresses.remove(&(a.ifindex, a.addr));
+            }
+            Event::RouteAdded(r) => self.add_route(r),
+            Event::RouteRemoved(r) => self.routes.retain(|x| !x.same_as(r)),
+            Event::RuleAdded(r) => {
+                if !self.rules.contains(r) {
+                    self.rules.push(r.clone());
+                }
+            }
+            Event::RuleRemoved(r) => self.rules.retain(|x| !same_rule(x, r)),
+            Event::Capabilities(c) => self.caps = Some(c.clone()),
+            Event::Endpoints(list) => {
+                let mut map = BTreeMap::new();
+                for e in list {
+                    self.ids.bind(e.addr, e.id);
+                    map.insert(e.id, e.clone());
+                }
+                self.endpoints = Some(map);
+            }
+            Event::Limits(l) => self.limits = Some(*l),
+            Event::Sysctls(s) => self.sysctls = s.clone(),
+            Event::Mptcp(ev) => self.subflow_event(ev, now),
+            Event::NmAppeared { version, startup } => {
+                self.nm = NmObserved::Present(NmPresent {
+                    version: *version,
+                    startup: *startup,
+                    devices: BTreeMap::new(),
+                    devices_loaded: false,
+                });
+            }
+            Event::NmStartup(s) => {
+                if let NmObserved::Present(p) = &mut self.nm {
+                    p.startup = *s;
+                }
+            }
+            Event::NmDevices(list) => {
+                if let NmObserved::Present(p) = &mut self.nm {
+                    p.devices = list.iter().map(|d| (d.path.clone(), d.clone())).collect();
+                    p.devices_loaded = true;
+                }
+            }
+            Event::NmDevice(d) => {
+                if let NmObserved::Present(p) = &mut self.nm {
+                    p.devices.insert(d.path.clone(), d.clone());
+                }
+            }
+            Event::NmDeviceRemoved { path } => {
+                if let NmObserved::Present(p) = &mut self.nm {
+                    p.devices.remove(path);
+                }
+            }
+            Event::NmGone => self.nm = NmObserved::Absent,
+            Event::NmConfFiles(files) => self.nm_conf = NmConf::from_files(files),
+            Event::Mptcpd(pid) => self.mptcpd = Some(*pid),
+            Event::OpDone { op, error } => self.op_done(op, error.as_deref(), now),
+            Event::ConfigChanged(_) | Event::Tick => {}
+        }
+    }
+
+    fn add_route(&mut self, r: &Route) {
+        if keep_route(r) && !self.routes.iter().any(|x| x.same_as(r)) {
+            self.routes.push(r.clone());
+        }
+    }
+
+    fn subflow_event(&mut self, ev: &crate::model::MptcpEvent, now: Millis) {
+        match ev.kind {
+            MptcpEventKind::SubflowClosed => {
+                // sk_err 0 / absent: closed on purpose (endpoint removed, peer's REMOVE_ADDR,
+                // connection closing). Only errors mean a path was lost.
+                let err = ev.error.unwrap_or(0);
+                if let (Some(addr), Some(token), true) = (ev.saddr, ev.token, err != 0) {
+                    let loss = self.losses.entry(addr).or_insert_with(|| Loss {
+                        tokens: BTreeSet::new(),
+                        since: now,
+                        last_error: err,
+                    });
+                    loss.tokens.insert(token);
+                    loss.last_error = err;
+                }
+            }
+            MptcpEventKind::SubflowEstablished => {
+                if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
+                    self.forget_loss(addr, token);
+                }
+            }
+            MptcpEventKind::Closed => {
+                if let Some(token) = ev.token {
+                    for loss in self.losses.values_mut() {
+                        loss.tokens.remove(&token);
+                    }
+                    self.losses.retain(|_, l| !l.tokens.is_empty());
+                }
+            }
+            MptcpEventKind::Created | MptcpEventKind::Established | MptcpEventKind::Other => {}
+        }
+    }
+
+    fn forget_loss(&mut self, addr: IpAddr, token: u32) {
+        if let Some(loss) = self.losses.get_mut(&addr) {
+            loss.tokens.remove(&token);
+            if loss.tokens.is_empty() {
+                self.losses.remove(&addr);
+            }
+        }
+    }
+
+    fn op_done(&mut self, op: &Op, error: Option<&str>, now: Millis) {
+        let key = op.to_string();
+        if let Some(error) = error {
+            let f = self.failures.entry(key).or_insert(Failure {
+                count: 0,
+                last_at: now,
+                error: String::new(),
+            });
+            f.count += 1;
+            f.last_at = now;
+            f.error = error.to_string();
+            return;
+        }
+        self.failures.remove(&key);
+        match op {
+            Op::SetSysctl { name, value } => {
+                self.sysctls.insert(name.clone(), value.clone());
+            }
+            Op::SetLimits(l) => self.limits = Some(*l),
+            Op::DelEndpoint(e) => {
+                if let Some(eps) = &mut self.endpoints {
+                    eps.remove(&e.id);
+                }
+                self.losses.remove(&e.addr);
+            }
+            Op::SetEndpointFlags { endpoint, flags } => {
+                if let Some(eps) = &mut self.endpoints {
+                    if let Some(e) = eps.get_mut(&endpoint.id) {
+                        e.flags = *flags;
+                    }
+                }
+            }
+            Op::AddEndpoint(e) => {
+                self.ids.bind(e.addr, e.id);
+                if let Some(eps) = &mut self.endpoints {
+                    eps.insert(e.id, e.clone());
+                }
+                // A fresh endpoint opens subflows on every connection: old losses are moot.
+                self.losses.remove(&e.addr);
+            }
+            Op::ReaddEndpoint(e) => {
+                self.ids.bind(e.addr, e.id);
+                if let Some(eps) = &mut self.endpoints {
+                    eps.insert(e.id, e.clone());
+                }
+                self.losses.remove(&e.addr);
+                let r = self.readds.entry(e.addr).or_insert(Readds {
+                    attempts: 0,
+                    last_at: now,
+                });
+                r.attempts += 1;
+                r.last_at = now;
+            }
+            Op::AddRoute(r) => self.add_route(r),
+            Op::DelRoute(r) => self.routes.retain(|x| !x.same_as(r)),
+            Op::AddRule(r) => {
+                if !self.rules.iter().any(|x| same_rule(x, r)) {
+                    self.rules.push(r.clone());
+                }
+            }
+            Op::DelRule(r) => self.rules.retain(|x| !same_rule(x, r)),
+        }
+    }
+}
+
+/// Routes worth keeping: defaults of any table (to see where uplinks route) and anything
+/// outside the predefined tables (where the agent's per-uplink tables are).
+fn keep_route(r: &Route) -> bool {
+    r.is_default() || ![TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
+}
+
+/// Rules are identified without the protocol: the kernel does not take it into account
+/// when deleting either.
+pub fn same_rule(a: &Rule, b: &Rule) -> bool {
+    a.family == b.family && a.priority == b.priority && a.src == b.src && a.table == b.table
+}

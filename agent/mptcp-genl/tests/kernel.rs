@@ -1,0 +1,857 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Root tests of mptcp-genl against the running kernel. Each test gets its own network
+//! namespace(s); every command is cross-checked with iproute2 (`ip mptcp ...`), and events
+//! come from a real MPTCP connection between two namespaces.
+
+use std::{
+    fmt::Display,
+    io::{self, Read, Write},
+    net::{IpAddr, SocketAddrV4, TcpListener, TcpStream},
+    os::fd::{FromRawFd, OwnedFd},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use mptcp_genl::{
+    Cmd, Endpoint, EndpointFlags, EndpointKey, Error, EventKind, EventStream, KernelGeneration, Limits,
+    PmEvent, PmHandle,
+};
+use mptcp_lab::{
+    netns::Netns,
+    prereq::{run_trials, trials, Need},
+};
+use tokio::runtime::Runtime;
+
+type TestResult = Result<(), String>;
+
+fn main() {
+    let tests: Vec<(&'static str, fn() -> TestResult)> = vec![
+        ("capabilities_of_this_kernel", capabilities_of_this_kernel),
+        ("endpoints_add_get_dump_delete_flush", endpoints_add_get_dump_delete_flush),
+        ("endpoints_added_by_iproute2_decode", endpoints_added_by_iproute2_decode),
+        ("kernel_picks_id_and_refuses_duplicates", kernel_picks_id_and_refuses_duplicates),
+        ("delete_and_get_errors", delete_and_get_errors),
+        ("limits_get_set_and_maximum", limits_get_set_and_maximum),
+        ("set_flags_backup_and_fullmesh", set_flags_backup_and_fullmesh),
+        ("events_from_a_real_connection", events_from_a_real_connection),
+        ("events_lost_on_overrun_then_continue", events_lost_on_overrun_then_continue),
+    ];
+    run_trials(trials(
+        &[Need::Root, Need::Mptcp, Need::Program("ip"), Need::Program("ss"), Need::Program("genl")],
+        tests,
+    ))
+}
+
+/// `.ctx("what")?` turns any displayable error into the test's String error.
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> TestResult {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+fn eq<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> TestResult {
+    ensure(got == want, || format!("{what}: got {got:?}, want {want:?}"))
+}
+
+fn runtime() -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ctx("tokio runtime")
+}
+
+/// Run `f` on this thread inside a fresh namespace, with a runtime built after entering.
+fn in_netns(tag: &str, f: impl FnOnce(&Netns, &Runtime) -> TestResult) -> TestResult {
+    let ns = Netns::new(tag).ctx("create netns")?;
+    let entered = ns.enter().ctx("enter netns")?;
+    let rt = runtime()?;
+    let result = f(&ns, &rt);
+    drop(rt);
+    drop(entered);
+    result
+}
+
+/// `ip -n NS mptcp endpoint show`, one normalised line per endpoint, sorted.
+fn ip_endpoints(ns: &Netns) -> Result<Vec<String>, String> {
+    let out = ns.ip(&["mptcp", "endpoint", "show"]).ctx("ip mptcp endpoint show")?;
+    let mut lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.sort();
+    Ok(lines)
+}
+
+/// `ip mptcp limits show` as (add_addr_accepted, subflows).
+fn ip_limits(ns: &Netns) -> Result<(u32, u32), String> {
+    let out = ns.ip(&["mptcp", "limits", "show"]).ctx("ip mptcp limits show")?;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let field = |name: &str| -> Result<u32, String> {
+        let i = words
+            .iter()
+            .position(|w| *w == name)
+            .ok_or_else(|| format!("no {name} in {out:?}"))?;
+        words.get(i + 1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("bad {name} in {out:?}"))
+    };
+    Ok((field("add_addr_accepted")?, field("subflows")?))
+}
+
+fn ifindex(ns: &Netns, dev: &str) -> Result<u32, String> {
+    let out = ns.ip(&["-o", "link", "show", dev]).ctx("ip link show")?;
+    out.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no ifindex in {out:?}"))
+}
+
+/// How iproute2 6.1 prints an endpoint, from our decoded value: the cross-check of our
+/// decoding against iproute2's.
+fn ip_style(ep: &Endpoint, devs: &[(u32, &str)]) -> String {
+    let mut s = format!("{}", ep.addr);
+    if let Some(p) = ep.port {
+        s += &format!(" port {p}");
+    }
+    s += &format!(" id {}", ep.id);
+    for (flag, name) in [
+        (EndpointFlags::SIGNAL, "signal"),
+        (EndpointFlags::SUBFLOW, "subflow"),
+        (EndpointFlags::BACKUP, "backup"),
+        (EndpointFlags::FULLMESH, "fullmesh"),
+        (EndpointFlags::IMPLICIT, "implicit"),
+    ] {
+        if ep.flags.contains(flag) {
+            s += &format!(" {name}");
+        }
+    }
+    if let Some(i) = ep.ifindex {
+        let name = devs.iter().find(|(x, _)| *x == i).map(|(_, n)| n.to_string());
+        s += &format!(" dev {}", name.unwrap_or_else(|| i.to_string()));
+    }
+    s
+}
+
+/// A veth pair va/vb, up, with `addrs` on va: a signal endpoint with a port needs its
+/// address to be local (the kernel opens a listener; EADDRNOTAVAIL otherwise).
+fn veth_with_addrs(ns: &Netns, addrs: &[&str]) -> Result<u32, String> {
+    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]).ctx("veth")?;
+    for a in addrs {
+        ns.ip(&["addr", "add", a, "dev", "va", "nodad"]).ctx("addr add")?;
+    }
+    ns.ip(&["link", "set", "vb", "up"]).ctx("vb up")?;
+    ns.ip(&["link", "set", "va", "up"]).ctx("va up")?;
+    ifindex(ns, "va")
+}
+
+fn ip_style_all(eps: &[Endpoint], devs: &[(u32, &str)]) -> Vec<String> {
+    let mut v: Vec<String> = eps.iter().map(|e| ip_style(e, devs)).collect();
+    v.sort();
+    v
+}
+
+fn endpoint(id: u8, addr: &str, flags: EndpointFlags) -> Endpoint {
+    Endpoint {
+        id,
+        addr: addr.parse().expect("test address"),
+        port: None,
+        flags,
+        ifindex: None,
+        unknown: Vec::new(),
+    }
+}
+
+fn capabilities_of_this_kernel() -> TestResult {
+    in_netns("caps", |ns, rt| {
+        let pm = rt.block_on(PmHandle::connect()).ctx("connect")?;
+        let caps = pm.capabilities();
+        // Cross-check the family id and groups with iproute2's genl.
+        let genl = ns.exec_ok("genl", &["ctrl", "get", "name", "mptcp_pm"]).ctx("genl ctrl get")?;
+        ensure(genl.contains(&format!("ID: {:#x}", caps.family_id)), || {
+            format!("family id {:#x} not in genl output {genl:?}", caps.family_id)
+        })?;
+        for (name, id) in &caps.mcast_groups {
+            ensure(genl.contains(&format!("ID-{id:#x}  name: {name}")), || {
+                format!("group {name} {id:#x} not in genl output {genl:?}")
+            })?;
+        }
+        eq(caps.version, 1, "family version")?;
+        for cmd in Cmd::KNOWN {
+            ensure(caps.supports(cmd), || format!("{cmd} missing on this kernel"))?;
+            ensure(genl.contains(&format!("ID-{:#x}", cmd.number())), || format!("{cmd} not listed by genl"))?;
+            // Reading needs no privilege; every change needs CAP_NET_ADMIN.
+            let reads = matches!(cmd, Cmd::GetAddr | Cmd::GetLimits);
+            eq(caps.needs_admin(cmd), Some(!reads), &format!("{cmd} admin permission"))?;
+        }
+        ensure(caps.has_events(), || "no mptcp_pm_events group".into())?;
+        ensure(caps.mcast_groups.contains_key("mptcp_pm_cmds"), || "no mptcp_pm_cmds group".into())?;
+        for s in ["enabled", "add_addr_timeout", "checksum_enabled", "pm_type", "stale_loss_cnt"] {
+            ensure(caps.has_sysctl(s), || format!("sysctl net.mptcp.{s} not seen: {:?}", caps.sysctls))?;
+        }
+        eq(caps.generation(), KernelGeneration::UserspacePm519, "generation")?;
+        Ok(())
+    })
+}
+
+fn endpoints_add_get_dump_delete_flush() -> TestResult {
+    in_netns("ep", |ns, rt| {
+        let va = veth_with_addrs(ns, &["2001:db8::10/64", "198.51.100.12/24"])?;
+        let devs = [(va, "va")];
+        rt.block_on(async {
+            let pm = PmHandle::connect().await.ctx("connect")?;
+            eq(pm.endpoints().await.ctx("dump")?, vec![], "fresh namespace")?;
+            let mut with_port = endpoint(10, "2001:db8::10", EndpointFlags::SIGNAL);
+            with_port.port = Some(8443);
+            let mut with_dev = endpoint(11, "2001:db8::11", EndpointFlags::SUBFLOW);
+            with_dev.ifindex = Some(va);
+            let mut v4_port_dev = endpoint(12, "198.51.100.12", EndpointFlags::SIGNAL | EndpointFlags::BACKUP);
+            v4_port_dev.port = Some(1);
+            v4_port_dev.ifindex = Some(va);
+            // The kernel keeps at most 8 endpoints per namespace (MPTCP_PM_ADDR_MAX).
+            let first = vec![
+                endpoint(1, "10.0.0.1", EndpointFlags::SIGNAL),
+                endpoint(2, "10.0.0.2", EndpointFlags::SUBFLOW),
+                endpoint(3, "10.0.0.3", EndpointFlags::SUBFLOW | EndpointFlags::BACKUP),
+                endpoint(4, "10.0.0.4", EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH),
+                endpoint(5, "10.0.0.5", EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW | EndpointFlags::BACKUP),
+                endpoint(6, "10.0.0.6", EndpointFlags::empty()),
+                endpoint(7, "2001:db8::7", EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH | EndpointFlags::BACKUP),
+                endpoint(255, "fe80::1", EndpointFlags::SIGNAL),
+            ];
+            for ep in &first {
+                pm.add_endpoint(ep).await.ctx(&format!("add {ep:?}"))?;
+            }
+            let check = |want: Vec<Endpoint>| {
+                let pm = pm.clone();
+                async move {
+                    eq(&pm.endpoints().await.ctx("dump")?, &want, "dump")?;
+                    eq(ip_endpoints(ns)?, ip_style_all(&want, &devs), "ip mptcp endpoint show")?;
+                    for ep in &want {
+                        eq(&pm.endpoint(ep.id).await.ctx("get")?, ep, "get by id")?;
+                    }
+                    Ok::<_, String>(())
+                }
+            };
+            check(first.clone()).await?;
+            let err = pm.add_endpoint(&with_port).await.err().ok_or("a 9th endpoint was accepted")?;
+            ensure(
+                matches!(&err, Error::Kernel { errno, .. } if *errno == libc::ERANGE)
+                    && err.kernel_message().is_some_and(|m| m.contains("too many addresses")),
+                || format!("9th endpoint: {err:?}"),
+            )?;
+            // Delete three, add the ones with port / interface.
+            for id in [3, 6, 255] {
+                pm.del_endpoint(id).await.ctx("delete")?;
+            }
+            let mut rest: Vec<Endpoint> = first.into_iter().filter(|e| ![3, 6, 255].contains(&e.id)).collect();
+            check(rest.clone()).await?;
+            for ep in [with_port, with_dev, v4_port_dev] {
+                pm.add_endpoint(&ep).await.ctx(&format!("add {ep:?}"))?;
+                rest.push(ep);
+            }
+            check(rest).await?;
+            pm.flush_endpoints().await.ctx("flush")?;
+            eq(pm.endpoints().await.ctx("dump")?, vec![], "dump after flush")?;
+            eq(ip_endpoints(ns)?, Vec::<String>::new(), "ip after flush")?;
+            Ok(())
+        })
+    })
+}
+
+fn endpoints_added_by_iproute2_decode() -> TestResult {
+    in_netns("ipadd", |ns, rt| {
+        let va = veth_with_addrs(ns, &["10.1.0.1/24"])?;
+        for args in [
+            &["10.1.0.1", "id", "20", "signal", "port", "4000", "dev", "va"][..],
+            &["fd00::21", "id", "21", "subflow", "backup", "fullmesh"],
+            &["10.1.0.22", "id", "22", "signal", "subflow"],
+        ] {
+            let mut cmd = vec!["mptcp", "endpoint", "add"];
+            cmd.extend_from_slice(args);
+            ns.ip(&cmd).ctx("ip mptcp endpoint add")?;
+        }
+        let got = rt.block_on(async { PmHandle::connect().await?.endpoints().await }).ctx("dump")?;
+        let mut a = endpoint(20, "10.1.0.1", EndpointFlags::SIGNAL);
+        a.port = Some(4000);
+        a.ifindex = Some(va);
+        let want = vec![
+            a,
+            endpoint(21, "fd00::21", EndpointFlags::SUBFLOW | EndpointFlags::BACKUP | EndpointFlags::FULLMESH),
+            endpoint(22, "10.1.0.22", EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW),
+        ];
+        eq(&got, &want, "endpoints added by ip, read by us")?;
+        eq(ip_endpoints(ns)?, ip_style_all(&got, &[(va, "va")]), "ip show vs our decode")
+    })
+}
+
+fn kernel_picks_id_and_refuses_duplicates() -> TestResult {
+    in_netns("dup", |ns, rt| {
+        rt.block_on(async {
+            let pm = PmHandle::connect().await.ctx("connect")?;
+            pm.add_endpoint(&endpoint(5, "10.2.0.5", EndpointFlags::SUBFLOW)).await.ctx("add id 5")?;
+            pm.add_endpoint(&endpoint(0, "10.2.0.6", EndpointFlags::SIGNAL)).await.ctx("add id 0")?;
+            let eps = pm.endpoints().await.ctx("dump")?;
+            let picked = eps
+                .iter()
+                .find(|e| e.addr == "10.2.0.6".parse::<IpAddr>().unwrap())
+                .ok_or("kernel-picked endpoint missing")?;
+            ensure(picked.id != 0 && picked.id != 5, || format!("kernel picked id {}", picked.id))?;
+            let ip = ip_endpoints(ns)?;
+            ensure(ip.contains(&format!("10.2.0.6 id {} signal", picked.id)), || format!("ip: {ip:?}"))?;
+
+            // Same address again: EEXIST with the kernel's message.
+            let err = pm
+                .add_endpoint(&endpoint(0, "10.2.0.5", EndpointFlags::SUBFLOW))
+                .await
+                .err()
+                .ok_or("duplicate address accepted")?;
+            ensure(err.is_already_exists(), || format!("duplicate address: {err}"))?;
+            ensure(matches!(&err, Error::Kernel { command: Cmd::AddAddr, .. }), || format!("{err:?}"))?;
+            let msg = err.kernel_message().unwrap_or_default().to_string();
+            ensure(msg.contains("duplicate"), || format!("extack message {msg:?}"))?;
+            // Same id, other address: refused too.
+            let err = pm
+                .add_endpoint(&endpoint(5, "10.2.0.99", EndpointFlags::SUBFLOW))
+                .await
+                .err()
+                .ok_or("duplicate id accepted")?;
+            ensure(matches!(&err, Error::Kernel { .. }), || format!("duplicate id: {err:?}"))?;
+            eprintln!("kernel facts: duplicate id -> {err}");
+            eq(ip_endpoints(ns)?.len(), 2, "nothing added by the refused requests")?;
+            Ok(())
+        })
+    })
+}
+
+fn delete_and_get_errors() -> TestResult {
+    in_netns("del", |ns, rt| {
+        rt.block_on(async {
+            let pm = PmHandle::connect().await.ctx("connect")?;
+            let err = pm.del_endpoint(77).await.err().ok_or("deleting a missing id succeeded")?;
+            ensure(matches!(&err, Error::Kernel { command: Cmd::DelAddr, errno, .. } if *errno == libc::EINVAL), || {
+                format!("{err:?}")
+            })?;
+            eq(err.kernel_message(), Some("address not found"), "extack")?;
+            let err = pm.endpoint(77).await.err().ok_or("getting a missing id succeeded")?;
+            ensure(matches!(&err, Error::Kernel { command: Cmd::GetAddr, .. }), || format!("{err:?}"))?;
+            eprintln!("kernel facts: GET_ADDR of a missing id -> {err}");
+            // Id 0 is not an endpoint: refused before sending.
+            ensure(matches!(pm.del_endpoint(0).await, Err(Error::InvalidRequest(_))), || "del id 0".into())?;
+            // DEL_ADDR id 0 + address without connections using it: accepted, no-op.
+            pm.add_endpoint(&endpoint(1, "10.3.0.1", EndpointFlags::SUBFLOW)).await.ctx("add")?;
+            pm.del_id_zero_address("10.3.0.9".parse().unwrap()).await.ctx("del id 0 address")?;
+            pm.del_id_zero_address("10.3.0.1".parse().unwrap()).await.ctx("del id 0 endpoint address")?;
+            eq(ip_endpoints(ns)?, vec!["10.3.0.1 id 1 subflow".to_string()], "id 0 delete keeps endpoints")?;
+            Ok(())
+        })
+    })
+}
+
+fn limits_get_set_and_maximum() -> TestResult {
+    in_netns("lim", |ns, rt| {
+        rt.block_on(async {
+            let pm = PmHandle::connect().await.ctx("connect")?;
+            let l = pm.limits().await.ctx("get")?;
+            let (ip_add, ip_sub) = ip_limits(ns)?;
+            eq((l.add_addr_accepted, l.subflows), (Some(ip_add), Some(ip_sub)), "defaults vs ip")?;
+            pm.set_limits(Limits {
+                subflows: Some(8),
+                add_addr_accepted: Some(8),
+            })
+            .await
+            .ctx("set 8 8")?;
+            eq(ip_limits(ns)?, (8, 8), "ip after set")?;
+            // Only one limit: the other stays.
+            pm.set_limits(Limits {
+                subflows: Some(3),
+                add_addr_accepted: None,
+            })
+            .await
+            .ctx("set subflows")?;
+            eq(ip_limits(ns)?, (8, 3), "ip after partial set")?;
+            pm.set_limits(Limits {
+                subflows: None,
+                add_addr_accepted: Some(0),
+            })
+            .await
+            .ctx("set add_addr_accepted")?;
+            eq(
+                pm.limits().await.ctx("get")?,
+                Limits {
+                    subflows: Some(3),
+                    add_addr_accepted: Some(0),
+                },
+                "get after partial set",
+            )?;
+            // Above the maximum: EINVAL with the kernel's extack message; nothing changes.
+            let err = pm
+                .set_limits(Limits {
+                    subflows: Some(9),
+                    add_addr_accepted: None,
+                })
+                .await
+                .err()
+                .ok_or("limit 9 accepted")?;
+            ensure(
+                matches!(&err, Error::Kernel { command: Cmd::SetLimits, errno, .. } if *errno == libc::EINVAL),
+                || format!("{err:?}"),
+            )?;
+            let msg = err.kernel_message().unwrap_or_default();
+            ensure(msg.starts_with("limit greater than maximum"), || format!("extack {msg:?}"))?;
+            eq(ip_limits(ns)?, (0, 3), "ip after refused set")?;
+            Ok(())
+        })
+    })
+}
+
+fn set_flags_backup_and_fullmesh() -> TestResult {
+    in_netns("flags", |ns, rt| {
+        rt.block_on(async {
+            let pm = PmHandle::connect().await.ctx("connect")?;
+            pm.add_endpoint(&endpoint(1, "10.4.0.1", EndpointFlags::SUBFLOW)).await.ctx("add 1")?;
+            pm.add_endpoint(&endpoint(2, "fd00::2", EndpointFlags::SIGNAL)).await.ctx("add 2")?;
+            pm.set_endpoint_flags(EndpointKey::Id(1), EndpointFlags::BACKUP).await.ctx("backup on by id")?;
+            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow backup".into(), "ip after backup on")?;
+            eq(
+                pm.endpoint(1).await.ctx("get")?.flags,
+                EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
+                "get after backup on",
+            )?;
+            let key = EndpointKey::Addr {
+                addr: "10.4.0.1".parse().unwrap(),
+                port: None,
+            };
+            pm.set_endpoint_flags(key, EndpointFlags::FULLMESH).await.ctx("fullmesh on, backup off by address")?;
+            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow fullmesh".into(), "ip after change")?;
+            pm.set_endpoint_flags(key, EndpointFlags::empty()).await.ctx("all off")?;
+            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow".into(), "ip after all off")?;
+            // SET_FLAGS changes only backup/fullmesh: SIGNAL in the request is ignored.
+            let v6 = EndpointKey::Addr {
+                addr: "fd00::2".parse().unwrap(),
+                port: None,
+            };
+            pm.set_endpoint_flags(v6, EndpointFlags::BACKUP | EndpointFlags::SUBFLOW).await.ctx("v6 backup")?;
+            eq(ip_endpoints(ns)?[1].clone(), "fd00::2 id 2 signal backup".into(), "ip v6 after backup")?;
+            // Fullmesh on a signal endpoint: EINVAL "invalid addr flags".
+            let err = pm
+                .set_endpoint_flags(EndpointKey::Id(2), EndpointFlags::FULLMESH)
+                .await
+                .err()
+                .ok_or("fullmesh on signal accepted")?;
+            eq(err.kernel_message(), Some("invalid addr flags"), "extack")?;
+            // Unknown endpoint / id 0.
+            let err = pm.set_endpoint_flags(EndpointKey::Id(9), EndpointFlags::BACKUP).await.err().ok_or("id 9")?;
+            eq(err.kernel_message(), Some("address not found"), "extack")?;
+            let err = pm.set_endpoint_flags(EndpointKey::Id(0), EndpointFlags::BACKUP).await.err().ok_or("id 0")?;
+            eprintln!("kernel facts: SET_FLAGS id 0 -> {err}");
+            ensure(matches!(err, Error::Kernel { command: Cmd::SetFlags, .. }), || format!("{err:?}"))?;
+            Ok(())
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Events.
+
+/// A burst larger than the receive buffer: the stream reports `EventsLost`, then goes on.
+fn events_lost_on_overrun_then_continue() -> TestResult {
+    in_netns("evlost", |_ns, rt| {
+        let mut events = rt.block_on(mptcp_genl::subscribe_events()).ctx("subscribe")?;
+        events.set_receive_buffer(1).ctx("receive buffer")?; // the kernel's minimum
+        // Every MPTCP listener sends LISTENER_CREATED and LISTENER_CLOSED.
+        for i in 0..300u16 {
+            let l = mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 20000 + i)).ctx("listen")?;
+            drop(l);
+        }
+        let mut w = Watch {
+            name: "burst",
+            stream: events,
+            seen: Vec::new(),
+        };
+        rt.block_on(async {
+            let (mut lost, mut received) = (false, 0usize);
+            // Drain what is queued; the overrun is reported where it happened.
+            while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(300), w.stream.next()).await {
+                match item {
+                    Err(Error::EventsLost) => lost = true,
+                    Err(e) => return Err(format!("unexpected error {e}")),
+                    Ok(_) => received += 1,
+                }
+            }
+            ensure(lost, || format!("no EventsLost after 600 events ({received} received)"))?;
+            ensure(received < 600, || "every event arrived despite the tiny buffer".into())?;
+            eprintln!("kernel facts: 600 listener events, rcvbuf minimum: {received} received, overrun reported");
+            Ok::<_, String>(())
+        })?;
+        // The stream still works.
+        let l = mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 19999)).ctx("listen")?;
+        rt.block_on(w.expect("LISTENER_CREATED after the overrun", |e| {
+            e.kind == EventKind::ListenerCreated && e.sport == Some(19999)
+        }))?;
+        drop(l);
+        Ok(())
+    })
+}
+
+// Events from a real connection.
+
+const PORT: u16 = 10100;
+const WAIT: Duration = Duration::from_secs(5);
+const IPPROTO_MPTCP: libc::c_int = 262;
+
+fn mptcp_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the returned descriptor is owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, IPPROTO_MPTCP) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// An MPTCP listener (`socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)`) in the current netns.
+fn mptcp_listen(addr: SocketAddrV4) -> io::Result<TcpListener> {
+    use std::os::fd::AsRawFd;
+    let fd = mptcp_socket()?;
+    let sa = sockaddr(addr);
+    // SAFETY: sa is a valid sockaddr_in of the given length; fd is open.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    // SAFETY: fd is an open, bound socket.
+    check(unsafe { libc::listen(fd.as_raw_fd(), 16) })?;
+    Ok(TcpListener::from(fd))
+}
+
+/// A connected MPTCP client socket in the current netns.
+fn mptcp_connect(addr: SocketAddrV4) -> io::Result<TcpStream> {
+    use std::os::fd::AsRawFd;
+    let fd = mptcp_socket()?;
+    let sa = sockaddr(addr);
+    // SAFETY: as in mptcp_listen.
+    check(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(WAIT))?;
+    s.set_write_timeout(Some(WAIT))?;
+    Ok(s)
+}
+
+/// Events seen so far on one side, for error messages.
+struct Watch {
+    name: &'static str,
+    stream: EventStream,
+    seen: Vec<PmEvent>,
+}
+
+impl Watch {
+    /// Wait (bounded) for the next event matching `pred`; earlier events are kept in `seen`.
+    async fn expect(&mut self, what: &str, pred: impl Fn(&PmEvent) -> bool) -> Result<PmEvent, String> {
+        if let Some(i) = self.seen.iter().position(&pred) {
+            return Ok(self.seen.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => {
+                    let seen: Vec<String> = self.seen.iter().map(|e| e.to_string()).collect();
+                    return Err(format!(
+                        "{}: no {what} within {WAIT:?}; unconsumed events:\n  {}",
+                        self.name,
+                        seen.join("\n  ")
+                    ));
+                }
+                Ok(None) => return Err(format!("{}: event stream ended", self.name)),
+                Ok(Some(Err(e))) => return Err(format!("{}: event error: {e}", self.name)),
+                Ok(Some(Ok(ev))) => {
+                    eprintln!("{} event: {ev}", self.name);
+                    if pred(&ev) {
+                        return Ok(ev);
+                    }
+                    self.seen.push(ev);
+                }
+            }
+        }
+    }
+}
+
+fn ip4(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn events_from_a_real_connection() -> TestResult {
+    let srv = Netns::new("evsrv").ctx("server netns")?;
+    let cli = Netns::new("evcli").ctx("client netns")?;
+    // One veth pair; two addresses on each side (client: a second subflow; server: a
+    // second address to announce).
+    let srv_dev = "s0";
+    cli.ip(&["link", "add", "c0", "type", "veth", "peer", "name", srv_dev, "netns", srv.name()])
+        .ctx("veth")?;
+    for (ns, dev, addrs) in [(&cli, "c0", ["10.9.0.2/24", "10.9.0.3/24"]), (&srv, srv_dev, ["10.9.0.1/24", "10.9.0.4/24"])] {
+        for a in addrs {
+            ns.ip(&["addr", "add", a, "dev", dev, "nodad"]).ctx("addr")?;
+        }
+        ns.ip(&["link", "set", dev, "up"]).ctx("link up")?;
+    }
+    let c0 = ifindex(&cli, "c0")?;
+    let rt = runtime()?;
+    let limits = Limits {
+        subflows: Some(8),
+        add_addr_accepted: Some(8),
+    };
+
+    // Handles and event streams, each opened inside its namespace.
+    let (srv_pm, srv_ev) = {
+        let _in = srv.enter().ctx("enter server")?;
+        rt.block_on(async {
+            let pm = PmHandle::connect().await?;
+            pm.set_limits(limits).await?;
+            let ev = pm.subscribe_events()?;
+            Ok::<_, Error>((pm, ev))
+        })
+        .ctx("server pm")?
+    };
+    let (cli_pm, cli_ev) = {
+        let _in = cli.enter().ctx("enter client")?;
+        rt.block_on(async {
+            let pm = PmHandle::connect().await?;
+            pm.set_limits(limits).await?;
+            let ev = mptcp_genl::subscribe_events().await?;
+            Ok::<_, Error>((pm, ev))
+        })
+        .ctx("client pm")?
+    };
+    let mut srv_w = Watch {
+        name: "server",
+        stream: srv_ev,
+        seen: Vec::new(),
+    };
+    let mut cli_w = Watch {
+        name: "client",
+        stream: cli_ev,
+        seen: Vec::new(),
+    };
+
+    // LISTENER_CREATED when an MPTCP socket listens (6.2+).
+    let server_addr = SocketAddrV4::new("10.9.0.1".parse().unwrap(), PORT);
+    let listener = {
+        let _in = srv.enter().ctx("enter server")?;
+        mptcp_listen(SocketAddrV4::new("0.0.0.0".parse().unwrap(), PORT)).ctx("listen")?
+    };
+    rt.block_on(async {
+        let ev = srv_w.expect("LISTENER_CREATED", |e| e.kind == EventKind::ListenerCreated).await?;
+        eq(ev.sport, Some(PORT), "listener sport")?;
+        eq(ev.family, Some(2), "listener family")?;
+        Ok::<_, String>(())
+    })?;
+
+    // CREATED / ESTABLISHED on both sides, with data exchanged.
+    let mut client = {
+        let _in = cli.enter().ctx("enter client")?;
+        mptcp_connect(server_addr).ctx("connect")?
+    };
+    let (mut served, _) = listener.accept().ctx("accept")?;
+    served.set_read_timeout(Some(WAIT)).ctx("timeout")?;
+    client.write_all(b"ping").ctx("client write")?;
+    let mut buf = [0u8; 4];
+    served.read_exact(&mut buf).ctx("server read")?;
+    served.write_all(b"pong").ctx("server write")?;
+    client.read_exact(&mut buf).ctx("client read")?;
+    let token = rt.block_on(async {
+        let created = cli_w.expect("CREATED", |e| e.kind == EventKind::Created).await?;
+        eq(created.saddr, Some(ip4("10.9.0.2")), "created saddr")?;
+        eq(created.daddr, Some(ip4("10.9.0.1")), "created daddr")?;
+        eq(created.dport, Some(PORT), "created dport")?;
+        ensure(!created.is_server_side(), || "client event marked server side".into())?;
+        let token = created.token.ok_or("CREATED without token")?;
+        let est = cli_w.expect("ESTABLISHED", |e| e.kind == EventKind::Established).await?;
+        eq(est.token, Some(token), "established token")?;
+        let s_created = srv_w.expect("server CREATED", |e| e.kind == EventKind::Created).await?;
+        ensure(s_created.is_server_side(), || format!("server CREATED not server side: {s_created}"))?;
+        eprintln!(
+            "kernel facts: server CREATED server_side attr {:?}, flags {:?}",
+            s_created.server_side, s_created.flags
+        );
+        eq(s_created.sport, Some(PORT), "server created sport")?;
+        srv_w.expect("server ESTABLISHED", |e| e.kind == EventKind::Established).await?;
+        Ok::<_, String>(token)
+    })?;
+
+    // SUB_ESTABLISHED after adding a subflow endpoint on the client.
+    let sub_ep = Endpoint {
+        id: 30,
+        addr: ip4("10.9.0.3"),
+        port: None,
+        flags: EndpointFlags::SUBFLOW,
+        ifindex: Some(c0),
+        unknown: Vec::new(),
+    };
+    rt.block_on(async {
+        cli_pm.add_endpoint(&sub_ep).await.ctx("client add subflow endpoint")?;
+        let ev = cli_w
+            .expect("SUB_ESTABLISHED from 10.9.0.3", |e| {
+                e.kind == EventKind::SubEstablished && e.saddr == Some(ip4("10.9.0.3"))
+            })
+            .await?;
+        eq(ev.token, Some(token), "sub token")?;
+        eq(ev.loc_id, Some(30), "sub loc_id = endpoint id")?;
+        eq(ev.rem_id, Some(0), "sub rem_id = initial address")?;
+        eq(ev.daddr, Some(ip4("10.9.0.1")), "sub daddr")?;
+        eq(ev.dport, Some(PORT), "sub dport")?;
+        eq(ev.backup, Some(false), "sub backup")?;
+        eq(ev.ifindex, Some(c0), "sub ifindex")?;
+        eq(ev.error, None, "sub error")?;
+        srv_w
+            .expect("server SUB_ESTABLISHED", |e| {
+                e.kind == EventKind::SubEstablished && e.daddr == Some(ip4("10.9.0.3"))
+            })
+            .await?;
+        Ok::<_, String>(())
+    })?;
+
+    // ANNOUNCED on the client when the server adds a signal endpoint; REMOVED when it
+    // deletes it.
+    rt.block_on(async {
+        srv_pm
+            .add_endpoint(&Endpoint::new(ip4("10.9.0.4"), EndpointFlags::SIGNAL))
+            .await
+            .ctx("server add signal endpoint")?;
+        let sig_id = srv_pm
+            .endpoints()
+            .await
+            .ctx("server dump")?
+            .iter()
+            .find(|e| e.addr == ip4("10.9.0.4"))
+            .map(|e| e.id)
+            .ok_or("signal endpoint missing")?;
+        let ann = cli_w.expect("ANNOUNCED", |e| e.kind == EventKind::Announced).await?;
+        eq(ann.token, Some(token), "announced token")?;
+        eq(ann.rem_id, Some(sig_id), "announced rem_id = server endpoint id")?;
+        eq(ann.daddr, Some(ip4("10.9.0.4")), "announced daddr")?;
+        // The client's PM opens a subflow to the announced address.
+        cli_w
+            .expect("SUB_ESTABLISHED to 10.9.0.4", |e| {
+                e.kind == EventKind::SubEstablished && e.daddr == Some(ip4("10.9.0.4"))
+            })
+            .await?;
+        srv_pm.del_endpoint(sig_id).await.ctx("server delete signal endpoint")?;
+        let rem = cli_w.expect("REMOVED", |e| e.kind == EventKind::Removed).await?;
+        eq(rem.token, Some(token), "removed token")?;
+        eq(rem.rem_id, Some(sig_id), "removed rem_id")?;
+        cli_w
+            .expect("SUB_CLOSED to 10.9.0.4", |e| {
+                e.kind == EventKind::SubClosed && e.daddr == Some(ip4("10.9.0.4"))
+            })
+            .await?;
+        Ok::<_, String>(())
+    })?;
+
+    // SUB_PRIORITY when the client marks its subflow endpoint backup (MP_PRIO).
+    rt.block_on(async {
+        cli_pm
+            .set_endpoint_flags(EndpointKey::Id(30), EndpointFlags::BACKUP)
+            .await
+            .ctx("client set backup")?;
+        let prio = srv_w
+            .expect("server SUB_PRIORITY", |e| e.kind == EventKind::SubPriority)
+            .await?;
+        eq(prio.token.is_some(), true, "priority token")?;
+        eq(prio.backup, Some(true), "priority backup")?;
+        eq(prio.daddr, Some(ip4("10.9.0.3")), "priority daddr (server view)")?;
+        Ok::<_, String>(())
+    })?;
+
+    // DEL_ADDR with id 0 and the client's initial address: the kernel closes the initial
+    // subflow (local id 0) and tells the peer (RM_ADDR id 0); the connection lives on over
+    // the 10.9.0.3 subflow. No endpoint is involved.
+    rt.block_on(async {
+        cli_pm.del_id_zero_address(ip4("10.9.0.2")).await.ctx("client del id 0 address")?;
+        let closed = cli_w
+            .expect("SUB_CLOSED of the initial subflow", |e| {
+                e.kind == EventKind::SubClosed && e.saddr == Some(ip4("10.9.0.2"))
+            })
+            .await?;
+        eq(closed.loc_id, Some(0), "initial subflow loc_id")?;
+        eq(closed.daddr, Some(ip4("10.9.0.1")), "initial subflow daddr")?;
+        let rem = srv_w.expect("server REMOVED id 0", |e| e.kind == EventKind::Removed).await?;
+        eq(rem.rem_id, Some(0), "server REMOVED rem_id")?;
+        Ok::<_, String>(())
+    })?;
+    client.write_all(b"still").ctx("write after removing the initial subflow")?;
+    let mut still = [0u8; 5];
+    served.read_exact(&mut still).ctx("read over the remaining subflow")?;
+
+    // SUB_CLOSED with an error when the server kills the subflow (ss -K).
+    srv.exec_ok("ss", &["-K", "dst", "10.9.0.3"]).ctx("ss -K")?;
+    rt.block_on(async {
+        let closed = cli_w
+            .expect("SUB_CLOSED from 10.9.0.3", |e| {
+                e.kind == EventKind::SubClosed && e.saddr == Some(ip4("10.9.0.3"))
+            })
+            .await?;
+        eq(closed.token, Some(token), "sub closed token")?;
+        eq(closed.loc_id, Some(30), "sub closed loc_id")?;
+        eq(closed.error, Some(libc::ECONNRESET as u8), "client subflow error (reset by peer)")?;
+        let s_closed = srv_w
+            .expect("server SUB_CLOSED", |e| e.kind == EventKind::SubClosed && e.daddr == Some(ip4("10.9.0.3")))
+            .await?;
+        ensure(s_closed.error.is_some(), || format!("server SUB_CLOSED without error: {s_closed}"))?;
+        Ok::<_, String>(())
+    })?;
+
+    // CLOSED on both sides, LISTENER_CLOSED when the listener goes.
+    drop(client);
+    drop(served);
+    rt.block_on(async {
+        let c = cli_w.expect("CLOSED", |e| e.kind == EventKind::Closed).await?;
+        eq(c.token, Some(token), "closed token")?;
+        srv_w.expect("server CLOSED", |e| e.kind == EventKind::Closed).await?;
+        Ok::<_, String>(())
+    })?;
+    drop(listener);
+    rt.block_on(async {
+        let ev = srv_w.expect("LISTENER_CLOSED", |e| e.kind == EventKind::ListenerClosed).await?;
+        eq(ev.sport, Some(PORT), "listener closed sport")?;
+        Ok::<_, String>(())
+    })?;
+    Ok(())
+}
