@@ -79,7 +79,8 @@ check_names() {
   [[ $P =~ ^[a-z0-9]{1,12}$ ]] || die "LAB_PREFIX '$P' must be 1-12 chars of [a-z0-9]"
   # sun_path holds 107 bytes
   [ ${#BUS_SOCKET} -lt 100 ] || die "LAB_DIR too long for a unix socket path: $BUS_SOCKET"
-  case $LAB in /*) ;; *) die "LAB_DIR must be absolute";; esac
+  # absolute and shell-word safe, so unquoted expansions below cannot split or glob
+  [[ $LAB =~ ^/[A-Za-z0-9._/-]+$ ]] || die "LAB_DIR '$LAB' must be an absolute path of [A-Za-z0-9._/-]"
 }
 
 valid_uplink() { case " $UPLINKS " in *" $1 "*) ;; *) die "unknown uplink '$1' (have: $UPLINKS)";; esac; }

@@ -60,7 +60,7 @@ def render(crates):
         "# Generated from Cargo.lock by tools/gen-crates-inc.py (same layout as",
         "# `bitbake -c update_crates mptcp-agent`). Do not edit; tools/test.d checks it against Cargo.lock.",
         "",
-        'SRC_URI += " \\',
+        'SRC_URI += "\\',
     ]
     lines += [f"    crate://crates.io/{name}/{version} \\" for name, version in keys]
     lines += ['"', ""]

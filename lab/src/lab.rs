@@ -105,7 +105,10 @@ impl LabOptions {
     }
 
     fn args(&self) -> Vec<String> {
-        let mut a = vec!["--nm-mptcp".to_string(), if self.nm_mptcp { "on" } else { "off" }.to_string()];
+        let mut a = vec![
+            "--nm-mptcp".to_string(),
+            if self.nm_mptcp { "on" } else { "off" }.to_string(),
+        ];
         if self.mptcpd {
             a.push("--mptcpd".into());
         }
@@ -115,11 +118,17 @@ impl LabOptions {
         for u in &self.no_default_route {
             a.extend(["--no-default".into(), u.clone()]);
         }
-        a.extend(["--rate".into(), self.rate.clone().unwrap_or_else(|| "none".into())]);
+        a.extend([
+            "--rate".into(),
+            self.rate.clone().unwrap_or_else(|| "none".into()),
+        ]);
         if self.iperf3_server {
             a.push("--iperf3".into());
         }
-        a.extend(["--timeout".into(), self.startup_timeout.as_secs().max(1).to_string()]);
+        a.extend([
+            "--timeout".into(),
+            self.startup_timeout.as_secs().max(1).to_string(),
+        ]);
         a
     }
 }
@@ -208,7 +217,10 @@ impl Lab {
     pub fn up_named(prefix: &str, dir: &Path, opts: LabOptions) -> io::Result<Lab> {
         let script = script_path();
         // Best effort: a stale lab only costs memory, it never blocks a new one.
-        let _ = Command::new(&script).arg("sweep").env("LAB_PREFIX", prefix).output();
+        let _ = Command::new(&script)
+            .arg("sweep")
+            .env("LAB_PREFIX", prefix)
+            .output();
         let out = Command::new(&script)
             .arg("up")
             .args(opts.args())
@@ -244,10 +256,14 @@ impl Lab {
             .map(|name| {
                 let k = |s: &str| format!("LAB_{}_{s}", name.to_uppercase());
                 let ip4 = |s: &str| -> io::Result<Ipv4Addr> {
-                    self.env_value(&k(s))?.parse().map_err(|e| bad(format!("{}: {e}", k(s))))
+                    self.env_value(&k(s))?
+                        .parse()
+                        .map_err(|e| bad(format!("{}: {e}", k(s))))
                 };
                 let ip6 = |s: &str| -> io::Result<Ipv6Addr> {
-                    self.env_value(&k(s))?.parse().map_err(|e| bad(format!("{}: {e}", k(s))))
+                    self.env_value(&k(s))?
+                        .parse()
+                        .map_err(|e| bad(format!("{}: {e}", k(s))))
                 };
                 Ok(Uplink {
                     name: name.to_string(),
@@ -258,7 +274,10 @@ impl Lab {
                     gw6: ip6("GW6")?,
                     seen4: ip4("SEEN4")?,
                     seen6: ip6("SEEN6")?,
-                    metric: self.env_value(&k("METRIC"))?.parse().map_err(|e| bad(format!("metric: {e}")))?,
+                    metric: self
+                        .env_value(&k("METRIC"))?
+                        .parse()
+                        .map_err(|e| bad(format!("metric: {e}")))?,
                     default_route: self.env_value(&k("DEFAULT_ROUTE"))? == "true",
                     peer_ns: self.env_value(&k("PEER_NS"))?.to_string(),
                     peer_if: self.env_value(&k("PEER_IF"))?.to_string(),
@@ -303,13 +322,22 @@ impl Lab {
     }
     /// `DBUS_SYSTEM_BUS_ADDRESS` of the lab's private system bus (usable from any namespace).
     pub fn bus_address(&self) -> &str {
-        self.env.get("DBUS_SYSTEM_BUS_ADDRESS").map(String::as_str).unwrap_or("")
+        self.env
+            .get("DBUS_SYSTEM_BUS_ADDRESS")
+            .map(String::as_str)
+            .unwrap_or("")
     }
     pub fn server_addr4(&self) -> Ipv4Addr {
-        self.env.get("LAB_SERVER_ADDR4").and_then(|v| v.parse().ok()).unwrap_or(Ipv4Addr::UNSPECIFIED)
+        self.env
+            .get("LAB_SERVER_ADDR4")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
     pub fn server_addr6(&self) -> Ipv6Addr {
-        self.env.get("LAB_SERVER_ADDR6").and_then(|v| v.parse().ok()).unwrap_or(Ipv6Addr::UNSPECIFIED)
+        self.env
+            .get("LAB_SERVER_ADDR6")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(Ipv6Addr::UNSPECIFIED)
     }
     pub fn uplinks(&self) -> &[Uplink] {
         &self.uplinks
@@ -318,7 +346,10 @@ impl Lab {
     pub fn uplink(&self, name: &str) -> io::Result<&Uplink> {
         self.uplinks.iter().find(|u| u.name == name).ok_or_else(|| {
             let have: Vec<&str> = self.uplinks.iter().map(|u| u.name.as_str()).collect();
-            io::Error::new(io::ErrorKind::NotFound, format!("no uplink {name} (have {have:?})"))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no uplink {name} (have {have:?})"),
+            )
         })
     }
     /// Seconds `lab.sh up` took, and of those NetworkManager's start → all uplinks activated.
@@ -326,7 +357,9 @@ impl Lab {
         self.env.get("LAB_UP_S").and_then(|v| v.parse().ok())
     }
     pub fn nm_startup_seconds(&self) -> Option<f64> {
-        self.env.get("LAB_NM_STARTUP_S").and_then(|v| v.parse().ok())
+        self.env
+            .get("LAB_NM_STARTUP_S")
+            .and_then(|v| v.parse().ok())
     }
 
     // --- running things --------------------------------------------------------------------
@@ -358,12 +391,24 @@ impl Lab {
     /// Run a program in a namespace and wait; stdout, or an error with stderr.
     pub fn exec(&self, node: Node, program: &str, args: &[&str]) -> io::Result<String> {
         let out = self.command(node, program).args(args).output()?;
-        check(&format!("{} in {}: {program} {}", node.arg(), self.ns(node), args.join(" ")), out)
+        check(
+            &format!(
+                "{} in {}: {program} {}",
+                node.arg(),
+                self.ns(node),
+                args.join(" ")
+            ),
+            out,
+        )
     }
 
     /// `ip -n NS ARGS...`.
     pub fn ip(&self, node: Node, args: &[&str]) -> io::Result<String> {
-        let out = Command::new("ip").arg("-n").arg(self.ns(node)).args(args).output()?;
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(self.ns(node))
+            .args(args)
+            .output()?;
         check(&format!("ip -n {} {}", self.ns(node), args.join(" ")), out)
     }
 
@@ -374,7 +419,10 @@ impl Lab {
 
     /// `nmcli ARGS...` against the lab's private bus.
     pub fn nmcli(&self, args: &[&str]) -> io::Result<String> {
-        let out = Command::new("nmcli").args(args).env("DBUS_SYSTEM_BUS_ADDRESS", self.bus_address()).output()?;
+        let out = Command::new("nmcli")
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus_address())
+            .output()?;
         check(&format!("nmcli {}", args.join(" ")), out)
     }
 
@@ -393,7 +441,11 @@ impl Lab {
         let conn = self.uplink(uplink)?.connection.clone();
         let s = self.nmcli(&["-g", "GENERAL.STATE", "connection", "show", &conn])?;
         let s = s.trim();
-        Ok(if s.is_empty() { None } else { Some(s.to_string()) })
+        Ok(if s.is_empty() {
+            None
+        } else {
+            Some(s.to_string())
+        })
     }
 
     /// `lab.sh status`.
@@ -406,17 +458,20 @@ impl Lab {
     /// Cut (`false`) or restore (`true`) the uplink's carrier from the far side: the peer
     /// veth goes admin-down, so the device sees NO-CARRIER. Returns once the device side shows it.
     pub fn carrier(&self, uplink: &str, on: bool) -> io::Result<()> {
-        self.script(&["carrier", uplink, if on { "on" } else { "off" }]).map(drop)
+        self.script(&["carrier", uplink, if on { "on" } else { "off" }])
+            .map(drop)
     }
 
     /// Set the uplink admin up/down on the device side (`ip link set`).
     pub fn link(&self, uplink: &str, up: bool) -> io::Result<()> {
-        self.script(&["link", uplink, if up { "up" } else { "down" }]).map(drop)
+        self.script(&["link", uplink, if up { "up" } else { "down" }])
+            .map(drop)
     }
 
     /// `nmcli connection up/down uplink-IF` (waits for NM, bounded).
     pub fn connection(&self, uplink: &str, up: bool) -> io::Result<()> {
-        self.script(&["conn", uplink, if up { "up" } else { "down" }]).map(drop)
+        self.script(&["conn", uplink, if up { "up" } else { "down" }])
+            .map(drop)
     }
 
     /// `ss -K` in the server namespace with an ss filter, e.g. `["dst", "10.20.0.2"]`:
@@ -463,7 +518,9 @@ impl Lab {
         let mut args = vec!["spawn", node.arg(), name];
         args.extend_from_slice(argv);
         let out = self.script(&args)?;
-        out.trim().parse().map_err(|e| bad(format!("spawn {name}: pid {out:?}: {e}")))
+        out.trim()
+            .parse()
+            .map_err(|e| bad(format!("spawn {name}: pid {out:?}: {e}")))
     }
 
     /// Stop a process started by the lab (`nm`, `dbus`, `mptcpd`, `iperf3` or a spawn name).
@@ -473,20 +530,37 @@ impl Lab {
 
     /// Pid of a running lab process (`nm`, `dbus`, `mptcpd`, ...), `None` if not running.
     pub fn pid(&self, name: &str) -> Option<u32> {
-        self.pids().into_iter().find(|(n, _)| n == name).map(|(_, p)| p)
+        self.pids()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
     }
 
     /// Every running lab process: (name, pid).
     pub fn pids(&self) -> Vec<(String, u32)> {
         let mut v = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.dir.join("pids")) else { return v };
+        let Ok(rd) = std::fs::read_dir(self.dir.join("pids")) else {
+            return v;
+        };
         for e in rd.flatten() {
             let path = e.path();
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
             let mut it = text.split_whitespace();
-            let (Some(pid), Some(start)) = (it.next(), it.next()) else { continue };
-            let Ok(pid) = pid.parse::<u32>() else { continue };
+            let (Some(pid), Some(start)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
             if process_start_time(pid).as_deref() == Some(start) && !process_is_zombie(pid) {
                 v.push((name, pid));
             }
@@ -502,19 +576,29 @@ impl Lab {
     pub fn traffic_server(&self, port: u16) -> io::Result<TrafficServer> {
         TrafficServer::start(
             self.server_ns(),
-            vec![SocketAddr::from((self.server_addr4(), port)), SocketAddr::from((self.server_addr6(), port))],
+            vec![
+                SocketAddr::from((self.server_addr4(), port)),
+                SocketAddr::from((self.server_addr6(), port)),
+            ],
         )
     }
 
     /// Run a traffic client in the device namespace and wait for its result.
     pub fn traffic_client(&self, cfg: ClientConfig) -> io::Result<Transfer> {
-        self.spawn_traffic_client(cfg)?.join().map_err(|_| io::Error::other("traffic client thread panicked"))?
+        self.spawn_traffic_client(cfg)?
+            .join()
+            .map_err(|_| io::Error::other("traffic client thread panicked"))?
     }
 
     /// Start a traffic client in the device namespace in a thread (e.g. to flap links
     /// meanwhile); join the handle for the result.
-    pub fn spawn_traffic_client(&self, cfg: ClientConfig) -> io::Result<JoinHandle<io::Result<Transfer>>> {
-        run_in_netns(self.dev_ns(), move || traffic::run_client(&cfg, None, &mut |_| {}))
+    pub fn spawn_traffic_client(
+        &self,
+        cfg: ClientConfig,
+    ) -> io::Result<JoinHandle<io::Result<Transfer>>> {
+        run_in_netns(self.dev_ns(), move || {
+            traffic::run_client(&cfg, None, &mut |_| {})
+        })
     }
 
     /// MPTCP server address for this family at `port`.
@@ -542,7 +626,11 @@ impl Drop for Lab {
         }
         match self.script_cmd().arg("down").output() {
             Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("lab {}: down failed: {}", self.prefix, String::from_utf8_lossy(&o.stderr).trim()),
+            Ok(o) => eprintln!(
+                "lab {}: down failed: {}",
+                self.prefix,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
             Err(e) => eprintln!("lab {}: down failed: {e}", self.prefix),
         }
     }
@@ -582,6 +670,12 @@ pub fn process_start_time(pid: u32) -> Option<String> {
     rest.split_whitespace().nth(19).map(str::to_string)
 }
 
+/// The process `pid` that started at `start_time` (see [`process_start_time`]) is still
+/// running: not exited, not a zombie waiting to be reaped, not a recycled pid.
+pub fn process_alive(pid: u32, start_time: &str) -> bool {
+    process_start_time(pid).as_deref() == Some(start_time) && !process_is_zombie(pid)
+}
+
 fn process_is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -608,12 +702,14 @@ pub struct TrafficServer {
     addrs: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     finished: Arc<Mutex<Vec<Transfer>>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<io::Result<io::Result<()>>>>,
 }
 
 impl std::fmt::Debug for TrafficServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrafficServer").field("addrs", &self.addrs).finish()
+        f.debug_struct("TrafficServer")
+            .field("addrs", &self.addrs)
+            .finish()
     }
 }
 
@@ -628,7 +724,10 @@ impl TrafficServer {
             let server = match traffic::Server::bind(ServerConfig {
                 listen: addrs,
                 proto: Proto::Mptcp,
-                limits: Limits { timeout: Duration::from_secs(600), stall_abort: Duration::from_secs(30) },
+                limits: Limits {
+                    timeout: Duration::from_secs(600),
+                    stall_abort: Duration::from_secs(30),
+                },
             }) {
                 Ok(s) => s,
                 Err(e) => {
@@ -649,7 +748,12 @@ impl TrafficServer {
         let addrs = ready_rx
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| io::Error::other("traffic server did not start"))??;
-        Ok(TrafficServer { addrs, stop, finished, thread: Some(thread) })
+        Ok(TrafficServer {
+            addrs,
+            stop,
+            finished,
+            thread: Some(thread),
+        })
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {

@@ -52,12 +52,19 @@ impl Netns {
 
     /// Run any program inside the namespace (`ip netns exec NAME PROG ARGS...`).
     pub fn exec(&self, prog: &str, args: &[&str]) -> io::Result<Output> {
-        Command::new("ip").args(["netns", "exec", &self.name, prog]).args(args).output()
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, prog])
+            .args(args)
+            .output()
     }
 
     /// Like [`Netns::exec`] but a non-zero exit is an error.
     pub fn exec_ok(&self, prog: &str, args: &[&str]) -> io::Result<String> {
-        let out = run_ok(Command::new("ip").args(["netns", "exec", &self.name, prog]).args(args))?;
+        let out = run_ok(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, prog])
+                .args(args),
+        )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -73,7 +80,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -86,10 +95,12 @@ where
 {
     let path = format!("/run/netns/{name}");
     let target = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    std::thread::Builder::new().name(format!("in-{name}")).spawn(move || {
-        setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-        Ok(f())
-    })
+    std::thread::Builder::new()
+        .name(format!("in-{name}"))
+        .spawn(move || {
+            setns(target.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            Ok(f())
+        })
 }
 
 /// Returns the thread to the namespace it came from when dropped.

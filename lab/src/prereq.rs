@@ -52,7 +52,9 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
 
 /// True when CI (or the user) demands that root tests run rather than skip.
 pub fn required() -> bool {
-    std::env::var(REQUIRE_ENV).map(|v| v == "1").unwrap_or(false)
+    std::env::var(REQUIRE_ENV)
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// Look a program up on PATH (also /usr/sbin and /usr/libexec, where daemons live).
@@ -79,7 +81,10 @@ where
     let unmet = unmet(needs);
     if let Some(why) = &unmet {
         if required() {
-            eprintln!("\n*** {} root tests CANNOT RUN ({why}) and {REQUIRE_ENV}=1: they FAIL ***\n", tests.len());
+            eprintln!(
+                "\n*** {} root tests CANNOT RUN ({why}) and {REQUIRE_ENV}=1: they FAIL ***\n",
+                tests.len()
+            );
         } else {
             eprintln!("\n*** SKIPPING {} root tests: {why} ***\n", tests.len());
         }
@@ -90,7 +95,9 @@ where
             None => libtest_mimic::Trial::test(name, move || f().map_err(Into::into)),
             Some(why) if required() => {
                 let why = why.clone();
-                libtest_mimic::Trial::test(name, move || Err(format!("prerequisite missing: {why}").into()))
+                libtest_mimic::Trial::test(name, move || {
+                    Err(format!("prerequisite missing: {why}").into())
+                })
             }
             Some(_) => libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(true),
         })

@@ -11,7 +11,7 @@
 //!    seed.
 //! 2. The *sender* (client for uploads, server for downloads) writes records `u32 len` +
 //!    `len` bytes of a deterministic pattern derived from the seed, then `u32 0`, its byte
-//!    count and FNV-1a-64 checksum, then shuts down its write side (DATA_FIN).
+//!    count and 64-bit FNV-style checksum, then shuts down its write side (DATA_FIN).
 //! 3. The *receiver* checks every byte against the pattern as it arrives (a corrupted,
 //!    reordered or duplicated byte is caught at its exact offset), compares count and
 //!    checksum, waits for the sender's FIN and answers with a 25-byte verdict (status, bytes,
@@ -138,7 +138,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout: Duration::from_secs(120), stall_abort: Duration::from_secs(30) }
+        Limits {
+            timeout: Duration::from_secs(120),
+            stall_abort: Duration::from_secs(30),
+        }
     }
 }
 
@@ -163,7 +166,10 @@ impl ClientConfig {
             direction: Direction::Upload,
             amount: Amount::Duration(Duration::from_secs(secs)),
             seed: 0x6d70_7463_7020_6c61,
-            limits: Limits { timeout: Duration::from_secs(secs + 60), ..Limits::default() },
+            limits: Limits {
+                timeout: Duration::from_secs(secs + 60),
+                ..Limits::default()
+            },
         }
     }
 
@@ -192,7 +198,7 @@ pub struct Transfer {
     pub peer: Option<SocketAddr>,
     /// Payload bytes this side sent (sender) or received and verified (receiver).
     pub bytes: u64,
-    /// FNV-1a-64 of those bytes.
+    /// [`Fnv64`] checksum of those bytes.
     pub checksum: u64,
     /// Data phase: first byte to verdict (sender) or to the end of the stream (receiver).
     pub elapsed: Duration,
@@ -303,15 +309,30 @@ impl Pattern {
 
     /// Fill `buf` with the next bytes of the stream.
     pub fn fill(&mut self, buf: &mut [u8]) {
+        // Unaligned head, whole words, tail: word-at-a-time keeps debug builds fast enough.
         let mut i = 0;
-        while i < buf.len() {
+        let head = ((8 - self.pos % 8) % 8) as usize;
+        let head = head.min(buf.len());
+        if head > 0 {
             let w = self.word(self.pos / 8);
             let off = (self.pos % 8) as usize;
-            let n = (8 - off).min(buf.len() - i);
-            buf[i..i + n].copy_from_slice(&w[off..off + n]);
-            i += n;
-            self.pos += n as u64;
+            buf[..head].copy_from_slice(&w[off..off + head]);
+            i = head;
+            self.pos += head as u64;
         }
+        let mut index = self.pos / 8;
+        let rest = buf.len() - i;
+        let mut words = buf[i..].chunks_exact_mut(8);
+        for chunk in &mut words {
+            chunk.copy_from_slice(&self.word(index));
+            index += 1;
+        }
+        let tail = words.into_remainder();
+        if !tail.is_empty() {
+            let n = tail.len();
+            tail.copy_from_slice(&self.word(index)[..n]);
+        }
+        self.pos += rest as u64;
     }
 
     /// Check that `data` is the next part of the stream; on a mismatch, the stream offset of
@@ -320,35 +341,72 @@ impl Pattern {
         let start = self.pos;
         scratch.resize(data.len(), 0);
         self.fill(scratch);
-        match data.iter().zip(scratch.iter()).position(|(a, b)| a != b) {
-            None => Ok(()),
-            Some(i) => Err(start + i as u64),
+        if data == &scratch[..] {
+            return Ok(());
         }
+        let i = data
+            .iter()
+            .zip(scratch.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        Err(start + i as u64)
     }
 }
 
-/// FNV-1a, 64 bit: byte-wise, so it does not depend on how the stream was cut up.
+/// FNV-1a-style 64-bit checksum over little-endian 8-byte words of the stream (the last,
+/// partial word zero-padded). Buffered, so it does not depend on how the stream was cut up;
+/// word-wise, so it stays fast in debug builds.
 #[derive(Debug, Clone, Copy)]
-pub struct Fnv64(u64);
+pub struct Fnv64 {
+    h: u64,
+    pending: [u8; 8],
+    npending: usize,
+}
 
 impl Default for Fnv64 {
     fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
+        Fnv64 {
+            h: 0xcbf2_9ce4_8422_2325,
+            pending: [0; 8],
+            npending: 0,
+        }
     }
 }
 
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 impl Fnv64 {
-    pub fn update(&mut self, data: &[u8]) {
-        let mut h = self.0;
-        for &b in data {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.npending > 0 {
+            let k = (8 - self.npending).min(data.len());
+            self.pending[self.npending..self.npending + k].copy_from_slice(&data[..k]);
+            self.npending += k;
+            data = &data[k..];
+            if self.npending < 8 {
+                return;
+            }
+            self.h = (self.h ^ u64::from_le_bytes(self.pending)).wrapping_mul(FNV_PRIME);
+            self.npending = 0;
         }
-        self.0 = h;
+        let mut words = data.chunks_exact(8);
+        let mut h = self.h;
+        for w in &mut words {
+            h = (h ^ u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+                .wrapping_mul(FNV_PRIME);
+        }
+        self.h = h;
+        let rest = words.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.npending = rest.len();
     }
 
     pub fn value(&self) -> u64 {
-        self.0
+        if self.npending == 0 {
+            return self.h;
+        }
+        let mut last = [0u8; 8];
+        last[..self.npending].copy_from_slice(&self.pending[..self.npending]);
+        (self.h ^ u64::from_le_bytes(last)).wrapping_mul(FNV_PRIME) ^ self.npending as u64
     }
 }
 
@@ -364,7 +422,11 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 fn new_socket(addr: &SocketAddr, proto: Proto) -> io::Result<OwnedFd> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     let protocol = match proto {
         Proto::Mptcp => IPPROTO_MPTCP,
         Proto::Tcp => 0,
@@ -373,7 +435,10 @@ fn new_socket(addr: &SocketAddr, proto: Proto) -> io::Result<OwnedFd> {
     let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, protocol) })
         .map_err(|e| {
             if proto == Proto::Mptcp && e.raw_os_error() == Some(libc::EPROTONOSUPPORT) {
-                io::Error::new(e.kind(), "MPTCP sockets not supported (kernel without MPTCP or net.mptcp.enabled=0)")
+                io::Error::new(
+                    e.kind(),
+                    "MPTCP sockets not supported (kernel without MPTCP or net.mptcp.enabled=0)",
+                )
             } else {
                 e
             }
@@ -399,7 +464,9 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -411,7 +478,9 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: as above, for sockaddr_in6.
@@ -424,7 +493,11 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// Wait for `events` on `fd` for at most `timeout`; returns the revents (0 on timeout).
 fn poll_fd(fd: RawFd, events: libc::c_short, timeout: Duration) -> io::Result<libc::c_short> {
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
     loop {
         // SAFETY: one valid pollfd.
@@ -443,7 +516,13 @@ pub fn connect(addr: &SocketAddr, proto: Proto, timeout: Duration) -> io::Result
     set_nonblocking(fd.as_raw_fd())?;
     let (sa, len) = sockaddr(addr);
     // SAFETY: sa/len describe a valid sockaddr for this family.
-    let r = unsafe { libc::connect(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, len) };
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            len,
+        )
+    };
     if r < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
@@ -453,7 +532,10 @@ pub fn connect(addr: &SocketAddr, proto: Proto, timeout: Duration) -> io::Result
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out")));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {addr} timed out"),
+                ));
             }
             let rev = poll_fd(fd.as_raw_fd(), libc::POLLOUT, left)?;
             if rev != 0 {
@@ -467,7 +549,10 @@ pub fn connect(addr: &SocketAddr, proto: Proto, timeout: Duration) -> io::Result
         let mut b = [0u8; 1];
         return Err(match (&stream).read(&mut b) {
             Err(e) => e,
-            Ok(_) => io::Error::new(io::ErrorKind::NotConnected, format!("connect to {addr} failed")),
+            Ok(_) => io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("connect to {addr} failed"),
+            ),
         });
     }
     Ok(stream)
@@ -478,8 +563,14 @@ pub fn listen(addr: &SocketAddr, proto: Proto) -> io::Result<TcpListener> {
     let fd = new_socket(addr, proto)?;
     let (sa, len) = sockaddr(addr);
     // SAFETY: valid fd and sockaddr.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, len) })
-        .map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sa as *const _ as *const libc::sockaddr,
+            len,
+        )
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
     // SAFETY: valid fd.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
     set_nonblocking(fd.as_raw_fd())?;
@@ -516,7 +607,9 @@ impl Meter {
 
     fn add(&mut self, n: usize, now: Instant) {
         if n > 0 {
-            self.max_gap = self.max_gap.max(now.saturating_duration_since(self.last_progress));
+            self.max_gap = self
+                .max_gap
+                .max(now.saturating_duration_since(self.last_progress));
             self.last_progress = now;
             self.tick_bytes += n as u64;
         }
@@ -524,8 +617,15 @@ impl Meter {
 
     fn tick(&mut self, now: Instant, emit: &mut dyn FnMut(&Interval)) {
         while now >= self.next_tick {
-            let end = self.next_tick.saturating_duration_since(self.start).as_secs_f64();
-            let iv = Interval { start: end - 1.0, end, bytes: self.tick_bytes };
+            let end = self
+                .next_tick
+                .saturating_duration_since(self.start)
+                .as_secs_f64();
+            let iv = Interval {
+                start: end - 1.0,
+                end,
+                bytes: self.tick_bytes,
+            };
             if iv.bytes == 0 {
                 self.stalled += 1;
             }
@@ -542,7 +642,11 @@ impl Meter {
         let prev_end = self.intervals.last().map(|i| i.end).unwrap_or(0.0);
         let end = now.saturating_duration_since(self.start).as_secs_f64();
         if end > prev_end + 0.001 {
-            let iv = Interval { start: prev_end, end, bytes: self.tick_bytes };
+            let iv = Interval {
+                start: prev_end,
+                end,
+                bytes: self.tick_bytes,
+            };
             emit(&iv);
             self.intervals.push(iv);
         }
@@ -552,7 +656,10 @@ impl Meter {
     /// The next time the loop must wake up.
     fn wake(&self, deadline: Instant) -> Duration {
         let now = Instant::now();
-        self.next_tick.min(deadline).saturating_duration_since(now).min(POLL_SLICE)
+        self.next_tick
+            .min(deadline)
+            .saturating_duration_since(now)
+            .min(POLL_SLICE)
     }
 }
 
@@ -566,11 +673,18 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Stop flag and overall deadline.
     fn check_deadline(&self, what: &str) -> Result<(), String> {
-        if self.stop.map(|s| s.load(Ordering::Relaxed)).unwrap_or(false) {
+        if self
+            .stop
+            .map(|s| s.load(Ordering::Relaxed))
+            .unwrap_or(false)
+        {
             return Err(format!("stopped while {what}"));
         }
         if Instant::now() >= self.deadline {
-            return Err(format!("timed out after {:?} while {what}", self.limits.timeout));
+            return Err(format!(
+                "timed out after {:?} while {what}",
+                self.limits.timeout
+            ));
         }
         Ok(())
     }
@@ -580,7 +694,10 @@ impl Ctx<'_> {
         self.check_deadline(what)?;
         let idle = Instant::now().saturating_duration_since(meter.last_progress);
         if idle >= self.limits.stall_abort {
-            return Err(format!("no progress for {:.1} s while {what}", idle.as_secs_f64()));
+            return Err(format!(
+                "no progress for {:.1} s while {what}",
+                idle.as_secs_f64()
+            ));
         }
         Ok(())
     }
@@ -607,7 +724,12 @@ impl Ctx<'_> {
         while off < buf.len() {
             match (&*self.stream).read(&mut buf[off..]) {
                 Ok(0) if off == 0 => return Ok(false),
-                Ok(0) => return Err(format!("{what}: connection closed after {off} of {} bytes", buf.len())),
+                Ok(0) => {
+                    return Err(format!(
+                        "{what}: connection closed after {off} of {} bytes",
+                        buf.len()
+                    ))
+                }
                 Ok(n) => off += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait(libc::POLLIN, what)?;
@@ -622,7 +744,8 @@ impl Ctx<'_> {
     fn wait(&self, events: libc::c_short, what: &str) -> Result<(), String> {
         self.check_deadline(what)?;
         let left = self.deadline.saturating_duration_since(Instant::now());
-        poll_fd(self.stream.as_raw_fd(), events, left.min(POLL_SLICE)).map_err(|e| format!("{what}: poll: {e}"))?;
+        poll_fd(self.stream.as_raw_fd(), events, left.min(POLL_SLICE))
+            .map_err(|e| format!("{what}: poll: {e}"))?;
         Ok(())
     }
 }
@@ -655,7 +778,13 @@ impl Verdict {
     fn decode(b: &[u8; VERDICT_LEN]) -> Verdict {
         let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
         let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
-        Verdict { status: b[0], bytes: u64_at(1), checksum: u64_at(9), stalled: u32_at(17), max_gap_ms: u32_at(21) }
+        Verdict {
+            status: b[0],
+            bytes: u64_at(1),
+            checksum: u64_at(9),
+            stalled: u32_at(17),
+            max_gap_ms: u32_at(21),
+        }
     }
 }
 
@@ -699,11 +828,20 @@ impl Header {
             k => return Err(format!("bad amount kind {k}")),
         };
         let seed = u64::from_be_bytes(b[24..32].try_into().map_err(|_| "short header")?);
-        Ok(Header { direction, amount, seed })
+        Ok(Header {
+            direction,
+            amount,
+            seed,
+        })
     }
 }
 
-fn send_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMut(&Interval)) -> Result<(), String> {
+fn send_stream(
+    ctx: &Ctx,
+    hdr: &Header,
+    t: &mut Transfer,
+    emit: &mut dyn FnMut(&Interval),
+) -> Result<(), String> {
     let mut pattern = Pattern::new(hdr.seed);
     let mut sum = Fnv64::default();
     let mut meter = Meter::new();
@@ -742,8 +880,12 @@ fn send_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMut(&
                 meter.add(n, Instant::now());
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                poll_fd(ctx.stream.as_raw_fd(), libc::POLLOUT, meter.wake(ctx.deadline))
-                    .map_err(|e| format!("poll: {e}"))?;
+                poll_fd(
+                    ctx.stream.as_raw_fd(),
+                    libc::POLLOUT,
+                    meter.wake(ctx.deadline),
+                )
+                .map_err(|e| format!("poll: {e}"))?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
@@ -759,7 +901,9 @@ fn send_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMut(&
     t.checksum = sum.value();
     t.intervals = meter.intervals;
     // DATA_FIN: the receiver answers only after it has seen the end of the stream.
-    ctx.stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+    ctx.stream
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
     Ok(())
 }
 
@@ -771,11 +915,19 @@ enum RecvState {
 }
 
 /// Receive and verify the stream; returns the verdict to send back.
-fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMut(&Interval)) -> Verdict {
+fn receive_stream(
+    ctx: &Ctx,
+    hdr: &Header,
+    t: &mut Transfer,
+    emit: &mut dyn FnMut(&Interval),
+) -> Verdict {
     let mut pattern = Pattern::new(hdr.seed);
     let mut sum = Fnv64::default();
     let mut meter = Meter::new();
-    let mut state = RecvState::Len { have: [0; 4], got: 0 };
+    let mut state = RecvState::Len {
+        have: [0; 4],
+        got: 0,
+    };
     let mut rbuf = vec![0u8; RECORD_MAX];
     let mut scratch = Vec::with_capacity(RECORD_MAX);
     let mut total = 0u64;
@@ -786,13 +938,19 @@ fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMu
             Ok(0) => {
                 if !matches!(state, RecvState::Done) {
                     status = V_PROTOCOL;
-                    error = Some(format!("connection closed before the end of the stream, after {total} bytes"));
+                    error = Some(format!(
+                        "connection closed before the end of the stream, after {total} bytes"
+                    ));
                 }
                 break;
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let wake = if matches!(state, RecvState::Done) { POLL_SLICE } else { meter.wake(ctx.deadline) };
+                let wake = if matches!(state, RecvState::Done) {
+                    POLL_SLICE
+                } else {
+                    meter.wake(ctx.deadline)
+                };
                 if let Err(e) = poll_fd(ctx.stream.as_raw_fd(), libc::POLLIN, wake) {
                     status = V_PROTOCOL;
                     error = Some(format!("poll: {e}"));
@@ -822,10 +980,15 @@ fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMu
                     if *got == 4 {
                         let len = u32::from_be_bytes(*have) as usize;
                         state = if len == 0 {
-                            RecvState::Trailer { have: [0; TRAILER_LEN], got: 0 }
+                            RecvState::Trailer {
+                                have: [0; TRAILER_LEN],
+                                got: 0,
+                            }
                         } else if len > RECORD_MAX {
                             status = V_PROTOCOL;
-                            error = Some(format!("record length {len} > {RECORD_MAX} at byte {total}"));
+                            error = Some(format!(
+                                "record length {len} > {RECORD_MAX} at byte {total}"
+                            ));
                             break 'outer;
                         } else {
                             RecvState::Payload { left: len }
@@ -837,7 +1000,9 @@ fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMu
                     if let Err(at) = pattern.verify(&data[..k], &mut scratch) {
                         status = V_MISMATCH;
                         total = at;
-                        error = Some(format!("data corrupted: first wrong byte at stream offset {at}"));
+                        error = Some(format!(
+                            "data corrupted: first wrong byte at stream offset {at}"
+                        ));
                         break 'outer;
                     }
                     sum.update(&data[..k]);
@@ -845,7 +1010,10 @@ fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMu
                     *left -= k;
                     data = &data[k..];
                     if *left == 0 {
-                        state = RecvState::Len { have: [0; 4], got: 0 };
+                        state = RecvState::Len {
+                            have: [0; 4],
+                            got: 0,
+                        };
                     }
                 }
                 RecvState::Trailer { have, got } => {
@@ -912,7 +1080,13 @@ fn receive_stream(ctx: &Ctx, hdr: &Header, t: &mut Transfer, emit: &mut dyn FnMu
 fn collect_verdict(ctx: &Ctx, t: &mut Transfer, started: Instant) {
     let mut b = [0u8; VERDICT_LEN];
     // Draining the socket buffers is legitimately quiet on this side: only the deadline counts.
-    let quiet = Ctx { limits: Limits { stall_abort: Duration::MAX, ..ctx.limits }, ..*ctx };
+    let quiet = Ctx {
+        limits: Limits {
+            stall_abort: Duration::MAX,
+            ..ctx.limits
+        },
+        ..*ctx
+    };
     match quiet.read_exact(&mut b, "waiting for the receiver's verdict") {
         Ok(true) => {
             t.elapsed = started.elapsed();
@@ -925,8 +1099,14 @@ fn collect_verdict(ctx: &Ctx, t: &mut Transfer, started: Instant) {
                     "receiver got {} bytes ({:016x}), sent {} ({:016x})",
                     v.bytes, v.checksum, t.bytes, t.checksum
                 )),
-                V_MISMATCH => Some(format!("receiver found corrupted data at stream offset {}", v.bytes)),
-                _ => Some(format!("receiver reported a broken stream after {} bytes", v.bytes)),
+                V_MISMATCH => Some(format!(
+                    "receiver found corrupted data at stream offset {}",
+                    v.bytes
+                )),
+                _ => Some(format!(
+                    "receiver reported a broken stream after {} bytes",
+                    v.bytes
+                )),
             };
         }
         Ok(false) => t.error = Some("receiver closed without a verdict".into()),
@@ -935,29 +1115,52 @@ fn collect_verdict(ctx: &Ctx, t: &mut Transfer, started: Instant) {
 }
 
 fn deadline_from(limits: &Limits) -> Instant {
-    Instant::now().checked_add(limits.timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365))
+    Instant::now()
+        .checked_add(limits.timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365))
 }
 
 /// Run one transfer as the client. Never panics on network errors: they end up in
 /// [`Transfer::error`]. `on_interval` sees this side's per-second figures as they happen.
-pub fn run_client(cfg: &ClientConfig, stop: Option<&AtomicBool>, on_interval: &mut dyn FnMut(&Interval)) -> Transfer {
+pub fn run_client(
+    cfg: &ClientConfig,
+    stop: Option<&AtomicBool>,
+    on_interval: &mut dyn FnMut(&Interval),
+) -> Transfer {
     let role = match cfg.direction {
         Direction::Upload => Role::Sender,
         Direction::Download => Role::Receiver,
     };
     let mut t = Transfer::new(role, cfg.direction);
     let deadline = deadline_from(&cfg.limits);
-    let stream = match connect(&cfg.server, cfg.proto, cfg.limits.timeout.min(Duration::from_secs(30))) {
+    let stream = match connect(
+        &cfg.server,
+        cfg.proto,
+        cfg.limits.timeout.min(Duration::from_secs(30)),
+    ) {
         Ok(s) => s,
         Err(e) => {
-            t.error = Some(format!("connect to {} ({}): {e}", cfg.server, cfg.proto.as_str()));
+            t.error = Some(format!(
+                "connect to {} ({}): {e}",
+                cfg.server,
+                cfg.proto.as_str()
+            ));
             return t;
         }
     };
     t.local = stream.local_addr().ok();
     t.peer = stream.peer_addr().ok();
-    let ctx = Ctx { stream: &stream, deadline, limits: cfg.limits, stop };
-    let hdr = Header { direction: cfg.direction, amount: cfg.amount, seed: cfg.seed };
+    let ctx = Ctx {
+        stream: &stream,
+        deadline,
+        limits: cfg.limits,
+        stop,
+    };
+    let hdr = Header {
+        direction: cfg.direction,
+        amount: cfg.amount,
+        seed: cfg.seed,
+    };
     if let Err(e) = ctx.write_all(&hdr.encode(), "sending the header") {
         t.error = Some(e);
         return t;
@@ -967,7 +1170,13 @@ pub fn run_client(cfg: &ClientConfig, stop: Option<&AtomicBool>, on_interval: &m
 }
 
 /// The data phase plus verdict, for either role.
-fn exchange(ctx: &Ctx, hdr: &Header, role: Role, t: &mut Transfer, emit: &mut dyn FnMut(&Interval)) {
+fn exchange(
+    ctx: &Ctx,
+    hdr: &Header,
+    role: Role,
+    t: &mut Transfer,
+    emit: &mut dyn FnMut(&Interval),
+) {
     match role {
         Role::Sender => {
             let started = Instant::now();
@@ -977,7 +1186,14 @@ fn exchange(ctx: &Ctx, hdr: &Header, role: Role, t: &mut Transfer, emit: &mut dy
                 // The receiver may already have said why (e.g. corrupted data): prefer that.
                 let mut probe = Transfer::new(role, hdr.direction);
                 probe.bytes = t.bytes;
-                collect_verdict(&Ctx { deadline: Instant::now() + Duration::from_secs(1), ..*ctx }, &mut probe, started);
+                collect_verdict(
+                    &Ctx {
+                        deadline: Instant::now() + Duration::from_secs(1),
+                        ..*ctx
+                    },
+                    &mut probe,
+                    started,
+                );
                 if let Some(v) = probe.error.filter(|m| m.starts_with("receiver found")) {
                     t.error = Some(v);
                 }
@@ -993,8 +1209,11 @@ fn exchange(ctx: &Ctx, hdr: &Header, role: Role, t: &mut Transfer, emit: &mut dy
             if v.status == V_OK {
                 // Wait (bounded) for the sender to close, so its last read sees our verdict.
                 let mut b = [0u8; 1];
-                let _ = Ctx { deadline: ctx.deadline.min(Instant::now() + Duration::from_secs(5)), ..*ctx }
-                    .read_exact(&mut b, "waiting for close");
+                let _ = Ctx {
+                    deadline: ctx.deadline.min(Instant::now() + Duration::from_secs(5)),
+                    ..*ctx
+                }
+                .read_exact(&mut b, "waiting for close");
             }
         }
     }
@@ -1004,8 +1223,15 @@ fn exchange(ctx: &Ctx, hdr: &Header, role: Role, t: &mut Transfer, emit: &mut dy
 #[derive(Debug, Clone)]
 pub enum ServerEvent {
     Listening(SocketAddr),
-    Interval { conn: u64, role: Role, interval: Interval },
-    Finished { conn: u64, transfer: Transfer },
+    Interval {
+        conn: u64,
+        role: Role,
+        interval: Interval,
+    },
+    Finished {
+        conn: u64,
+        transfer: Transfer,
+    },
 }
 
 /// Server settings.
@@ -1028,15 +1254,29 @@ pub struct Server {
 impl Server {
     pub fn bind(cfg: ServerConfig) -> io::Result<Server> {
         if cfg.listen.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listen address"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listen address",
+            ));
         }
-        let listeners = cfg.listen.iter().map(|a| listen(a, cfg.proto)).collect::<io::Result<Vec<_>>>()?;
-        Ok(Server { listeners, cfg, next_conn: AtomicU64::new(0) })
+        let listeners = cfg
+            .listen
+            .iter()
+            .map(|a| listen(a, cfg.proto))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Server {
+            listeners,
+            cfg,
+            next_conn: AtomicU64::new(0),
+        })
     }
 
     /// Actual addresses (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Accept and serve until `stop` is set, or until `max_conns` connections have been
@@ -1056,11 +1296,21 @@ impl Server {
             let mut pfds: Vec<libc::pollfd> = self
                 .listeners
                 .iter()
-                .map(|l| libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+                .map(|l| libc::pollfd {
+                    fd: l.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
                 .collect();
             while !stop.load(Ordering::Relaxed) && max_conns.map(|m| accepted < m).unwrap_or(true) {
                 // SAFETY: pfds is a valid array of pollfd.
-                let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, POLL_SLICE.as_millis() as i32) };
+                let r = unsafe {
+                    libc::poll(
+                        pfds.as_mut_ptr(),
+                        pfds.len() as libc::nfds_t,
+                        POLL_SLICE.as_millis() as i32,
+                    )
+                };
                 if r < 0 {
                     let e = io::Error::last_os_error();
                     if e.kind() == io::ErrorKind::Interrupted {
@@ -1112,16 +1362,26 @@ fn serve_conn(
         t.error = Some(format!("set non-blocking: {e}"));
         return t;
     }
-    let ctx = Ctx { stream: &stream, deadline: deadline_from(&limits), limits, stop };
+    let ctx = Ctx {
+        stream: &stream,
+        deadline: deadline_from(&limits),
+        limits,
+        stop,
+    };
     let mut hb = [0u8; HEADER_LEN];
-    let hdr_ctx = Ctx { deadline: ctx.deadline.min(Instant::now() + Duration::from_secs(10)), ..ctx };
-    let hdr = match hdr_ctx.read_exact(&mut hb, "reading the header").and_then(|got| {
-        if got {
-            Header::decode(&hb)
-        } else {
-            Err("closed before sending a header".into())
-        }
-    }) {
+    let hdr_ctx = Ctx {
+        deadline: ctx.deadline.min(Instant::now() + Duration::from_secs(10)),
+        ..ctx
+    };
+    let hdr = match hdr_ctx
+        .read_exact(&mut hb, "reading the header")
+        .and_then(|got| {
+            if got {
+                Header::decode(&hb)
+            } else {
+                Err("closed before sending a header".into())
+            }
+        }) {
         Ok(h) => h,
         Err(e) => {
             t.error = Some(e);
@@ -1134,7 +1394,13 @@ fn serve_conn(
     };
     t.role = role;
     t.direction = hdr.direction;
-    let mut emit = |iv: &Interval| sink(ServerEvent::Interval { conn, role, interval: *iv });
+    let mut emit = |iv: &Interval| {
+        sink(ServerEvent::Interval {
+            conn,
+            role,
+            interval: *iv,
+        })
+    };
     exchange(&ctx, &hdr, role, &mut t, &mut emit);
     t
 }
@@ -1173,40 +1439,77 @@ mod tests {
     }
 
     #[test]
-    fn fnv_is_independent_of_chunking() {
+    fn checksum_is_independent_of_chunking() {
+        let mut data = vec![0u8; 1001];
+        Pattern::new(3).fill(&mut data);
         let mut a = Fnv64::default();
-        a.update(b"hello world");
+        a.update(&data);
         let mut b = Fnv64::default();
-        b.update(b"hello");
-        b.update(b" world");
+        for piece in data.chunks(7) {
+            b.update(piece);
+        }
         assert_eq!(a.value(), b.value());
-        assert_eq!(Fnv64::default().value(), 0xcbf2_9ce4_8422_2325);
+        // Padding is not confusable with real zero bytes.
+        let mut c = Fnv64::default();
+        c.update(&data);
+        c.update(&[0]);
+        assert_ne!(a.value(), c.value());
+        let mut d = data.clone();
+        d[500] ^= 4;
+        let mut e = Fnv64::default();
+        e.update(&d);
+        assert_ne!(a.value(), e.value());
     }
 
     #[test]
     fn header_and_verdict_round_trip() {
-        let h = Header { direction: Direction::Download, amount: Amount::Bytes(12345), seed: 99 };
+        let h = Header {
+            direction: Direction::Download,
+            amount: Amount::Bytes(12345),
+            seed: 99,
+        };
         let d = Header::decode(&h.encode()).unwrap();
-        assert_eq!((d.direction, d.amount, d.seed), (Direction::Download, Amount::Bytes(12345), 99));
+        assert_eq!(
+            (d.direction, d.amount, d.seed),
+            (Direction::Download, Amount::Bytes(12345), 99)
+        );
         let mut bad = h.encode();
         bad[0] = b'X';
         assert!(Header::decode(&bad).is_err());
         bad = h.encode();
         bad[9] = 7;
         assert!(Header::decode(&bad).is_err());
-        let v = Verdict { status: V_MISMATCH, bytes: 5, checksum: 6, stalled: 7, max_gap_ms: 8 }.encode();
+        let v = Verdict {
+            status: V_MISMATCH,
+            bytes: 5,
+            checksum: 6,
+            stalled: 7,
+            max_gap_ms: 8,
+        }
+        .encode();
         let v = Verdict::decode(&v);
-        assert_eq!((v.status, v.bytes, v.checksum, v.stalled, v.max_gap_ms), (V_MISMATCH, 5, 6, 7, 8));
+        assert_eq!(
+            (v.status, v.bytes, v.checksum, v.stalled, v.max_gap_ms),
+            (V_MISMATCH, 5, 6, 7, 8)
+        );
     }
 
     type Events = Arc<Mutex<Vec<ServerEvent>>>;
 
     /// Plain-TCP server on loopback (unit tests need neither root nor MPTCP).
-    fn start_server() -> (SocketAddr, Arc<AtomicBool>, Events, std::thread::JoinHandle<()>) {
+    fn start_server() -> (
+        SocketAddr,
+        Arc<AtomicBool>,
+        Events,
+        std::thread::JoinHandle<()>,
+    ) {
         let server = Server::bind(ServerConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             proto: Proto::Tcp,
-            limits: Limits { timeout: Duration::from_secs(20), stall_abort: Duration::from_secs(5) },
+            limits: Limits {
+                timeout: Duration::from_secs(20),
+                stall_abort: Duration::from_secs(5),
+            },
         })
         .unwrap();
         let addr = server.local_addrs()[0];
@@ -1214,7 +1517,8 @@ mod tests {
         let events: Events = Arc::new(Mutex::new(Vec::new()));
         let (s2, e2) = (Arc::clone(&stop), Arc::clone(&events));
         let h = std::thread::spawn(move || {
-            let sink: Arc<dyn Fn(ServerEvent) + Send + Sync> = Arc::new(move |e| e2.lock().unwrap().push(e));
+            let sink: Arc<dyn Fn(ServerEvent) + Send + Sync> =
+                Arc::new(move |e| e2.lock().unwrap().push(e));
             server.serve(&s2, None, sink).unwrap();
         });
         (addr, stop, events, h)
@@ -1242,16 +1546,25 @@ mod tests {
     #[test]
     fn upload_and_download_arrive_intact() {
         let (addr, stop, events, h) = start_server();
-        let cfg = ClientConfig::upload_for(addr, 1).proto(Proto::Tcp).amount(Amount::Bytes(3_000_001));
+        let cfg = ClientConfig::upload_for(addr, 1)
+            .proto(Proto::Tcp)
+            .amount(Amount::Bytes(3_000_001));
         let up = run_client(&cfg, None, &mut |_| {});
         assert!(up.ok(), "{:?}", up.error);
         assert_eq!(up.bytes, 3_000_001);
         let srv = finished(&events);
         assert_eq!(srv.len(), 1);
         assert!(srv[0].ok(), "{:?}", srv[0].error);
-        assert_eq!((srv[0].role, srv[0].bytes, srv[0].checksum), (Role::Receiver, up.bytes, up.checksum));
+        assert_eq!(
+            (srv[0].role, srv[0].bytes, srv[0].checksum),
+            (Role::Receiver, up.bytes, up.checksum)
+        );
 
-        let down = run_client(&cfg.clone().direction(Direction::Download), None, &mut |_| {});
+        let down = run_client(
+            &cfg.clone().direction(Direction::Download),
+            None,
+            &mut |_| {},
+        );
         assert!(down.ok(), "{:?}", down.error);
         assert_eq!((down.role, down.bytes), (Role::Receiver, 3_000_001));
         stop.store(true, Ordering::Relaxed);
@@ -1262,11 +1575,17 @@ mod tests {
     fn duration_mode_reports_intervals() {
         let (addr, stop, _events, h) = start_server();
         let mut lines = 0;
-        let cfg = ClientConfig::upload_for(addr, 1).proto(Proto::Tcp).direction(Direction::Download);
+        let cfg = ClientConfig::upload_for(addr, 1)
+            .proto(Proto::Tcp)
+            .direction(Direction::Download);
         let t = run_client(&cfg, None, &mut |_| lines += 1);
         assert!(t.ok(), "{:?}", t.error);
         assert!(t.bytes > 0);
-        assert!(lines >= 1 && lines == t.intervals.len(), "{lines} vs {:?}", t.intervals);
+        assert!(
+            lines >= 1 && lines == t.intervals.len(),
+            "{lines} vs {:?}",
+            t.intervals
+        );
         assert!(t.elapsed >= Duration::from_secs(1));
         assert_eq!(t.receiver_stalled_intervals, 0);
         stop.store(true, Ordering::Relaxed);
@@ -1274,9 +1593,18 @@ mod tests {
     }
 
     /// A hand-made sender that corrupts one byte, or pauses, or stops early.
-    fn fake_sender(addr: SocketAddr, corrupt_at: Option<usize>, pause: Option<Duration>, truncate: bool) -> Vec<u8> {
+    fn fake_sender(
+        addr: SocketAddr,
+        corrupt_at: Option<usize>,
+        pause: Option<Duration>,
+        truncate: bool,
+    ) -> Vec<u8> {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
-        let hdr = Header { direction: Direction::Upload, amount: Amount::Bytes(20_000), seed: 5 };
+        let hdr = Header {
+            direction: Direction::Upload,
+            amount: Amount::Bytes(20_000),
+            seed: 5,
+        };
         s.write_all(&hdr.encode()).unwrap();
         let mut data = vec![0u8; 20_000];
         Pattern::new(5).fill(&mut data);
@@ -1336,7 +1664,11 @@ mod tests {
         let verdict = fake_sender(addr, None, Some(Duration::from_millis(2100)), false);
         let srv = finished(&events);
         assert!(srv[0].ok(), "{:?}", srv[0].error);
-        assert!(srv[0].receiver_stalled_intervals >= 1, "{:?}", srv[0].intervals);
+        assert!(
+            srv[0].receiver_stalled_intervals >= 1,
+            "{:?}",
+            srv[0].intervals
+        );
         assert!(srv[0].receiver_max_gap >= Duration::from_secs(2));
         let v = Verdict::decode(&verdict[..VERDICT_LEN].try_into().unwrap());
         assert_eq!(v.status, V_OK);
@@ -1348,8 +1680,13 @@ mod tests {
     #[test]
     fn connect_refused_is_reported_not_panicked() {
         // Bind then drop to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cfg = ClientConfig::upload_for(SocketAddr::from(([127, 0, 0, 1], port)), 1).proto(Proto::Tcp);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg =
+            ClientConfig::upload_for(SocketAddr::from(([127, 0, 0, 1], port)), 1).proto(Proto::Tcp);
         let t = run_client(&cfg, None, &mut |_| {});
         let err = t.error.unwrap();
         assert!(err.contains("connect"), "{err}");

@@ -1,1 +1,896 @@
-fn main() {}
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Root tests of the lab itself: real NetworkManager on a private bus, real kernel MPTCP,
+//! real tbf shaping and nftables NAT, in namespaces that each test creates and removes.
+//! Skipped loudly without root/MPTCP/tools; failing instead with MPTCP_REQUIRE_ROOT_TESTS=1.
+
+use std::{
+    collections::BTreeMap,
+    io,
+    net::IpAddr,
+    path::Path,
+    time::{Duration, Instant, SystemTime},
+};
+
+use mptcp_lab::{
+    lab::{process_alive, process_start_time},
+    prereq::{run_trials, trials, Need},
+    traffic::{ClientConfig, Direction},
+    wait_for, Lab, LabOptions, Node,
+};
+
+type R = Result<(), String>;
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T> Ctx<T> for io::Result<T> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+fn up(opts: LabOptions) -> Result<Lab, String> {
+    let t0 = Instant::now();
+    let lab = Lab::up(opts).ctx("lab up")?;
+    eprintln!(
+        "[{}] lab up {:.3} s (lab.sh {:.3} s, NetworkManager start -> uplinks activated {:.3} s)",
+        lab.prefix(),
+        t0.elapsed().as_secs_f64(),
+        lab.up_seconds().unwrap_or(f64::NAN),
+        lab.nm_startup_seconds().unwrap_or(f64::NAN)
+    );
+    Ok(lab)
+}
+
+/// Flags of a device-side link, e.g. ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"].
+fn link_flags(lab: &Lab, ifname: &str) -> Result<Vec<String>, String> {
+    let out = lab
+        .dev_ip(&["-o", "link", "show", "dev", ifname])
+        .ctx("ip link show")?;
+    let inner = out
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map(|(f, _)| f)
+        .unwrap_or("");
+    Ok(inner.split(',').map(str::to_string).collect())
+}
+
+fn endpoints(lab: &Lab) -> Result<String, String> {
+    lab.dev_ip(&["mptcp", "endpoint", "show"])
+        .ctx("endpoint show")
+}
+
+/// True when an endpoint line for `addr` with `dev IF` and the `subflow` flag exists.
+fn has_endpoint(list: &str, addr: &str, ifname: &str) -> bool {
+    list.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.first() == Some(&addr)
+            && w.contains(&"subflow")
+            && w.windows(2).any(|p| p == ["dev", ifname])
+    })
+}
+
+/// Peers of the established TCP sockets (MPTCP subflows) on the server's `port`.
+fn server_subflow_peers(lab: &Lab, port: u16) -> Result<Vec<(IpAddr, u16)>, String> {
+    let filter = format!("( sport = :{port} )");
+    let out = lab
+        .exec(
+            Node::Server,
+            "ss",
+            &["-Htn", "state", "established", &filter],
+        )
+        .ctx("ss on server")?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|peer| {
+            let (a, p) = peer.rsplit_once(':')?;
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            let a = a.strip_prefix("::ffff:").unwrap_or(a);
+            Some((a.parse().ok()?, p.parse().ok()?))
+        })
+        .collect())
+}
+
+fn wait_for_peers(
+    lab: &Lab,
+    port: u16,
+    want: &[IpAddr],
+    timeout: Duration,
+) -> Result<Vec<(IpAddr, u16)>, String> {
+    let mut last = Vec::new();
+    let got = wait_for(timeout, || {
+        last = server_subflow_peers(lab, port).unwrap_or_default();
+        want.iter()
+            .all(|w| last.iter().any(|(a, _)| a == w))
+            .then(|| last.clone())
+    });
+    got.ok_or_else(|| format!("server port {port}: wanted subflows from {want:?}, have {last:?}"))
+}
+
+fn ping(lab: &Lab, ifname: &str, dst: &str) -> R {
+    lab.exec(
+        Node::Device,
+        "ping",
+        &["-n", "-c", "1", "-W", "2", "-I", ifname, dst],
+    )
+    .map(drop)
+    .ctx(&format!("ping {dst} via {ifname}"))
+}
+
+/// Files under the host's NetworkManager paths (and /run/mount, which `mount` without -n
+/// would create), with size and mtime: the lab must not change any of them.
+fn host_nm_snapshot() -> BTreeMap<String, (u64, Option<SystemTime>)> {
+    fn walk(p: &Path, out: &mut BTreeMap<String, (u64, Option<SystemTime>)>) {
+        if let Ok(md) = std::fs::symlink_metadata(p) {
+            out.insert(
+                p.display().to_string(),
+                (if md.is_dir() { 0 } else { md.len() }, md.modified().ok()),
+            );
+            if md.is_dir() {
+                if let Ok(rd) = std::fs::read_dir(p) {
+                    for e in rd.flatten() {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for root in [
+        "/run/NetworkManager",
+        "/var/lib/NetworkManager",
+        "/etc/NetworkManager",
+        "/run/mount",
+    ] {
+        walk(Path::new(root), &mut out);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn nm_starts_uplinks_activated_routes_no_endpoints() -> R {
+    let host_before = host_nm_snapshot();
+    let lab = up(LabOptions::default())?;
+    ensure(lab.nm_startup_complete(), || {
+        "NetworkManager not at startup-complete".into()
+    })?;
+    for u in lab.uplinks() {
+        let st = lab.connection_state(&u.name).ctx("connection state")?;
+        ensure(st.as_deref() == Some("activated"), || {
+            format!("{}: {st:?}", u.connection)
+        })?;
+    }
+    let devs = lab
+        .nmcli(&["-t", "-f", "DEVICE,STATE,CONNECTION", "device"])
+        .ctx("nmcli device")?;
+    for want in [
+        "wlan0:connected:uplink-wlan0",
+        "wwan0:connected:uplink-wwan0",
+    ] {
+        ensure(devs.lines().any(|l| l == want), || {
+            format!("no {want:?} in\n{devs}")
+        })?;
+    }
+    // Inside the device namespace, with the bus address set for us.
+    let bus = lab
+        .exec(Node::Device, "sh", &["-c", "echo $DBUS_SYSTEM_BUS_ADDRESS"])
+        .ctx("dev sh")?;
+    ensure(bus.trim() == lab.bus_address(), || {
+        format!("bus in dev ns: {bus:?}")
+    })?;
+    let running = lab
+        .exec(Node::Device, "nmcli", &["-t", "-f", "RUNNING", "general"])
+        .ctx("nmcli in dev ns")?;
+    ensure(running.trim() == "running", || {
+        format!("nmcli general: {running:?}")
+    })?;
+
+    let r4 = lab
+        .dev_ip(&["-4", "route", "show", "default"])
+        .ctx("routes")?;
+    let r6 = lab
+        .dev_ip(&["-6", "route", "show", "default"])
+        .ctx("routes")?;
+    for u in lab.uplinks() {
+        let want4 = format!(
+            "default via {} dev {} proto static metric {}",
+            u.gw4, u.name, u.metric
+        );
+        ensure(r4.contains(&want4), || format!("no {want4:?} in\n{r4}"))?;
+        let want6 = format!(
+            "default via {} dev {} proto static metric {}",
+            u.gw6, u.name, u.metric
+        );
+        ensure(r6.contains(&want6), || format!("no {want6:?} in\n{r6}"))?;
+        let addrs = lab
+            .dev_ip(&["-br", "addr", "show", "dev", &u.name])
+            .ctx("addr")?;
+        ensure(
+            addrs.contains(&u.addr4.to_string()) && addrs.contains(&u.addr6.to_string()),
+            || addrs.clone(),
+        )?;
+        // Both families reach the server over both uplinks (wwan0 through the NAT box).
+        ping(&lab, &u.name, &lab.server_addr4().to_string())?;
+        ping(&lab, &u.name, &lab.server_addr6().to_string())?;
+    }
+    // NM's MPTCP is off: it added no endpoint at activation, nor after a reapply.
+    lab.nmcli(&["device", "reapply", "wwan0"]).ctx("reapply")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let eps = endpoints(&lab)?;
+    ensure(eps.trim().is_empty(), || {
+        format!("NM's MPTCP is off but endpoints exist:\n{eps}")
+    })?;
+
+    let dir = lab.dir().to_path_buf();
+    lab.down().ctx("down")?;
+    ensure(!dir.exists(), || format!("{} left behind", dir.display()))?;
+    let host_after = host_nm_snapshot();
+    ensure(host_before == host_after, || {
+        format!("host NetworkManager paths changed:\nbefore {host_before:?}\nafter {host_after:?}")
+    })
+}
+
+fn nm_mptcp_on_adds_endpoints() -> R {
+    let lab = up(LabOptions::default().nm_mptcp(true))?;
+    let mut eps = String::new();
+    let all = wait_for(Duration::from_secs(3), || {
+        eps = endpoints(&lab).unwrap_or_default();
+        lab.uplinks()
+            .iter()
+            .all(|u| {
+                has_endpoint(&eps, &u.addr4.to_string(), &u.name)
+                    && has_endpoint(&eps, &u.addr6.to_string(), &u.name)
+            })
+            .then_some(())
+    });
+    ensure(all.is_some(), || {
+        format!("NM's MPTCP is on, expected v4+v6 subflow endpoints per uplink:\n{eps}")
+    })
+}
+
+fn two_subflows_v4_upload_join_through_nat() -> R {
+    let lab = up(LabOptions::default())?;
+    let wwan = lab.uplink("wwan0").ctx("uplink")?.clone();
+    let wlan = lab.uplink("wlan0").ctx("uplink")?.clone();
+    lab.dev_ip(&[
+        "mptcp",
+        "limits",
+        "set",
+        "subflow",
+        "2",
+        "add_addr_accepted",
+        "0",
+    ])
+    .ctx("limits")?;
+    lab.dev_ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        &wwan.addr4.to_string(),
+        "dev",
+        "wwan0",
+        "subflow",
+    ])
+    .ctx("endpoint")?;
+    let srv = lab.traffic_server(5000).ctx("traffic server")?;
+    let client = lab
+        .spawn_traffic_client(ClientConfig::upload_for(
+            lab.server_sockaddr(false, 5000),
+            3,
+        ))
+        .ctx("client")?;
+    // The server sees the initial subflow from wlan0 and the join from the NAT box.
+    let peers = wait_for_peers(
+        &lab,
+        5000,
+        &[wlan.seen4.into(), wwan.seen4.into()],
+        Duration::from_secs(3),
+    )?;
+    eprintln!("[{}] v4 subflows at the server: {peers:?}", lab.prefix());
+    let t = client
+        .join()
+        .map_err(|_| "client panicked")?
+        .ctx("client")?;
+    ensure(t.ok(), || format!("client: {:?}", t.error))?;
+    let done = srv
+        .wait_finished(1, Duration::from_secs(10))
+        .ok_or("server saw no finished transfer")?;
+    let rx = &done[0];
+    ensure(
+        rx.ok() && rx.bytes == t.bytes && rx.checksum == t.checksum,
+        || format!("server: {rx:?}"),
+    )?;
+    eprintln!(
+        "[{}] v4 upload over 2x20 Mbit/s: {:.1} Mbit/s, {} bytes intact",
+        lab.prefix(),
+        rx.mbps(),
+        rx.bytes
+    );
+    // More than one 20 Mbit/s uplink can carry: both paths were used.
+    ensure(rx.mbps() > 28.0, || {
+        format!("aggregate {:.1} Mbit/s, want > 28", rx.mbps())
+    })
+}
+
+fn v6_download_far_side_shaping_and_two_subflows() -> R {
+    let lab = up(LabOptions::default())?;
+    let wwan = lab.uplink("wwan0").ctx("uplink")?.clone();
+    let wlan = lab.uplink("wlan0").ctx("uplink")?.clone();
+    let srv = lab.traffic_server(5001).ctx("traffic server")?;
+    let server = lab.server_sockaddr(true, 5001);
+    // One path, downloading: limited by the far side's tbf.
+    let single = lab
+        .traffic_client(ClientConfig::upload_for(server, 2).direction(Direction::Download))
+        .ctx("client")?;
+    ensure(single.ok(), || {
+        format!("single-path download: {:?}", single.error)
+    })?;
+    eprintln!(
+        "[{}] v6 single-path download: {:.1} Mbit/s",
+        lab.prefix(),
+        single.mbps()
+    );
+    ensure(single.mbps() < 23.0 && single.mbps() > 10.0, || {
+        format!("single path {:.1} Mbit/s", single.mbps())
+    })?;
+    lab.dev_ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        &wwan.addr6.to_string(),
+        "dev",
+        "wwan0",
+        "subflow",
+    ])
+    .ctx("endpoint")?;
+    let client = lab
+        .spawn_traffic_client(ClientConfig::upload_for(server, 3).direction(Direction::Download))
+        .ctx("client")?;
+    let peers = wait_for_peers(
+        &lab,
+        5001,
+        &[wlan.seen6.into(), wwan.seen6.into()],
+        Duration::from_secs(3),
+    )?;
+    eprintln!("[{}] v6 subflows at the server: {peers:?}", lab.prefix());
+    let t = client
+        .join()
+        .map_err(|_| "client panicked")?
+        .ctx("client")?;
+    ensure(t.ok() && !t.stalled(), || {
+        format!("two-path download: {t:?}")
+    })?;
+    eprintln!(
+        "[{}] v6 download over 2 paths: {:.1} Mbit/s",
+        lab.prefix(),
+        t.mbps()
+    );
+    ensure(t.mbps() > 28.0, || {
+        format!("aggregate {:.1} Mbit/s, want > 28", t.mbps())
+    })?;
+    ensure(
+        srv.wait_finished(2, Duration::from_secs(10)).is_some(),
+        || "server: transfers not finished".into(),
+    )
+}
+
+fn carrier_admin_and_nmcli_helpers() -> R {
+    let lab = up(LabOptions::default().carrier_wait_ms(1000))?;
+    let carrier = |v: &str| -> bool {
+        lab.nmcli(&["-g", "WIRED-PROPERTIES.CARRIER", "device", "show", "wwan0"])
+            .map(|s| s.trim() == v)
+            .unwrap_or(false)
+    };
+    // Carrier cut from the far side.
+    lab.carrier("wwan0", false).ctx("carrier off")?;
+    let f = link_flags(&lab, "wwan0")?;
+    ensure(
+        !f.iter().any(|x| x == "LOWER_UP") && f.iter().any(|x| x == "NO-CARRIER"),
+        || format!("after cut: {f:?}"),
+    )?;
+    ensure(
+        wait_for(Duration::from_secs(2), || carrier("off").then_some(())).is_some(),
+        || "NM still sees carrier".into(),
+    )?;
+    lab.carrier("wwan0", true).ctx("carrier on")?;
+    let f = link_flags(&lab, "wwan0")?;
+    ensure(f.iter().any(|x| x == "LOWER_UP"), || {
+        format!("after restore: {f:?}")
+    })?;
+    ensure(
+        wait_for(Duration::from_secs(2), || carrier("on").then_some(())).is_some(),
+        || "NM sees no carrier".into(),
+    )?;
+    // NM re-activates it (its profile autoconnects) if the cut outlasted carrier-wait, or keeps it.
+    let activated = wait_for(Duration::from_secs(5), || {
+        (lab.connection_state("wwan0").ok().flatten().as_deref() == Some("activated")).then_some(())
+    });
+    ensure(activated.is_some(), || {
+        "wwan0 not activated after carrier came back".into()
+    })?;
+
+    // Admin down/up on the device side: the kernel drops its routes, NM puts them back.
+    lab.link("wwan0", false).ctx("link down")?;
+    let f = link_flags(&lab, "wwan0")?;
+    ensure(!f.iter().any(|x| x == "UP"), || {
+        format!("after admin down: {f:?}")
+    })?;
+    let r4 = lab
+        .dev_ip(&["-4", "route", "show", "default"])
+        .ctx("routes")?;
+    ensure(!r4.contains("dev wwan0"), || {
+        format!("route via a down link:\n{r4}")
+    })?;
+    lab.link("wwan0", true).ctx("link up")?;
+    ensure(link_flags(&lab, "wwan0")?.iter().any(|x| x == "UP"), || {
+        "not UP".into()
+    })?;
+    let back = wait_for(Duration::from_secs(5), || {
+        let r = lab
+            .dev_ip(&["-4", "route", "show", "default"])
+            .unwrap_or_default();
+        r.contains("via 10.2.0.1 dev wwan0").then_some(())
+    });
+    ensure(back.is_some(), || {
+        "default route via wwan0 not restored after admin up".into()
+    })?;
+
+    // nmcli connection down removes the addresses; up restores them.
+    lab.connection("wwan0", false).ctx("conn down")?;
+    let gone = wait_for(Duration::from_secs(3), || {
+        let a = lab
+            .dev_ip(&["-br", "addr", "show", "dev", "wwan0"])
+            .unwrap_or_default();
+        (!a.contains("10.2.0.2") && !a.contains("2001:db8:2::2")).then_some(())
+    });
+    ensure(gone.is_some(), || {
+        "addresses still on wwan0 after connection down".into()
+    })?;
+    ensure(
+        lab.connection_state("wwan0").ctx("state")?.is_none(),
+        || "connection still active".into(),
+    )?;
+    lab.connection("wwan0", true).ctx("conn up")?;
+    let a = lab
+        .dev_ip(&["-br", "addr", "show", "dev", "wwan0"])
+        .ctx("addr")?;
+    ensure(
+        a.contains("10.2.0.2/24") && a.contains("2001:db8:2::2/64"),
+        || format!("after conn up: {a}"),
+    )?;
+    ensure(
+        lab.connection_state("wwan0").ctx("state")?.as_deref() == Some("activated"),
+        || "not activated".into(),
+    )
+}
+
+fn ss_kill_resets_one_subflow_and_transfer_survives() -> R {
+    let lab = up(LabOptions::default())?;
+    let wwan = lab.uplink("wwan0").ctx("uplink")?.clone();
+    let wlan = lab.uplink("wlan0").ctx("uplink")?.clone();
+    lab.dev_ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        &wwan.addr4.to_string(),
+        "dev",
+        "wwan0",
+        "subflow",
+    ])
+    .ctx("endpoint")?;
+    let srv = lab.traffic_server(5002).ctx("traffic server")?;
+    let mut cfg = ClientConfig::upload_for(lab.server_sockaddr(false, 5002), 3);
+    cfg.limits.stall_abort = Duration::from_secs(10);
+    let client = lab.spawn_traffic_client(cfg).ctx("client")?;
+    let before = wait_for_peers(
+        &lab,
+        5002,
+        &[wlan.seen4.into(), wwan.seen4.into()],
+        Duration::from_secs(3),
+    )?;
+    let wlan_port = before
+        .iter()
+        .find(|(a, _)| *a == IpAddr::from(wlan.seen4))
+        .map(|p| p.1);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.kill_subflows_of("wwan0").ctx("ss -K")?;
+    let mut now = Vec::new();
+    let closed = wait_for(Duration::from_secs(1), || {
+        now = server_subflow_peers(&lab, 5002).unwrap_or_default();
+        (!now.iter().any(|(a, _)| *a == IpAddr::from(wwan.seen4))).then_some(())
+    });
+    ensure(closed.is_some(), || {
+        format!("wwan0 subflow still there after ss -K: {now:?}")
+    })?;
+    let wlan_after = now
+        .iter()
+        .find(|(a, _)| *a == IpAddr::from(wlan.seen4))
+        .map(|p| p.1);
+    ensure(wlan_port.is_some() && wlan_after == wlan_port, || {
+        format!("wlan0 subflow changed: {before:?} -> {now:?}")
+    })?;
+    let t = client
+        .join()
+        .map_err(|_| "client panicked")?
+        .ctx("client")?;
+    ensure(t.ok(), || {
+        format!("transfer broken by a subflow reset: {:?}", t.error)
+    })?;
+    let rx = srv
+        .wait_finished(1, Duration::from_secs(10))
+        .ok_or("server: not finished")?;
+    ensure(rx[0].ok() && rx[0].checksum == t.checksum, || {
+        format!("server: {:?}", rx[0])
+    })
+}
+
+fn nm_restart_kill_and_start() -> R {
+    let lab = up(LabOptions::default())?;
+    let activated = |lab: &Lab| {
+        lab.uplinks()
+            .iter()
+            .all(|u| lab.connection_state(&u.name).ok().flatten().as_deref() == Some("activated"))
+    };
+    let pid1 = lab.pid("nm").ok_or("nm not running")?;
+    let start1 = process_start_time(pid1).unwrap_or_default();
+    let t0 = Instant::now();
+    lab.nm_restart().ctx("nm restart")?;
+    eprintln!(
+        "[{}] NetworkManager restart: {:.3} s",
+        lab.prefix(),
+        t0.elapsed().as_secs_f64()
+    );
+    let pid2 = lab.pid("nm").ok_or("nm not running after restart")?;
+    ensure(pid2 != pid1 && !process_alive(pid1, &start1), || {
+        format!("old NM {pid1} still there")
+    })?;
+    ensure(lab.nm_startup_complete() && activated(&lab), || {
+        "not activated after restart".into()
+    })?;
+
+    lab.nm_kill().ctx("nm kill")?;
+    ensure(lab.pid("nm").is_none(), || {
+        "NM still running after SIGKILL".into()
+    })?;
+    ensure(!lab.nm_startup_complete(), || "NM still on the bus".into())?;
+    // SIGKILL leaves the configuration in the kernel.
+    let a = lab
+        .dev_ip(&["-br", "addr", "show", "dev", "wwan0"])
+        .ctx("addr")?;
+    ensure(a.contains("10.2.0.2/24"), || {
+        format!("address gone with NM: {a}")
+    })?;
+    lab.nm_start().ctx("nm start")?;
+    ensure(lab.nm_startup_complete() && activated(&lab), || {
+        "not activated after start".into()
+    })
+}
+
+fn mptcpd_adds_endpoints_and_stops() -> R {
+    let lab = up(LabOptions::default().mptcpd(true))?;
+    let pid = lab.pid("mptcpd").ok_or("mptcpd not running")?;
+    let start = process_start_time(pid).unwrap_or_default();
+    let mut eps = String::new();
+    let all = wait_for(Duration::from_secs(3), || {
+        eps = endpoints(&lab).unwrap_or_default();
+        lab.uplinks()
+            .iter()
+            .all(|u| has_endpoint(&eps, &u.addr4.to_string(), &u.name))
+            .then_some(())
+    });
+    ensure(all.is_some(), || {
+        format!("mptcpd added no endpoints for both uplinks:\n{eps}")
+    })?;
+    lab.mptcpd_stop().ctx("mptcpd stop")?;
+    ensure(
+        lab.pid("mptcpd").is_none() && !process_alive(pid, &start),
+        || "mptcpd still running".into(),
+    )?;
+    lab.mptcpd_start().ctx("mptcpd start")?;
+    ensure(lab.pid("mptcpd").is_some(), || {
+        "mptcpd did not start again".into()
+    })
+}
+
+fn uplink_without_default_route() -> R {
+    let lab = up(LabOptions::default().no_default_route("wwan0"))?;
+    ensure(!lab.uplink("wwan0").ctx("uplink")?.default_route, || {
+        "env says wwan0 has a default route".into()
+    })?;
+    ensure(
+        lab.connection_state("wwan0").ctx("state")?.as_deref() == Some("activated"),
+        || "not activated".into(),
+    )?;
+    let r4 = lab
+        .dev_ip(&["-4", "route", "show", "default"])
+        .ctx("routes")?;
+    let r6 = lab
+        .dev_ip(&["-6", "route", "show", "default"])
+        .ctx("routes")?;
+    ensure(
+        r4.contains("dev wlan0") && !r4.contains("dev wwan0"),
+        || format!("v4 defaults:\n{r4}"),
+    )?;
+    ensure(
+        r6.contains("dev wlan0") && !r6.contains("dev wwan0"),
+        || format!("v6 defaults:\n{r6}"),
+    )?;
+    let a = lab
+        .dev_ip(&["-br", "addr", "show", "dev", "wwan0"])
+        .ctx("addr")?;
+    ensure(
+        a.contains("10.2.0.2/24") && a.contains("2001:db8:2::2/64"),
+        || format!("wwan0: {a}"),
+    )
+}
+
+fn two_labs_side_by_side() -> R {
+    let a = std::thread::spawn(|| up(LabOptions::default()));
+    let b = std::thread::spawn(|| up(LabOptions::default().nm_mptcp(true)));
+    let a = a.join().map_err(|_| "lab a panicked")??;
+    let b = b.join().map_err(|_| "lab b panicked")??;
+    ensure(
+        a.dev_ns() != b.dev_ns() && a.bus_address() != b.bus_address(),
+        || "labs share names".into(),
+    )?;
+    for lab in [&a, &b] {
+        ensure(lab.nm_startup_complete(), || {
+            format!("{}: NM not ready", lab.prefix())
+        })?;
+        for u in lab.uplinks() {
+            ensure(
+                lab.connection_state(&u.name).ctx("state")?.as_deref() == Some("activated"),
+                || format!("{}: {} not activated", lab.prefix(), u.name),
+            )?;
+        }
+        ping(lab, "wwan0", &lab.server_addr4().to_string())?;
+        ping(lab, "wwan0", &lab.server_addr6().to_string())?;
+    }
+    // Each NM manages only its own lab: only b (NM's MPTCP on) has endpoints.
+    ensure(endpoints(&a)?.trim().is_empty(), || {
+        "lab a has endpoints".into()
+    })?;
+    ensure(
+        wait_for(Duration::from_secs(3), || {
+            (!endpoints(&b).unwrap_or_default().trim().is_empty()).then_some(())
+        })
+        .is_some(),
+        || "lab b has no endpoints".into(),
+    )?;
+    let names: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|l| {
+            [Node::Device, Node::Router, Node::Nat, Node::Server].map(|n| l.ns(n).to_string())
+        })
+        .collect();
+    let dirs = [a.dir().to_path_buf(), b.dir().to_path_buf()];
+    let pids: Vec<(u32, String)> = [&a, &b]
+        .iter()
+        .flat_map(|l| l.pids())
+        .map(|(_, p)| (p, process_start_time(p).unwrap_or_default()))
+        .collect();
+    ensure(pids.len() == 4, || {
+        format!("expected 2 x (dbus, nm): {pids:?}")
+    })?;
+    drop(a);
+    drop(b);
+    for n in names {
+        ensure(!Path::new("/run/netns").join(&n).exists(), || {
+            format!("netns {n} left behind")
+        })?;
+    }
+    for (pid, start) in &pids {
+        ensure(!process_alive(*pid, start), || {
+            format!("pid {pid} survived Drop")
+        })?;
+    }
+    for d in &dirs {
+        ensure(!d.exists(), || format!("{} survived Drop", d.display()))?;
+    }
+    Ok(())
+}
+
+struct Leftovers {
+    namespaces: Vec<String>,
+    pids: Vec<(u32, String)>,
+    dir: std::path::PathBuf,
+    stray: std::process::Child,
+}
+
+fn drop_cleans_up_even_after_a_panic() -> R {
+    let (tx, rx) = std::sync::mpsc::channel::<Leftovers>();
+    let worker = std::thread::spawn(move || {
+        let lab = Lab::up(LabOptions::default().mptcpd(true)).expect("lab up");
+        lab.spawn(Node::Server, "sleeper", &["sleep", "600"])
+            .expect("spawn");
+        // Started outside the lab's bookkeeping, but inside its namespace: down kills it too.
+        let stray = lab
+            .command(Node::Device, "sleep")
+            .arg("600")
+            .spawn()
+            .expect("stray");
+        let mut pids: Vec<(u32, String)> = lab
+            .pids()
+            .into_iter()
+            .map(|(_, p)| (p, process_start_time(p).unwrap_or_default()))
+            .collect();
+        pids.push((
+            stray.id(),
+            process_start_time(stray.id()).unwrap_or_default(),
+        ));
+        let namespaces = [Node::Device, Node::Router, Node::Nat, Node::Server]
+            .map(|n| lab.ns(n).to_string())
+            .to_vec();
+        tx.send(Leftovers {
+            namespaces,
+            pids,
+            dir: lab.dir().to_path_buf(),
+            stray,
+        })
+        .expect("send");
+        panic!("deliberate panic with a live lab (this message is expected)");
+    });
+    ensure(worker.join().is_err(), || "the worker did not panic".into())?;
+    let mut left = rx
+        .recv_timeout(Duration::from_secs(1))
+        .map_err(|_| "worker sent nothing")?;
+    ensure(left.pids.len() >= 5, || {
+        format!(
+            "expected dbus, nm, mptcpd, sleeper and the stray: {:?}",
+            left.pids
+        )
+    })?;
+    // The stray is our own child: it must have been killed; reap it.
+    let status = wait_for(Duration::from_secs(2), || {
+        left.stray.try_wait().ok().flatten()
+    });
+    ensure(status.is_some(), || {
+        "the stray process in the device namespace survived".into()
+    })?;
+    for (pid, start) in &left.pids {
+        ensure(!process_alive(*pid, start), || {
+            format!("pid {pid} still running")
+        })?;
+    }
+    for n in &left.namespaces {
+        ensure(!Path::new("/run/netns").join(n).exists(), || {
+            format!("netns {n} left behind")
+        })?;
+    }
+    ensure(!left.dir.exists(), || {
+        format!("{} left behind", left.dir.display())
+    })
+}
+
+fn iperf3_through_mptcpize() -> R {
+    let lab = up(LabOptions::default().iperf3_server(true))?;
+    let wwan = lab.uplink("wwan0").ctx("uplink")?.clone();
+    lab.dev_ip(&[
+        "mptcp",
+        "endpoint",
+        "add",
+        &wwan.addr4.to_string(),
+        "dev",
+        "wwan0",
+        "subflow",
+    ])
+    .ctx("endpoint")?;
+    let srv = lab.server_addr4().to_string();
+    // The server needs a moment to listen; retry connection refusals (bounded).
+    let mut last = String::new();
+    let out = wait_for(Duration::from_secs(5), || {
+        match lab.exec(
+            Node::Device,
+            "mptcpize",
+            &["run", "iperf3", "-c", &srv, "-t", "3", "-J"],
+        ) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                last = e.to_string();
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            }
+        }
+    })
+    .ok_or_else(|| format!("iperf3: {last}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("iperf3 json: {e}"))?;
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .ok_or("no sum_received in iperf3 output")?;
+    eprintln!(
+        "[{}] iperf3 (mptcpize) over 2x20 Mbit/s: {:.1} Mbit/s",
+        lab.prefix(),
+        bps / 1e6
+    );
+    ensure(bps > 28e6, || {
+        format!("iperf3 {:.1} Mbit/s, want > 28", bps / 1e6)
+    })
+}
+
+fn main() {
+    let base = [
+        Need::Root,
+        Need::Mptcp,
+        Need::Program("ip"),
+        Need::Program("NetworkManager"),
+        Need::Program("nmcli"),
+        Need::Program("nm-online"),
+        Need::Program("dbus-daemon"),
+        Need::Program("nft"),
+        Need::Program("tc"),
+        Need::Program("ss"),
+        Need::Program("unshare"),
+        Need::Program("setsid"),
+        Need::Program("ping"),
+    ];
+    type T = fn() -> R;
+    let mut all = trials(
+        &base,
+        vec![
+            (
+                "lab::nm_starts_uplinks_activated_routes_no_endpoints",
+                nm_starts_uplinks_activated_routes_no_endpoints as T,
+            ),
+            (
+                "lab::nm_mptcp_on_adds_endpoints",
+                nm_mptcp_on_adds_endpoints,
+            ),
+            (
+                "lab::two_subflows_v4_upload_join_through_nat",
+                two_subflows_v4_upload_join_through_nat,
+            ),
+            (
+                "lab::v6_download_far_side_shaping_and_two_subflows",
+                v6_download_far_side_shaping_and_two_subflows,
+            ),
+            (
+                "lab::carrier_admin_and_nmcli_helpers",
+                carrier_admin_and_nmcli_helpers,
+            ),
+            (
+                "lab::ss_kill_resets_one_subflow_and_transfer_survives",
+                ss_kill_resets_one_subflow_and_transfer_survives,
+            ),
+            ("lab::nm_restart_kill_and_start", nm_restart_kill_and_start),
+            (
+                "lab::uplink_without_default_route",
+                uplink_without_default_route,
+            ),
+            ("lab::two_labs_side_by_side", two_labs_side_by_side),
+        ],
+    );
+    let mut with_mptcpd = base.to_vec();
+    with_mptcpd.push(Need::Program("mptcpd"));
+    all.extend(trials(
+        &with_mptcpd,
+        vec![
+            (
+                "lab::mptcpd_adds_endpoints_and_stops",
+                mptcpd_adds_endpoints_and_stops as T,
+            ),
+            (
+                "lab::drop_cleans_up_even_after_a_panic",
+                drop_cleans_up_even_after_a_panic,
+            ),
+        ],
+    ));
+    let mut with_iperf = base.to_vec();
+    with_iperf.extend([Need::Program("iperf3"), Need::Program("mptcpize")]);
+    all.extend(trials(
+        &with_iperf,
+        vec![("lab::iperf3_through_mptcpize", iperf3_through_mptcpize as T)],
+    ));
+    run_trials(all)
+}

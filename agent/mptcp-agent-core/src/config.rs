@@ -153,7 +153,10 @@ impl Default for NmSettings {
     fn default() -> Self {
         NmSettings {
             follow: true,
-            conf_paths: DEFAULT_NM_CONF_PATHS.iter().map(|s| s.to_string()).collect(),
+            conf_paths: DEFAULT_NM_CONF_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -296,7 +299,11 @@ pub struct Issue {
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -369,15 +376,15 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
     }
     let probe: Probe = toml::from_str(text).map_err(|e| syntax(text, &e))?;
     match probe.schema_version {
-        None => {
-            return Err(ConfigError {
-                issues: vec![Issue {
-                    line: 1,
-                    column: 1,
-                    message: format!("schema_version is missing; this agent reads schema_version = {SCHEMA_VERSION}"),
-                }],
-            })
-        }
+        None => return Err(ConfigError {
+            issues: vec![Issue {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "schema_version is missing; this agent reads schema_version = {SCHEMA_VERSION}"
+                ),
+            }],
+        }),
         Some(v) => {
             let ok = matches!(v.get_ref(), toml::Value::Integer(n) if *n == SCHEMA_VERSION);
             if !ok {
@@ -423,25 +430,60 @@ pub enum SysctlKind {
 /// The sysctls the config may set, with the kernel release that introduced each.
 pub const SYSCTLS: [(&str, SysctlKind, &str); 9] = [
     ("enabled", SysctlKind::Bool, "5.6"),
-    ("add_addr_timeout", SysctlKind::Int { min: 1, max: 86_400 }, "5.8"),
+    (
+        "add_addr_timeout",
+        SysctlKind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        "5.8",
+    ),
     ("checksum_enabled", SysctlKind::Bool, "5.14"),
     ("allow_join_initial_addr_port", SysctlKind::Bool, "5.14"),
-    ("stale_loss_cnt", SysctlKind::Int { min: 1, max: 1_000 }, "5.16"),
+    (
+        "stale_loss_cnt",
+        SysctlKind::Int { min: 1, max: 1_000 },
+        "5.16",
+    ),
     ("scheduler", SysctlKind::Word, "6.6"),
-    ("close_timeout", SysctlKind::Int { min: 1, max: 86_400 }, "6.8"),
-    ("blackhole_timeout", SysctlKind::Int { min: 0, max: 86_400 }, "6.12"),
-    ("syn_retrans_before_tcp_fallback", SysctlKind::Int { min: 0, max: 255 }, "6.15"),
+    (
+        "close_timeout",
+        SysctlKind::Int {
+            min: 1,
+            max: 86_400,
+        },
+        "6.8",
+    ),
+    (
+        "blackhole_timeout",
+        SysctlKind::Int {
+            min: 0,
+            max: 86_400,
+        },
+        "6.12",
+    ),
+    (
+        "syn_retrans_before_tcp_fallback",
+        SysctlKind::Int { min: 0, max: 255 },
+        "6.15",
+    ),
 ];
 
 /// Kernel release that introduced a sysctl, for messages.
 pub fn sysctl_since(name: &str) -> Option<&'static str> {
-    SYSCTLS.iter().find(|(n, _, _)| *n == name).map(|(_, _, v)| *v)
+    SYSCTLS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, v)| *v)
 }
 
 fn int_in(issues: &mut Issues, v: &Spanned<i64>, what: &str, min: i64, max: i64) -> Option<i64> {
     let n = *v.get_ref();
     if n < min || n > max {
-        issues.at(v.span(), format!("{what} = {n} is out of range ({min}..={max})"));
+        issues.at(
+            v.span(),
+            format!("{what} = {n} is out of range ({min}..={max})"),
+        );
         None
     } else {
         Some(n)
@@ -464,7 +506,13 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
         cfg.networkmanager.conf_paths.clear();
         for p in paths.get_ref() {
             if !p.get_ref().starts_with('/') {
-                issues.at(p.span(), format!("networkmanager.conf_paths: {:?} is not an absolute path", p.get_ref()));
+                issues.at(
+                    p.span(),
+                    format!(
+                        "networkmanager.conf_paths: {:?} is not an absolute path",
+                        p.get_ref()
+                    ),
+                );
             } else {
                 cfg.networkmanager.conf_paths.push(p.get_ref().clone());
             }
@@ -476,7 +524,8 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
         cfg.limits.subflows = int_in(&mut issues, v, "limits.subflows", 0, 8).map(|n| n as u32);
     }
     if let Some(v) = &raw.limits.add_addr_accepted {
-        cfg.limits.add_addr_accepted = int_in(&mut issues, v, "limits.add_addr_accepted", 0, 8).map(|n| n as u32);
+        cfg.limits.add_addr_accepted =
+            int_in(&mut issues, v, "limits.add_addr_accepted", 0, 8).map(|n| n as u32);
     }
 
     // [sysctl]
@@ -484,11 +533,17 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     let bools = [
         ("enabled", &s.enabled),
         ("checksum_enabled", &s.checksum_enabled),
-        ("allow_join_initial_addr_port", &s.allow_join_initial_addr_port),
+        (
+            "allow_join_initial_addr_port",
+            &s.allow_join_initial_addr_port,
+        ),
     ];
     for (name, v) in bools {
         if let Some(v) = v {
-            cfg.sysctls.insert(name.to_string(), if *v.get_ref() { "1" } else { "0" }.to_string());
+            cfg.sysctls.insert(
+                name.to_string(),
+                if *v.get_ref() { "1" } else { "0" }.to_string(),
+            );
         }
     }
     let ints = [
@@ -496,7 +551,10 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
         ("stale_loss_cnt", &s.stale_loss_cnt),
         ("close_timeout", &s.close_timeout),
         ("blackhole_timeout", &s.blackhole_timeout),
-        ("syn_retrans_before_tcp_fallback", &s.syn_retrans_before_tcp_fallback),
+        (
+            "syn_retrans_before_tcp_fallback",
+            &s.syn_retrans_before_tcp_fallback,
+        ),
     ];
     for (name, v) in ints {
         if let Some(v) = v {
@@ -511,7 +569,9 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &s.scheduler {
         let w = v.get_ref();
-        let ok = !w.is_empty() && w.len() <= 15 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = !w.is_empty()
+            && w.len() <= 15
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if ok {
             cfg.sysctls.insert("scheduler".to_string(), w.clone());
         } else {
@@ -571,7 +631,13 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     for (i, spanned) in raw.links.iter().enumerate() {
         if let Some(n) = &spanned.get_ref().name {
             if let Some(first) = seen.insert(n.get_ref().clone(), i + 1) {
-                issues.at(n.span(), format!("link rule name {:?} is already used by link rule {first}", n.get_ref()));
+                issues.at(
+                    n.span(),
+                    format!(
+                        "link rule name {:?} is already used by link rule {first}",
+                        n.get_ref()
+                    ),
+                );
             }
         }
     }
@@ -579,11 +645,18 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     if issues.list.is_empty() {
         Ok(cfg)
     } else {
-        Err(ConfigError { issues: issues.list })
+        Err(ConfigError {
+            issues: issues.list,
+        })
     }
 }
 
-fn validate_link(issues: &mut Issues, raw: &RawLinkRule, span: Range<usize>, number: usize) -> Option<LinkRule> {
+fn validate_link(
+    issues: &mut Issues,
+    raw: &RawLinkRule,
+    span: Range<usize>,
+    number: usize,
+) -> Option<LinkRule> {
     let before = issues.list.len();
     let name = match &raw.name {
         Some(n) if n.get_ref().trim().is_empty() || n.get_ref().len() > 64 => {
@@ -602,18 +675,27 @@ fn validate_link(issues: &mut Issues, raw: &RawLinkRule, span: Range<usize>, num
     };
     if let Some(list) = &raw.interfaces {
         if list.get_ref().is_empty() {
-            issues.at(list.span(), format!("{name}: interfaces is empty; leave it out to match any interface"));
+            issues.at(
+                list.span(),
+                format!("{name}: interfaces is empty; leave it out to match any interface"),
+            );
         }
         for p in list.get_ref() {
             match Pattern::new(p.get_ref()) {
                 Ok(pat) => rule.interfaces.push(pat),
-                Err(e) => issues.at(p.span(), format!("{name}: interface pattern {:?}: {e}", p.get_ref())),
+                Err(e) => issues.at(
+                    p.span(),
+                    format!("{name}: interface pattern {:?}: {e}", p.get_ref()),
+                ),
             }
         }
     }
     if let Some(list) = &raw.device_types {
         if list.get_ref().is_empty() {
-            issues.at(list.span(), format!("{name}: device_types is empty; leave it out to match any type"));
+            issues.at(
+                list.span(),
+                format!("{name}: device_types is empty; leave it out to match any type"),
+            );
         }
         for t in list.get_ref() {
             match DeviceType::from_name(t.get_ref()) {
@@ -622,7 +704,11 @@ fn validate_link(issues: &mut Issues, raw: &RawLinkRule, span: Range<usize>, num
                     let known: Vec<&str> = DeviceType::NAMES.iter().map(|(n, _)| *n).collect();
                     issues.at(
                         t.span(),
-                        format!("{name}: unknown device type {:?} (known: {})", t.get_ref(), known.join(", ")),
+                        format!(
+                            "{name}: unknown device type {:?} (known: {})",
+                            t.get_ref(),
+                            known.join(", ")
+                        ),
                     )
                 }
             }
@@ -638,12 +724,18 @@ fn validate_link(issues: &mut Issues, raw: &RawLinkRule, span: Range<usize>, num
             raw.ipv6.as_ref().map(|f| f.span()),
         ];
         for s in extra.into_iter().flatten() {
-            issues.at(s, format!("{name}: manage = false, so this key has no effect; remove it"));
+            issues.at(
+                s,
+                format!("{name}: manage = false, so this key has no effect; remove it"),
+            );
         }
     } else {
         let mut flags = EndpointFlags::empty();
         match &raw.flags {
-            None => issues.at(span.clone(), format!("{name}: flags is missing (e.g. flags = [\"subflow\"])")),
+            None => issues.at(
+                span.clone(),
+                format!("{name}: flags is missing (e.g. flags = [\"subflow\"])"),
+            ),
             Some(list) => {
                 for f in list.get_ref() {
                     match EndpointFlags::from_name(f.get_ref()) {
@@ -658,32 +750,49 @@ fn validate_link(issues: &mut Issues, raw: &RawLinkRule, span: Range<usize>, num
                         ),
                     }
                 }
-                if !flags.contains(EndpointFlags::SUBFLOW) && !flags.contains(EndpointFlags::SIGNAL) {
+                if !flags.contains(EndpointFlags::SUBFLOW) && !flags.contains(EndpointFlags::SIGNAL)
+                {
                     issues.at(list.span(), format!("{name}: flags need \"subflow\" or \"signal\", or the endpoint does nothing"));
                 }
-                if flags.contains(EndpointFlags::FULLMESH) && flags.contains(EndpointFlags::SIGNAL) {
-                    issues.at(list.span(), format!("{name}: the kernel refuses \"fullmesh\" together with \"signal\""));
+                if flags.contains(EndpointFlags::FULLMESH) && flags.contains(EndpointFlags::SIGNAL)
+                {
+                    issues.at(
+                        list.span(),
+                        format!("{name}: the kernel refuses \"fullmesh\" together with \"signal\""),
+                    );
                 }
-                if flags.contains(EndpointFlags::FULLMESH) && !flags.contains(EndpointFlags::SUBFLOW) {
-                    issues.at(list.span(), format!("{name}: \"fullmesh\" needs \"subflow\""));
+                if flags.contains(EndpointFlags::FULLMESH)
+                    && !flags.contains(EndpointFlags::SUBFLOW)
+                {
+                    issues.at(
+                        list.span(),
+                        format!("{name}: \"fullmesh\" needs \"subflow\""),
+                    );
                 }
             }
         }
         let on_carrier_loss = match &raw.on_carrier_loss {
             None => CarrierLoss::Withdraw,
-            Some(v) => match v.get_ref().as_str() {
-                "withdraw" => CarrierLoss::Withdraw,
-                "backup" => CarrierLoss::Backup,
-                other => {
-                    issues.at(v.span(), format!("{name}: on_carrier_loss = {other:?}; use \"withdraw\" or \"backup\""));
-                    CarrierLoss::Withdraw
+            Some(v) => {
+                match v.get_ref().as_str() {
+                    "withdraw" => CarrierLoss::Withdraw,
+                    "backup" => CarrierLoss::Backup,
+                    other => {
+                        issues.at(v.span(), format!("{name}: on_carrier_loss = {other:?}; use \"withdraw\" or \"backup\""));
+                        CarrierLoss::Withdraw
+                    }
                 }
-            },
+            }
         };
         let ipv4 = raw.ipv4.as_ref().map_or(true, |v| *v.get_ref());
         let ipv6 = raw.ipv6.as_ref().map_or(true, |v| *v.get_ref());
         if !ipv4 && !ipv6 {
-            issues.at(span, format!("{name}: ipv4 and ipv6 are both false; use manage = false to leave links alone"));
+            issues.at(
+                span,
+                format!(
+                    "{name}: ipv4 and ipv6 are both false; use manage = false to leave links alone"
+                ),
+            );
         }
         rule.policy = Some(LinkPolicy {
             flags,
@@ -745,9 +854,22 @@ flags = ["subflow"]
         assert_eq!(cfg.limits.subflows, Some(4));
         assert_eq!(cfg.limits.add_addr_accepted, Some(2));
         assert_eq!(cfg.sysctls.get("enabled").map(String::as_str), Some("1"));
-        assert_eq!(cfg.sysctls.get("add_addr_timeout").map(String::as_str), Some("60"));
-        assert_eq!(cfg.sysctls.get("scheduler").map(String::as_str), Some("default"));
-        assert_eq!(cfg.routing, RoutingConfig { table_base: 2000, rule_priority: 900, protocol: 99 });
+        assert_eq!(
+            cfg.sysctls.get("add_addr_timeout").map(String::as_str),
+            Some("60")
+        );
+        assert_eq!(
+            cfg.sysctls.get("scheduler").map(String::as_str),
+            Some("default")
+        );
+        assert_eq!(
+            cfg.routing,
+            RoutingConfig {
+                table_base: 2000,
+                rule_priority: 900,
+                protocol: 99
+            }
+        );
         assert_eq!(cfg.reestablish.initial_delay_ms, 100);
         assert_eq!(cfg.links.len(), 3);
         let cell = &cfg.links[0];
@@ -801,20 +923,27 @@ flags = ["subflow"]
         assert!(i.message.contains("schema_version is missing"), "{i}");
         let i = first_issue("schema_version = 2\n[future]\nx = 1\n");
         assert_eq!((i.line, i.column), (1, 18), "{i}");
-        assert!(i.message.contains("schema_version = 2 is not supported"), "{i}");
+        assert!(
+            i.message.contains("schema_version = 2 is not supported"),
+            "{i}"
+        );
         let i = first_issue("schema_version = \"1\"\n");
         assert!(i.message.contains("not supported"), "{i}");
     }
 
     #[test]
     fn range_errors_name_position_and_range() {
-        let e = load("schema_version = 1\n[limits]\nsubflows = 9\nadd_addr_accepted = -1\n").unwrap_err();
+        let e = load("schema_version = 1\n[limits]\nsubflows = 9\nadd_addr_accepted = -1\n")
+            .unwrap_err();
         assert_eq!(e.issues.len(), 2, "{e}");
         assert_eq!((e.issues[0].line, e.issues[0].column), (3, 12));
         assert!(e.issues[0].message.contains("0..=8"));
         assert_eq!(e.issues[1].line, 4);
         let rendered = e.render(Some("/etc/mptcp-agent/agent.toml"));
-        assert!(rendered.starts_with("/etc/mptcp-agent/agent.toml:3:12: limits.subflows = 9"), "{rendered}");
+        assert!(
+            rendered.starts_with("/etc/mptcp-agent/agent.toml:3:12: limits.subflows = 9"),
+            "{rendered}"
+        );
     }
 
     #[test]
@@ -829,26 +958,46 @@ on_carrier_loss = "panic"
         let e = load(text).unwrap_err();
         let msgs: Vec<String> = e.issues.iter().map(|i| i.to_string()).collect();
         let all = msgs.join("\n");
-        assert!(all.contains("line 3, column 16: link rule 1: interface pattern \"wl[an\""), "{all}");
-        assert!(all.contains("line 4, column 17: link rule 1: unknown device type \"toaster\""), "{all}");
+        assert!(
+            all.contains("line 3, column 15: link rule 1: interface pattern \"wl[an\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("line 4, column 17: link rule 1: unknown device type \"toaster\""),
+            "{all}"
+        );
         assert!(all.contains("unknown flag \"bogus\""), "{all}");
-        assert!(all.contains("\"fullmesh\" together with \"signal\""), "{all}");
+        assert!(
+            all.contains("\"fullmesh\" together with \"signal\""),
+            "{all}"
+        );
         assert!(all.contains("on_carrier_loss = \"panic\""), "{all}");
     }
 
     #[test]
     fn link_rule_needs_useful_flags() {
         let e = load("schema_version = 1\n[[link]]\nflags = [\"backup\"]\n").unwrap_err();
-        assert!(e.issues[0].message.contains("need \"subflow\" or \"signal\""), "{e}");
+        assert!(
+            e.issues[0]
+                .message
+                .contains("need \"subflow\" or \"signal\""),
+            "{e}"
+        );
         let e = load("schema_version = 1\n[[link]]\ninterfaces = [\"x\"]\n").unwrap_err();
         assert!(e.issues[0].message.contains("flags is missing"), "{e}");
-        let e = load("schema_version = 1\n[[link]]\nflags = [\"subflow\", \"subflow\"]\n").unwrap_err();
+        let e =
+            load("schema_version = 1\n[[link]]\nflags = [\"subflow\", \"subflow\"]\n").unwrap_err();
         assert!(e.issues[0].message.contains("given twice"), "{e}");
-        let e = load("schema_version = 1\n[[link]]\nflags = [\"implicit\", \"subflow\"]\n").unwrap_err();
+        let e = load("schema_version = 1\n[[link]]\nflags = [\"implicit\", \"subflow\"]\n")
+            .unwrap_err();
         assert!(e.issues[0].message.contains("kernel only"), "{e}");
-        let e = load("schema_version = 1\n[[link]]\nmanage = false\nflags = [\"subflow\"]\n").unwrap_err();
+        let e = load("schema_version = 1\n[[link]]\nmanage = false\nflags = [\"subflow\"]\n")
+            .unwrap_err();
         assert!(e.issues[0].message.contains("no effect"), "{e}");
-        let e = load("schema_version = 1\n[[link]]\nflags = [\"subflow\"]\nipv4 = false\nipv6 = false\n").unwrap_err();
+        let e = load(
+            "schema_version = 1\n[[link]]\nflags = [\"subflow\"]\nipv4 = false\nipv6 = false\n",
+        )
+        .unwrap_err();
         assert!(e.issues[0].message.contains("both false"), "{e}");
     }
 
@@ -864,28 +1013,38 @@ on_carrier_loss = "panic"
     fn routing_and_backoff_ranges() {
         let e = load("schema_version = 1\n[routing]\ntable_base = 254\nrule_priority = 32766\nprotocol = 2\n").unwrap_err();
         assert_eq!(e.issues.len(), 3, "{e}");
-        let e = load("schema_version = 1\n[reestablish]\ninitial_delay_ms = 500\nmax_delay_ms = 100\n").unwrap_err();
+        let e =
+            load("schema_version = 1\n[reestablish]\ninitial_delay_ms = 500\nmax_delay_ms = 100\n")
+                .unwrap_err();
         assert!(e.issues[0].message.contains("below"), "{e}");
     }
 
     #[test]
     fn sysctl_ranges_and_words() {
-        let e = load("schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\nbogus = 1\n").unwrap_err();
+        let e = load(
+            "schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\nbogus = 1\n",
+        )
+        .unwrap_err();
         // unknown key is a parse error and stops there
         assert!(e.issues[0].message.contains("unknown field `bogus`"), "{e}");
-        let e = load("schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\n").unwrap_err();
+        let e = load("schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\n")
+            .unwrap_err();
         assert_eq!(e.issues.len(), 2, "{e}");
     }
 
     #[test]
     fn conf_paths_absolute() {
-        let e = load("schema_version = 1\n[networkmanager]\nconf_paths = [\"etc/nm\"]\n").unwrap_err();
+        let e =
+            load("schema_version = 1\n[networkmanager]\nconf_paths = [\"etc/nm\"]\n").unwrap_err();
         assert_eq!((e.issues[0].line, e.issues[0].column), (3, 15), "{e}");
     }
 
     #[test]
     fn backoff_is_bounded() {
-        let b = ReestablishConfig { initial_delay_ms: 100, max_delay_ms: 1000 };
+        let b = ReestablishConfig {
+            initial_delay_ms: 100,
+            max_delay_ms: 1000,
+        };
         assert_eq!(b.delay_after(0), 0);
         assert_eq!(b.delay_after(1), 100);
         assert_eq!(b.delay_after(2), 200);
@@ -896,10 +1055,18 @@ on_carrier_loss = "panic"
 
     #[test]
     fn table_for_avoids_reserved() {
-        let r = RoutingConfig { table_base: 250, rule_priority: 1, protocol: 77 };
+        let r = RoutingConfig {
+            table_base: 250,
+            rule_priority: 1,
+            protocol: 77,
+        };
         assert_eq!(r.table_for(3), None);
         assert_eq!(r.table_for(10), Some(260));
-        let r = RoutingConfig { table_base: u32::MAX - 1, rule_priority: 1, protocol: 77 };
+        let r = RoutingConfig {
+            table_base: u32::MAX - 1,
+            rule_priority: 1,
+            protocol: 77,
+        };
         assert_eq!(r.table_for(5), None);
     }
 
@@ -907,7 +1074,7 @@ on_carrier_loss = "panic"
     fn position_counts_chars() {
         assert_eq!(position("ab\ncdé\nx", 0), (1, 1));
         assert_eq!(position("ab\ncdé\nx", 3), (2, 1));
-        assert_eq!(position("ab\ncdé\nx", 9), (3, 1));
+        assert_eq!(position("ab\ncdé\nx", 8), (3, 1));
         assert_eq!(position("é", 1), (1, 1));
     }
 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::{
     config::Config,
-    model::{Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEvent, NmDevice, NmVersion, Route, Rule},
+    model::{
+        Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEvent, NmDevice, NmVersion, Route,
+        Rule,
+    },
     op::Op,
 };
 
@@ -25,7 +28,9 @@ pub enum Event {
     // rtnetlink
     KernelSnapshot(KernelSnapshot),
     LinkChanged(Link),
-    LinkRemoved { ifindex: u32 },
+    LinkRemoved {
+        ifindex: u32,
+    },
     AddressAdded(Address),
     AddressRemoved(Address),
     RouteAdded(Route),
@@ -44,14 +49,19 @@ pub enum Event {
 
     // NetworkManager
     /// NetworkManager is on the bus (at start, or it came back).
-    NmAppeared { version: Option<NmVersion>, startup: bool },
+    NmAppeared {
+        version: Option<NmVersion>,
+        startup: bool,
+    },
     /// `Startup` property changed (true while NetworkManager is still assuming devices).
     NmStartup(bool),
     /// All devices, after [`Event::NmAppeared`].
     NmDevices(Vec<NmDevice>),
     /// A device appeared or one of its properties changed (full, current copy).
     NmDevice(NmDevice),
-    NmDeviceRemoved { path: String },
+    NmDeviceRemoved {
+        path: String,
+    },
     /// NetworkManager is not on the bus (at start, or its name owner went away), or the
     /// config says not to follow it.
     NmGone,
@@ -62,7 +72,10 @@ pub enum Event {
     Mptcpd(Option<u32>),
 
     /// The executor carried out (or failed) an op.
-    OpDone { op: Op, error: Option<String> },
+    OpDone {
+        op: Op,
+        error: Option<String>,
+    },
     /// A new config was loaded and validated.
     ConfigChanged(Box<Config>),
     /// Time passed (backoff timers).

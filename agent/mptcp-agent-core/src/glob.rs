@@ -17,7 +17,10 @@ enum Token {
     Literal(char),
     AnyOne,
     AnyRun,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// Why a pattern does not compile.
@@ -77,7 +80,9 @@ impl Pattern {
                         }
                         first = false;
                         check_name_char(lo)?;
-                        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|c| *c != ']') {
+                        if chars.get(i + 1) == Some(&'-')
+                            && chars.get(i + 2).is_some_and(|c| *c != ']')
+                        {
                             let hi = chars[i + 2];
                             check_name_char(hi)?;
                             if hi < lo {
@@ -152,7 +157,9 @@ fn one_char(tok: &Token, c: char) -> bool {
         Token::Literal(l) => *l == c,
         Token::AnyOne => true,
         Token::AnyRun => true,
-        Token::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
+        }
     }
 }
 
@@ -192,9 +199,15 @@ mod tests {
     fn errors() {
         assert_eq!(Pattern::new(""), Err(PatternError::Empty));
         assert_eq!(Pattern::new("wl[an"), Err(PatternError::UnclosedClass(3)));
-        assert_eq!(Pattern::new("x[9-0]"), Err(PatternError::BackwardRange('9', '0')));
+        assert_eq!(
+            Pattern::new("x[9-0]"),
+            Err(PatternError::BackwardRange('9', '0'))
+        );
         assert_eq!(Pattern::new("a/b"), Err(PatternError::BadChar('/')));
         assert_eq!(Pattern::new("a b"), Err(PatternError::BadChar(' ')));
-        assert!(matches!(Pattern::new(&"x".repeat(65)), Err(PatternError::TooLong)));
+        assert!(matches!(
+            Pattern::new(&"x".repeat(65)),
+            Err(PatternError::TooLong)
+        ));
     }
 }

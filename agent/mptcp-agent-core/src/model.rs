@@ -92,7 +92,10 @@ impl EndpointFlags {
 
     /// The flag for a config / `ip mptcp` name.
     pub fn from_name(name: &str) -> Option<EndpointFlags> {
-        Self::NAMED.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+        Self::NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
     }
 }
 
@@ -194,7 +197,10 @@ impl Link {
             && self.lower_up
             && !matches!(
                 self.oper,
-                OperState::Down | OperState::LowerLayerDown | OperState::Dormant | OperState::NotPresent
+                OperState::Down
+                    | OperState::LowerLayerDown
+                    | OperState::Dormant
+                    | OperState::NotPresent
             )
     }
 }
@@ -379,7 +385,10 @@ impl DeviceType {
     ];
 
     pub fn from_name(name: &str) -> Option<DeviceType> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
     }
 
     /// From `org.freedesktop.NetworkManager.Device.DeviceType` (NMDeviceType, as of 1.36).
@@ -523,7 +532,7 @@ pub struct NmVersion(pub u32, pub u32, pub u32);
 impl NmVersion {
     /// From the `Version` property ("1.42.4", "1.46.0-dev"); `None` if unparsable.
     pub fn parse(s: &str) -> Option<NmVersion> {
-        let mut parts = s.split(|c: char| c == '.' || c == '-');
+        let mut parts = s.split(['.', '-']);
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.parse().ok()?;
         let micro = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -602,10 +611,22 @@ mod tests {
     #[test]
     fn unsuitable_addresses() {
         assert_eq!(address_unsuitable(&addr("10.0.0.1", 0, 0)), None);
-        assert_eq!(address_unsuitable(&addr("10.0.0.1", AddrFlags::SECONDARY, 0)), None);
-        assert_eq!(address_unsuitable(&addr("127.0.0.1", 0, 254)), Some("loopback"));
-        assert_eq!(address_unsuitable(&addr("169.254.3.4", 0, 0)), Some("link-local"));
-        assert_eq!(address_unsuitable(&addr("fe80::1", 0, 253)), Some("link-local"));
+        assert_eq!(
+            address_unsuitable(&addr("10.0.0.1", AddrFlags::SECONDARY, 0)),
+            None
+        );
+        assert_eq!(
+            address_unsuitable(&addr("127.0.0.1", 0, 254)),
+            Some("loopback")
+        );
+        assert_eq!(
+            address_unsuitable(&addr("169.254.3.4", 0, 0)),
+            Some("link-local")
+        );
+        assert_eq!(
+            address_unsuitable(&addr("fe80::1", 0, 253)),
+            Some("link-local")
+        );
         assert_eq!(address_unsuitable(&addr("::1", 0, 254)), Some("loopback"));
         assert_eq!(address_unsuitable(&addr("2001:db8::1", 0, 0)), None);
         assert!(address_unsuitable(&addr("2001:db8::2", AddrFlags::TEMPORARY, 0)).is_some());
@@ -620,7 +641,10 @@ mod tests {
         assert_eq!(f.to_string(), "subflow backup");
         assert_eq!(EndpointFlags(0x40 | 2).to_string(), "subflow 0x40");
         assert_eq!(EndpointFlags::empty().to_string(), "(none)");
-        assert_eq!(EndpointFlags::from_name("fullmesh"), Some(EndpointFlags::FULLMESH));
+        assert_eq!(
+            EndpointFlags::from_name("fullmesh"),
+            Some(EndpointFlags::FULLMESH)
+        );
         assert_eq!(EndpointFlags::from_name("bogus"), None);
     }
 

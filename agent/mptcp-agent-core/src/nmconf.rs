@@ -44,7 +44,7 @@ impl NmConf {
         for (path, text) in files.iter().rev() {
             let mut in_file = parse_sections(path, text);
             // `[connection]` itself is considered last within its file.
-            let (plain, named): (Vec<_>, Vec<_>) = in_file.drain(..).partition(|s| s.1);
+            let (named, plain): (Vec<_>, Vec<_>) = in_file.drain(..).partition(|s| s.1);
             sections.extend(named.into_iter().map(|s| s.0));
             sections.extend(plain.into_iter().map(|s| s.0));
         }
@@ -52,7 +52,11 @@ impl NmConf {
     }
 
     /// `connection.mptcp-flags` for a device, as NetworkManager would look it up.
-    pub fn mptcp_flags_for(&self, ifname: &str, device_type: Option<DeviceType>) -> Option<GlobalFlags> {
+    pub fn mptcp_flags_for(
+        &self,
+        ifname: &str,
+        device_type: Option<DeviceType>,
+    ) -> Option<GlobalFlags> {
         for s in &self.sections {
             let matches = match &s.match_device {
                 None => true,
@@ -104,7 +108,9 @@ fn parse_sections(path: &str, text: &str) -> Vec<(ConnSection, bool)> {
             continue;
         }
         let Some(idx) = current else { continue };
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let (key, value) = (key.trim(), value.trim().to_string());
         let s = &mut out[idx].0;
         match key {
@@ -138,7 +144,11 @@ pub fn parse_c_integer(s: &str) -> Option<u32> {
 pub fn device_spec_matches(spec: &str, ifname: &str, device_type: Option<DeviceType>) -> bool {
     let mut positive_seen = false;
     let mut positive_match = false;
-    for entry in spec.split([',', ';']).map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in spec
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let (except, body) = match entry.strip_prefix("except:") {
             Some(b) => (true, b),
             None => (false, entry),
@@ -166,7 +176,9 @@ fn entry_matches(entry: &str, ifname: &str, device_type: Option<DeviceType>) -> 
             return exact == ifname;
         }
         let name = name.strip_prefix('~').unwrap_or(name);
-        return Pattern::new(name).map(|p| p.matches(ifname)).unwrap_or(true);
+        return Pattern::new(name)
+            .map(|p| p.matches(ifname))
+            .unwrap_or(true);
     }
     if let Some(t) = entry.strip_prefix("type:") {
         return match device_type {
@@ -192,7 +204,10 @@ mod tests {
     use super::*;
 
     fn conf(files: &[(&str, &str)]) -> NmConf {
-        let owned: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+        let owned: Vec<(String, String)> = files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect();
         NmConf::from_files(&owned)
     }
 
@@ -209,15 +224,24 @@ mod tests {
 
     #[test]
     fn unset_gives_none() {
-        let c = conf(&[("/etc/NetworkManager/NetworkManager.conf", "[main]\nplugins=keyfile\n")]);
+        let c = conf(&[(
+            "/etc/NetworkManager/NetworkManager.conf",
+            "[main]\nplugins=keyfile\n",
+        )]);
         assert_eq!(c.mptcp_flags_for("wwan0", None), None);
     }
 
     #[test]
     fn later_files_win_and_word_is_not_a_number() {
         let c = conf(&[
-            ("/usr/lib/NetworkManager/conf.d/10-a.conf", "[connection]\nconnection.mptcp-flags=0x22\n"),
-            ("/etc/NetworkManager/conf.d/50-mptcp.conf", "[connection-mptcp]\nconnection.mptcp-flags=disabled\n"),
+            (
+                "/usr/lib/NetworkManager/conf.d/10-a.conf",
+                "[connection]\nconnection.mptcp-flags=0x22\n",
+            ),
+            (
+                "/etc/NetworkManager/conf.d/50-mptcp.conf",
+                "[connection-mptcp]\nconnection.mptcp-flags=disabled\n",
+            ),
         ]);
         let g = c.mptcp_flags_for("wwan0", None).unwrap();
         assert_eq!(g.value, 0, "the word is ignored by NetworkManager");
@@ -251,11 +275,34 @@ mod tests {
         assert!(!device_spec_matches("interface-name:wlan0", "wwan0", None));
         assert!(device_spec_matches("interface-name:w*", "wwan0", None));
         assert!(device_spec_matches("interface-name:=w*", "w*", None));
-        assert!(!device_spec_matches("except:interface-name:wwan0", "wwan0", None));
-        assert!(device_spec_matches("except:interface-name:wwan0", "wlan0", None));
-        assert!(device_spec_matches("type:wifi;interface-name:eth0", "wlan0", Some(DeviceType::Wifi)));
-        assert!(!device_spec_matches("type:wifi", "wwan0", Some(DeviceType::Modem)));
-        assert!(device_spec_matches("type:gsm", "wwan0", Some(DeviceType::Modem)));
-        assert!(device_spec_matches("mac:00:11:22:33:44:55", "eth0", None), "unknown specs match");
+        assert!(!device_spec_matches(
+            "except:interface-name:wwan0",
+            "wwan0",
+            None
+        ));
+        assert!(device_spec_matches(
+            "except:interface-name:wwan0",
+            "wlan0",
+            None
+        ));
+        assert!(device_spec_matches(
+            "type:wifi;interface-name:eth0",
+            "wlan0",
+            Some(DeviceType::Wifi)
+        ));
+        assert!(!device_spec_matches(
+            "type:wifi",
+            "wwan0",
+            Some(DeviceType::Modem)
+        ));
+        assert!(device_spec_matches(
+            "type:gsm",
+            "wwan0",
+            Some(DeviceType::Modem)
+        ));
+        assert!(
+            device_spec_matches("mac:00:11:22:33:44:55", "eth0", None),
+            "unknown specs match"
+        );
     }
 }

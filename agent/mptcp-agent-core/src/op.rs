@@ -8,11 +8,17 @@ use crate::model::{EndpointFlags, KernelEndpoint, Limits, Route, Rule};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Write `/proc/sys/net/mptcp/NAME`.
-    SetSysctl { name: String, value: String },
+    SetSysctl {
+        name: String,
+        value: String,
+    },
     SetLimits(Limits),
     DelEndpoint(KernelEndpoint),
     /// Change flags in place (MPTCP_PM_CMD_SET_FLAGS); sends MP_PRIO on existing subflows.
-    SetEndpointFlags { endpoint: KernelEndpoint, flags: EndpointFlags },
+    SetEndpointFlags {
+        endpoint: KernelEndpoint,
+        flags: EndpointFlags,
+    },
     AddEndpoint(KernelEndpoint),
     /// Delete and add again with the same id and these flags. Only an endpoint add opens
     /// subflows on established connections, so this is how a lost subflow comes back.
@@ -28,7 +34,10 @@ impl Op {
     pub fn touches_endpoints(&self) -> bool {
         matches!(
             self,
-            Op::DelEndpoint(_) | Op::SetEndpointFlags { .. } | Op::AddEndpoint(_) | Op::ReaddEndpoint(_)
+            Op::DelEndpoint(_)
+                | Op::SetEndpointFlags { .. }
+                | Op::AddEndpoint(_)
+                | Op::ReaddEndpoint(_)
         )
     }
 }
@@ -80,7 +89,11 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::SetSysctl { name, value } => write!(f, "sysctl net.mptcp.{name}={value}"),
-            Op::SetLimits(l) => write!(f, "limits set subflows {} add_addr_accepted {}", l.subflows, l.add_addr_accepted),
+            Op::SetLimits(l) => write!(
+                f,
+                "limits set subflows {} add_addr_accepted {}",
+                l.subflows, l.add_addr_accepted
+            ),
             Op::DelEndpoint(e) => {
                 f.write_str("endpoint delete ")?;
                 endpoint(f, e)

@@ -12,8 +12,8 @@ use crate::{
     event::{Event, KernelSnapshot},
     ids::IdAllocator,
     model::{
-        Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice, NmVersion, Route, Rule, TABLE_DEFAULT,
-        TABLE_LOCAL, TABLE_MAIN,
+        Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice, NmVersion,
+        Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
     },
     nmconf::NmConf,
     op::Op,
@@ -148,7 +148,10 @@ impl Observed {
     }
 
     pub fn addresses_of(&self, ifindex: u32) -> impl Iterator<Item = &Address> {
-        self.addresses.range((ifindex, IpAddr::from([0u8; 4]))..).take_while(move |((i, _), _)| *i == ifindex).map(|(_, a)| a)
+        self.addresses
+            .range((ifindex, IpAddr::from([0u8; 4]))..)
+            .take_while(move |((i, _), _)| *i == ifindex)
+            .map(|(_, a)| a)
     }
 
     /// Fold one event into the state. `now` stamps losses, re-adds and failures.
@@ -161,7 +164,10 @@ impl Observed {
                 rules,
             }) => {
                 self.links = links.iter().map(|l| (l.ifindex, l.clone())).collect();
-                self.addresses = addresses.iter().map(|a| ((a.ifindex, a.addr), a.clone())).collect();
+                self.addresses = addresses
+                    .iter()
+                    .map(|a| ((a.ifindex, a.addr), a.clone()))
+                    .collect();
                 self.routes = routes.iter().filter(|r| keep_route(r)).cloned().collect();
                 self.rules = rules.clone();
                 self.kernel_synced = true;

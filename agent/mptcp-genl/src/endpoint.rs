@@ -175,9 +175,12 @@ pub(crate) fn encode_addr(addr: IpAddr) -> AttrWriter {
 /// How SET_FLAGS finds the endpoint to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointKey {
-    /// By id (kernel 5.16+; id 0 is refused by the kernel).
+    /// By id. Only kernels whose SET_FLAGS looks up by id (mainline since about 5.17, and
+    /// stable trees that took that change); id 0 gives EOPNOTSUPP "missing address ID".
     Id(u8),
-    /// By address (and port, if the endpoint has one); works on every kernel with SET_FLAGS.
+    /// By address, and port if the endpoint has one: every kernel with SET_FLAGS (5.12+).
+    /// The first SET_FLAGS versions answer success even when no endpoint matches, so check
+    /// the result with a dump there.
     Addr { addr: IpAddr, port: Option<u16> },
 }
 

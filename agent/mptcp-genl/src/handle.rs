@@ -127,8 +127,11 @@ impl PmHandle {
 
     /// Add an endpoint (`ip mptcp endpoint add`). With `id` 0 the kernel picks the id; find
     /// it with [`PmHandle::endpoints`]. Unknown attributes in `ep` are not sent.
-    /// An existing address or id gives [`Error::Kernel`] with EEXIST (see
-    /// [`Error::is_already_exists`]).
+    ///
+    /// Kernel errors (6.18): an existing address gives EEXIST (see
+    /// [`Error::is_already_exists`]), an existing id EBUSY, a ninth endpoint ERANGE (at most
+    /// 8 per namespace), a signal endpoint with a port on an address that is not local
+    /// EADDRNOTAVAIL (the kernel opens a listener for it).
     pub async fn add_endpoint(&self, ep: &Endpoint) -> Result<()> {
         let mut w = AttrWriter::new();
         w.nested(MPTCP_PM_ATTR_ADDR, ep.encode());
@@ -151,9 +154,11 @@ impl PmHandle {
         self.request(Cmd::DelAddr, w, Kind::Do).await.map(drop)
     }
 
-    /// DEL_ADDR with id 0 and an address (`ip mptcp endpoint delete id 0 ADDR`, kernel
-    /// 6.1+): close the subflows of every connection whose initial subflow (local id 0)
-    /// uses `addr`. No endpoint is removed.
+    /// DEL_ADDR with id 0 and an address (`ip mptcp endpoint delete id 0 ADDR`): on every
+    /// connection whose initial subflow (local id 0) uses `addr`, close that subflow and
+    /// send RM_ADDR id 0 to the peer; other subflows carry on. No endpoint is removed, and
+    /// an address no connection uses is a successful no-op. Kernels without this id-0
+    /// special case answer EINVAL "address not found".
     pub async fn del_id_zero_address(&self, addr: IpAddr) -> Result<()> {
         let mut nest = encode_addr(addr);
         nest.u8(MPTCP_PM_ADDR_ATTR_ID, 0);

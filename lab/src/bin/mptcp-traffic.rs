@@ -16,12 +16,16 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 use mptcp_lab::traffic::{
-    interval_json, run_client, Amount, ClientConfig, Direction, Limits, Proto, Server, ServerConfig, ServerEvent,
-    Transfer,
+    interval_json, run_client, Amount, ClientConfig, Direction, Limits, Proto, Server,
+    ServerConfig, ServerEvent, Transfer,
 };
 
 #[derive(Parser)]
-#[command(name = "mptcp-traffic", version, about = "MPTCP traffic generator with verification and stall detection")]
+#[command(
+    name = "mptcp-traffic",
+    version,
+    about = "MPTCP traffic generator with verification and stall detection"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -115,19 +119,28 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, String> {
     match cli.cmd {
-        Cmd::Server { listen, once, common } => {
+        Cmd::Server {
+            listen,
+            once,
+            common,
+        } => {
             let limits = Limits {
                 timeout: secs(common.timeout.unwrap_or(3600.0))?,
                 stall_abort: secs(common.stall_abort)?,
             };
             let proto = if common.tcp { Proto::Tcp } else { Proto::Mptcp };
-            let server =
-                Server::bind(ServerConfig { listen, proto, limits }).map_err(|e| format!("listen ({}): {e}", proto.as_str()))?;
+            let server = Server::bind(ServerConfig {
+                listen,
+                proto,
+                limits,
+            })
+            .map_err(|e| format!("listen ({}): {e}", proto.as_str()))?;
             let quiet = common.quiet;
             let allow = common.allow_stalls;
             let worst = Arc::new(std::sync::atomic::AtomicU8::new(0));
             let worst2 = Arc::clone(&worst);
-            let sink: Arc<dyn Fn(ServerEvent) + Send + Sync> = Arc::new(move |ev| match ev {
+            let sink: Arc<dyn Fn(ServerEvent) + Send + Sync> = Arc::new(move |ev| {
+                match ev {
                 ServerEvent::Listening(a) => print_line(
                     &serde_json::json!({"event": "listening", "addr": a.to_string(), "proto": proto.as_str()}).to_string(),
                 ),
@@ -140,12 +153,22 @@ fn run(cli: Cli) -> Result<u8, String> {
                     worst2.fetch_max(exit_code(&transfer, allow), std::sync::atomic::Ordering::Relaxed);
                     print_line(&transfer.to_json(conn));
                 }
+            }
             });
             let stop = AtomicBool::new(false);
-            server.serve(&stop, once.then_some(1), sink).map_err(|e| format!("accept: {e}"))?;
+            server
+                .serve(&stop, once.then_some(1), sink)
+                .map_err(|e| format!("accept: {e}"))?;
             Ok(worst.load(std::sync::atomic::Ordering::Relaxed))
         }
-        Cmd::Client { connect, download, seconds, bytes, seed, common } => {
+        Cmd::Client {
+            connect,
+            download,
+            seconds,
+            bytes,
+            seed,
+            common,
+        } => {
             let amount = match (seconds, bytes) {
                 (_, Some(b)) => Amount::Bytes(b),
                 (Some(s), None) => Amount::Duration(secs(s)?),
@@ -158,7 +181,11 @@ fn run(cli: Cli) -> Result<u8, String> {
             let cfg = ClientConfig {
                 server: connect,
                 proto: if common.tcp { Proto::Tcp } else { Proto::Mptcp },
-                direction: if download { Direction::Download } else { Direction::Upload },
+                direction: if download {
+                    Direction::Download
+                } else {
+                    Direction::Upload
+                },
                 amount,
                 seed,
                 limits: Limits {
@@ -166,7 +193,11 @@ fn run(cli: Cli) -> Result<u8, String> {
                     stall_abort: secs(common.stall_abort)?,
                 },
             };
-            let role = if download { mptcp_lab::traffic::Role::Receiver } else { mptcp_lab::traffic::Role::Sender };
+            let role = if download {
+                mptcp_lab::traffic::Role::Receiver
+            } else {
+                mptcp_lab::traffic::Role::Sender
+            };
             let quiet = common.quiet;
             let t = run_client(&cfg, None, &mut |iv| {
                 if !quiet {

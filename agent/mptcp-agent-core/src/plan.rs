@@ -1,0 +1,1024 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `plan(config, observed, now) -> Plan`: the agent's decisions, as a pure function.
+//!
+//! Rules (issue 3), each with a unit test in `tests.rs`:
+//! * An uplink's endpoint exists only while the uplink is *usable*: carrier, an eligible
+//!   address, a route (a default route in main, or a per-uplink policy table), and, when
+//!   NetworkManager manages the device, state ACTIVATED (never before its route). Without
+//!   NetworkManager (or for devices it does not manage, or while it is starting up) the
+//!   kernel criteria alone decide.
+//! * Carrier loss withdraws the endpoint at once, or demotes it to backup where the link's
+//!   policy says so and the kernel can change flags in place.
+//! * A subflow lost with an error while its link is usable is brought back by re-adding
+//!   only that endpoint, with bounded exponential backoff. Nothing else is touched.
+//! * Address changes remove the old endpoint and add the new one; ids are stable per
+//!   address ([`crate::IdAllocator`]).
+//! * Endpoints already right are adopted as they are; endpoints the agent owns (bound to,
+//!   or carrying an address of, a link it manages) that are not wanted are removed.
+//! * Limits and `net.mptcp.*` sysctls follow the config, where the kernel has them.
+//! * An uplink without a default route in main gets a table and a source rule, removed
+//!   with its endpoint.
+//! * Interfaces where NetworkManager's own MPTCP is on, or everything while mptcpd runs,
+//!   are refused with a message that says what to change.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use crate::{
+    config::{sysctl_since, CarrierLoss, Config, LinkPolicy},
+    model::{
+        address_unsuitable, nm_state, AddrFlags, Address, DeviceType, EndpointFlags, Family,
+        KernelEndpoint, Limits, Link, NmDevice, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL,
+        TABLE_MAIN,
+    },
+    op::Op,
+    state::{same_rule, NmObserved, NmPresent, Observed},
+    time::Millis,
+};
+
+/// NetworkManager's `connection.mptcp-flags` bits the agent looks at.
+const NM_MPTCP_DISABLED: u32 = 0x1;
+const NM_MPTCP_DEFAULT: u32 = 0x22;
+
+/// Delay before retrying an op that failed: 1 s, doubling, at most 60 s.
+fn failure_retry_ms(count: u32) -> u64 {
+    (1000u64 << count.saturating_sub(1).min(6)).min(60_000)
+}
+
+/// An op with the reason for it, for the one log line per decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub op: Op,
+    pub why: String,
+}
+
+/// Something the operator should know; not an op. Reported when it first appears.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Diagnostic {
+    /// The agent leaves this interface alone, and why (coexistence).
+    Refused {
+        interface: String,
+        reason: String,
+    },
+    MptcpdRunning {
+        pid: u32,
+    },
+    SysctlMissing {
+        name: String,
+        since: String,
+    },
+    NoEvents,
+    NoSetFlags {
+        interface: String,
+    },
+    FullmeshUnsupported {
+        interface: String,
+    },
+    UserspacePm {
+        setting: String,
+    },
+    MptcpDisabled,
+    NoRoute {
+        interface: String,
+        family: Family,
+    },
+    NoTable {
+        interface: String,
+    },
+    NoFreeId {
+        addr: IpAddr,
+    },
+    LimitTooLow {
+        subflows: u32,
+        endpoints: usize,
+    },
+    RetryLater {
+        op: String,
+        error: String,
+        at: Millis,
+    },
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Diagnostic::Refused { interface, reason } => write!(f, "{interface}: left alone: {reason}"),
+            Diagnostic::MptcpdRunning { pid } => write!(
+                f,
+                "mptcpd (pid {pid}) runs in this network namespace and manages MPTCP endpoints and limits on every \
+                 interface; mptcp-agent touches neither while it runs. Stop and disable it \
+                 (`systemctl disable --now mptcp.service`, or remove it from the image)"
+            ),
+            Diagnostic::SysctlMissing { name, since } => write!(
+                f,
+                "sysctl.{name} is configured but this kernel has no net.mptcp.{name} (added in Linux {since}); not set"
+            ),
+            Diagnostic::NoEvents => f.write_str(
+                "this kernel has no mptcp_pm_events multicast group (Linux 5.12+ or the MPTCP backport): lost subflows \
+                 cannot be seen, so they are not re-established",
+            ),
+            Diagnostic::NoSetFlags { interface } => write!(
+                f,
+                "{interface}: on_carrier_loss = \"backup\" needs MPTCP_PM_CMD_SET_FLAGS (Linux 5.12+ or the MPTCP \
+                 backport), which this kernel lacks; withdrawing the endpoint instead"
+            ),
+            Diagnostic::FullmeshUnsupported { interface } => write!(
+                f,
+                "{interface}: flag \"fullmesh\" is configured but this kernel does not support it; the endpoint is \
+                 added without it"
+            ),
+            Diagnostic::UserspacePm { setting } => write!(
+                f,
+                "{setting} selects the userspace path manager: in-kernel endpoints have no effect until it is set back"
+            ),
+            Diagnostic::MptcpDisabled => f.write_str(
+                "net.mptcp.enabled is 0: applications cannot create MPTCP sockets (set sysctl.enabled = true)",
+            ),
+            Diagnostic::NoRoute { interface, family } => write!(
+                f,
+                "{interface}: {family} address but no default route via it in any table and no gateway known \
+                 (NetworkManager's IP config, or a point-to-point link); no endpoint"
+            ),
+            Diagnostic::NoTable { interface } => write!(
+                f,
+                "{interface}: routing.table_base + ifindex is not a usable table number; no policy routing"
+            ),
+            Diagnostic::NoFreeId { addr } => write!(f, "{addr}: all 255 endpoint ids are in use"),
+            Diagnostic::LimitTooLow { subflows, endpoints } => write!(
+                f,
+                "limits.subflows = {subflows} but {endpoints} uplinks have subflow endpoints: connections use at most \
+                 {subflows} additional subflows"
+            ),
+            Diagnostic::RetryLater { op, error, at } => write!(f, "`{op}` failed ({error}); retrying at {at}"),
+        }
+    }
+}
+
+/// Who decides about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// No `[[link]]` rule matches.
+    Unmatched,
+    /// The matching rule says `manage = false`.
+    Ignored,
+    /// Managed by someone else (NetworkManager's MPTCP, mptcpd); the message says what to change.
+    Refused(String),
+    Managed(LinkPolicy),
+}
+
+/// How an address on an uplink is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutePath {
+    /// A default route via this link in the main table.
+    Main,
+    /// The agent's per-uplink table with a default route (`gateway` None: on-link/point-to-point).
+    Policy {
+        table: u32,
+        gateway: Option<IpAddr>,
+    },
+    Missing,
+}
+
+/// What the agent wants for one family of one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    Active(EndpointFlags),
+    /// Carrier lost, policy "backup": keep the endpoint, flagged backup.
+    Demoted(EndpointFlags),
+    /// No endpoint, and why.
+    Absent(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyAssessment {
+    pub family: Family,
+    pub address: Option<Address>,
+    pub route: RoutePath,
+    pub want: Want,
+}
+
+/// The agent's view of one link: for decisions, logs and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkAssessment {
+    pub ifindex: u32,
+    pub name: String,
+    pub device_type: Option<DeviceType>,
+    pub metered: bool,
+    /// Name of the matching `[[link]]` rule.
+    pub rule: Option<String>,
+    pub control: Control,
+    pub carrier: bool,
+    /// NetworkManager's device state, when it manages the device and is followed.
+    pub nm_state: Option<u32>,
+    pub families: Vec<FamilyAssessment>,
+}
+
+/// The result of planning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// In execution order.
+    pub steps: Vec<Step>,
+    pub diagnostics: BTreeSet<Diagnostic>,
+    /// Plan again at this time even without events (a backoff ends).
+    pub wake_at: Option<Millis>,
+}
+
+impl Plan {
+    fn wake(&mut self, at: Millis) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+}
+
+/// Assess every (non-loopback) link.
+pub fn assess(cfg: &Config, obs: &Observed) -> Vec<LinkAssessment> {
+    let nm = followed_nm(cfg, obs);
+    obs.links
+        .values()
+        .filter(|l| !l.loopback)
+        .map(|link| assess_link(cfg, obs, nm, link))
+        .collect()
+}
+
+fn followed_nm<'a>(cfg: &Config, obs: &'a Observed) -> Option<&'a NmPresent> {
+    match &obs.nm {
+        NmObserved::Present(p) if cfg.networkmanager.follow => Some(p),
+        _ => None,
+    }
+}
+
+fn assess_link(
+    cfg: &Config,
+    obs: &Observed,
+    nm: Option<&NmPresent>,
+    link: &Link,
+) -> LinkAssessment {
+    let dev = nm.and_then(|p| p.device(&link.name));
+    let device_type = dev.map(|d| d.device_type).or(link.kind);
+    let metered = dev.is_some_and(|d| d.metered.is_metered());
+    let rule = cfg
+        .links
+        .iter()
+        .find(|r| r.matches(&link.name, device_type, metered));
+    let control = match rule {
+        None => Control::Unmatched,
+        Some(r) => match r.policy {
+            None => Control::Ignored,
+            Some(p) => match coexistence(obs, nm, dev, link, device_type) {
+                Some(reason) => Control::Refused(reason),
+                None => Control::Managed(p),
+            },
+        },
+    };
+    let carrier = link.has_carrier();
+    // NetworkManager's device state counts only for devices it manages, and not while it
+    // is starting up (after a restart it re-assumes devices; the kernel state is the truth).
+    let nm_device = dev.filter(|d| d.managed());
+    let nm_gate: Result<(), String> = match (nm, nm_device) {
+        (Some(p), Some(d)) if !p.startup => {
+            if d.state == nm_state::ACTIVATED {
+                Ok(())
+            } else {
+                Err(format!(
+                    "NetworkManager device state is {}",
+                    nm_state::name(d.state)
+                ))
+            }
+        }
+        _ => Ok(()),
+    };
+    let mut families = Vec::new();
+    if let Control::Managed(policy) = &control {
+        for (family, on) in [(Family::V4, policy.ipv4), (Family::V6, policy.ipv6)] {
+            if !on {
+                continue;
+            }
+            let address = choose_address(obs, link.ifindex, family);
+            let route = route_path(cfg, obs, link, family, nm_device);
+            let want = match &address {
+                None => Want::Absent(format!("no usable {family} address")),
+                Some(a) => want_for(obs, policy, link, a, carrier, &nm_gate, route),
+            };
+            families.push(FamilyAssessment {
+                family,
+                address,
+                route,
+                want,
+            });
+        }
+    }
+    LinkAssessment {
+        ifindex: link.ifindex,
+        name: link.name.clone(),
+        device_type,
+        metered,
+        rule: rule.map(|r| r.name.clone()),
+        control,
+        carrier,
+        nm_state: nm_device.map(|d| d.state),
+        families,
+    }
+}
+
+fn want_for(
+    obs: &Observed,
+    policy: &LinkPolicy,
+    link: &Link,
+    addr: &Address,
+    carrier: bool,
+    nm_gate: &Result<(), String>,
+    route: RoutePath,
+) -> Want {
+    let caps = obs.caps.as_ref();
+    let mut flags = policy.flags;
+    if flags.contains(EndpointFlags::FULLMESH) && !caps.is_some_and(|c| c.fullmesh) {
+        flags = flags.without(EndpointFlags::FULLMESH);
+    }
+    if !carrier {
+        let can_demote = policy.on_carrier_loss == CarrierLoss::Backup
+            && caps.is_some_and(|c| c.set_flags)
+            && nm_gate.is_ok()
+            && kernel_endpoint_for(obs, &addr.addr)
+                .is_some_and(|e| e.ifindex == Some(link.ifindex));
+        return if can_demote {
+            Want::Demoted(flags.union(EndpointFlags::BACKUP))
+        } else {
+            Want::Absent(
+                if link.up {
+                    "no carrier"
+                } else {
+                    "link is down"
+                }
+                .to_string(),
+            )
+        };
+    }
+    if let Err(e) = nm_gate {
+        return Want::Absent(e.clone());
+    }
+    match route {
+        RoutePath::Missing => Want::Absent(format!("no {} default route", Family::of(&addr.addr))),
+        RoutePath::Main | RoutePath::Policy { .. } => Want::Active(flags),
+    }
+}
+
+fn kernel_endpoint_for<'a>(obs: &'a Observed, addr: &IpAddr) -> Option<&'a KernelEndpoint> {
+    obs.endpoints.as_ref()?.values().find(|e| e.addr == *addr)
+}
+
+/// The address of this family to use: one per family and link. Prefers the address that
+/// already has an endpoint (no churn), then primary over secondary, then static, then the
+/// lowest.
+fn choose_address(obs: &Observed, ifindex: u32, family: Family) -> Option<Address> {
+    obs.addresses_of(ifindex)
+        .filter(|a| Family::of(&a.addr) == family && address_unsuitable(a).is_none())
+        .min_by_key(|a| {
+            let has_endpoint = kernel_endpoint_for(obs, &a.addr).is_some();
+            let secondary = family == Family::V4 && a.flags.has(AddrFlags::SECONDARY);
+            let dynamic = !a.flags.has(AddrFlags::PERMANENT);
+            (!has_endpoint, secondary, dynamic, a.addr)
+        })
+        .cloned()
+}
+
+fn route_path(
+    cfg: &Config,
+    obs: &Observed,
+    link: &Link,
+    family: Family,
+    dev: Option<&NmDevice>,
+) -> RoutePath {
+    let via_link =
+        |r: &&Route| r.is_default() && r.family() == family && r.ifindex == Some(link.ifindex);
+    if obs
+        .routes
+        .iter()
+        .filter(via_link)
+        .any(|r| r.table == TABLE_MAIN)
+    {
+        return RoutePath::Main;
+    }
+    let Some(table) = cfg.routing.table_for(link.ifindex) else {
+        return RoutePath::Missing;
+    };
+    let foreign_table = obs.routes.iter().filter(via_link).find(|r| {
+        r.protocol != cfg.routing.protocol && ![TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
+    });
+    if let Some(r) = foreign_table {
+        return RoutePath::Policy {
+            table,
+            gateway: r.gateway,
+        };
+    }
+    let nm_gateway = dev.and_then(|d| match family {
+        Family::V4 => d.gateway4.map(IpAddr::V4),
+        Family::V6 => d.gateway6.map(IpAddr::V6),
+    });
+    if let Some(g) = nm_gateway {
+        return RoutePath::Policy {
+            table,
+            gateway: Some(g),
+        };
+    }
+    // Our own route from before a restart still knows the gateway.
+    let ours = obs
+        .routes
+        .iter()
+        .filter(via_link)
+        .find(|r| r.protocol == cfg.routing.protocol && r.table == table);
+    if let Some(r) = ours {
+        return RoutePath::Policy {
+            table,
+            gateway: r.gateway,
+        };
+    }
+    if link.point_to_point {
+        return RoutePath::Policy {
+            table,
+            gateway: None,
+        };
+    }
+    RoutePath::Missing
+}
+
+/// Why the agent must not manage this link's endpoints, if it must not.
+fn coexistence(
+    obs: &Observed,
+    nm: Option<&NmPresent>,
+    dev: Option<&NmDevice>,
+    link: &Link,
+    device_type: Option<DeviceType>,
+) -> Option<String> {
+    if let Some(Some(pid)) = obs.mptcpd {
+        return Some(format!(
+            "mptcpd (pid {pid}) manages MPTCP endpoints on every interface"
+        ));
+    }
+    let (p, d) = (nm?, dev?);
+    // Unknown version: assume it may handle MPTCP (1.40+); refusing is the safe mistake.
+    if p.version.is_some_and(|v| !v.has_mptcp()) || !d.managed() {
+        return None;
+    }
+    let version = p
+        .version
+        .map_or("(unknown version)".to_string(), |v| v.to_string());
+    let profile_flags = d.applied.as_ref().map_or(0, |a| a.mptcp_flags);
+    let profile_name = d.applied.as_ref().map(|a| a.id.clone());
+    let (flags, source) = if profile_flags != 0 {
+        (
+            profile_flags,
+            format!(
+                "set in connection profile '{}'",
+                profile_name.clone().unwrap_or_default()
+            ),
+        )
+    } else {
+        match obs.nm_conf.mptcp_flags_for(&link.name, device_type) {
+            Some(g) if g.value != 0 => (g.value, format!("set in {}", g.origin)),
+            Some(g) => (
+                NM_MPTCP_DEFAULT,
+                format!(
+                    "NetworkManager's built-in default, because {} sets it to {:?}, which is not a number and is \
+                     ignored by NetworkManager",
+                    g.origin, g.raw
+                ),
+            ),
+            None => (NM_MPTCP_DEFAULT, "NetworkManager's built-in default".to_string()),
+        }
+    };
+    if flags & NM_MPTCP_DISABLED != 0 {
+        return None;
+    }
+    let fix_profile = match &profile_name {
+        Some(n) => format!(
+            "`nmcli connection modify '{n}' connection.mptcp-flags disabled && nmcli device reapply {}`",
+            link.name
+        ),
+        None => "`nmcli connection modify PROFILE connection.mptcp-flags disabled` for its profile".to_string(),
+    };
+    Some(format!(
+        "NetworkManager {version} manages MPTCP endpoints here (connection.mptcp-flags={flags:#x}, {source}) and would \
+         delete the agent's. To let mptcp-agent manage {ifname}: run {fix_profile}, or for all devices create \
+         /etc/NetworkManager/conf.d/50-mptcp-agent.conf with \"[connection-mptcp-agent]\" and \
+         \"connection.mptcp-flags=0x1\" (the number: the word \"disabled\" is ignored there) and restart NetworkManager",
+        ifname = link.name
+    ))
+}
+
+/// What the agent wants for one address.
+#[derive(Debug, Clone)]
+struct Desired {
+    addr: Address,
+    link: String,
+    ifindex: u32,
+    flags: EndpointFlags,
+    demoted: bool,
+    route: RoutePath,
+}
+
+/// Compute the ops that bring the kernel to what the config wants, given what is observed.
+pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
+    let mut plan = Plan::default();
+    if !obs.ready() {
+        return plan;
+    }
+    let caps = match &obs.caps {
+        Some(c) => c,
+        None => return plan,
+    };
+    let links = assess(cfg, obs);
+
+    // --- diagnostics that do not depend on links
+    if let Some(Some(pid)) = obs.mptcpd {
+        plan.diagnostics.insert(Diagnostic::MptcpdRunning { pid });
+    }
+    if obs.sysctls.get("pm_type").is_some_and(|v| v == "1") {
+        plan.diagnostics.insert(Diagnostic::UserspacePm {
+            setting: "net.mptcp.pm_type = 1".to_string(),
+        });
+    }
+    if obs
+        .sysctls
+        .get("path_manager")
+        .is_some_and(|v| v == "userspace")
+    {
+        plan.diagnostics.insert(Diagnostic::UserspacePm {
+            setting: "net.mptcp.path_manager = userspace".to_string(),
+        });
+    }
+    if obs.sysctls.get("enabled").is_some_and(|v| v == "0")
+        && cfg.sysctls.get("enabled").map_or(true, |v| v == "0")
+    {
+        plan.diagnostics.insert(Diagnostic::MptcpDisabled);
+    }
+    let any_managed = links
+        .iter()
+        .any(|l| matches!(l.control, Control::Managed(_)));
+    if any_managed && !caps.events {
+        plan.diagnostics.insert(Diagnostic::NoEvents);
+    }
+
+    let mut sysctl_steps = Vec::new();
+    let mut limit_steps = Vec::new();
+    let mut del_steps = Vec::new();
+    let mut flag_steps = Vec::new();
+    let mut route_del_steps = Vec::new();
+    let mut route_add_steps = Vec::new();
+    let mut add_steps = Vec::new();
+
+    // --- sysctls: only those this kernel has
+    for (name, value) in &cfg.sysctls {
+        if !caps.sysctls.contains(name) {
+            plan.diagnostics.insert(Diagnostic::SysctlMissing {
+                name: name.clone(),
+                since: sysctl_since(name).unwrap_or("?").to_string(),
+            });
+            continue;
+        }
+        let current = obs.sysctls.get(name);
+        if current != Some(value) {
+            sysctl_steps.push(Step {
+                op: Op::SetSysctl {
+                    name: name.clone(),
+                    value: value.clone(),
+                },
+                why: format!(
+                    "config sysctl.{name} = {value}, kernel has {}",
+                    current.map_or("?", |v| v.as_str())
+                ),
+            });
+        }
+    }
+
+    let mptcpd_running = matches!(obs.mptcpd, Some(Some(_)));
+
+    // --- limits (mptcpd rewrites them: do not fight)
+    if let (Some(cur), false) = (obs.limits, mptcpd_running) {
+        let want = Limits {
+            subflows: cfg.limits.subflows.unwrap_or(cur.subflows),
+            add_addr_accepted: cfg
+                .limits
+                .add_addr_accepted
+                .unwrap_or(cur.add_addr_accepted),
+        };
+        if want != cur {
+            limit_steps.push(Step {
+                op: Op::SetLimits(want),
+                why: format!(
+                    "config limits differ from the kernel's (subflows {}, add_addr_accepted {})",
+                    cur.subflows, cur.add_addr_accepted
+                ),
+            });
+        }
+    }
+
+    // --- per-link diagnostics and desired endpoints
+    let mut desired: BTreeMap<IpAddr, Desired> = BTreeMap::new();
+    let mut managed_ifindexes = BTreeSet::new();
+    let mut managed_addrs = BTreeSet::new();
+    for l in &links {
+        match &l.control {
+            Control::Refused(reason) if !reason.starts_with("mptcpd") => {
+                plan.diagnostics.insert(Diagnostic::Refused {
+                    interface: l.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            Control::Managed(policy) => {
+                managed_ifindexes.insert(l.ifindex);
+                for a in obs.addresses_of(l.ifindex) {
+                    managed_addrs.insert(a.addr);
+                }
+                if policy.flags.contains(EndpointFlags::FULLMESH) && !caps.fullmesh {
+                    plan.diagnostics.insert(Diagnostic::FullmeshUnsupported {
+                        interface: l.name.clone(),
+                    });
+                }
+                if policy.on_carrier_loss == CarrierLoss::Backup && !caps.set_flags {
+                    plan.diagnostics.insert(Diagnostic::NoSetFlags {
+                        interface: l.name.clone(),
+                    });
+                }
+                if cfg.routing.table_for(l.ifindex).is_none() {
+                    plan.diagnostics.insert(Diagnostic::NoTable {
+                        interface: l.name.clone(),
+                    });
+                }
+                for f in &l.families {
+                    let Some(addr) = &f.address else { continue };
+                    if l.carrier
+                        && f.route == RoutePath::Missing
+                        && matches!(f.want, Want::Absent(_))
+                    {
+                        plan.diagnostics.insert(Diagnostic::NoRoute {
+                            interface: l.name.clone(),
+                            family: f.family,
+                        });
+                    }
+                    let (flags, demoted) = match &f.want {
+                        Want::Active(fl) => (*fl, false),
+                        Want::Demoted(fl) => (*fl, true),
+                        Want::Absent(_) => continue,
+                    };
+                    desired.insert(
+                        addr.addr,
+                        Desired {
+                            addr: addr.clone(),
+                            link: l.name.clone(),
+                            ifindex: l.ifindex,
+                            flags,
+                            demoted,
+                            route: f.route,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(limit) = cfg.limits.subflows.or(obs.limits.map(|l| l.subflows)) {
+        let subflow_uplinks: BTreeSet<u32> = desired
+            .values()
+            .filter(|d| !d.demoted && d.flags.contains(EndpointFlags::SUBFLOW))
+            .map(|d| d.ifindex)
+            .collect();
+        // The initial subflow uses one uplink; each other one needs an additional subflow.
+        if subflow_uplinks.len() > limit as usize + 1 {
+            plan.diagnostics.insert(Diagnostic::LimitTooLow {
+                subflows: limit,
+                endpoints: subflow_uplinks.len(),
+            });
+        }
+    }
+
+    if !mptcpd_running {
+        let why_absent = |addr: &IpAddr| -> String {
+            for l in &links {
+                for f in &l.families {
+                    if f.address.as_ref().is_some_and(|a| a.addr == *addr) {
+                        if let Want::Absent(r) = &f.want {
+                            return format!("{}: {r}", l.name);
+                        }
+                    }
+                }
+                if obs.addresses_of(l.ifindex).any(|a| a.addr == *addr) {
+                    return format!("{}: not the address chosen for its family", l.name);
+                }
+            }
+            "address is no longer on a managed link".to_string()
+        };
+
+        // --- policy routing, desired side
+        let mut want_routes: Vec<Route> = Vec::new();
+        let mut want_rules: Vec<Rule> = Vec::new();
+        for d in desired.values() {
+            if let RoutePath::Policy { table, gateway } = d.route {
+                let (routes, rule) = policy_routing(cfg, d, table, gateway);
+                want_routes.extend(routes);
+                want_rules.push(rule);
+            }
+        }
+        let owned_route = |r: &Route| {
+            r.protocol == cfg.routing.protocol
+                && ![TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
+        };
+        let owned_rule = |r: &Rule| r.protocol == cfg.routing.protocol;
+        for r in obs.routes.iter().filter(|r| owned_route(r)) {
+            if !want_routes.iter().any(|w| w.same_as(r)) {
+                route_del_steps.push(Step {
+                    op: Op::DelRoute(r.clone()),
+                    why: "policy route no longer needed".to_string(),
+                });
+            }
+        }
+        for r in obs.rules.iter().filter(|r| owned_rule(r)) {
+            if !want_rules.iter().any(|w| same_rule(w, r)) {
+                route_del_steps.push(Step {
+                    op: Op::DelRule(r.clone()),
+                    why: "policy rule no longer needed".to_string(),
+                });
+            }
+        }
+        let routed = |d: &Desired| -> bool {
+            match d.route {
+                RoutePath::Policy { table, gateway } => {
+                    let (routes, rule) = policy_routing(cfg, d, table, gateway);
+                    routes
+                        .iter()
+                        .all(|w| obs.routes.iter().any(|r| r.same_as(w)))
+                        && obs.rules.iter().any(|r| same_rule(r, &rule))
+                }
+                RoutePath::Main => true,
+                RoutePath::Missing => false,
+            }
+        };
+        for w in &want_routes {
+            if !obs.routes.iter().any(|r| r.same_as(w)) {
+                route_add_steps.push(Step {
+                    op: Op::AddRoute(w.clone()),
+                    why: format!(
+                        "uplink ifindex {} has no default route in main",
+                        w.ifindex.unwrap_or(0)
+                    ),
+                });
+            }
+        }
+        for w in &want_rules {
+            if !obs.rules.iter().any(|r| same_rule(r, w)) {
+                route_add_steps.push(Step {
+                    op: Op::AddRule(w.clone()),
+                    why: format!(
+                        "source rule into table {} for the uplink's endpoint",
+                        w.table
+                    ),
+                });
+            }
+        }
+
+        // --- endpoints
+        let kernel: Vec<KernelEndpoint> = obs
+            .endpoints
+            .as_ref()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let mut in_use: BTreeSet<u8> = kernel.iter().map(|e| e.id).collect();
+        let owned = |e: &KernelEndpoint| {
+            e.ifindex.is_some_and(|i| managed_ifindexes.contains(&i))
+                || managed_addrs.contains(&e.addr)
+        };
+        let mut present: BTreeSet<IpAddr> = BTreeSet::new();
+        for ep in kernel.iter().filter(|e| owned(e)) {
+            let Some(d) = desired.get(&ep.addr) else {
+                del_steps.push(Step {
+                    op: Op::DelEndpoint(ep.clone()),
+                    why: why_absent(&ep.addr),
+                });
+                continue;
+            };
+            present.insert(ep.addr);
+            let want = KernelEndpoint {
+                id: ep.id,
+                addr: ep.addr,
+                port: None,
+                flags: d.flags,
+                ifindex: Some(d.ifindex),
+            };
+            if ep.ifindex != Some(d.ifindex) || ep.port.is_some() {
+                del_steps.push(Step {
+                    op: Op::DelEndpoint(ep.clone()),
+                    why: format!(
+                        "{}: endpoint is not bound to {} alone; replacing it",
+                        d.link, d.link
+                    ),
+                });
+                add_steps.push(Step {
+                    op: Op::AddEndpoint(want),
+                    why: format!("{}: replacement bound to {}", d.link, d.link),
+                });
+                continue;
+            }
+            // A lost subflow on a usable link: re-add (with the wanted flags), backoff permitting.
+            let loss = if d.demoted {
+                None
+            } else {
+                obs.losses.get(&ep.addr)
+            };
+            if let Some(loss) = loss {
+                let allowed_at = readd_allowed_at(cfg, obs, &ep.addr, now);
+                if now >= allowed_at {
+                    let attempt = obs
+                        .readds
+                        .get(&ep.addr)
+                        .map_or(0, |r| effective_attempts(cfg, r, now))
+                        + 1;
+                    add_steps.push(Step {
+                        op: Op::ReaddEndpoint(want),
+                        why: format!(
+                            "{}: {} connection(s) lost their subflow from {} (error {}) while the link is usable; \
+                             attempt {attempt}",
+                            d.link,
+                            loss.tokens.len(),
+                            ep.addr,
+                            loss.last_error
+                        ),
+                    });
+                    continue;
+                }
+                plan.wake(allowed_at);
+            }
+            if ep.flags != d.flags {
+                let differing = EndpointFlags(ep.flags.0 ^ d.flags.0);
+                if EndpointFlags::BACKUP.contains(differing) && caps.set_flags {
+                    let why = if d.demoted {
+                        format!("{}: carrier lost, policy says backup", d.link)
+                    } else if d.flags.contains(EndpointFlags::BACKUP) {
+                        format!("{}: policy flags are {}", d.link, d.flags)
+                    } else {
+                        format!("{}: usable again, back to {}", d.link, d.flags)
+                    };
+                    flag_steps.push(Step {
+                        op: Op::SetEndpointFlags {
+                            endpoint: ep.clone(),
+                            flags: d.flags,
+                        },
+                        why,
+                    });
+                } else {
+                    add_steps.push(Step {
+                        op: Op::ReaddEndpoint(want),
+                        why: format!(
+                            "{}: kernel has flags {}, policy wants {}",
+                            d.link, ep.flags, d.flags
+                        ),
+                    });
+                }
+                continue;
+            }
+        }
+        for d in desired.values() {
+            if present.contains(&d.addr.addr) || d.demoted {
+                continue;
+            }
+            if !routed(d) {
+                // Routes and rule are added in this round; the endpoint follows once they exist.
+                continue;
+            }
+            let Some(id) = obs.ids.pick(&d.addr.addr, &in_use) else {
+                plan.diagnostics
+                    .insert(Diagnostic::NoFreeId { addr: d.addr.addr });
+                continue;
+            };
+            in_use.insert(id);
+            let route = match d.route {
+                RoutePath::Main => "default route in main".to_string(),
+                RoutePath::Policy { table, .. } => format!("policy table {table}"),
+                RoutePath::Missing => "no route".to_string(),
+            };
+            add_steps.push(Step {
+                op: Op::AddEndpoint(KernelEndpoint {
+                    id,
+                    addr: d.addr.addr,
+                    port: None,
+                    flags: d.flags,
+                    ifindex: Some(d.ifindex),
+                }),
+                why: format!("{}: usable (carrier, address, {route})", d.link),
+            });
+        }
+    }
+
+    // --- order, and hold back ops that failed recently
+    let all = sysctl_steps
+        .into_iter()
+        .chain(limit_steps)
+        .chain(del_steps)
+        .chain(flag_steps)
+        .chain(route_del_steps)
+        .chain(route_add_steps)
+        .chain(add_steps);
+    for step in all {
+        let key = step.op.to_string();
+        if let Some(f) = obs.failures.get(&key) {
+            let at = f.last_at.plus(failure_retry_ms(f.count));
+            if now < at {
+                plan.diagnostics.insert(Diagnostic::RetryLater {
+                    op: key,
+                    error: f.error.clone(),
+                    at,
+                });
+                plan.wake(at);
+                continue;
+            }
+        }
+        plan.steps.push(step);
+    }
+    plan
+}
+
+/// Re-adds count towards backoff only while they are recent: after twice the maximum
+/// delay without one, the next loss starts from the first (immediate) attempt again.
+fn effective_attempts(cfg: &Config, r: &crate::state::Readds, now: Millis) -> u32 {
+    if now.since(r.last_at) > cfg.reestablish.max_delay_ms.saturating_mul(2) {
+        0
+    } else {
+        r.attempts
+    }
+}
+
+fn readd_allowed_at(cfg: &Config, obs: &Observed, addr: &IpAddr, now: Millis) -> Millis {
+    match obs.readds.get(addr) {
+        None => Millis(0),
+        Some(r) => r
+            .last_at
+            .plus(cfg.reestablish.delay_after(effective_attempts(cfg, r, now))),
+    }
+}
+
+/// The per-uplink table's routes (default, and the address's own subnet so that
+/// neighbours stay on-link) and the source rule into it.
+fn policy_routing(
+    cfg: &Config,
+    d: &Desired,
+    table: u32,
+    gateway: Option<IpAddr>,
+) -> (Vec<Route>, Rule) {
+    let family = Family::of(&d.addr.addr);
+    let mut routes = vec![Route {
+        table,
+        dst: family.any(),
+        prefix_len: 0,
+        gateway,
+        ifindex: Some(d.ifindex),
+        protocol: cfg.routing.protocol,
+        metric: 0,
+        scope: 0,
+        prefsrc: None,
+    }];
+    if d.addr.prefix_len < family.host_prefix() {
+        routes.push(Route {
+            table,
+            dst: network(d.addr.addr, d.addr.prefix_len),
+            prefix_len: d.addr.prefix_len,
+            gateway: None,
+            ifindex: Some(d.ifindex),
+            protocol: cfg.routing.protocol,
+            metric: 0,
+            scope: 253,
+            prefsrc: Some(d.addr.addr),
+        });
+    }
+    let rule = Rule {
+        family,
+        priority: cfg.routing.rule_priority,
+        src: Some((d.addr.addr, family.host_prefix())),
+        table,
+        protocol: cfg.routing.protocol,
+    };
+    (routes, rule)
+}
+
+/// The network address of `addr/prefix`.
+pub fn network(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            IpAddr::V4(Ipv4Addr::from(bits & mask))
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            IpAddr::V6(Ipv6Addr::from(bits & mask))
+        }
+    }
+}

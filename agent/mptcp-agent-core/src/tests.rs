@@ -1,0 +1,1241 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `plan()` against every behaviour rule of issue 3, without a kernel: a small world of
+//! links, addresses, routes, NetworkManager devices and endpoints, driven by events.
+
+use std::net::IpAddr;
+
+use crate::{
+    config::load,
+    event::{Event, KernelSnapshot},
+    model::*,
+    op::Op,
+    plan::{plan, Diagnostic, Plan},
+    state::Observed,
+    time::Millis,
+};
+
+const BASE: &str = r#"
+schema_version = 1
+[[link]]
+name = "wifi"
+interfaces = ["wlan*"]
+flags = ["subflow"]
+[[link]]
+name = "cellular"
+interfaces = ["wwan*"]
+flags = ["subflow"]
+"#;
+
+const WLAN: u32 = 2;
+const WWAN: u32 = 3;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn caps() -> KernelCaps {
+    KernelCaps {
+        set_flags: true,
+        events: true,
+        fullmesh: true,
+        sysctls: ["enabled", "add_addr_timeout", "checksum_enabled"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        description: "test kernel".to_string(),
+    }
+}
+
+fn link(ifindex: u32, name: &str) -> Link {
+    Link {
+        ifindex,
+        name: name.to_string(),
+        up: true,
+        lower_up: true,
+        loopback: false,
+        point_to_point: false,
+        oper: OperState::Up,
+        kind: None,
+    }
+}
+
+fn addr(ifindex: u32, a: &str, prefix_len: u8) -> Address {
+    Address {
+        ifindex,
+        addr: ip(a),
+        prefix_len,
+        flags: AddrFlags(AddrFlags::PERMANENT),
+        scope: 0,
+    }
+}
+
+fn default_route(ifindex: u32, gw: &str, table: u32, metric: u32) -> Route {
+    Route {
+        table,
+        dst: Family::of(&ip(gw)).any(),
+        prefix_len: 0,
+        gateway: Some(ip(gw)),
+        ifindex: Some(ifindex),
+        protocol: 4,
+        metric,
+        scope: 0,
+        prefsrc: None,
+    }
+}
+
+fn ep(id: u8, a: &str, flags: EndpointFlags, ifindex: Option<u32>) -> KernelEndpoint {
+    KernelEndpoint {
+        id,
+        addr: ip(a),
+        port: None,
+        flags,
+        ifindex,
+    }
+}
+
+fn nm_device(path: &str, iface: &str, state: u32) -> NmDevice {
+    NmDevice {
+        path: path.to_string(),
+        interface: iface.to_string(),
+        device_type: DeviceType::Veth,
+        state,
+        metered: Metered::GuessNo,
+        applied: Some(AppliedProfile {
+            id: format!("uplink-{iface}"),
+            mptcp_flags: 0x1,
+        }),
+        gateway4: None,
+        gateway6: None,
+    }
+}
+
+const SUBFLOW: EndpointFlags = EndpointFlags::SUBFLOW;
+
+struct World {
+    cfg: crate::Config,
+    obs: Observed,
+    now: Millis,
+}
+
+impl World {
+    /// Two uplinks with carrier, addresses and main default routes; NetworkManager absent;
+    /// no endpoints yet.
+    fn new(cfg: &str) -> World {
+        let mut w = World {
+            cfg: load(cfg).unwrap(),
+            obs: Observed::new(),
+            now: Millis(1_000),
+        };
+        let mut lo = link(1, "lo");
+        lo.loopback = true;
+        w.ev(Event::KernelSnapshot(KernelSnapshot {
+            links: vec![lo, link(WLAN, "wlan0"), link(WWAN, "wwan0")],
+            addresses: vec![
+                addr(1, "127.0.0.1", 8),
+                addr(WLAN, "10.1.0.2", 24),
+                addr(WWAN, "10.2.0.2", 24),
+            ],
+            routes: vec![
+                default_route(WLAN, "10.1.0.1", TABLE_MAIN, 600),
+                default_route(WWAN, "10.2.0.1", TABLE_MAIN, 700),
+            ],
+            rules: vec![],
+        }));
+        w.ev(Event::Capabilities(caps()));
+        w.ev(Event::Endpoints(vec![]));
+        w.ev(Event::Limits(Limits {
+            subflows: 2,
+            add_addr_accepted: 0,
+        }));
+        w.ev(Event::Sysctls(
+            [("enabled".to_string(), "1".to_string())].into(),
+        ));
+        w.ev(Event::Mptcpd(None));
+        w.ev(Event::NmGone);
+        w
+    }
+
+    fn ev(&mut self, e: Event) {
+        self.obs.apply(&e, self.now);
+    }
+
+    fn plan(&self) -> Plan {
+        plan(&self.cfg, &self.obs, self.now)
+    }
+
+    fn ops(&self) -> Vec<Op> {
+        self.plan().steps.into_iter().map(|s| s.op).collect()
+    }
+
+    /// Plan, "execute" everything successfully, repeat until nothing is left. Returns
+    /// every op in order.
+    fn settle(&mut self) -> Vec<Op> {
+        let mut done = Vec::new();
+        for _ in 0..5 {
+            let ops = self.ops();
+            if ops.is_empty() {
+                return done;
+            }
+            for op in ops {
+                self.ev(Event::OpDone {
+                    op: op.clone(),
+                    error: None,
+                });
+                done.push(op);
+            }
+        }
+        panic!("plan does not converge: {done:#?}");
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now.plus(ms);
+    }
+
+    fn endpoints(&self) -> Vec<KernelEndpoint> {
+        self.obs
+            .endpoints
+            .as_ref()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn set_carrier(&mut self, ifindex: u32, on: bool) {
+        let mut l = self.obs.links[&ifindex].clone();
+        l.lower_up = on;
+        l.oper = if on {
+            OperState::Up
+        } else {
+            OperState::LowerLayerDown
+        };
+        self.ev(Event::LinkChanged(l));
+    }
+
+    fn subflow_closed(&mut self, token: u32, saddr: &str, error: u32) {
+        self.ev(Event::Mptcp(MptcpEvent {
+            kind: MptcpEventKind::SubflowClosed,
+            token: Some(token),
+            saddr: Some(ip(saddr)),
+            daddr: Some(ip("10.9.0.2")),
+            sport: Some(40000),
+            dport: Some(5201),
+            loc_id: Some(2),
+            ifindex: Some(WWAN),
+            error: Some(error),
+        }));
+    }
+
+    fn subflow_established(&mut self, token: u32, saddr: &str) {
+        self.ev(Event::Mptcp(MptcpEvent {
+            kind: MptcpEventKind::SubflowEstablished,
+            token: Some(token),
+            saddr: Some(ip(saddr)),
+            daddr: Some(ip("10.9.0.2")),
+            sport: Some(40001),
+            dport: Some(5201),
+            loc_id: Some(2),
+            ifindex: Some(WWAN),
+            error: None,
+        }));
+    }
+
+    fn nm_present(&mut self, version: &str, devices: Vec<NmDevice>) {
+        self.ev(Event::NmAppeared {
+            version: NmVersion::parse(version),
+            startup: false,
+        });
+        self.ev(Event::NmDevices(devices));
+    }
+}
+
+fn add(id: u8, a: &str, ifindex: u32) -> Op {
+    Op::AddEndpoint(ep(id, a, SUBFLOW, Some(ifindex)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 1: endpoint when usable, never before the route (NM ACTIVATED, or kernel criteria)
+
+#[test]
+fn start_adds_an_endpoint_per_uplink() {
+    let mut w = World::new(BASE);
+    assert_eq!(
+        w.settle(),
+        vec![add(1, "10.1.0.2", WLAN), add(2, "10.2.0.2", WWAN)]
+    );
+    assert_eq!(w.ops(), vec![], "converged");
+}
+
+#[test]
+fn nothing_before_every_input_is_known() {
+    let mut w = World::new(BASE);
+    w.obs.nm = crate::NmObserved::Unknown;
+    assert!(w.plan().steps.is_empty());
+    assert_eq!(w.obs.waiting_for(), vec!["NetworkManager presence"]);
+    w.ev(Event::NmAppeared {
+        version: NmVersion::parse("1.42.4"),
+        startup: false,
+    });
+    assert!(w.plan().steps.is_empty(), "device list not read yet");
+    w.ev(Event::NmDevices(vec![]));
+    assert_eq!(w.plan().steps.len(), 2);
+}
+
+#[test]
+fn networkmanager_device_must_be_activated() {
+    let mut w = World::new(BASE);
+    w.nm_present(
+        "1.42.4",
+        vec![
+            nm_device("/d/2", "wlan0", nm_state::ACTIVATED),
+            nm_device("/d/3", "wwan0", 80), // IP_CHECK: address and routes are there already
+        ],
+    );
+    assert_eq!(w.settle(), vec![add(1, "10.1.0.2", WLAN)]);
+    w.ev(Event::NmDevice(nm_device("/d/3", "wwan0", 90)));
+    assert!(w.ops().is_empty());
+    w.ev(Event::NmDevice(nm_device(
+        "/d/3",
+        "wwan0",
+        nm_state::ACTIVATED,
+    )));
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+}
+
+#[test]
+fn kernel_only_mode_waits_for_the_route() {
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    let p = w.plan();
+    assert_eq!(
+        p.steps.iter().map(|s| s.op.clone()).collect::<Vec<_>>(),
+        vec![add(1, "10.1.0.2", WLAN)]
+    );
+    assert!(p.diagnostics.contains(&Diagnostic::NoRoute {
+        interface: "wwan0".into(),
+        family: Family::V4
+    }));
+    w.settle();
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+}
+
+#[test]
+fn kernel_only_mode_needs_address_and_carrier() {
+    let mut w = World::new(BASE);
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.set_carrier(WLAN, false);
+    assert!(w.settle().is_empty());
+    w.set_carrier(WLAN, true);
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    assert_eq!(
+        w.settle(),
+        vec![add(1, "10.1.0.2", WLAN), add(2, "10.2.0.2", WWAN)]
+    );
+}
+
+#[test]
+fn devices_networkmanager_does_not_manage_use_kernel_criteria() {
+    let mut w = World::new(BASE);
+    w.nm_present(
+        "1.42.4",
+        vec![nm_device("/d/2", "wlan0", nm_state::UNMANAGED)],
+    );
+    assert_eq!(w.settle().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 2: carrier loss withdraws (or demotes) at once; carrier back restores
+
+#[test]
+fn carrier_loss_withdraws_without_waiting_for_networkmanager() {
+    let mut w = World::new(BASE);
+    w.nm_present(
+        "1.42.4",
+        vec![
+            nm_device("/d/2", "wlan0", nm_state::ACTIVATED),
+            nm_device("/d/3", "wwan0", nm_state::ACTIVATED),
+        ],
+    );
+    w.settle();
+    // NetworkManager stays ACTIVATED for carrier-wait-timeout; the kernel says no carrier.
+    w.set_carrier(WWAN, false);
+    assert_eq!(
+        w.settle(),
+        vec![Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+    w.set_carrier(WWAN, true);
+    assert_eq!(
+        w.settle(),
+        vec![add(2, "10.2.0.2", WWAN)],
+        "same address, same id"
+    );
+}
+
+#[test]
+fn admin_down_withdraws() {
+    let mut w = World::new(BASE);
+    w.settle();
+    let mut l = w.obs.links[&WWAN].clone();
+    l.up = false;
+    l.lower_up = false;
+    w.ev(Event::LinkChanged(l));
+    let p = w.plan();
+    assert_eq!(p.steps.len(), 1);
+    assert!(
+        p.steps[0].why.contains("link is down"),
+        "{}",
+        p.steps[0].why
+    );
+}
+
+const BACKUP_ON_LOSS: &str = r#"
+schema_version = 1
+[[link]]
+interfaces = ["wlan0"]
+flags = ["subflow"]
+[[link]]
+interfaces = ["wwan0"]
+flags = ["subflow"]
+on_carrier_loss = "backup"
+"#;
+
+#[test]
+fn carrier_loss_demotes_to_backup_where_configured() {
+    let mut w = World::new(BACKUP_ON_LOSS);
+    w.settle();
+    w.set_carrier(WWAN, false);
+    let backup = SUBFLOW.union(EndpointFlags::BACKUP);
+    assert_eq!(
+        w.settle(),
+        vec![Op::SetEndpointFlags {
+            endpoint: ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)),
+            flags: backup
+        }]
+    );
+    w.set_carrier(WWAN, true);
+    assert_eq!(
+        w.settle(),
+        vec![Op::SetEndpointFlags {
+            endpoint: ep(2, "10.2.0.2", backup, Some(WWAN)),
+            flags: SUBFLOW
+        }]
+    );
+}
+
+#[test]
+fn demotion_falls_back_to_withdraw_without_set_flags() {
+    let mut w = World::new(BACKUP_ON_LOSS);
+    let mut c = caps();
+    c.set_flags = false;
+    w.ev(Event::Capabilities(c));
+    w.settle();
+    w.set_carrier(WWAN, false);
+    let p = w.plan();
+    assert!(p.diagnostics.contains(&Diagnostic::NoSetFlags {
+        interface: "wwan0".into()
+    }));
+    assert_eq!(
+        p.steps[0].op,
+        Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))
+    );
+}
+
+#[test]
+fn demoted_endpoint_with_lost_subflow_is_readded_on_return() {
+    let mut w = World::new(BACKUP_ON_LOSS);
+    w.settle();
+    w.set_carrier(WWAN, false);
+    w.settle();
+    // The subflow timed out during the outage.
+    w.subflow_closed(7, "10.2.0.2", 110);
+    assert!(w.ops().is_empty(), "link not usable: no re-add");
+    w.set_carrier(WWAN, true);
+    assert_eq!(
+        w.settle(),
+        vec![Op::ReaddEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 3: lost subflow → re-add only that endpoint, bounded backoff
+
+#[test]
+fn lost_subflow_readds_only_its_endpoint() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 104); // ECONNRESET, e.g. ss -K on the server
+    let p = w.plan();
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(
+        p.steps[0].op,
+        Op::ReaddEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))
+    );
+    assert!(p.steps[0].why.contains("error 104"), "{}", p.steps[0].why);
+    w.settle();
+    assert!(w.ops().is_empty());
+}
+
+#[test]
+fn subflow_closed_on_purpose_is_not_a_loss() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 0);
+    assert!(w.ops().is_empty());
+}
+
+#[test]
+fn readd_backoff_doubles_and_is_bounded() {
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    let mut gaps = Vec::new();
+    let mut last = w.now;
+    for _ in 0..6 {
+        // The join fails every time (no route to the server through this uplink).
+        w.subflow_closed(7, "10.2.0.2", 113);
+        loop {
+            let p = w.plan();
+            if !p.steps.is_empty() {
+                assert_eq!(p.steps.len(), 1);
+                break;
+            }
+            let wake = p
+                .wake_at
+                .expect("a re-add is pending, so plan names a wake-up time");
+            assert!(wake > w.now);
+            w.now = wake;
+        }
+        gaps.push(w.now.since(last));
+        last = w.now;
+        w.settle();
+    }
+    assert_eq!(gaps, vec![0, 100, 200, 400, 400, 400]);
+}
+
+#[test]
+fn backoff_starts_over_after_a_quiet_period() {
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    for _ in 0..3 {
+        w.subflow_closed(7, "10.2.0.2", 104);
+        w.now = w.plan().wake_at.unwrap_or(w.now);
+        w.settle();
+    }
+    w.advance(801);
+    w.subflow_closed(8, "10.2.0.2", 104);
+    assert_eq!(w.ops().len(), 1, "immediate again");
+}
+
+#[test]
+fn reestablished_subflow_clears_the_loss() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 104);
+    w.subflow_established(7, "10.2.0.2");
+    assert!(w.ops().is_empty());
+    w.subflow_closed(7, "10.2.0.2", 104);
+    w.ev(Event::Mptcp(MptcpEvent {
+        kind: MptcpEventKind::Closed,
+        token: Some(7),
+        saddr: None,
+        daddr: None,
+        sport: None,
+        dport: None,
+        loc_id: None,
+        ifindex: None,
+        error: None,
+    }));
+    assert!(
+        w.ops().is_empty(),
+        "connection gone: nothing to re-establish"
+    );
+}
+
+#[test]
+fn loss_on_a_link_without_carrier_waits_for_the_link() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 110);
+    w.set_carrier(WWAN, false);
+    assert_eq!(
+        w.settle(),
+        vec![Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+    w.set_carrier(WWAN, true);
+    assert_eq!(
+        w.settle(),
+        vec![add(2, "10.2.0.2", WWAN)],
+        "a fresh add, no extra re-add"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 4: address change; ids stable per address
+
+#[test]
+fn address_change_replaces_the_endpoint_and_ids_stay_per_address() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.3", 24)));
+    assert_eq!(
+        w.settle(),
+        vec![
+            Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN))),
+            add(3, "10.2.0.3", WWAN)
+        ]
+    );
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.3", 24)));
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    assert_eq!(
+        w.settle(),
+        vec![
+            Op::DelEndpoint(ep(3, "10.2.0.3", SUBFLOW, Some(WWAN))),
+            add(2, "10.2.0.2", WWAN)
+        ]
+    );
+}
+
+#[test]
+fn both_addresses_present_keeps_the_one_with_an_endpoint() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.1", 24)));
+    assert!(w.ops().is_empty(), "no churn for a second address");
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 5: per-link policy by name, type, metered; capability checks
+
+#[test]
+fn policy_by_type_and_metered() {
+    let cfg = r#"
+schema_version = 1
+[[link]]
+name = "metered"
+metered = true
+flags = ["subflow", "backup"]
+[[link]]
+name = "modem"
+device_types = ["modem"]
+flags = ["subflow", "fullmesh"]
+[[link]]
+device_types = ["veth"]
+manage = false
+"#;
+    let mut w = World::new(cfg);
+    let mut wlan = nm_device("/d/2", "wlan0", nm_state::ACTIVATED);
+    wlan.device_type = DeviceType::Wifi;
+    wlan.metered = Metered::GuessYes;
+    let mut wwan = nm_device("/d/3", "wwan0", nm_state::ACTIVATED);
+    wwan.device_type = DeviceType::Modem;
+    w.nm_present("1.36.2", vec![wlan, wwan]);
+    assert_eq!(
+        w.settle(),
+        vec![
+            Op::AddEndpoint(ep(
+                1,
+                "10.1.0.2",
+                SUBFLOW.union(EndpointFlags::BACKUP),
+                Some(WLAN)
+            )),
+            Op::AddEndpoint(ep(
+                2,
+                "10.2.0.2",
+                SUBFLOW.union(EndpointFlags::FULLMESH),
+                Some(WWAN)
+            )),
+        ]
+    );
+    let assessed = crate::assess(&w.cfg, &w.obs);
+    assert_eq!(assessed[0].rule.as_deref(), Some("metered"));
+    assert_eq!(assessed[1].rule.as_deref(), Some("modem"));
+}
+
+#[test]
+fn fullmesh_without_kernel_support_is_dropped_with_a_warning() {
+    let mut w = World::new("schema_version = 1\n[[link]]\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\", \"fullmesh\"]\n");
+    let mut c = caps();
+    c.fullmesh = false;
+    w.ev(Event::Capabilities(c));
+    let p = w.plan();
+    assert!(p.diagnostics.contains(&Diagnostic::FullmeshUnsupported {
+        interface: "wwan0".into()
+    }));
+    assert_eq!(p.steps[0].op, add(1, "10.2.0.2", WWAN));
+}
+
+#[test]
+fn unmatched_and_ignored_links_are_left_alone() {
+    let mut w =
+        World::new("schema_version = 1\n[[link]]\ninterfaces = [\"wlan0\"]\nmanage = false\n");
+    w.ev(Event::Endpoints(vec![
+        ep(9, "10.1.0.2", SUBFLOW, Some(WLAN)),
+        ep(8, "10.2.0.2", EndpointFlags::SIGNAL, None),
+    ]));
+    assert!(w.settle().is_empty());
+}
+
+#[test]
+fn missing_events_capability_is_reported() {
+    let mut w = World::new(BASE);
+    let mut c = caps();
+    c.events = false;
+    w.ev(Event::Capabilities(c));
+    assert!(w.plan().diagnostics.contains(&Diagnostic::NoEvents));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 6: limits and sysctls, only those the kernel has
+
+#[test]
+fn limits_and_sysctls_follow_the_config() {
+    let cfg = r#"
+schema_version = 1
+[limits]
+subflows = 4
+[sysctl]
+enabled = true
+add_addr_timeout = 60
+stale_loss_cnt = 4
+"#;
+    let mut w = World::new(cfg);
+    let p = w.plan();
+    let ops: Vec<Op> = p.steps.iter().map(|s| s.op.clone()).collect();
+    assert_eq!(
+        ops,
+        vec![
+            Op::SetSysctl {
+                name: "add_addr_timeout".into(),
+                value: "60".into()
+            },
+            Op::SetLimits(Limits {
+                subflows: 4,
+                add_addr_accepted: 0
+            }),
+        ],
+        "enabled already 1; add_addr_accepted not configured, kept"
+    );
+    assert!(p.diagnostics.contains(&Diagnostic::SysctlMissing {
+        name: "stale_loss_cnt".into(),
+        since: "5.16".into()
+    }));
+    w.settle();
+    assert!(w.ops().is_empty());
+}
+
+#[test]
+fn too_low_subflow_limit_is_reported() {
+    let mut w =
+        World::new("schema_version = 1\n[limits]\nsubflows = 0\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    assert!(w.plan().diagnostics.contains(&Diagnostic::LimitTooLow {
+        subflows: 0,
+        endpoints: 2
+    }));
+}
+
+#[test]
+fn userspace_pm_and_disabled_mptcp_are_reported() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Sysctls(
+        [
+            ("enabled".to_string(), "0".to_string()),
+            ("pm_type".to_string(), "1".to_string()),
+        ]
+        .into(),
+    ));
+    let d = w.plan().diagnostics;
+    assert!(d.contains(&Diagnostic::MptcpDisabled));
+    assert!(d
+        .iter()
+        .any(|x| matches!(x, Diagnostic::UserspacePm { .. })));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 7: policy routing for an uplink without a default route in main
+
+#[test]
+fn uplink_without_main_default_gets_table_and_rule_then_endpoint() {
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    let mut wwan = nm_device("/d/3", "wwan0", nm_state::ACTIVATED);
+    wwan.gateway4 = Some("10.2.0.1".parse().unwrap());
+    w.nm_present(
+        "1.42.4",
+        vec![nm_device("/d/2", "wlan0", nm_state::ACTIVATED), wwan],
+    );
+    let table = 1000 + WWAN;
+    let first: Vec<Op> = w.ops();
+    let default_r = Route {
+        table,
+        dst: ip("0.0.0.0"),
+        prefix_len: 0,
+        gateway: Some(ip("10.2.0.1")),
+        ifindex: Some(WWAN),
+        protocol: 77,
+        metric: 0,
+        scope: 0,
+        prefsrc: None,
+    };
+    let subnet_r = Route {
+        table,
+        dst: ip("10.2.0.0"),
+        prefix_len: 24,
+        gateway: None,
+        ifindex: Some(WWAN),
+        protocol: 77,
+        metric: 0,
+        scope: 253,
+        prefsrc: Some(ip("10.2.0.2")),
+    };
+    let rule = Rule {
+        family: Family::V4,
+        priority: 1000,
+        src: Some((ip("10.2.0.2"), 32)),
+        table,
+        protocol: 77,
+    };
+    assert_eq!(
+        first,
+        vec![
+            Op::AddRoute(default_r.clone()),
+            Op::AddRoute(subnet_r.clone()),
+            Op::AddRule(rule.clone()),
+            add(1, "10.1.0.2", WLAN)
+        ],
+        "the endpoint waits until its routes exist"
+    );
+    let all = w.settle();
+    assert_eq!(all.last(), Some(&add(2, "10.2.0.2", WWAN)));
+    // Carrier loss: the endpoint goes, and its table and rule with it.
+    w.set_carrier(WWAN, false);
+    assert_eq!(
+        w.settle(),
+        vec![
+            Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN))),
+            Op::DelRoute(default_r),
+            Op::DelRoute(subnet_r),
+            Op::DelRule(rule)
+        ]
+    );
+}
+
+#[test]
+fn kernel_only_policy_routing_from_a_default_route_in_another_table() {
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    w.ev(Event::RouteAdded(default_route(WWAN, "10.2.0.1", 200, 0)));
+    let ops = w.settle();
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::AddRule(r) if r.table == 1003)),
+        "{ops:?}"
+    );
+    assert_eq!(ops.last(), Some(&add(2, "10.2.0.2", WWAN)));
+}
+
+#[test]
+fn point_to_point_uplink_needs_no_gateway() {
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    let mut l = w.obs.links[&WWAN].clone();
+    l.point_to_point = true;
+    w.ev(Event::LinkChanged(l));
+    let ops = w.settle();
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::AddRoute(r) if r.is_default() && r.gateway.is_none())),
+        "{ops:?}"
+    );
+    assert_eq!(ops.last(), Some(&add(2, "10.2.0.2", WWAN)));
+}
+
+#[test]
+fn agent_restart_adopts_its_policy_routes() {
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    w.ev(Event::RouteAdded(default_route(WWAN, "10.2.0.1", 200, 0)));
+    w.settle();
+    // Restart: a new state from the kernel as it is now, without the table-200 route
+    // (say, NetworkManager moved it away): our own table still has the gateway.
+    let mut fresh = World::new(BASE);
+    fresh.obs.routes = w
+        .obs
+        .routes
+        .iter()
+        .filter(|r| r.table != 200 && !(r.table == TABLE_MAIN && r.ifindex == Some(WWAN)))
+        .cloned()
+        .collect();
+    fresh.obs.rules = w.obs.rules.clone();
+    fresh.ev(Event::Endpoints(w.endpoints()));
+    assert_eq!(fresh.ops(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 8: IPv4 and IPv6, skipping link-local, temporary, deprecated, loopback
+
+#[test]
+fn ipv6_global_address_gets_an_endpoint_others_do_not() {
+    let mut w = World::new(BASE);
+    let mut ll = addr(WWAN, "fe80::1", 64);
+    ll.scope = 253;
+    let mut tmp = addr(WWAN, "2001:db8:2::99", 64);
+    tmp.flags = AddrFlags(AddrFlags::TEMPORARY);
+    let mut dep = addr(WWAN, "2001:db8:2::98", 64);
+    dep.flags = AddrFlags(AddrFlags::DEPRECATED);
+    let mut tent = addr(WWAN, "2001:db8:2::97", 64);
+    tent.flags = AddrFlags(AddrFlags::TENTATIVE);
+    for a in [ll, tmp, dep, tent] {
+        w.ev(Event::AddressAdded(a));
+    }
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "fe80::1", TABLE_MAIN, 700,
+    )));
+    w.ev(Event::AddressAdded(addr(1, "::1", 128)));
+    assert_eq!(
+        w.settle(),
+        vec![add(1, "10.1.0.2", WLAN), add(2, "10.2.0.2", WWAN)],
+        "no eligible v6 yet"
+    );
+    w.ev(Event::AddressAdded(addr(WWAN, "2001:db8:2::2", 64)));
+    assert_eq!(w.settle(), vec![add(3, "2001:db8:2::2", WWAN)]);
+}
+
+#[test]
+fn ipv6_can_be_switched_off_per_rule() {
+    let mut w = World::new("schema_version = 1\n[[link]]\nflags = [\"subflow\"]\nipv6 = false\n");
+    w.ev(Event::AddressAdded(addr(WWAN, "2001:db8:2::2", 64)));
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "fe80::1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(w.settle().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 9: startup reconciliation; restarts leave healthy subflows alone
+
+#[test]
+fn restart_adopts_right_endpoints_whatever_their_ids() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Endpoints(vec![
+        ep(7, "10.1.0.2", SUBFLOW, Some(WLAN)),
+        ep(9, "10.2.0.2", SUBFLOW, Some(WWAN)),
+    ]));
+    assert!(w.settle().is_empty());
+    // And the ids stick across a flap.
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.set_carrier(WWAN, true);
+    assert_eq!(w.settle(), vec![add(9, "10.2.0.2", WWAN)]);
+}
+
+#[test]
+fn restart_removes_stale_owned_endpoints_and_fixes_wrong_ones() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Endpoints(vec![
+        // NetworkManager's leftover from an older address on a managed link
+        ep(1, "10.2.0.77", SUBFLOW, Some(WWAN)),
+        // right address, no dev: subflows would leave by the wrong interface
+        ep(2, "10.1.0.2", SUBFLOW, None),
+        // right address and dev, backup where the policy says not
+        ep(
+            3,
+            "10.2.0.2",
+            SUBFLOW.union(EndpointFlags::BACKUP),
+            Some(WWAN),
+        ),
+        // someone else's on an unmanaged interface
+        ep(4, "192.168.7.2", EndpointFlags::SIGNAL, Some(42)),
+    ]));
+    let ops = w.settle();
+    assert_eq!(
+        ops,
+        vec![
+            Op::DelEndpoint(ep(1, "10.2.0.77", SUBFLOW, Some(WWAN))),
+            Op::DelEndpoint(ep(2, "10.1.0.2", SUBFLOW, None)),
+            Op::SetEndpointFlags {
+                endpoint: ep(
+                    3,
+                    "10.2.0.2",
+                    SUBFLOW.union(EndpointFlags::BACKUP),
+                    Some(WWAN)
+                ),
+                flags: SUBFLOW
+            },
+            add(2, "10.1.0.2", WLAN),
+        ]
+    );
+    assert!(
+        w.endpoints().iter().any(|e| e.id == 4),
+        "foreign endpoint untouched"
+    );
+}
+
+#[test]
+fn wrong_flags_without_set_flags_means_readd() {
+    let mut w = World::new(BASE);
+    let mut c = caps();
+    c.set_flags = false;
+    w.ev(Event::Capabilities(c));
+    w.ev(Event::Endpoints(vec![
+        ep(1, "10.1.0.2", SUBFLOW, Some(WLAN)),
+        ep(2, "10.2.0.2", EndpointFlags::SIGNAL, Some(WWAN)),
+    ]));
+    assert_eq!(
+        w.settle(),
+        vec![Op::ReaddEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+}
+
+#[test]
+fn networkmanager_restart_changes_nothing() {
+    let mut w = World::new(BASE);
+    let devices = vec![
+        nm_device("/d/2", "wlan0", nm_state::ACTIVATED),
+        nm_device("/d/3", "wwan0", nm_state::ACTIVATED),
+    ];
+    w.nm_present("1.42.4", devices.clone());
+    w.settle();
+    w.ev(Event::NmGone);
+    assert!(w.ops().is_empty(), "kernel-only criteria still hold");
+    // Back, still starting up, devices not yet re-assumed.
+    w.ev(Event::NmAppeared {
+        version: NmVersion::parse("1.42.4"),
+        startup: true,
+    });
+    w.ev(Event::NmDevices(vec![
+        nm_device("/d/2", "wlan0", nm_state::DISCONNECTED),
+        nm_device("/d/3", "wwan0", 20),
+    ]));
+    assert!(
+        w.ops().is_empty(),
+        "no decisions on NetworkManager's state while it starts"
+    );
+    w.ev(Event::NmDevice(devices[0].clone()));
+    w.ev(Event::NmDevice(devices[1].clone()));
+    w.ev(Event::NmStartup(false));
+    assert!(w.ops().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 10: kernel-only mode (see also kernel_only_mode_* above)
+
+#[test]
+fn follow_false_ignores_networkmanager() {
+    let mut w = World::new(
+        "schema_version = 1\n[networkmanager]\nfollow = false\n[[link]]\nflags = [\"subflow\"]\n",
+    );
+    w.nm_present(
+        "1.42.4",
+        vec![nm_device("/d/3", "wwan0", nm_state::DISCONNECTED)],
+    );
+    assert_eq!(w.settle().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 11: coexistence with NetworkManager's MPTCP and mptcpd
+
+fn nm_default_flags_device() -> NmDevice {
+    let mut d = nm_device("/d/3", "wwan0", nm_state::ACTIVATED);
+    d.applied = Some(AppliedProfile {
+        id: "uplink-wwan0".into(),
+        mptcp_flags: 0,
+    });
+    d
+}
+
+#[test]
+fn networkmanager_mptcp_on_by_default_refuses_the_interface() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Endpoints(vec![ep(
+        5,
+        "10.2.0.2",
+        SUBFLOW,
+        Some(WWAN),
+    )]));
+    w.nm_present(
+        "1.42.4",
+        vec![
+            nm_device("/d/2", "wlan0", nm_state::ACTIVATED),
+            nm_default_flags_device(),
+        ],
+    );
+    let p = w.plan();
+    assert_eq!(
+        p.steps.iter().map(|s| s.op.clone()).collect::<Vec<_>>(),
+        vec![add(1, "10.1.0.2", WLAN)]
+    );
+    let msg = p
+        .diagnostics
+        .iter()
+        .find_map(|d| match d {
+            Diagnostic::Refused { interface, reason } if interface == "wwan0" => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .expect("refusal for wwan0");
+    assert!(msg.contains("NetworkManager 1.42.4"), "{msg}");
+    assert!(
+        msg.contains("connection.mptcp-flags=0x22, NetworkManager's built-in default"),
+        "{msg}"
+    );
+    assert!(msg.contains("nmcli connection modify 'uplink-wwan0' connection.mptcp-flags disabled && nmcli device reapply wwan0"), "{msg}");
+    assert!(msg.contains("connection.mptcp-flags=0x1"), "{msg}");
+}
+
+#[test]
+fn networkmanager_mptcp_disabled_globally_is_fine() {
+    let mut w = World::new(BASE);
+    w.ev(Event::NmConfFiles(vec![(
+        "/etc/NetworkManager/conf.d/50-mptcp.conf".into(),
+        "[connection-mptcp]\nconnection.mptcp-flags=0x1\n".into(),
+    )]));
+    w.nm_present("1.42.4", vec![nm_default_flags_device()]);
+    assert_eq!(w.settle().len(), 2);
+}
+
+#[test]
+fn networkmanager_word_disabled_in_conf_is_ignored_like_networkmanager_does() {
+    let mut w = World::new(BASE);
+    w.ev(Event::NmConfFiles(vec![(
+        "/etc/NetworkManager/conf.d/50-mptcp.conf".into(),
+        "[connection-mptcp]\nconnection.mptcp-flags=disabled\n".into(),
+    )]));
+    w.nm_present("1.42.4", vec![nm_default_flags_device()]);
+    let p = w.plan();
+    let refused = p
+        .diagnostics
+        .iter()
+        .find(|d| matches!(d, Diagnostic::Refused { .. }))
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("\"disabled\", which is not a number"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn networkmanager_profile_flags_override_global() {
+    let mut w = World::new(BASE);
+    w.ev(Event::NmConfFiles(vec![(
+        "/etc/NetworkManager/NetworkManager.conf".into(),
+        "[connection]\nconnection.mptcp-flags=0x1\n".into(),
+    )]));
+    let mut d = nm_default_flags_device();
+    d.applied.as_mut().unwrap().mptcp_flags = 0x22;
+    w.nm_present("1.42.4", vec![d]);
+    let p = w.plan();
+    assert!(p.diagnostics.iter().any(|d| d
+        .to_string()
+        .contains("set in connection profile 'uplink-wwan0'")));
+}
+
+#[test]
+fn networkmanager_before_1_40_has_no_mptcp() {
+    let mut w = World::new(BASE);
+    w.nm_present("1.36.2", vec![nm_default_flags_device()]);
+    assert_eq!(w.settle().len(), 2);
+}
+
+#[test]
+fn mptcpd_running_means_hands_off_endpoints_and_limits() {
+    let mut w = World::new("schema_version = 1\n[limits]\nsubflows = 8\n[sysctl]\nadd_addr_timeout = 30\n[[link]]\nflags = [\"subflow\"]\n");
+    w.ev(Event::Endpoints(vec![ep(
+        1,
+        "10.2.0.2",
+        SUBFLOW,
+        Some(WWAN),
+    )]));
+    w.ev(Event::Mptcpd(Some(4242)));
+    let p = w.plan();
+    assert_eq!(
+        p.steps.iter().map(|s| s.op.clone()).collect::<Vec<_>>(),
+        vec![Op::SetSysctl {
+            name: "add_addr_timeout".into(),
+            value: "30".into()
+        }]
+    );
+    assert!(p
+        .diagnostics
+        .contains(&Diagnostic::MptcpdRunning { pid: 4242 }));
+    assert!(p.diagnostics.iter().any(|d| d
+        .to_string()
+        .contains("systemctl disable --now mptcp.service")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures: collected, retried with backoff, not in a loop
+
+#[test]
+fn failed_op_is_retried_later_not_at_once() {
+    let mut w = World::new(BASE);
+    let ops = w.ops();
+    w.ev(Event::OpDone {
+        op: ops[0].clone(),
+        error: Some("EBUSY".into()),
+    });
+    w.ev(Event::OpDone {
+        op: ops[1].clone(),
+        error: None,
+    });
+    let p = w.plan();
+    assert!(p.steps.is_empty());
+    assert_eq!(p.wake_at, Some(w.now.plus(1000)));
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| matches!(d, Diagnostic::RetryLater { .. })));
+    w.advance(1000);
+    assert_eq!(w.ops(), vec![ops[0].clone()]);
+}
+
+#[test]
+fn steps_say_why() {
+    let w = World::new(BASE);
+    let p = w.plan();
+    assert_eq!(
+        p.steps[0].why,
+        "wlan0: usable (carrier, address, default route in main)"
+    );
+    assert_eq!(
+        p.steps[0].op.to_string(),
+        "endpoint add 10.1.0.2 id 1 subflow ifindex 2"
+    );
+}
+
+#[test]
+fn config_change_is_planned_as_a_diff() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.cfg = load(
+        BACKUP_ON_LOSS
+            .replace(
+                "flags = [\"subflow\"]\non_carrier_loss",
+                "flags = [\"subflow\", \"backup\"]\non_carrier_loss",
+            )
+            .as_str(),
+    )
+    .unwrap();
+    assert_eq!(
+        w.settle(),
+        vec![Op::SetEndpointFlags {
+            endpoint: ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)),
+            flags: SUBFLOW.union(EndpointFlags::BACKUP)
+        }]
+    );
+}

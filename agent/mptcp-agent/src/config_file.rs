@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Reading the config file: size, ownership and permission checks, then the core's
+//! parser and validator. Used by `run` and by `check-config` (the OTA hook).
+
+use std::{fmt, os::unix::fs::MetadataExt, path::Path};
+
+use mptcp_agent_core::{config::load, Config, ConfigError};
+
+/// Default config path.
+pub const DEFAULT_PATH: &str = "/etc/mptcp-agent/agent.toml";
+
+/// A config file larger than this is refused unread.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// Why a config file was not accepted. Each kind has its own `check-config` exit code.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Cannot be read: missing, not a regular file, too large, not UTF-8, I/O error.
+    Unreadable(String),
+    /// Ownership or permissions would let someone other than root (or the agent's user)
+    /// change the agent's behaviour.
+    Unsafe(String),
+    /// Read, but not a valid config; positions included.
+    Invalid { path: String, error: ConfigError },
+}
+
+impl LoadError {
+    /// Exit status of `check-config` (documented in docs/config-reference.md).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LoadError::Invalid { .. } => 1,
+            LoadError::Unreadable(_) => 3,
+            LoadError::Unsafe(_) => 4,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unreadable(m) | LoadError::Unsafe(m) => f.write_str(m),
+            LoadError::Invalid { path, error } => f.write_str(&error.render(Some(path))),
+        }
+    }
+}
+
+/// Check ownership and permissions: a regular file, owned by root or by the user the agent
+/// runs as, writable by its owner only.
+pub fn check_file(path: &Path) -> Result<(), LoadError> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::Unreadable(format!("{shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(LoadError::Unreadable(format!("{shown}: not a regular file")));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(LoadError::Unreadable(format!(
+            "{shown}: {} bytes; a config file may have at most {MAX_BYTES}",
+            meta.len()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 != 0 {
+        return Err(LoadError::Unsafe(format!(
+            "{shown}: world-writable (mode {mode:04o}); refused. Fix: chmod o-w {shown}"
+        )));
+    }
+    if mode & 0o020 != 0 {
+        return Err(LoadError::Unsafe(format!(
+            "{shown}: group-writable (mode {mode:04o}); refused. Fix: chmod g-w {shown}"
+        )));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(LoadError::Unsafe(format!(
+            "{shown}: owned by uid {}, not root (or uid {euid}, which runs the agent); refused. Fix: chown root {shown}",
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// Check, read and validate a config file.
+pub fn load_file(path: &Path) -> Result<Config, LoadError> {
+    check_file(path)?;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable(format!("{shown}: {e}")))?;
+    load(&text).map_err(|error| LoadError::Invalid { path: shown, error })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn shipped_default_is_valid() {
+        let text = include_str!("../../../conf/agent.toml");
+        let cfg = load(text).unwrap_or_else(|e| panic!("conf/agent.toml:\n{}", e.render(Some("conf/agent.toml"))));
+        assert!(!cfg.links.is_empty());
+    }
+
+    #[test]
+    fn permissions_and_errors_map_to_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = write(dir.path(), "ok.toml", "schema_version = 1\n", 0o644);
+        assert!(load_file(&ok).is_ok());
+        let ww = write(dir.path(), "ww.toml", "schema_version = 1\n", 0o666);
+        let e = load_file(&ww).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.to_string().contains("world-writable"), "{e}");
+        let gw = write(dir.path(), "gw.toml", "schema_version = 1\n", 0o664);
+        assert_eq!(load_file(&gw).unwrap_err().exit_code(), 4);
+        let bad = write(dir.path(), "bad.toml", "schema_version = 1\n[limits]\nsubflows = 99\n", 0o600);
+        let e = load_file(&bad).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("bad.toml:3:12: limits.subflows = 99"), "{e}");
+        let missing = dir.path().join("missing.toml");
+        assert_eq!(load_file(&missing).unwrap_err().exit_code(), 3);
+        assert_eq!(load_file(dir.path()).unwrap_err().exit_code(), 3);
+    }
+}

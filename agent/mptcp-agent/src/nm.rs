@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! NetworkManager adapter: typed zbus proxies for the few interfaces the agent reads, and
+//! a watcher that turns NetworkManager's presence (name owner), devices and their changes
+//! into core [`Event`]s.
+//!
+//! Only API that exists in NetworkManager 1.36 (Yocto kirkstone) is used, checked against
+//! its introspection XML: `GetDevices`, `Version`, `Startup`, `DeviceAdded`/`DeviceRemoved`;
+//! `Device.{Interface, IpInterface, DeviceType, State, Metered, Ip4Config, Ip6Config,
+//! GetAppliedConnection}`; `IP4Config.Gateway`, `IP6Config.Gateway`; and the standard
+//! `org.freedesktop.DBus.Properties.PropertiesChanged`.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::StreamExt;
+use mptcp_agent_core::{AppliedProfile, DeviceType, Event, Metered, NmDevice, NmVersion};
+use tokio::sync::mpsc::Sender;
+use zbus::{
+    fdo::DBusProxy,
+    names::BusName,
+    proxy::CacheProperties,
+    zvariant::{OwnedObjectPath, OwnedValue, Value},
+    Connection, MatchRule, MessageStream,
+};
+
+use crate::error::{Context, Result};
+
+pub const NM_SERVICE: &str = "org.freedesktop.NetworkManager";
+const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager",
+    default_service = "org.freedesktop.NetworkManager",
+    default_path = "/org/freedesktop/NetworkManager"
+)]
+trait NetworkManager {
+    fn get_devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn startup(&self) -> zbus::Result<bool>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.Device",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+trait Device {
+    #[zbus(property)]
+    fn interface(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn ip_interface(&self) -> zbus::Result<String>;
+
+    #[zbus(property)]
+    fn device_type(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<u32>;
+
+    #[zbus(property)]
+    fn metered(&self) -> zbus::Result<u32>;
+
+    #[zbus(property, name = "Ip4Config")]
+    fn ip4_config(&self) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(property, name = "Ip6Config")]
+    fn ip6_config(&self) -> zbus::Result<OwnedObjectPath>;
+
+    /// The profile as applied to the device (what NetworkManager acts on, unlike the
+    /// saved profile after an `nmcli connection modify` without reapply).
+    fn get_applied_connection(&self, flags: u32) -> zbus::Result<(HashMap<String, HashMap<String, OwnedValue>>, u64)>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.IP4Config",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+trait Ip4Config {
+    #[zbus(property)]
+    fn gateway(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.IP6Config",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+trait Ip6Config {
+    #[zbus(property)]
+    fn gateway(&self) -> zbus::Result<String>;
+}
+
+/// Properties whose change means the agent's view of a device is stale.
+const DEVICE_KEYS: [&str; 8] = [
+    "State",
+    "Metered",
+    "IpInterface",
+    "Interface",
+    "Ip4Config",
+    "Ip6Config",
+    "ActiveConnection",
+    "DeviceType",
+];
+
+/// Read one device. Properties are fetched fresh (no proxy cache: the watcher has its
+/// own signal subscription and re-reads on change).
+pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice> {
+    let d = DeviceProxy::builder(conn)
+        .path(path)?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
+    let interface = d.interface().await?;
+    let ip_interface = d.ip_interface().await.unwrap_or_default();
+    let state = d.state().await?;
+    let device_type = DeviceType::from_nm(d.device_type().await?);
+    let metered = Metered::from_nm(d.metered().await.unwrap_or(0));
+    // PREPARE..DEACTIVATING have an applied connection.
+    let applied = if (40..=110).contains(&state) {
+        match d.get_applied_connection(0).await {
+            Ok((settings, _)) => Some(applied_profile(&settings)),
+            Err(e) => {
+                log::debug!("NetworkManager {path}: GetAppliedConnection: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (mut gateway4, mut gateway6) = (None, None);
+    if let Ok(p) = d.ip4_config().await {
+        if p.as_str() != "/" {
+            if let Ok(c) = Ip4ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+                gateway4 = c.gateway().await.ok().and_then(|g| g.parse().ok());
+            }
+        }
+    }
+    if let Ok(p) = d.ip6_config().await {
+        if p.as_str() != "/" {
+            if let Ok(c) = Ip6ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+                gateway6 = c.gateway().await.ok().and_then(|g| g.parse().ok());
+            }
+        }
+    }
+    Ok(NmDevice {
+        path: path.to_string(),
+        interface: if ip_interface.is_empty() { interface } else { ip_interface },
+        device_type,
+        state,
+        metered,
+        applied,
+        gateway4,
+        gateway6,
+    })
+}
+
+fn applied_profile(settings: &HashMap<String, HashMap<String, OwnedValue>>) -> AppliedProfile {
+    let conn = settings.get("connection");
+    let id = conn
+        .and_then(|c| c.get("id"))
+        .and_then(|v| match &**v {
+            Value::Str(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    // `mptcp-flags` exists from 1.40 on; absent means "default" (0).
+    let mptcp_flags = conn
+        .and_then(|c| c.get("mptcp-flags"))
+        .and_then(|v| match &**v {
+            Value::U32(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0);
+    AppliedProfile { id, mptcp_flags }
+}
+
+/// Read NetworkManager's config files (paths or directories of `*.conf`) in its load
+/// order; a file in a later directory shadows the same name in an earlier one.
+pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for p in paths {
+        let path = std::path::Path::new(p);
+        if path.is_dir() {
+            let mut names: Vec<std::path::PathBuf> = match std::fs::read_dir(path) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                    .collect(),
+                Err(_) => continue,
+            };
+            names.sort();
+            for f in names {
+                let base = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                entries.retain(|(b, _)| *b != base);
+                entries.push((base, f));
+            }
+        } else if path.is_file() {
+            entries.push((String::new(), path.to_path_buf()));
+        }
+    }
+    entries
+        .into_iter()
+        .filter_map(|(_, f)| {
+            // NetworkManager's own files are small; bound what a stray file can cost.
+            let meta = std::fs::metadata(&f).ok()?;
+            if meta.len() > 1 << 20 {
+                return None;
+            }
+            let text = std::fs::read_to_string(&f).ok()?;
+            Some((f.to_string_lossy().into_owned(), text))
+        })
+        .collect()
+}
+
+/// Watch NetworkManager forever: presence, devices, changes. Sends [`Event::NmGone`] when it
+/// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
+pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>) -> Result<()> {
+    let dbus = DBusProxy::new(&conn).await.context("D-Bus daemon proxy")?;
+    let mut owner_changes = dbus
+        .receive_name_owner_changed_with_args(&[(0, NM_SERVICE)])
+        .await
+        .context("subscribing to NameOwnerChanged")?;
+    let props_rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(NM_SERVICE)?
+        .interface("org.freedesktop.DBus.Properties")?
+        .member("PropertiesChanged")?
+        .path_namespace(NM_PATH)?
+        .build();
+    let mut props = MessageStream::for_match_rule(props_rule, &conn, Some(1024))
+        .await
+        .context("subscribing to NetworkManager PropertiesChanged")?;
+    let devices_rule = MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(NM_SERVICE)?
+        .interface(NM_SERVICE)?
+        .path(NM_PATH)?
+        .build();
+    let mut device_signals = MessageStream::for_match_rule(devices_rule, &conn, Some(256))
+        .await
+        .context("subscribing to NetworkManager DeviceAdded/DeviceRemoved")?;
+
+    loop {
+        let present = dbus.name_has_owner(BusName::try_from(NM_SERVICE)?).await.unwrap_or(false);
+        if !present {
+            log::info!("NetworkManager is not on the bus: kernel-only mode");
+            if tx.send(Event::NmGone).await.is_err() {
+                return Ok(());
+            }
+            // Wait until it gets an owner.
+            loop {
+                match owner_changes.next().await {
+                    Some(sig) => {
+                        if let Ok(args) = sig.args() {
+                            if args.new_owner().is_some() {
+                                break;
+                            }
+                        }
+                    }
+                    None => return Err(crate::error::Error::msg("the D-Bus connection closed")),
+                }
+            }
+        }
+        // Present: snapshot, then follow changes until it leaves.
+        match snapshot(&conn, &conf_paths, &tx).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                log::warn!("NetworkManager: reading its state failed ({e}); retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        let mut config_paths: HashMap<String, String> = HashMap::new();
+        loop {
+            tokio::select! {
+                sig = owner_changes.next() => {
+                    let Some(sig) = sig else { return Err(crate::error::Error::msg("the D-Bus connection closed")) };
+                    let gone = sig.args().map(|a| a.new_owner().is_none()).unwrap_or(true);
+                    if gone {
+                        log::info!("NetworkManager left the bus");
+                    } else {
+                        log::info!("NetworkManager has a new owner (restarted)");
+                    }
+                    break;
+                }
+                msg = props.next() => {
+                    let Some(Ok(msg)) = msg else { continue };
+                    if let Some(ev) = on_properties_changed(&conn, &msg, &mut config_paths).await {
+                        if tx.send(ev).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                msg = device_signals.next() => {
+                    let Some(Ok(msg)) = msg else { continue };
+                    let header = msg.header();
+                    let member = header.member().map(|m| m.to_string()).unwrap_or_default();
+                    let Ok(path) = msg.body().deserialize::<OwnedObjectPath>() else { continue };
+                    let ev = match member.as_str() {
+                        "DeviceAdded" => match read_device(&conn, path.as_str()).await {
+                            Ok(d) => Some(Event::NmDevice(d)),
+                            Err(e) => { log::debug!("NetworkManager {}: {e}", path.as_str()); None }
+                        },
+                        "DeviceRemoved" => Some(Event::NmDeviceRemoved { path: path.to_string() }),
+                        _ => None,
+                    };
+                    if let Some(ev) = ev {
+                        if tx.send(ev).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Version, startup flag, config files and all devices. `Ok(false)` when the agent is
+/// shutting down.
+async fn snapshot(conn: &Connection, conf_paths: &[String], tx: &Sender<Event>) -> zbus::Result<bool> {
+    let nm = NetworkManagerProxy::builder(conn).cache_properties(CacheProperties::No).build().await?;
+    let version_text = nm.version().await.unwrap_or_default();
+    let version = NmVersion::parse(&version_text);
+    let startup = nm.startup().await.unwrap_or(false);
+    log::info!(
+        "NetworkManager {} on the bus{}",
+        if version_text.is_empty() { "(version unknown)" } else { &version_text },
+        if startup { ", still starting up" } else { "" }
+    );
+    let files = read_conf_files(conf_paths);
+    let mut devices = Vec::new();
+    for p in nm.get_devices().await? {
+        match read_device(conn, p.as_str()).await {
+            Ok(d) => devices.push(d),
+            // A device can vanish between GetDevices and reading it.
+            Err(e) => log::debug!("NetworkManager {}: {e}", p.as_str()),
+        }
+    }
+    for ev in [
+        Event::NmConfFiles(files),
+        Event::NmAppeared { version, startup },
+        Event::NmDevices(devices),
+    ] {
+        if tx.send(ev).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn on_properties_changed(
+    conn: &Connection,
+    msg: &zbus::Message,
+    config_paths: &mut HashMap<String, String>,
+) -> Option<Event> {
+    let header = msg.header();
+    let path = header.path()?.to_string();
+    let (iface, changed, _invalidated) = msg
+        .body()
+        .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+        .ok()?;
+    match iface.as_str() {
+        "org.freedesktop.NetworkManager" => {
+            if path != NM_PATH {
+                return None;
+            }
+            match changed.get("Startup").map(|v| &**v) {
+                Some(Value::Bool(b)) => Some(Event::NmStartup(*b)),
+                _ => None,
+            }
+        }
+        "org.freedesktop.NetworkManager.Device" => {
+            if !DEVICE_KEYS.iter().any(|k| changed.contains_key(*k)) {
+                return None;
+            }
+            refresh(conn, &path, config_paths).await
+        }
+        "org.freedesktop.NetworkManager.IP4Config" | "org.freedesktop.NetworkManager.IP6Config" => {
+            if !changed.contains_key("Gateway") {
+                return None;
+            }
+            let device = config_paths.get(&path)?.clone();
+            refresh(conn, &device, config_paths).await
+        }
+        _ => None,
+    }
+}
+
+async fn refresh(conn: &Connection, path: &str, config_paths: &mut HashMap<String, String>) -> Option<Event> {
+    match read_device(conn, path).await {
+        Ok(d) => {
+            // Remember which IP config objects belong to the device, to follow gateway changes.
+            if let Ok(p) = DeviceProxy::builder(conn).path(path).ok()?.cache_properties(CacheProperties::No).build().await {
+                for cp in [p.ip4_config().await, p.ip6_config().await].into_iter().flatten() {
+                    if cp.as_str() != "/" {
+                        config_paths.insert(cp.to_string(), path.to_string());
+                    }
+                }
+            }
+            Some(Event::NmDevice(d))
+        }
+        Err(e) => {
+            log::debug!("NetworkManager {path}: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applied_profile_reads_id_and_flags() {
+        let mut conn = HashMap::new();
+        conn.insert("id".to_string(), OwnedValue::try_from(Value::from("uplink-wwan0")).unwrap());
+        conn.insert("mptcp-flags".to_string(), OwnedValue::from(0x1u32));
+        let mut s = HashMap::new();
+        s.insert("connection".to_string(), conn);
+        assert_eq!(
+            applied_profile(&s),
+            AppliedProfile {
+                id: "uplink-wwan0".into(),
+                mptcp_flags: 1
+            }
+        );
+        // NetworkManager before 1.40 has no mptcp-flags key.
+        s.get_mut("connection").unwrap().remove("mptcp-flags");
+        assert_eq!(applied_profile(&s).mptcp_flags, 0);
+    }
+
+    #[test]
+    fn conf_files_in_load_order_with_shadowing() {
+        let dir = tempfile::tempdir().unwrap();
+        let usr = dir.path().join("usr");
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&usr).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(usr.join("10-a.conf"), "a").unwrap();
+        std::fs::write(usr.join("20-b.conf"), "b-usr").unwrap();
+        std::fs::write(usr.join("README"), "not a conf").unwrap();
+        std::fs::write(etc.join("20-b.conf"), "b-etc").unwrap();
+        let main = dir.path().join("NetworkManager.conf");
+        std::fs::write(&main, "main").unwrap();
+        let paths = vec![
+            usr.to_string_lossy().into_owned(),
+            main.to_string_lossy().into_owned(),
+            etc.to_string_lossy().into_owned(),
+            "/nonexistent/conf.d".to_string(),
+        ];
+        let texts: Vec<String> = read_conf_files(&paths).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(texts, vec!["a", "main", "b-etc"]);
+    }
+}

@@ -1,0 +1,654 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Synthetic linux-stable-like histories for tests and the benchmark, written with ONE
+//! `git fast-import` process (100,000 commits in well under a minute).
+//!
+//! Shape: `v5.10` → mainline (rc and release tags up to `v5.15`, side-branch merges) →
+//! `linux-5.15.y` (stable tags); `v5.10` → `linux-5.10.y` (stable tags) carrying duplicates of
+//! mainline MPTCP commits (cherry-picked with and without `-x`, adapted with a
+//! `commit X upstream.` line). Each file is split into line zones so that exactly the
+//! designed duplicates and conflicts happen. Optional scenarios add a core prerequisite
+//! outside the path set, renames, a revert pair, a subject-only duplicate, a stable-only
+//! extra and an extra outside the range; [`Facts`] tells tests what to expect.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// Size and features of a synthetic history.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Mainline commits between v5.10 and v5.15 (merges not included).
+    pub mainline_commits: usize,
+    /// Commits on linux-5.15.y after v5.15.
+    pub target_stable_commits: usize,
+    /// Commits on linux-5.10.y after v5.10 (duplicates not included).
+    pub base_stable_commits: usize,
+    /// Every Nth mainline commit changes net/mptcp.
+    pub mptcp_every: usize,
+    /// A side-branch merge every N mainline commits (0: none).
+    pub merge_every: usize,
+    /// Mainline MPTCP commits duplicated onto 5.10.y (split over the three kinds).
+    pub duplicates: usize,
+    /// Add the designed scenarios (prerequisite, renames, revert, …).
+    pub scenarios: bool,
+    pub seed: u64,
+}
+
+impl Spec {
+    /// A few thousand commits with every scenario: the test history.
+    pub fn test() -> Spec {
+        Spec {
+            mainline_commits: 3000,
+            target_stable_commits: 300,
+            base_stable_commits: 300,
+            mptcp_every: 20,
+            merge_every: 150,
+            duplicates: 9,
+            scenarios: true,
+            seed: 7,
+        }
+    }
+
+    /// The benchmark history: `commits` commits in the plan range, no scenarios.
+    pub fn bench(commits: usize) -> Spec {
+        let target_stable = commits / 30;
+        Spec {
+            mainline_commits: commits.saturating_sub(target_stable),
+            target_stable_commits: target_stable,
+            base_stable_commits: commits / 40,
+            mptcp_every: 25,
+            merge_every: 500,
+            duplicates: 60,
+            scenarios: false,
+            seed: 42,
+        }
+    }
+}
+
+/// What a generated history contains, for assertions.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub base_tag: String,
+    /// An early 5.10.y tag (before any duplicate).
+    pub early_base_tag: String,
+    pub target_tag: String,
+    /// Non-merge commits of base..target touching the MPTCP path set.
+    pub touching: usize,
+    /// Commits of the range (merges included).
+    pub range_commits: usize,
+    pub merges: usize,
+    /// Range commits the base has with the same diff and no reference.
+    pub dup_patch_id: Vec<String>,
+    /// Range commits a base commit names as its origin.
+    pub dup_upstream_ref: Vec<String>,
+    /// Core commit outside the path set that `prereq_user` needs.
+    pub prereq: String,
+    pub prereq_subject: String,
+    pub prereq_user: String,
+    /// Revert pair in the range (original, revert).
+    pub revert_pair: (String, String),
+    /// Range commit whose subject (only) also exists in the base, and that subject.
+    pub subject_dup: String,
+    pub subject_dup_subject: String,
+    /// 5.15.y commit outside the path set, cited by the fake upstream id `stable_extra_upstream`.
+    pub stable_extra: String,
+    pub stable_extra_upstream: String,
+    /// Commit outside the range (on `refs/heads/netdev-next`) found by subject.
+    pub outside_extra: String,
+    pub outside_extra_subject: String,
+    /// MPTCP commit changing `ctrl_file` line `ctrl_line` (1-based), for the BSP conflict.
+    pub ctrl_commit: String,
+    pub ctrl_file: String,
+    pub ctrl_line: usize,
+    /// A renamed file in the range (from, to).
+    pub rename: (String, String),
+}
+
+const MPTCP_FILES: [&str; 6] = [
+    "net/mptcp/protocol.c",
+    "net/mptcp/subflow.c",
+    "net/mptcp/options.c",
+    "net/mptcp/pm_netlink.c",
+    "net/mptcp/ctrl.c",
+    "include/net/mptcp.h",
+];
+const CORE_FILES: [&str; 4] = ["net/ipv4/tcp.c", "include/net/tcp.h", "net/core/sock.c", "net/ipv4/tcp_input.c"];
+const SELFTEST: &str = "tools/testing/selftests/net/mptcp/mptcp_join.sh";
+const DRIVER_DIRS: usize = 40;
+const DRIVER_FILES: usize = 25;
+const LINES: usize = 400;
+
+// Line zones (0-based). Mptcp files: mainline edits, dup zone, 5.15.y edits, reserved ctrl line.
+const MPTCP_MAIN: (usize, usize) = (0, 150);
+const DUP_START: usize = 400;
+/// net/mptcp/protocol.c is longer: it also holds the duplicate zone (75 slots).
+const PROTOCOL_LINES: usize = 1000;
+const MPTCP_TARGET_STABLE: (usize, usize) = (320, 350);
+const CTRL_LINE: usize = 370;
+// Core files: churn outside the series, hunks of MPTCP commits, base stable, target stable, prereq.
+const CORE_CHURN: (usize, usize) = (0, 100);
+const CORE_MPTCP: (usize, usize) = (110, 150);
+const CORE_BASE: (usize, usize) = (160, 200);
+const CORE_TARGET: (usize, usize) = (210, 240);
+const PREREQ_LINE: usize = 300;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn range(&mut self, (a, b): (usize, usize)) -> usize {
+        a + self.below(b - a)
+    }
+}
+
+/// A file change.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Set line `line` (0-based) of `path`.
+    Edit { path: String, line: usize, text: String },
+    /// Insert lines before `line`.
+    Insert { path: String, line: usize, lines: Vec<String> },
+    /// Create or replace a whole file.
+    Write { path: String, lines: Vec<String> },
+    Rename { from: String, to: String },
+    Delete { path: String },
+}
+
+#[derive(Clone, Default)]
+struct Branch {
+    head: Option<u64>,
+    files: BTreeMap<String, Vec<String>>,
+}
+
+/// Low-level writer of a fast-import stream with per-branch file state.
+pub struct Synth {
+    child: Child,
+    input: BufWriter<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    branches: BTreeMap<String, Branch>,
+    mark: u64,
+    time: i64,
+}
+
+impl Synth {
+    /// `git init` a repository at `path` and start fast-import into it.
+    pub fn create(path: &Path) -> Result<Synth> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let st = Command::new("git")
+            .args(["init", "-q", "-b", "master"])
+            .arg(path)
+            .status()
+            .map_err(|e| Error::Command { command: "git init".into(), message: e.to_string() })?;
+        if !st.success() {
+            return Err(Error::Command { command: "git init".into(), message: format!("failed in {}", path.display()) });
+        }
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(path)
+            .args(["fast-import", "--quiet", "--done"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Command { command: "git fast-import".into(), message: e.to_string() })?;
+        let input = BufWriter::with_capacity(1 << 20, child.stdin.take().ok_or_else(|| Error::parse("fast-import", "no stdin"))?);
+        let output = BufReader::new(child.stdout.take().ok_or_else(|| Error::parse("fast-import", "no stdout"))?);
+        Ok(Synth { child, input, output, branches: BTreeMap::new(), mark: 0, time: 1_607_860_800, /* 2020-12-13 */ })
+    }
+
+    fn io(e: std::io::Error) -> Error {
+        Error::Command { command: "git fast-import".into(), message: e.to_string() }
+    }
+
+    /// Start branch `name` at the head of `from` (same files).
+    pub fn branch(&mut self, name: &str, from: &str) {
+        let b = self.branches.get(from).cloned().unwrap_or_default();
+        self.branches.insert(name.to_string(), b);
+    }
+
+    /// Content of a file on a branch.
+    pub fn file(&self, branch: &str, path: &str) -> Option<&Vec<String>> {
+        self.branches.get(branch).and_then(|b| b.files.get(path))
+    }
+
+    /// Commit `changes` on `branch`; returns the mark. `merge` adds a second parent (the
+    /// head of that branch) and copies `merge_paths` from it.
+    pub fn commit(&mut self, branch: &str, author: &str, message: &str, changes: &[Change]) -> Result<u64> {
+        self.commit_merge(branch, author, message, changes, None, &[])
+    }
+
+    fn commit_merge(&mut self, branch: &str, author: &str, message: &str, changes: &[Change], merge: Option<&str>, merge_paths: &[String]) -> Result<u64> {
+        self.mark += 1;
+        self.time += 60;
+        let mark = self.mark;
+        let merge_head = merge.and_then(|m| self.branches.get(m)).and_then(|b| b.head);
+        let merged: Vec<(String, Vec<String>)> = match merge {
+            Some(m) => {
+                let other = self.branches.get(m).cloned().unwrap_or_default();
+                merge_paths.iter().filter_map(|p| other.files.get(p).map(|c| (p.clone(), c.clone()))).collect()
+            }
+            None => Vec::new(),
+        };
+        let b = self.branches.entry(branch.to_string()).or_default();
+        let mut s = Vec::with_capacity(4096);
+        let (name, email) = author.split_once(" <").map(|(n, e)| (n, e.trim_end_matches('>'))).unwrap_or((author, "dev@example.org"));
+        let _ = write!(s, "commit refs/heads/{branch}\nmark :{mark}\nauthor {name} <{email}> {} +0000\ncommitter {name} <{email}> {} +0000\n", self.time, self.time);
+        let _ = write!(s, "data {}\n{}\n", message.len(), message);
+        if let Some(h) = b.head {
+            let _ = writeln!(s, "from :{h}");
+        }
+        if let Some(m) = merge_head {
+            let _ = writeln!(s, "merge :{m}");
+        }
+        let mut touched: Vec<String> = Vec::new();
+        for (p, c) in merged {
+            b.files.insert(p.clone(), c);
+            touched.push(p);
+        }
+        for ch in changes {
+            match ch {
+                Change::Edit { path, line, text } => {
+                    let f = b.files.entry(path.clone()).or_default();
+                    if f.len() <= *line {
+                        f.resize(line + 1, String::new());
+                    }
+                    f[*line] = text.clone();
+                    touched.push(path.clone());
+                }
+                Change::Insert { path, line, lines } => {
+                    let f = b.files.entry(path.clone()).or_default();
+                    let at = (*line).min(f.len());
+                    f.splice(at..at, lines.iter().cloned());
+                    touched.push(path.clone());
+                }
+                Change::Write { path, lines } => {
+                    b.files.insert(path.clone(), lines.clone());
+                    touched.push(path.clone());
+                }
+                Change::Rename { from, to } => {
+                    if let Some(c) = b.files.remove(from) {
+                        b.files.insert(to.clone(), c);
+                    }
+                    let _ = writeln!(s, "R {from} {to}");
+                }
+                Change::Delete { path } => {
+                    b.files.remove(path);
+                    let _ = writeln!(s, "D {path}");
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for p in touched {
+            if let Some(content) = b.files.get(&p) {
+                let mut text = content.join("\n");
+                text.push('\n');
+                let _ = write!(s, "M 100644 inline {p}\ndata {}\n{}\n", text.len(), text);
+            }
+        }
+        s.push(b'\n');
+        b.head = Some(mark);
+        self.input.write_all(&s).map_err(Self::io)?;
+        Ok(mark)
+    }
+
+    /// Merge `other` into `branch`, taking `paths` from `other`.
+    pub fn merge(&mut self, branch: &str, other: &str, message: &str, paths: &[String]) -> Result<u64> {
+        self.commit_merge(branch, "Merger <merge@example.org>", message, &[], Some(other), paths)
+    }
+
+    /// Lightweight tag at a mark.
+    pub fn tag(&mut self, name: &str, mark: u64) -> Result<()> {
+        write!(self.input, "reset refs/tags/{name}\nfrom :{mark}\n\n").map_err(Self::io)
+    }
+
+    /// Head mark of a branch.
+    pub fn head(&self, branch: &str) -> Option<u64> {
+        self.branches.get(branch).and_then(|b| b.head)
+    }
+
+    /// Object id of a mark (fast-import `get-mark`).
+    pub fn sha(&mut self, mark: u64) -> Result<String> {
+        write!(self.input, "get-mark :{mark}\n").map_err(Self::io)?;
+        self.input.flush().map_err(Self::io)?;
+        let mut line = String::new();
+        self.output.read_line(&mut line).map_err(Self::io)?;
+        let id = line.trim().to_string();
+        if id.len() != 40 {
+            return Err(Error::parse("fast-import get-mark", line));
+        }
+        Ok(id)
+    }
+
+    /// Finish the import.
+    pub fn finish(mut self) -> Result<()> {
+        self.input.write_all(b"done\n").map_err(Self::io)?;
+        self.input.flush().map_err(Self::io)?;
+        drop(self.input);
+        let st = self.child.wait().map_err(Self::io)?;
+        if !st.success() {
+            return Err(Error::Command { command: "git fast-import".into(), message: format!("exit {st}") });
+        }
+        Ok(())
+    }
+}
+
+fn initial_files() -> Vec<Change> {
+    let mut out = Vec::new();
+    let file = |path: &str, n: usize| Change::Write { path: path.to_string(), lines: (0..n).map(|i| format!("/* {path} line {i} */")).collect() };
+    out.push(Change::Write {
+        path: "Makefile".into(),
+        lines: vec!["# SPDX-License-Identifier: GPL-2.0".into(), "VERSION = 5".into(), "PATCHLEVEL = 10".into(), "SUBLEVEL = 0".into(), "EXTRAVERSION =".into()],
+    });
+    out.push(Change::Write { path: "Kconfig".into(), lines: vec!["mainmenu \"Synthetic\"".into(), "source \"net/Kconfig\"".into()] });
+    out.push(Change::Write { path: "net/Kconfig".into(), lines: vec!["config NET".into(), "\tbool \"net\"".into()] });
+    for p in MPTCP_FILES.iter().chain(CORE_FILES.iter()) {
+        out.push(file(p, if *p == MPTCP_FILES[0] { PROTOCOL_LINES } else { LINES }));
+    }
+    out.push(file(SELFTEST, 120));
+    out.push(file("net/mptcp/pm_old.c", 60));
+    out.push(file("tools/testing/selftests/net/helper.sh", 40));
+    for d in 0..DRIVER_DIRS {
+        for f in 0..DRIVER_FILES {
+            out.push(file(&format!("drivers/sub{d:02}/file{f:02}.c"), 20));
+        }
+    }
+    out
+}
+
+fn edit(path: &str, line: usize, tag: &str) -> Change {
+    Change::Edit { path: path.to_string(), line, text: format!("/* {path} line {line} {tag} */") }
+}
+
+/// Generate the history at `path`.
+pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
+    let mut s = Synth::create(path)?;
+    let mut rng = Rng(spec.seed.max(1));
+    let mut facts = Facts::default();
+    let author = |n: usize| format!("Dev {} <dev{}@example.org>", n % 50, n % 50);
+
+    let root = s.commit("master", "Linus <torvalds@example.org>", "Linux 5.10", &initial_files())?;
+    s.tag("v5.10", root)?;
+    s.branch("linux-5.10.y", "master");
+
+    // Mainline between v5.10 and v5.15, with rc/release tags and side-branch merges.
+    let releases = ["v5.11", "v5.12", "v5.13", "v5.14", "v5.15"];
+    let per_release = (spec.mainline_commits / releases.len()).max(8);
+    let mut mptcp_commits: Vec<u64> = Vec::new();
+    let mut dup_targets: Vec<(u64, usize, String)> = Vec::new(); // (mark, dup index, subject)
+    let mut n = 0usize;
+    let mut side = 0usize;
+    let mut scenario_done = false;
+    for (ri, rel) in releases.iter().enumerate() {
+        for k in 0..per_release {
+            n += 1;
+            // rc tags at fixed fractions of the cycle.
+            if k > 0 && k % (per_release / 8).max(1) == 0 && k / (per_release / 8).max(1) <= 7 {
+                let rc = k / (per_release / 8).max(1);
+                if let Some(h) = s.head("master") {
+                    s.tag(&format!("{rel}-rc{rc}"), h)?;
+                }
+            }
+            if spec.merge_every > 0 && n % spec.merge_every == 0 {
+                side += 1;
+                let name = format!("side{side}");
+                s.branch(&name, "master");
+                let mut paths = Vec::new();
+                for j in 0..3 {
+                    let p = format!("drivers/side/s{side}_{j}.c");
+                    s.commit(&name, &author(n + j), &format!("net: side driver {side}.{j}"), &[Change::Write { path: p.clone(), lines: vec![format!("/* side {side} {j} */")] }])?;
+                    paths.push(p);
+                }
+                s.merge("master", &name, &format!("Merge branch 'side{side}'"), &paths)?;
+                facts.merges += 1;
+                facts.range_commits += 4;
+            }
+            if spec.mptcp_every > 0 && n % spec.mptcp_every == 0 {
+                let dup_index = dup_targets.len();
+                let is_dup = dup_index < spec.duplicates.min(75) && mptcp_commits.len() % 3 == 1;
+                let file = MPTCP_FILES[rng.below(MPTCP_FILES.len())];
+                let subject = format!("mptcp: change {n}");
+                let mut changes = Vec::new();
+                if is_dup {
+                    changes.push(edit(MPTCP_FILES[0], DUP_START + 8 * dup_index, &format!("dup {dup_index}")));
+                } else {
+                    changes.push(edit(file, rng.range(MPTCP_MAIN), &format!("m{n}")));
+                    if rng.below(5) == 0 {
+                        let core = CORE_FILES[rng.below(CORE_FILES.len())];
+                        changes.push(edit(core, rng.range(CORE_MPTCP), &format!("m{n}")));
+                    }
+                    if rng.below(6) == 0 {
+                        changes.push(edit(SELFTEST, rng.range((0, 100)), &format!("m{n}")));
+                    }
+                }
+                let mark = s.commit("master", &author(n), &format!("{subject}\n\nSynthetic MPTCP change {n}.\n"), &changes)?;
+                mptcp_commits.push(mark);
+                if is_dup {
+                    dup_targets.push((mark, dup_index, subject));
+                }
+                facts.touching += 1;
+            } else if rng.below(10) == 0 {
+                let core = CORE_FILES[rng.below(CORE_FILES.len())];
+                s.commit("master", &author(n), &format!("tcp: core change {n}"), &[edit(core, rng.range(CORE_CHURN), &format!("c{n}"))])?;
+            } else {
+                let p = format!("drivers/sub{:02}/file{:02}.c", rng.below(DRIVER_DIRS), rng.below(DRIVER_FILES));
+                let line = rng.below(20);
+                s.commit("master", &author(n), &format!("drivers: change {n}"), &[edit(&p, line, &format!("d{n}"))])?;
+            }
+            facts.range_commits += 1;
+            if spec.scenarios && !scenario_done && ri == 2 && k == per_release / 2 {
+                scenarios_mainline(&mut s, &mut facts)?;
+                scenario_done = true;
+            }
+        }
+        let h = s.head("master").ok_or_else(|| Error::parse("synth", "no head"))?;
+        s.tag(rel, h)?;
+    }
+
+    // linux-5.15.y
+    s.branch("linux-5.15.y", "master");
+    let mut stable_tag = 0;
+    for k in 0..spec.target_stable_commits {
+        n += 1;
+        if k % 7 == 3 {
+            let file = MPTCP_FILES[rng.below(MPTCP_FILES.len())];
+            let up = fake_id(&mut rng);
+            s.commit(
+                "linux-5.15.y",
+                &author(n),
+                &format!("mptcp: stable fix {n}\n\ncommit {up} upstream.\n\nSynthetic stable fix.\n"),
+                &[edit(file, rng.range(MPTCP_TARGET_STABLE), &format!("t{n}"))],
+            )?;
+            facts.touching += 1;
+        } else {
+            let core = CORE_FILES[rng.below(CORE_FILES.len())];
+            s.commit("linux-5.15.y", &author(n), &format!("tcp: stable change {n}"), &[edit(core, rng.range(CORE_TARGET), &format!("t{n}"))])?;
+        }
+        facts.range_commits += 1;
+        if k % 50 == 49 {
+            stable_tag += 1;
+            let h = s.head("linux-5.15.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+            s.tag(&format!("v5.15.{stable_tag}"), h)?;
+        }
+    }
+    if spec.scenarios {
+        scenarios_target_stable(&mut s, &mut facts, &mut rng)?;
+        facts.range_commits += 2;
+    }
+    stable_tag += 1;
+    let h = s.head("linux-5.15.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+    s.tag(&format!("v5.15.{stable_tag}"), h)?;
+    facts.target_tag = format!("v5.15.{stable_tag}");
+
+    // linux-5.10.y (branched at v5.10 above), with the duplicates after the first stable tag.
+    let mut base_tag = 0;
+    let dup_every = (spec.base_stable_commits / (dup_targets.len() + 1)).max(1);
+    let mut dup_iter = dup_targets.into_iter();
+    for k in 0..spec.base_stable_commits.max(1) {
+        n += 1;
+        if k > 0 && k % dup_every == 0 {
+            if let Some((mark, i, subject)) = dup_iter.next() {
+                let id = s.sha(mark)?;
+                let line = DUP_START + 8 * i;
+                match i % 3 {
+                    0 => {
+                        s.commit("linux-5.10.y", &author(n), &format!("{subject}\n\nSynthetic MPTCP change.\n\n(cherry picked from commit {id})\n"), &[edit(MPTCP_FILES[0], line, &format!("dup {i}"))])?;
+                        facts.dup_upstream_ref.push(id);
+                    }
+                    1 => {
+                        s.commit("linux-5.10.y", &author(n), &format!("{subject}\n\nSame diff, no reference.\n"), &[edit(MPTCP_FILES[0], line, &format!("dup {i}"))])?;
+                        facts.dup_patch_id.push(id);
+                    }
+                    _ => {
+                        s.commit("linux-5.10.y", &author(n), &format!("{subject}\n\ncommit {id} upstream.\n\nAdapted for 5.10.\n"), &[edit(MPTCP_FILES[0], line, &format!("dup {i} adapted"))])?;
+                        facts.dup_upstream_ref.push(id);
+                    }
+                }
+            }
+        }
+        let core = CORE_FILES[rng.below(CORE_FILES.len())];
+        s.commit("linux-5.10.y", &author(n), &format!("tcp: 5.10 stable change {n}"), &[edit(core, rng.range(CORE_BASE), &format!("b{n}"))])?;
+        if k == 0 {
+            base_tag += 1;
+            let h = s.head("linux-5.10.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+            s.tag(&format!("v5.10.{base_tag}"), h)?;
+            facts.early_base_tag = format!("v5.10.{base_tag}");
+        }
+    }
+    // Remaining duplicates (small histories).
+    for (mark, i, subject) in dup_iter {
+        let id = s.sha(mark)?;
+        s.commit("linux-5.10.y", &author(i), &format!("{subject}\n\nSame diff, no reference.\n"), &[edit(MPTCP_FILES[0], DUP_START + 8 * i, &format!("dup {i}"))])?;
+        facts.dup_patch_id.push(id);
+    }
+    if spec.scenarios {
+        // Same subject as a mainline MPTCP commit, different change.
+        let subject = facts.subject_dup_subject.clone();
+        s.commit("linux-5.10.y", &author(1), &format!("{subject}\n\nA different fix with the same title.\n"), &[edit("drivers/sub00/file00.c", 3, "subject dup")])?;
+        // The 5.10.y backport of the same (fake) upstream fix as a 5.15.y commit.
+        let up = facts.stable_extra_upstream.clone();
+        s.commit("linux-5.10.y", &author(2), &format!("tcp: stable-only helper\n\ncommit {up} upstream.\n"), &[edit("net/core/sock.c", CORE_BASE.1 - 1, "stable helper 5.10")])?;
+    }
+    base_tag += 1;
+    let h = s.head("linux-5.10.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+    s.tag(&format!("v5.10.{base_tag}"), h)?;
+    facts.base_tag = format!("v5.10.{base_tag}");
+
+    if spec.scenarios {
+        // An extra commit outside base..target: a different branch altogether.
+        s.branch("netdev-next", "master");
+        let subject = "net: out-of-range helper for mptcp".to_string();
+        let m = s.commit("netdev-next", &author(3), &format!("{subject}\n\nOnly on netdev-next.\n"), &[Change::Write { path: "drivers/outside/helper.c".into(), lines: vec!["/* helper */".into()] }])?;
+        facts.outside_extra = s.sha(m)?;
+        facts.outside_extra_subject = subject;
+    }
+    // Resolve the designed facts that were recorded as marks.
+    s.finish()?;
+    Ok(facts)
+}
+
+fn fake_id(rng: &mut Rng) -> String {
+    format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), rng.next() as u32)
+}
+
+/// Mainline scenarios: prerequisite outside the path set, renames, a revert pair, a commit
+/// whose subject is duplicated in the base, and the commit behind the BSP conflict.
+fn scenarios_mainline(s: &mut Synth, facts: &mut Facts) -> Result<()> {
+    let a = "Scenario <scenario@example.org>";
+    // Core prerequisite: adds helper lines to tcp.c; the MPTCP user changes the line right
+    // after them, so its context needs the helper.
+    let prereq_subject = "tcp: export the synthetic helper for mptcp".to_string();
+    let m = s.commit(
+        "master",
+        a,
+        &format!("{prereq_subject}\n\nCore-only: never touches net/mptcp.\n"),
+        &[Change::Insert {
+            path: "net/ipv4/tcp.c".into(),
+            line: PREREQ_LINE,
+            lines: vec!["void tcp_synth_helper(void)".into(), "{".into(), "}".into()],
+        }],
+    )?;
+    facts.prereq = s.sha(m)?;
+    facts.prereq_subject = prereq_subject;
+    let m = s.commit(
+        "master",
+        a,
+        "mptcp: use the synthetic tcp helper\n",
+        &[
+            edit("net/mptcp/protocol.c", 151, "uses tcp_synth_helper"),
+            edit("net/ipv4/tcp.c", PREREQ_LINE + 3, "EXPORT_SYMBOL(tcp_synth_helper);"),
+        ],
+    )?;
+    facts.prereq_user = s.sha(m)?;
+    facts.touching += 1;
+
+    // Renames: inside the path set, and into it from outside.
+    s.commit("master", a, "mptcp: rename pm_old.c to pm_new.c\n", &[Change::Rename { from: "net/mptcp/pm_old.c".into(), to: "net/mptcp/pm_new.c".into() }])?;
+    s.commit("master", a, "mptcp: touch the renamed pm_new.c\n", &[edit("net/mptcp/pm_new.c", 5, "after rename")])?;
+    s.commit(
+        "master",
+        a,
+        "selftests: mptcp: move helper.sh into the mptcp directory\n",
+        &[Change::Rename { from: "tools/testing/selftests/net/helper.sh".into(), to: "tools/testing/selftests/net/mptcp/helper.sh".into() }],
+    )?;
+    facts.rename = ("net/mptcp/pm_old.c".into(), "net/mptcp/pm_new.c".into());
+    facts.touching += 3;
+
+    // Revert pair.
+    let m = s.commit("master", a, "mptcp: experimental tweak\n", &[edit("net/mptcp/options.c", 152, "tweak")])?;
+    let original = s.sha(m)?;
+    let before = "/* net/mptcp/options.c line 152 */".to_string();
+    let m = s.commit(
+        "master",
+        a,
+        &format!("Revert \"mptcp: experimental tweak\"\n\nThis reverts commit {original}.\n"),
+        &[Change::Edit { path: "net/mptcp/options.c".into(), line: 152, text: before }],
+    )?;
+    facts.revert_pair = (original, s.sha(m)?);
+    facts.touching += 2;
+
+    // A subject the base will also have (with a different change).
+    let subject = "mptcp: fix a thing the base fixed differently".to_string();
+    let m = s.commit("master", a, &format!("{subject}\n"), &[edit("net/mptcp/subflow.c", 153, "subject dup")])?;
+    facts.subject_dup = s.sha(m)?;
+    facts.subject_dup_subject = subject;
+    facts.touching += 1;
+
+    // The commit that will hit the BSP's vendor change.
+    let m = s.commit("master", a, "mptcp: ctrl tweak\n", &[edit("net/mptcp/ctrl.c", CTRL_LINE, "ctrl tweak")])?;
+    facts.ctrl_commit = s.sha(m)?;
+    facts.ctrl_file = "net/mptcp/ctrl.c".into();
+    facts.ctrl_line = CTRL_LINE + 1;
+    facts.touching += 1;
+    facts.range_commits += 9;
+    Ok(())
+}
+
+/// 5.15.y scenario: a core commit outside the path set citing a (fake) upstream id, and
+/// an MPTCP commit of the same kind.
+fn scenarios_target_stable(s: &mut Synth, facts: &mut Facts, rng: &mut Rng) -> Result<()> {
+    let up = fake_id(rng);
+    let m = s.commit(
+        "linux-5.15.y",
+        "Scenario <scenario@example.org>",
+        &format!("tcp: stable-only helper\n\ncommit {up} upstream.\n\nOutside the path set.\n"),
+        &[edit("net/core/sock.c", CORE_TARGET.1 + 2, "stable helper")],
+    )?;
+    facts.stable_extra = s.sha(m)?;
+    facts.stable_extra_upstream = up;
+    s.commit("linux-5.15.y", "Scenario <scenario@example.org>", "mptcp: stable scenario change\n", &[edit("net/mptcp/pm_netlink.c", MPTCP_TARGET_STABLE.1 + 3, "stable scenario")])?;
+    facts.touching += 1;
+    Ok(())
+}
+
