@@ -456,21 +456,30 @@ impl Lab {
     // --- link helpers ----------------------------------------------------------------------
 
     /// Cut (`false`) or restore (`true`) the uplink's carrier from the far side: the peer
-    /// veth goes admin-down, so the device sees NO-CARRIER. Returns once the device side shows it.
+    /// veth goes admin-down/up, and the device side loses/regains carrier (LOWER_UP) at once,
+    /// before this returns. One `ip` call (a few ms), so take a timestamp just before calling
+    /// it when you measure reaction times.
     pub fn carrier(&self, uplink: &str, on: bool) -> io::Result<()> {
-        self.script(&["carrier", uplink, if on { "on" } else { "off" }])
-            .map(drop)
+        let u = self.uplink(uplink)?;
+        let state = if on { "up" } else { "down" };
+        let out = Command::new("ip")
+            .args(["-n", &u.peer_ns, "link", "set", &u.peer_if, state])
+            .output()?;
+        check(&format!("carrier {uplink} {state}"), out).map(drop)
     }
 
-    /// Set the uplink admin up/down on the device side (`ip link set`).
+    /// Set the uplink admin up/down on the device side (`ip link set`; one `ip` call).
     pub fn link(&self, uplink: &str, up: bool) -> io::Result<()> {
-        self.script(&["link", uplink, if up { "up" } else { "down" }])
+        self.uplink(uplink)?;
+        self.dev_ip(&["link", "set", uplink, if up { "up" } else { "down" }])
             .map(drop)
     }
 
-    /// `nmcli connection up/down uplink-IF` (waits for NM, bounded).
+    /// `nmcli connection up/down uplink-IF`; returns when NM has finished (at most 10 s).
     pub fn connection(&self, uplink: &str, up: bool) -> io::Result<()> {
-        self.script(&["conn", uplink, if up { "up" } else { "down" }])
+        let conn = self.uplink(uplink)?.connection.clone();
+        let verb = if up { "up" } else { "down" };
+        self.nmcli(&["--wait", "10", "connection", verb, &conn])
             .map(drop)
     }
 

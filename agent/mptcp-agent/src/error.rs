@@ -30,7 +30,6 @@ impl std::error::Error for Error {}
 /// `.context("doing X")` on results and options.
 pub trait Context<T> {
     fn context(self, what: impl fmt::Display) -> Result<T>;
-    fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T>;
 }
 
 impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
@@ -39,20 +38,10 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
             message: format!("{what}: {e}"),
         })
     }
-
-    fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T> {
-        self.map_err(|e| Error {
-            message: format!("{}: {e}", what()),
-        })
-    }
 }
 
 impl<T> Context<T> for Option<T> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.ok_or_else(|| Error::msg(what))
-    }
-
-    fn with_context<F: FnOnce() -> String>(self, what: F) -> Result<T> {
-        self.ok_or_else(|| Error::msg(what()))
     }
 }

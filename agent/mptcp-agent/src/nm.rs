@@ -117,9 +117,13 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
     let device_type = DeviceType::from_nm(d.device_type().await?);
     let metered = Metered::from_nm(d.metered().await.unwrap_or(0));
     // PREPARE..DEACTIVATING have an applied connection.
-    let applied = if (40..=110).contains(&state) {
+    let applied_settings = if (40..=110).contains(&state) {
         match d.get_applied_connection(0).await {
-            Ok((settings, _)) => Some(applied_profile(&settings)),
+            Ok((settings, _)) => Some((
+                applied_profile(&settings),
+                setting_str(&settings, "ipv4", "gateway").and_then(|g| g.parse().ok()),
+                setting_str(&settings, "ipv6", "gateway").and_then(|g| g.parse().ok()),
+            )),
             Err(e) => {
                 log::debug!("NetworkManager {path}: GetAppliedConnection: {e}");
                 None
@@ -143,6 +147,12 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
             }
         }
     }
+    // A profile with never-default keeps its gateway in the settings only.
+    if let Some((_, g4, g6)) = &applied_settings {
+        gateway4 = gateway4.or(*g4);
+        gateway6 = gateway6.or(*g6);
+    }
+    let applied = applied_settings.map(|(a, _, _)| a);
     Ok(NmDevice {
         path: path.to_string(),
         interface: if ip_interface.is_empty() { interface } else { ip_interface },
@@ -153,6 +163,13 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
         gateway4,
         gateway6,
     })
+}
+
+fn setting_str(settings: &HashMap<String, HashMap<String, OwnedValue>>, group: &str, key: &str) -> Option<String> {
+    match &**settings.get(group)?.get(key)? {
+        Value::Str(s) if !s.is_empty() => Some(s.to_string()),
+        _ => None,
+    }
 }
 
 fn applied_profile(settings: &HashMap<String, HashMap<String, OwnedValue>>) -> AppliedProfile {
@@ -222,28 +239,17 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
         .receive_name_owner_changed_with_args(&[(0, NM_SERVICE)])
         .await
         .context("subscribing to NameOwnerChanged")?;
-    let props_rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(NM_SERVICE)?
-        .interface("org.freedesktop.DBus.Properties")?
-        .member("PropertiesChanged")?
-        .path_namespace(NM_PATH)?
-        .build();
+    let props_rule = properties_rule().context("NetworkManager match rule")?;
     let mut props = MessageStream::for_match_rule(props_rule, &conn, Some(1024))
         .await
         .context("subscribing to NetworkManager PropertiesChanged")?;
-    let devices_rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(NM_SERVICE)?
-        .interface(NM_SERVICE)?
-        .path(NM_PATH)?
-        .build();
+    let devices_rule = devices_rule().context("NetworkManager match rule")?;
     let mut device_signals = MessageStream::for_match_rule(devices_rule, &conn, Some(256))
         .await
         .context("subscribing to NetworkManager DeviceAdded/DeviceRemoved")?;
 
     loop {
-        let present = dbus.name_has_owner(BusName::try_from(NM_SERVICE)?).await.unwrap_or(false);
+        let present = dbus.name_has_owner(BusName::WellKnown(zbus::names::WellKnownName::from_static_str_unchecked(NM_SERVICE))).await.unwrap_or(false);
         if !present {
             log::info!("NetworkManager is not on the bus: kernel-only mode");
             if tx.send(Event::NmGone).await.is_err() {
@@ -316,6 +322,27 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
             }
         }
     }
+}
+
+/// PropertiesChanged of every NetworkManager object.
+fn properties_rule() -> zbus::Result<MatchRule<'static>> {
+    Ok(MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(NM_SERVICE)?
+        .interface("org.freedesktop.DBus.Properties")?
+        .member("PropertiesChanged")?
+        .path_namespace(NM_PATH)?
+        .build())
+}
+
+/// DeviceAdded / DeviceRemoved (and NetworkManager's other signals on its main object).
+fn devices_rule() -> zbus::Result<MatchRule<'static>> {
+    Ok(MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(NM_SERVICE)?
+        .interface(NM_SERVICE)?
+        .path(NM_PATH)?
+        .build())
 }
 
 /// Version, startup flag, config files and all devices. `Ok(false)` when the agent is

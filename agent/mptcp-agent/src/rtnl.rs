@@ -2,7 +2,7 @@
 //! rtnetlink adapter: the multicast monitor and initial dump of links, addresses, routes
 //! and rules (as core [`Event`]s), and the route/rule ops of the executor.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use futures::{channel::mpsc::UnboundedReceiver, StreamExt, TryStreamExt};
 use mptcp_agent_core::{
@@ -442,6 +442,8 @@ pub async fn del_rule(handle: &Handle, r: &Rule) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
 
     #[test]

@@ -54,7 +54,10 @@ async fn run(cmd: &str) -> mptcp_genl::Result<()> {
         "probe" => {
             let pm = PmHandle::connect().await?;
             let c = pm.capabilities();
-            println!("family mptcp_pm id {} version {} maxattr {}", c.family_id, c.version, c.max_attr);
+            println!(
+                "family mptcp_pm id {} version {} maxattr {}",
+                c.family_id, c.version, c.max_attr
+            );
             let cmds: Vec<String> = c.commands().iter().map(|c| c.to_string()).collect();
             println!("commands: {}", cmds.join(" "));
             println!("set_flags: {}", c.supports(Cmd::SetFlags));

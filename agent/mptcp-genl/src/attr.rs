@@ -42,7 +42,10 @@ impl Attr<'_> {
 }
 
 /// Iterate the attributes of `buf`, failing on the first malformed header.
-pub(crate) fn attrs<'a>(buf: &'a [u8], what: &'static str) -> impl Iterator<Item = Result<Attr<'a>>> + 'a {
+pub(crate) fn attrs<'a>(
+    buf: &'a [u8],
+    what: &'static str,
+) -> impl Iterator<Item = Result<Attr<'a>>> + 'a {
     NlasIterator::new(buf).map(move |nla| {
         let nla: NlaBuffer<&[u8]> = nla.map_err(|e| Error::decode(format!("{what}: {e}")))?;
         let raw = raw_kind(&nla);
@@ -101,7 +104,8 @@ pub(crate) fn get_v6(value: &[u8], what: &str) -> Result<IpAddr> {
 /// NUL-terminated (or not) string attribute.
 pub(crate) fn get_string(value: &[u8], what: &str) -> Result<String> {
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-    String::from_utf8(value[..end].to_vec()).map_err(|_| Error::decode(format!("{what}: not UTF-8")))
+    String::from_utf8(value[..end].to_vec())
+        .map_err(|_| Error::decode(format!("{what}: not UTF-8")))
 }
 
 /// Appends attributes to a buffer, 4-byte aligned.

@@ -26,8 +26,8 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KernelGeneration {
     /// 5.6–5.11 (the stock 5.10 BSP): endpoints and limits only. No SET_FLAGS, no
-    /// `mptcp_pm_events` group; `net.mptcp.enabled` is (nearly) the only sysctl.
-    /// Backup can only be changed by deleting and re-adding the endpoint.
+    /// `mptcp_pm_events` group; the only sysctl is `net.mptcp.enabled` (5.11 adds
+    /// `add_addr_timeout`). Backup can only be changed by deleting and re-adding the endpoint.
     Mainline510,
     /// 5.12–5.18, or 5.10 with our 5.15 backport: SET_FLAGS and the events group, but no
     /// userspace path-manager commands and no `pm_type` sysctl.
@@ -106,9 +106,14 @@ impl Capabilities {
 
     /// Classify the kernel; see [`KernelGeneration`].
     pub fn generation(&self) -> KernelGeneration {
-        let userspace_pm = [Cmd::Announce, Cmd::Remove, Cmd::SubflowCreate, Cmd::SubflowDestroy]
-            .iter()
-            .all(|c| self.supports(*c));
+        let userspace_pm = [
+            Cmd::Announce,
+            Cmd::Remove,
+            Cmd::SubflowCreate,
+            Cmd::SubflowDestroy,
+        ]
+        .iter()
+        .all(|c| self.supports(*c));
         if userspace_pm {
             KernelGeneration::UserspacePm519
         } else if self.supports(Cmd::SetFlags) && self.has_events() {
@@ -161,8 +166,12 @@ impl Capabilities {
                         for ga in attrs(grp?.value, "family mcast group") {
                             let ga = ga?;
                             match ga.number {
-                                CTRL_ATTR_MCAST_GRP_NAME => gname = Some(get_string(ga.value, "group name")?),
-                                CTRL_ATTR_MCAST_GRP_ID => gid = Some(get_u32(ga.value, "group id")?),
+                                CTRL_ATTR_MCAST_GRP_NAME => {
+                                    gname = Some(get_string(ga.value, "group name")?)
+                                }
+                                CTRL_ATTR_MCAST_GRP_ID => {
+                                    gid = Some(get_u32(ga.value, "group id")?)
+                                }
                                 _ => {}
                             }
                         }
@@ -179,10 +188,13 @@ impl Capabilities {
         }
         if let Some(n) = name {
             if n != MPTCP_PM_NAME {
-                return Err(Error::decode(format!("GETFAMILY answered for family {n:?}")));
+                return Err(Error::decode(format!(
+                    "GETFAMILY answered for family {n:?}"
+                )));
             }
         }
-        caps.family_id = family_id.ok_or_else(|| Error::decode("GETFAMILY reply without family id"))?;
+        caps.family_id =
+            family_id.ok_or_else(|| Error::decode("GETFAMILY reply without family id"))?;
         Ok(caps)
     }
 }

@@ -45,7 +45,12 @@ impl EndpointFlags {
     }
 
     fn all_named() -> Self {
-        Self::SIGNAL | Self::SUBFLOW | Self::BACKUP | Self::FULLMESH | Self::IMPLICIT | Self::LAMINAR
+        Self::SIGNAL
+            | Self::SUBFLOW
+            | Self::BACKUP
+            | Self::FULLMESH
+            | Self::IMPLICIT
+            | Self::LAMINAR
     }
 }
 
@@ -142,7 +147,11 @@ impl Endpoint {
             (Some(AF_INET), None, _) | (Some(AF_INET6), _, None) => {
                 return Err(Error::decode("endpoint without an address of its family"))
             }
-            (Some(f), _, _) => return Err(Error::decode(format!("endpoint with bad address family {f}"))),
+            (Some(f), _, _) => {
+                return Err(Error::decode(format!(
+                    "endpoint with bad address family {f}"
+                )))
+            }
             (None, _, _) => return Err(Error::decode("endpoint without address family")),
         };
         Ok(Endpoint {
@@ -235,7 +244,9 @@ impl Limits {
                 MPTCP_PM_ATTR_RCV_ADD_ADDRS => {
                     limits.add_addr_accepted = Some(get_u32(a.value, "add_addr_accepted limit")?)
                 }
-                MPTCP_PM_ATTR_SUBFLOWS => limits.subflows = Some(get_u32(a.value, "subflows limit")?),
+                MPTCP_PM_ATTR_SUBFLOWS => {
+                    limits.subflows = Some(get_u32(a.value, "subflows limit")?)
+                }
                 _ => {}
             }
         }

@@ -35,7 +35,9 @@ pub enum Error {
     #[error("{command} is not supported by this kernel's mptcp_pm family")]
     Unsupported { command: Cmd },
     /// The family has no `mptcp_pm_events` multicast group (kernels before 5.12).
-    #[error("this kernel's mptcp_pm family has no \"mptcp_pm_events\" multicast group (before 5.12)")]
+    #[error(
+        "this kernel's mptcp_pm family has no \"mptcp_pm_events\" multicast group (before 5.12)"
+    )]
     NoEventsGroup,
     /// The caller asked for something the kernel cannot express (checked before sending).
     #[error("invalid request: {0}")]

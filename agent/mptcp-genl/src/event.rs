@@ -180,7 +180,10 @@ impl PmEvent {
 
     /// Whether this side is the server, from either the old attribute or the 6.18 flag.
     pub fn is_server_side(&self) -> bool {
-        self.server_side == Some(true) || self.flags.map_or(false, |f| f.contains(EventFlags::SERVER_SIDE))
+        self.server_side == Some(true)
+            || self
+                .flags
+                .is_some_and(|f| f.contains(EventFlags::SERVER_SIDE))
     }
 
     /// Parse an event from its genl command and attribute bytes.
@@ -202,12 +205,18 @@ impl PmEvent {
                 MPTCP_ATTR_DPORT => ev.dport = Some(get_be16(v, "event dport")?),
                 MPTCP_ATTR_BACKUP => ev.backup = Some(get_u8(v, "event backup")? != 0),
                 MPTCP_ATTR_ERROR => ev.error = Some(get_u8(v, "event error")?),
-                MPTCP_ATTR_FLAGS => ev.flags = Some(EventFlags::from_bits_retain(get_u16(v, "event flags")?)),
+                MPTCP_ATTR_FLAGS => {
+                    ev.flags = Some(EventFlags::from_bits_retain(get_u16(v, "event flags")?))
+                }
                 MPTCP_ATTR_TIMEOUT => ev.timeout = Some(get_u32(v, "event timeout")?),
                 MPTCP_ATTR_IF_IDX => ev.ifindex = Some(get_u32(v, "event ifindex")?),
-                MPTCP_ATTR_RESET_REASON => ev.reset_reason = Some(get_u32(v, "event reset_reason")?),
+                MPTCP_ATTR_RESET_REASON => {
+                    ev.reset_reason = Some(get_u32(v, "event reset_reason")?)
+                }
                 MPTCP_ATTR_RESET_FLAGS => ev.reset_flags = Some(get_u32(v, "event reset_flags")?),
-                MPTCP_ATTR_SERVER_SIDE => ev.server_side = Some(get_u8(v, "event server_side")? != 0),
+                MPTCP_ATTR_SERVER_SIDE => {
+                    ev.server_side = Some(get_u8(v, "event server_side")? != 0)
+                }
                 _ => ev.unknown.push(a.keep()),
             }
         }
@@ -328,7 +337,9 @@ pub struct EventStream {
 
 impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream").field("family", &self.family).finish_non_exhaustive()
+        f.debug_struct("EventStream")
+            .field("family", &self.family)
+            .finish_non_exhaustive()
     }
 }
 
@@ -371,7 +382,9 @@ impl Stream for EventStream {
             }
             match this.socket.poll_recv_from_full(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok((buf, _from))) => decode_datagram(this.family, &buf, &mut this.pending),
+                Poll::Ready(Ok((buf, _from))) => {
+                    decode_datagram(this.family, &buf, &mut this.pending)
+                }
                 Poll::Ready(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     return Poll::Ready(Some(Err(Error::EventsLost)))
                 }

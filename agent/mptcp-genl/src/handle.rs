@@ -12,7 +12,9 @@ use netlink_packet_generic::{
     ctrl::{nlas::GenlCtrlAttrs, GenlCtrl, GenlCtrlCmd},
     GenlMessage,
 };
-use netlink_proto::{sys::protocols::NETLINK_GENERIC, sys::AsyncSocket, sys::SocketAddr, ConnectionHandle};
+use netlink_proto::{
+    sys::protocols::NETLINK_GENERIC, sys::AsyncSocket, sys::SocketAddr, ConnectionHandle,
+};
 
 use crate::{
     attr::AttrWriter,
@@ -59,7 +61,8 @@ impl PmHandle {
     /// Errors: [`Error::FamilyNotFound`] when the kernel has no MPTCP; [`Error::Io`].
     /// Panics when called outside a tokio runtime (like `tokio::spawn`).
     pub async fn connect() -> Result<PmHandle> {
-        let (mut conn, handle, unsolicited) = netlink_proto::new_connection::<GenlRaw>(NETLINK_GENERIC)?;
+        let (mut conn, handle, unsolicited) =
+            netlink_proto::new_connection::<GenlRaw>(NETLINK_GENERIC)?;
         // Unsolicited messages are not expected on this socket; dropping the receiver
         // makes the connection discard them.
         drop(unsolicited);
@@ -118,7 +121,9 @@ impl PmHandle {
 
     /// All endpoints (`ip mptcp endpoint show`), in id order.
     pub async fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        let replies = self.request(Cmd::GetAddr, AttrWriter::new(), Kind::Dump).await?;
+        let replies = self
+            .request(Cmd::GetAddr, AttrWriter::new(), Kind::Dump)
+            .await?;
         replies
             .iter()
             .map(|r| Endpoint::decode_reply(r.split()?.1))
@@ -169,12 +174,16 @@ impl PmHandle {
 
     /// Delete all endpoints (`ip mptcp endpoint flush`).
     pub async fn flush_endpoints(&self) -> Result<()> {
-        self.request(Cmd::FlushAddrs, AttrWriter::new(), Kind::Do).await.map(drop)
+        self.request(Cmd::FlushAddrs, AttrWriter::new(), Kind::Do)
+            .await
+            .map(drop)
     }
 
     /// Current limits (`ip mptcp limits show`); both fields are `Some`.
     pub async fn limits(&self) -> Result<Limits> {
-        let replies = self.request(Cmd::GetLimits, AttrWriter::new(), Kind::Do).await?;
+        let replies = self
+            .request(Cmd::GetLimits, AttrWriter::new(), Kind::Do)
+            .await?;
         let reply = replies
             .first()
             .ok_or_else(|| Error::decode("GET_LIMITS answered without a reply message"))?;
@@ -184,7 +193,9 @@ impl PmHandle {
     /// Set limits (`ip mptcp limits set`); `None` fields stay as they are. Above the kernel
     /// maximum (8) gives [`Error::Kernel`] EINVAL with the kernel's message.
     pub async fn set_limits(&self, limits: Limits) -> Result<()> {
-        self.request(Cmd::SetLimits, limits.encode(), Kind::Do).await.map(drop)
+        self.request(Cmd::SetLimits, limits.encode(), Kind::Do)
+            .await
+            .map(drop)
     }
 
     /// Change an endpoint's flags (`ip mptcp endpoint change ... [no]backup [no]fullmesh`,
@@ -208,16 +219,27 @@ impl PmHandle {
         if !self.inner.caps.supports(cmd) {
             return Err(Error::Unsupported { command: cmd });
         }
-        let msg = GenlRaw::new(self.inner.caps.family_id, cmd.number(), MPTCP_PM_VER, attrs.finish());
+        let msg = GenlRaw::new(
+            self.inner.caps.family_id,
+            cmd.number(),
+            MPTCP_PM_VER,
+            attrs.finish(),
+        );
         let flags = match kind {
             Kind::Do => NLM_F_REQUEST | NLM_F_ACK,
             Kind::Dump => NLM_F_REQUEST | NLM_F_DUMP,
         };
         let seconds = self.inner.timeout.as_secs();
-        tokio::time::timeout(self.inner.timeout, exchange(&self.inner.conn, msg, flags, kind))
-            .await
-            .map_err(|_| Error::Timeout { command: cmd, seconds })?
-            .map_err(|e| e.for_command(cmd))
+        tokio::time::timeout(
+            self.inner.timeout,
+            exchange(&self.inner.conn, msg, flags, kind),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            command: cmd,
+            seconds,
+        })?
+        .map_err(|e| e.for_command(cmd))
     }
 }
 
@@ -238,7 +260,11 @@ enum ExchangeError {
 impl ExchangeError {
     fn for_command(self, command: Cmd) -> Error {
         match self {
-            ExchangeError::Kernel { errno, message } => Error::Kernel { command, errno, message },
+            ExchangeError::Kernel { errno, message } => Error::Kernel {
+                command,
+                errno,
+                message,
+            },
             ExchangeError::Other(e) => e,
         }
     }
@@ -280,7 +306,11 @@ async fn exchange(
                 }
                 return Ok(replies);
             }
-            NetlinkPayload::Overrun(_) => return Err(ExchangeError::Other(Error::EventsLost)),
+            NetlinkPayload::Overrun(_) => {
+                return Err(ExchangeError::Other(Error::Io(
+                    std::io::Error::from_raw_os_error(libc::ENOBUFS),
+                )))
+            }
             _ => {}
         }
     }
@@ -288,7 +318,10 @@ async fn exchange(
 }
 
 /// CTRL_CMD_GETFAMILY "mptcp_pm" on the connection, plus the sysctl names.
-async fn resolve_family(conn: &ConnectionHandle<GenlRaw>, timeout: Duration) -> Result<Capabilities> {
+async fn resolve_family(
+    conn: &ConnectionHandle<GenlRaw>,
+    timeout: Duration,
+) -> Result<Capabilities> {
     let ctrl = GenlMessage::from_payload(GenlCtrl {
         cmd: GenlCtrlCmd::GetFamily,
         nlas: vec![GenlCtrlAttrs::FamilyName(MPTCP_PM_NAME.to_string())],
@@ -299,14 +332,17 @@ async fn resolve_family(conn: &ConnectionHandle<GenlRaw>, timeout: Duration) -> 
         family: GENL_ID_CTRL,
         payload,
     };
-    let replies = tokio::time::timeout(timeout, exchange(conn, msg, NLM_F_REQUEST | NLM_F_ACK, Kind::Do))
-        .await
-        .map_err(|_| Error::Io(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
-        .map_err(|e| match e {
-            ExchangeError::Kernel { errno, .. } if errno == libc::ENOENT => Error::FamilyNotFound,
-            ExchangeError::Kernel { errno, .. } => Error::Io(std::io::Error::from_raw_os_error(errno)),
-            ExchangeError::Other(e) => e,
-        })?;
+    let replies = tokio::time::timeout(
+        timeout,
+        exchange(conn, msg, NLM_F_REQUEST | NLM_F_ACK, Kind::Do),
+    )
+    .await
+    .map_err(|_| Error::Io(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
+    .map_err(|e| match e {
+        ExchangeError::Kernel { errno, .. } if errno == libc::ENOENT => Error::FamilyNotFound,
+        ExchangeError::Kernel { errno, .. } => Error::Io(std::io::Error::from_raw_os_error(errno)),
+        ExchangeError::Other(e) => e,
+    })?;
     let reply = replies
         .first()
         .ok_or_else(|| Error::decode("GETFAMILY answered without a reply message"))?;

@@ -187,7 +187,8 @@ pub(crate) fn extack_message(flags: u16, after_code: &[u8]) -> Option<String> {
     let echoed = if flags & NLM_F_CAPPED != 0 {
         NLMSG_HDRLEN
     } else {
-        let len = u32::from_ne_bytes([after_code[0], after_code[1], after_code[2], after_code[3]]) as usize;
+        let len = u32::from_ne_bytes([after_code[0], after_code[1], after_code[2], after_code[3]])
+            as usize;
         len.checked_add(3)? & !3
     };
     let tlvs = after_code.get(echoed..)?;

@@ -33,7 +33,14 @@ fn ep(addr: IpAddr) -> Endpoint {
 }
 
 /// A GET_ADDR reply's attributes as the kernel builds them (mptcp_nl_fill_addr).
-fn kernel_addr_reply(addr: IpAddr, id: u8, flags: u32, port: u16, ifindex: u32, extra: &[(u16, &[u8])]) -> Vec<u8> {
+fn kernel_addr_reply(
+    addr: IpAddr,
+    id: u8,
+    flags: u32,
+    port: u16,
+    ifindex: u32,
+    extra: &[(u16, &[u8])],
+) -> Vec<u8> {
     let mut nest = AttrWriter::new();
     match addr {
         IpAddr::V4(a) => {
@@ -66,7 +73,11 @@ fn kernel_addr_reply(addr: IpAddr, id: u8, flags: u32, port: u16, ifindex: u32, 
 fn nest_value(buf: &[u8]) -> Vec<u8> {
     let a = attrs(buf, "test").next().unwrap().unwrap();
     assert_eq!(a.number, MPTCP_PM_ATTR_ADDR);
-    assert_ne!(a.raw_kind & netlink_packet_core::NLA_F_NESTED, 0, "nest flag set");
+    assert_ne!(
+        a.raw_kind & netlink_packet_core::NLA_F_NESTED,
+        0,
+        "nest flag set"
+    );
     a.value.to_vec()
 }
 
@@ -106,10 +117,13 @@ fn endpoint_encode_id_port_ifindex_v6() {
         seen,
         vec![
             (MPTCP_PM_ADDR_ATTR_FAMILY, AF_INET6.to_ne_bytes().to_vec()),
-            (MPTCP_PM_ADDR_ATTR_ADDR6, match V6 {
-                IpAddr::V6(a) => a.octets().to_vec(),
-                _ => unreachable!(),
-            }),
+            (
+                MPTCP_PM_ADDR_ATTR_ADDR6,
+                match V6 {
+                    IpAddr::V6(a) => a.octets().to_vec(),
+                    _ => unreachable!(),
+                }
+            ),
             (MPTCP_PM_ADDR_ATTR_ID, vec![7]),
             // Port is host byte order on the endpoint API (nla_get_u16 + htons in the kernel).
             (MPTCP_PM_ADDR_ATTR_PORT, 10443u16.to_ne_bytes().to_vec()),
@@ -139,7 +153,14 @@ fn endpoint_decode_kernel_reply_each_flag() {
 
 #[test]
 fn endpoint_keeps_unknown_attrs_and_flag_bits() {
-    let buf = kernel_addr_reply(V6, 200, 0x8000_0002, 80, 9, &[(42, &[1, 2, 3]), (43 | 0x8000, &[])]);
+    let buf = kernel_addr_reply(
+        V6,
+        200,
+        0x8000_0002,
+        80,
+        9,
+        &[(42, &[1, 2, 3]), (43 | 0x8000, &[])],
+    );
     let e = Endpoint::decode_reply(&buf).unwrap();
     assert_eq!(e.id, 200);
     assert_eq!(e.addr, V6);
@@ -147,12 +168,21 @@ fn endpoint_keeps_unknown_attrs_and_flag_bits() {
     assert_eq!(e.ifindex, Some(9));
     assert!(e.flags.contains(EndpointFlags::SUBFLOW));
     assert_eq!(e.flags.bits(), 0x8000_0002, "unknown bit kept");
-    assert_eq!(e.flags.names(), vec!["subflow".to_string(), "0x80000000".to_string()]);
+    assert_eq!(
+        e.flags.names(),
+        vec!["subflow".to_string(), "0x80000000".to_string()]
+    );
     assert_eq!(
         e.unknown,
         vec![
-            RawAttr { kind: 42, value: vec![1, 2, 3] },
-            RawAttr { kind: 43 | 0x8000, value: vec![] }
+            RawAttr {
+                kind: 42,
+                value: vec![1, 2, 3]
+            },
+            RawAttr {
+                kind: 43 | 0x8000,
+                value: vec![]
+            }
         ]
     );
     assert_eq!(e.unknown[1].number(), 43);
@@ -165,7 +195,9 @@ fn endpoint_malformed_is_error() {
     let mut w = AttrWriter::new();
     w.u16(MPTCP_PM_ADDR_ATTR_FAMILY, 99);
     w.u8(MPTCP_PM_ADDR_ATTR_ID, 1);
-    assert!(matches!(Endpoint::decode_nested(&w.finish()), Err(Error::Decode(m)) if m.contains("family 99")));
+    assert!(
+        matches!(Endpoint::decode_nested(&w.finish()), Err(Error::Decode(m)) if m.contains("family 99"))
+    );
     // Family without its address, v4 and v6.
     for fam in [AF_INET, AF_INET6] {
         let mut w = AttrWriter::new();
@@ -186,7 +218,9 @@ fn endpoint_malformed_is_error() {
     let mut w = AttrWriter::new();
     w.u16(MPTCP_PM_ADDR_ATTR_FAMILY, AF_INET);
     w.bytes(MPTCP_PM_ADDR_ATTR_ADDR4, &[1, 2, 3, 4]);
-    assert!(matches!(Endpoint::decode_nested(&w.finish()), Err(Error::Decode(m)) if m.contains("id")));
+    assert!(
+        matches!(Endpoint::decode_nested(&w.finish()), Err(Error::Decode(m)) if m.contains("id"))
+    );
     // Wrong attribute lengths.
     for (kind, len) in [
         (MPTCP_PM_ADDR_ATTR_FAMILY, 4),
@@ -201,7 +235,10 @@ fn endpoint_malformed_is_error() {
         let mut w = AttrWriter::new();
         w.bytes(kind, &vec![0u8; len]);
         buf.extend(w.finish());
-        assert!(Endpoint::decode_nested(&buf).is_err(), "attr {kind} len {len}");
+        assert!(
+            Endpoint::decode_nested(&buf).is_err(),
+            "attr {kind} len {len}"
+        );
     }
     // Truncated headers / lengths beyond the buffer / length below the header size.
     assert!(Endpoint::decode_nested(&good[..2]).is_err());
@@ -220,10 +257,16 @@ fn endpoint_malformed_is_error() {
 fn endpoint_key_encoding() {
     let by_id = EndpointKey::Id(4).encode(EndpointFlags::BACKUP).finish();
     let parsed: Vec<_> = attrs(&by_id, "t").map(|a| a.unwrap().number).collect();
-    assert_eq!(parsed, vec![MPTCP_PM_ADDR_ATTR_ID, MPTCP_PM_ADDR_ATTR_FLAGS]);
-    let by_addr = EndpointKey::Addr { addr: V6, port: Some(5) }
-        .encode(EndpointFlags::empty())
-        .finish();
+    assert_eq!(
+        parsed,
+        vec![MPTCP_PM_ADDR_ATTR_ID, MPTCP_PM_ADDR_ATTR_FLAGS]
+    );
+    let by_addr = EndpointKey::Addr {
+        addr: V6,
+        port: Some(5),
+    }
+    .encode(EndpointFlags::empty())
+    .finish();
     let parsed: Vec<_> = attrs(&by_addr, "t").map(|a| a.unwrap().number).collect();
     assert_eq!(
         parsed,
@@ -250,7 +293,11 @@ fn limits_roundtrip_and_partial_set() {
     .encode()
     .finish();
     let kinds: Vec<_> = attrs(&only, "t").map(|a| a.unwrap().number).collect();
-    assert_eq!(kinds, vec![MPTCP_PM_ATTR_SUBFLOWS], "unset limit is not sent");
+    assert_eq!(
+        kinds,
+        vec![MPTCP_PM_ATTR_SUBFLOWS],
+        "unset limit is not sent"
+    );
     // A reply missing a limit, or with a short value, is an error.
     assert!(Limits::decode(&only).is_err());
     let mut w = AttrWriter::new();
@@ -265,8 +312,14 @@ fn full_event(v6: bool) -> Vec<u8> {
     w.u32(MPTCP_ATTR_TOKEN, 0xdead_beef);
     if v6 {
         w.u16(MPTCP_ATTR_FAMILY, AF_INET6);
-        w.bytes(MPTCP_ATTR_SADDR6, &Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).octets());
-        w.bytes(MPTCP_ATTR_DADDR6, &Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).octets());
+        w.bytes(
+            MPTCP_ATTR_SADDR6,
+            &Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).octets(),
+        );
+        w.bytes(
+            MPTCP_ATTR_DADDR6,
+            &Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).octets(),
+        );
     } else {
         w.u16(MPTCP_ATTR_FAMILY, AF_INET);
         w.bytes(MPTCP_ATTR_SADDR4, &[10, 0, 0, 1]);
@@ -325,16 +378,28 @@ fn every_event_kind_with_all_attributes() {
             assert_eq!(ev.dport, Some(50000));
             assert_eq!(ev.backup, Some(true));
             assert_eq!(ev.error, Some(104));
-            assert_eq!(ev.flags, Some(EventFlags::DENY_JOIN_ID0 | EventFlags::SERVER_SIDE));
+            assert_eq!(
+                ev.flags,
+                Some(EventFlags::DENY_JOIN_ID0 | EventFlags::SERVER_SIDE)
+            );
             assert_eq!(ev.timeout, Some(2));
             assert_eq!(ev.ifindex, Some(12));
             assert_eq!(ev.reset_reason, Some(6));
             assert_eq!(ev.reset_flags, Some(1));
             assert_eq!(ev.server_side, Some(true));
             assert!(ev.is_server_side());
-            assert_eq!(ev.unknown, vec![RawAttr { kind: 77, value: vec![9, 9] }]);
+            assert_eq!(
+                ev.unknown,
+                vec![RawAttr {
+                    kind: 77,
+                    value: vec![9, 9]
+                }]
+            );
             let line = ev.to_string();
-            assert!(line.contains("token=deadbeef") && line.contains("attr77=[09, 09]"), "{line}");
+            assert!(
+                line.contains("token=deadbeef") && line.contains("attr77=[09, 09]"),
+                "{line}"
+            );
         }
     }
 }
@@ -406,15 +471,25 @@ fn datagram_with_several_events_and_noise() {
     dgram.extend(nlmsg(fam, 0, &GenlRaw::new(fam, 3, 1, vec![]).payload));
     let mut out = VecDeque::new();
     decode_datagram(fam, &dgram, &mut out);
-    let kinds: Vec<_> = out.iter().map(|r| r.as_ref().map(|e| e.kind).map_err(|_| ())).collect();
-    assert_eq!(kinds, vec![Ok(EventKind::Created), Err(()), Ok(EventKind::Closed)]);
+    let kinds: Vec<_> = out
+        .iter()
+        .map(|r| r.as_ref().map(|e| e.kind).map_err(|_| ()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![Ok(EventKind::Created), Err(()), Ok(EventKind::Closed)]
+    );
     // Truncated datagram.
     let mut out = VecDeque::new();
     decode_datagram(fam, &dgram[..10], &mut out);
     assert!(matches!(out.pop_front(), Some(Err(Error::Decode(_)))));
     // Overrun marker.
     let mut out = VecDeque::new();
-    decode_datagram(fam, &nlmsg(netlink_packet_core::NLMSG_OVERRUN, 0, &[]), &mut out);
+    decode_datagram(
+        fam,
+        &nlmsg(netlink_packet_core::NLMSG_OVERRUN, 0, &[]),
+        &mut out,
+    );
     assert!(matches!(out.pop_front(), Some(Err(Error::EventsLost))));
 }
 
@@ -451,13 +526,16 @@ fn family_reply(ops: &[(u32, u32)], groups: &[(&str, u32)]) -> Vec<u8> {
 }
 
 fn ops_upto(last: u32) -> Vec<(u32, u32)> {
-    (1..=last).map(|id| (id, GENL_ADMIN_PERM | GENL_CMD_CAP_DO)).collect()
+    (1..=last)
+        .map(|id| (id, GENL_ADMIN_PERM | GENL_CMD_CAP_DO))
+        .collect()
 }
 
 #[test]
 fn capabilities_tell_generations_apart() {
     // 5.10: six commands, only the cmds group, only `enabled`.
-    let mut c = Capabilities::decode_family(&family_reply(&ops_upto(6), &[("mptcp_pm_cmds", 8)])).unwrap();
+    let mut c =
+        Capabilities::decode_family(&family_reply(&ops_upto(6), &[("mptcp_pm_cmds", 8)])).unwrap();
     c.sysctls.insert("enabled".into());
     assert_eq!(c.family_id, 28);
     assert_eq!(c.version, 1);
@@ -491,11 +569,17 @@ fn capabilities_malformed_is_error() {
     assert!(Capabilities::decode_family(&good[..good.len() - 4]).is_err());
     let mut w = AttrWriter::new();
     w.u32(CTRL_ATTR_VERSION, 1);
-    assert!(Capabilities::decode_family(&w.finish()).is_err(), "no family id");
+    assert!(
+        Capabilities::decode_family(&w.finish()).is_err(),
+        "no family id"
+    );
     let mut w = AttrWriter::new();
     w.bytes(CTRL_ATTR_FAMILY_NAME, b"nl80211\0");
     w.u16(CTRL_ATTR_FAMILY_ID, 28);
-    assert!(Capabilities::decode_family(&w.finish()).is_err(), "other family");
+    assert!(
+        Capabilities::decode_family(&w.finish()).is_err(),
+        "other family"
+    );
     let mut w = AttrWriter::new();
     w.u16(CTRL_ATTR_FAMILY_ID, 28);
     let mut gw = AttrWriter::new();
@@ -503,7 +587,10 @@ fn capabilities_malformed_is_error() {
     g.u32(CTRL_ATTR_MCAST_GRP_ID, 9);
     gw.nested(1, g);
     w.nested(CTRL_ATTR_MCAST_GROUPS, gw);
-    assert!(Capabilities::decode_family(&w.finish()).is_err(), "group without a name");
+    assert!(
+        Capabilities::decode_family(&w.finish()).is_err(),
+        "group without a name"
+    );
 }
 
 #[test]
@@ -537,10 +624,17 @@ fn error_tail(capped: bool, msg: &str) -> (u16, Vec<u8>) {
 fn extack_message_capped_and_uncapped() {
     for capped in [true, false] {
         let (flags, tail) = error_tail(capped, "limit greater than maximum (8)");
-        assert_eq!(extack_message(flags, &tail).as_deref(), Some("limit greater than maximum (8)"));
+        assert_eq!(
+            extack_message(flags, &tail).as_deref(),
+            Some("limit greater than maximum (8)")
+        );
     }
     let (flags, tail) = error_tail(true, "x");
-    assert_eq!(extack_message(flags & !NLM_F_ACK_TLVS, &tail), None, "no TLVs flag");
+    assert_eq!(
+        extack_message(flags & !NLM_F_ACK_TLVS, &tail),
+        None,
+        "no TLVs flag"
+    );
     assert_eq!(extack_message(flags, &tail[..8]), None);
     assert_eq!(extack_message(flags, &[0xff; 40]), None);
     // Uncapped with an echoed length that points beyond the buffer.
@@ -628,7 +722,11 @@ fn mutated_and_truncated_input_never_panics() {
     ];
     let mut dgram = Vec::new();
     for kind in [1u8, 10, 11] {
-        dgram.extend(nlmsg(28, 0, &GenlRaw::new(28, kind, 1, full_event(kind == 10)).payload));
+        dgram.extend(nlmsg(
+            28,
+            0,
+            &GenlRaw::new(28, kind, 1, full_event(kind == 10)).payload,
+        ));
     }
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut decoded_ok = 0usize;
@@ -669,17 +767,32 @@ fn mutated_and_truncated_input_never_panics() {
 #[test]
 fn commands_missing_from_the_family_are_not_sent() {
     // A 5.10 family: no SET_FLAGS, no events group.
-    let caps = Capabilities::decode_family(&family_reply(&ops_upto(6), &[("mptcp_pm_cmds", 8)])).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let caps =
+        Capabilities::decode_family(&family_reply(&ops_upto(6), &[("mptcp_pm_cmds", 8)])).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let pm = crate::PmHandle::with_capabilities(caps).unwrap();
         let err = pm
             .set_endpoint_flags(EndpointKey::Id(1), EndpointFlags::BACKUP)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Unsupported { command: Cmd::SetFlags }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Unsupported {
+                    command: Cmd::SetFlags
+                }
+            ),
+            "{err:?}"
+        );
         assert!(matches!(pm.subscribe_events(), Err(Error::NoEventsGroup)));
         // Id 0 is refused before sending, too.
-        assert!(matches!(pm.del_endpoint(0).await, Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            pm.del_endpoint(0).await,
+            Err(Error::InvalidRequest(_))
+        ));
     });
 }

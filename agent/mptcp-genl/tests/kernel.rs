@@ -13,8 +13,8 @@ use std::{
 
 use futures::StreamExt;
 use mptcp_genl::{
-    Cmd, Endpoint, EndpointFlags, EndpointKey, Error, EventKind, EventStream, KernelGeneration, Limits,
-    PmEvent, PmHandle,
+    Cmd, Endpoint, EndpointFlags, EndpointKey, Error, EventKind, EventStream, KernelGeneration,
+    Limits, PmEvent, PmHandle,
 };
 use mptcp_lab::{
     netns::Netns,
@@ -23,21 +23,46 @@ use mptcp_lab::{
 use tokio::runtime::Runtime;
 
 type TestResult = Result<(), String>;
+type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
-    let tests: Vec<(&'static str, fn() -> TestResult)> = vec![
+    let tests: Vec<Test> = vec![
         ("capabilities_of_this_kernel", capabilities_of_this_kernel),
-        ("endpoints_add_get_dump_delete_flush", endpoints_add_get_dump_delete_flush),
-        ("endpoints_added_by_iproute2_decode", endpoints_added_by_iproute2_decode),
-        ("kernel_picks_id_and_refuses_duplicates", kernel_picks_id_and_refuses_duplicates),
+        (
+            "endpoints_add_get_dump_delete_flush",
+            endpoints_add_get_dump_delete_flush,
+        ),
+        (
+            "endpoints_added_by_iproute2_decode",
+            endpoints_added_by_iproute2_decode,
+        ),
+        (
+            "kernel_picks_id_and_refuses_duplicates",
+            kernel_picks_id_and_refuses_duplicates,
+        ),
         ("delete_and_get_errors", delete_and_get_errors),
         ("limits_get_set_and_maximum", limits_get_set_and_maximum),
-        ("set_flags_backup_and_fullmesh", set_flags_backup_and_fullmesh),
-        ("events_from_a_real_connection", events_from_a_real_connection),
-        ("events_lost_on_overrun_then_continue", events_lost_on_overrun_then_continue),
+        (
+            "set_flags_backup_and_fullmesh",
+            set_flags_backup_and_fullmesh,
+        ),
+        (
+            "events_from_a_real_connection",
+            events_from_a_real_connection,
+        ),
+        (
+            "events_lost_on_overrun_then_continue",
+            events_lost_on_overrun_then_continue,
+        ),
     ];
     run_trials(trials(
-        &[Need::Root, Need::Mptcp, Need::Program("ip"), Need::Program("ss"), Need::Program("genl")],
+        &[
+            Need::Root,
+            Need::Mptcp,
+            Need::Program("ip"),
+            Need::Program("ss"),
+            Need::Program("genl"),
+        ],
         tests,
     ))
 }
@@ -62,7 +87,9 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> TestResult {
 }
 
 fn eq<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> TestResult {
-    ensure(got == want, || format!("{what}: got {got:?}, want {want:?}"))
+    ensure(got == want, || {
+        format!("{what}: got {got:?}, want {want:?}")
+    })
 }
 
 fn runtime() -> Result<Runtime, String> {
@@ -85,7 +112,9 @@ fn in_netns(tag: &str, f: impl FnOnce(&Netns, &Runtime) -> TestResult) -> TestRe
 
 /// `ip -n NS mptcp endpoint show`, one normalised line per endpoint, sorted.
 fn ip_endpoints(ns: &Netns) -> Result<Vec<String>, String> {
-    let out = ns.ip(&["mptcp", "endpoint", "show"]).ctx("ip mptcp endpoint show")?;
+    let out = ns
+        .ip(&["mptcp", "endpoint", "show"])
+        .ctx("ip mptcp endpoint show")?;
     let mut lines: Vec<String> = out
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -97,14 +126,19 @@ fn ip_endpoints(ns: &Netns) -> Result<Vec<String>, String> {
 
 /// `ip mptcp limits show` as (add_addr_accepted, subflows).
 fn ip_limits(ns: &Netns) -> Result<(u32, u32), String> {
-    let out = ns.ip(&["mptcp", "limits", "show"]).ctx("ip mptcp limits show")?;
+    let out = ns
+        .ip(&["mptcp", "limits", "show"])
+        .ctx("ip mptcp limits show")?;
     let words: Vec<&str> = out.split_whitespace().collect();
     let field = |name: &str| -> Result<u32, String> {
         let i = words
             .iter()
             .position(|w| *w == name)
             .ok_or_else(|| format!("no {name} in {out:?}"))?;
-        words.get(i + 1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("bad {name} in {out:?}"))
+        words
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("bad {name} in {out:?}"))
     };
     Ok((field("add_addr_accepted")?, field("subflows")?))
 }
@@ -137,7 +171,10 @@ fn ip_style(ep: &Endpoint, devs: &[(u32, &str)]) -> String {
         }
     }
     if let Some(i) = ep.ifindex {
-        let name = devs.iter().find(|(x, _)| *x == i).map(|(_, n)| n.to_string());
+        let name = devs
+            .iter()
+            .find(|(x, _)| *x == i)
+            .map(|(_, n)| n.to_string());
         s += &format!(" dev {}", name.unwrap_or_else(|| i.to_string()));
     }
     s
@@ -146,9 +183,11 @@ fn ip_style(ep: &Endpoint, devs: &[(u32, &str)]) -> String {
 /// A veth pair va/vb, up, with `addrs` on va: a signal endpoint with a port needs its
 /// address to be local (the kernel opens a listener; EADDRNOTAVAIL otherwise).
 fn veth_with_addrs(ns: &Netns, addrs: &[&str]) -> Result<u32, String> {
-    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]).ctx("veth")?;
+    ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        .ctx("veth")?;
     for a in addrs {
-        ns.ip(&["addr", "add", a, "dev", "va", "nodad"]).ctx("addr add")?;
+        ns.ip(&["addr", "add", a, "dev", "va", "nodad"])
+            .ctx("addr add")?;
     }
     ns.ip(&["link", "set", "vb", "up"]).ctx("vb up")?;
     ns.ip(&["link", "set", "va", "up"]).ctx("va up")?;
@@ -177,9 +216,14 @@ fn capabilities_of_this_kernel() -> TestResult {
         let pm = rt.block_on(PmHandle::connect()).ctx("connect")?;
         let caps = pm.capabilities();
         // Cross-check the family id and groups with iproute2's genl.
-        let genl = ns.exec_ok("genl", &["ctrl", "get", "name", "mptcp_pm"]).ctx("genl ctrl get")?;
+        let genl = ns
+            .exec_ok("genl", &["ctrl", "get", "name", "mptcp_pm"])
+            .ctx("genl ctrl get")?;
         ensure(genl.contains(&format!("ID: {:#x}", caps.family_id)), || {
-            format!("family id {:#x} not in genl output {genl:?}", caps.family_id)
+            format!(
+                "family id {:#x} not in genl output {genl:?}",
+                caps.family_id
+            )
         })?;
         for (name, id) in &caps.mcast_groups {
             ensure(genl.contains(&format!("ID-{id:#x}  name: {name}")), || {
@@ -188,18 +232,40 @@ fn capabilities_of_this_kernel() -> TestResult {
         }
         eq(caps.version, 1, "family version")?;
         for cmd in Cmd::KNOWN {
-            ensure(caps.supports(cmd), || format!("{cmd} missing on this kernel"))?;
-            ensure(genl.contains(&format!("ID-{:#x}", cmd.number())), || format!("{cmd} not listed by genl"))?;
+            ensure(caps.supports(cmd), || {
+                format!("{cmd} missing on this kernel")
+            })?;
+            ensure(genl.contains(&format!("ID-{:#x}", cmd.number())), || {
+                format!("{cmd} not listed by genl")
+            })?;
             // Reading needs no privilege; every change needs CAP_NET_ADMIN.
             let reads = matches!(cmd, Cmd::GetAddr | Cmd::GetLimits);
-            eq(caps.needs_admin(cmd), Some(!reads), &format!("{cmd} admin permission"))?;
+            eq(
+                caps.needs_admin(cmd),
+                Some(!reads),
+                &format!("{cmd} admin permission"),
+            )?;
         }
         ensure(caps.has_events(), || "no mptcp_pm_events group".into())?;
-        ensure(caps.mcast_groups.contains_key("mptcp_pm_cmds"), || "no mptcp_pm_cmds group".into())?;
-        for s in ["enabled", "add_addr_timeout", "checksum_enabled", "pm_type", "stale_loss_cnt"] {
-            ensure(caps.has_sysctl(s), || format!("sysctl net.mptcp.{s} not seen: {:?}", caps.sysctls))?;
+        ensure(caps.mcast_groups.contains_key("mptcp_pm_cmds"), || {
+            "no mptcp_pm_cmds group".into()
+        })?;
+        for s in [
+            "enabled",
+            "add_addr_timeout",
+            "checksum_enabled",
+            "pm_type",
+            "stale_loss_cnt",
+        ] {
+            ensure(caps.has_sysctl(s), || {
+                format!("sysctl net.mptcp.{s} not seen: {:?}", caps.sysctls)
+            })?;
         }
-        eq(caps.generation(), KernelGeneration::UserspacePm519, "generation")?;
+        eq(
+            caps.generation(),
+            KernelGeneration::UserspacePm519,
+            "generation",
+        )?;
         Ok(())
     })
 }
@@ -215,18 +281,38 @@ fn endpoints_add_get_dump_delete_flush() -> TestResult {
             with_port.port = Some(8443);
             let mut with_dev = endpoint(11, "2001:db8::11", EndpointFlags::SUBFLOW);
             with_dev.ifindex = Some(va);
-            let mut v4_port_dev = endpoint(12, "198.51.100.12", EndpointFlags::SIGNAL | EndpointFlags::BACKUP);
+            let mut v4_port_dev = endpoint(
+                12,
+                "198.51.100.12",
+                EndpointFlags::SIGNAL | EndpointFlags::BACKUP,
+            );
             v4_port_dev.port = Some(1);
             v4_port_dev.ifindex = Some(va);
             // The kernel keeps at most 8 endpoints per namespace (MPTCP_PM_ADDR_MAX).
             let first = vec![
                 endpoint(1, "10.0.0.1", EndpointFlags::SIGNAL),
                 endpoint(2, "10.0.0.2", EndpointFlags::SUBFLOW),
-                endpoint(3, "10.0.0.3", EndpointFlags::SUBFLOW | EndpointFlags::BACKUP),
-                endpoint(4, "10.0.0.4", EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH),
-                endpoint(5, "10.0.0.5", EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW | EndpointFlags::BACKUP),
+                endpoint(
+                    3,
+                    "10.0.0.3",
+                    EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
+                ),
+                endpoint(
+                    4,
+                    "10.0.0.4",
+                    EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH,
+                ),
+                endpoint(
+                    5,
+                    "10.0.0.5",
+                    EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
+                ),
                 endpoint(6, "10.0.0.6", EndpointFlags::empty()),
-                endpoint(7, "2001:db8::7", EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH | EndpointFlags::BACKUP),
+                endpoint(
+                    7,
+                    "2001:db8::7",
+                    EndpointFlags::SUBFLOW | EndpointFlags::FULLMESH | EndpointFlags::BACKUP,
+                ),
                 endpoint(255, "fe80::1", EndpointFlags::SIGNAL),
             ];
             for ep in &first {
@@ -236,7 +322,11 @@ fn endpoints_add_get_dump_delete_flush() -> TestResult {
                 let pm = pm.clone();
                 async move {
                     eq(&pm.endpoints().await.ctx("dump")?, &want, "dump")?;
-                    eq(ip_endpoints(ns)?, ip_style_all(&want, &devs), "ip mptcp endpoint show")?;
+                    eq(
+                        ip_endpoints(ns)?,
+                        ip_style_all(&want, &devs),
+                        "ip mptcp endpoint show",
+                    )?;
                     for ep in &want {
                         eq(&pm.endpoint(ep.id).await.ctx("get")?, ep, "get by id")?;
                     }
@@ -244,17 +334,26 @@ fn endpoints_add_get_dump_delete_flush() -> TestResult {
                 }
             };
             check(first.clone()).await?;
-            let err = pm.add_endpoint(&with_port).await.err().ok_or("a 9th endpoint was accepted")?;
+            let err = pm
+                .add_endpoint(&with_port)
+                .await
+                .err()
+                .ok_or("a 9th endpoint was accepted")?;
             ensure(
                 matches!(&err, Error::Kernel { errno, .. } if *errno == libc::ERANGE)
-                    && err.kernel_message().is_some_and(|m| m.contains("too many addresses")),
+                    && err
+                        .kernel_message()
+                        .is_some_and(|m| m.contains("too many addresses")),
                 || format!("9th endpoint: {err:?}"),
             )?;
             // Delete three, add the ones with port / interface.
             for id in [3, 6, 255] {
                 pm.del_endpoint(id).await.ctx("delete")?;
             }
-            let mut rest: Vec<Endpoint> = first.into_iter().filter(|e| ![3, 6, 255].contains(&e.id)).collect();
+            let mut rest: Vec<Endpoint> = first
+                .into_iter()
+                .filter(|e| ![3, 6, 255].contains(&e.id))
+                .collect();
             check(rest.clone()).await?;
             for ep in [with_port, with_dev, v4_port_dev] {
                 pm.add_endpoint(&ep).await.ctx(&format!("add {ep:?}"))?;
@@ -262,7 +361,11 @@ fn endpoints_add_get_dump_delete_flush() -> TestResult {
             }
             check(rest).await?;
             pm.flush_endpoints().await.ctx("flush")?;
-            eq(pm.endpoints().await.ctx("dump")?, vec![], "dump after flush")?;
+            eq(
+                pm.endpoints().await.ctx("dump")?,
+                vec![],
+                "dump after flush",
+            )?;
             eq(ip_endpoints(ns)?, Vec::<String>::new(), "ip after flush")?;
             Ok(())
         })
@@ -273,7 +376,9 @@ fn endpoints_added_by_iproute2_decode() -> TestResult {
     in_netns("ipadd", |ns, rt| {
         let va = veth_with_addrs(ns, &["10.1.0.1/24"])?;
         for args in [
-            &["10.1.0.1", "id", "20", "signal", "port", "4000", "dev", "va"][..],
+            &[
+                "10.1.0.1", "id", "20", "signal", "port", "4000", "dev", "va",
+            ][..],
             &["fd00::21", "id", "21", "subflow", "backup", "fullmesh"],
             &["10.1.0.22", "id", "22", "signal", "subflow"],
         ] {
@@ -281,17 +386,31 @@ fn endpoints_added_by_iproute2_decode() -> TestResult {
             cmd.extend_from_slice(args);
             ns.ip(&cmd).ctx("ip mptcp endpoint add")?;
         }
-        let got = rt.block_on(async { PmHandle::connect().await?.endpoints().await }).ctx("dump")?;
+        let got = rt
+            .block_on(async { PmHandle::connect().await?.endpoints().await })
+            .ctx("dump")?;
         let mut a = endpoint(20, "10.1.0.1", EndpointFlags::SIGNAL);
         a.port = Some(4000);
         a.ifindex = Some(va);
         let want = vec![
             a,
-            endpoint(21, "fd00::21", EndpointFlags::SUBFLOW | EndpointFlags::BACKUP | EndpointFlags::FULLMESH),
-            endpoint(22, "10.1.0.22", EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW),
+            endpoint(
+                21,
+                "fd00::21",
+                EndpointFlags::SUBFLOW | EndpointFlags::BACKUP | EndpointFlags::FULLMESH,
+            ),
+            endpoint(
+                22,
+                "10.1.0.22",
+                EndpointFlags::SIGNAL | EndpointFlags::SUBFLOW,
+            ),
         ];
         eq(&got, &want, "endpoints added by ip, read by us")?;
-        eq(ip_endpoints(ns)?, ip_style_all(&got, &[(va, "va")]), "ip show vs our decode")
+        eq(
+            ip_endpoints(ns)?,
+            ip_style_all(&got, &[(va, "va")]),
+            "ip show vs our decode",
+        )
     })
 }
 
@@ -299,16 +418,25 @@ fn kernel_picks_id_and_refuses_duplicates() -> TestResult {
     in_netns("dup", |ns, rt| {
         rt.block_on(async {
             let pm = PmHandle::connect().await.ctx("connect")?;
-            pm.add_endpoint(&endpoint(5, "10.2.0.5", EndpointFlags::SUBFLOW)).await.ctx("add id 5")?;
-            pm.add_endpoint(&endpoint(0, "10.2.0.6", EndpointFlags::SIGNAL)).await.ctx("add id 0")?;
+            pm.add_endpoint(&endpoint(5, "10.2.0.5", EndpointFlags::SUBFLOW))
+                .await
+                .ctx("add id 5")?;
+            pm.add_endpoint(&endpoint(0, "10.2.0.6", EndpointFlags::SIGNAL))
+                .await
+                .ctx("add id 0")?;
             let eps = pm.endpoints().await.ctx("dump")?;
             let picked = eps
                 .iter()
                 .find(|e| e.addr == "10.2.0.6".parse::<IpAddr>().unwrap())
                 .ok_or("kernel-picked endpoint missing")?;
-            ensure(picked.id != 0 && picked.id != 5, || format!("kernel picked id {}", picked.id))?;
+            ensure(picked.id != 0 && picked.id != 5, || {
+                format!("kernel picked id {}", picked.id)
+            })?;
             let ip = ip_endpoints(ns)?;
-            ensure(ip.contains(&format!("10.2.0.6 id {} signal", picked.id)), || format!("ip: {ip:?}"))?;
+            ensure(
+                ip.contains(&format!("10.2.0.6 id {} signal", picked.id)),
+                || format!("ip: {ip:?}"),
+            )?;
 
             // Same address again: EEXIST with the kernel's message.
             let err = pm
@@ -316,19 +444,38 @@ fn kernel_picks_id_and_refuses_duplicates() -> TestResult {
                 .await
                 .err()
                 .ok_or("duplicate address accepted")?;
-            ensure(err.is_already_exists(), || format!("duplicate address: {err}"))?;
-            ensure(matches!(&err, Error::Kernel { command: Cmd::AddAddr, .. }), || format!("{err:?}"))?;
+            ensure(err.is_already_exists(), || {
+                format!("duplicate address: {err}")
+            })?;
+            ensure(
+                matches!(
+                    &err,
+                    Error::Kernel {
+                        command: Cmd::AddAddr,
+                        ..
+                    }
+                ),
+                || format!("{err:?}"),
+            )?;
             let msg = err.kernel_message().unwrap_or_default().to_string();
-            ensure(msg.contains("duplicate"), || format!("extack message {msg:?}"))?;
+            ensure(msg.contains("duplicate"), || {
+                format!("extack message {msg:?}")
+            })?;
             // Same id, other address: refused too.
             let err = pm
                 .add_endpoint(&endpoint(5, "10.2.0.99", EndpointFlags::SUBFLOW))
                 .await
                 .err()
                 .ok_or("duplicate id accepted")?;
-            ensure(matches!(&err, Error::Kernel { .. }), || format!("duplicate id: {err:?}"))?;
+            ensure(matches!(&err, Error::Kernel { .. }), || {
+                format!("duplicate id: {err:?}")
+            })?;
             eprintln!("kernel facts: duplicate id -> {err}");
-            eq(ip_endpoints(ns)?.len(), 2, "nothing added by the refused requests")?;
+            eq(
+                ip_endpoints(ns)?.len(),
+                2,
+                "nothing added by the refused requests",
+            )?;
             Ok(())
         })
     })
@@ -419,10 +566,20 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
     in_netns("flags", |ns, rt| {
         rt.block_on(async {
             let pm = PmHandle::connect().await.ctx("connect")?;
-            pm.add_endpoint(&endpoint(1, "10.4.0.1", EndpointFlags::SUBFLOW)).await.ctx("add 1")?;
-            pm.add_endpoint(&endpoint(2, "fd00::2", EndpointFlags::SIGNAL)).await.ctx("add 2")?;
-            pm.set_endpoint_flags(EndpointKey::Id(1), EndpointFlags::BACKUP).await.ctx("backup on by id")?;
-            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow backup".into(), "ip after backup on")?;
+            pm.add_endpoint(&endpoint(1, "10.4.0.1", EndpointFlags::SUBFLOW))
+                .await
+                .ctx("add 1")?;
+            pm.add_endpoint(&endpoint(2, "fd00::2", EndpointFlags::SIGNAL))
+                .await
+                .ctx("add 2")?;
+            pm.set_endpoint_flags(EndpointKey::Id(1), EndpointFlags::BACKUP)
+                .await
+                .ctx("backup on by id")?;
+            eq(
+                ip_endpoints(ns)?[0].clone(),
+                "10.4.0.1 id 1 subflow backup".into(),
+                "ip after backup on",
+            )?;
             eq(
                 pm.endpoint(1).await.ctx("get")?.flags,
                 EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
@@ -432,17 +589,35 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
                 addr: "10.4.0.1".parse().unwrap(),
                 port: None,
             };
-            pm.set_endpoint_flags(key, EndpointFlags::FULLMESH).await.ctx("fullmesh on, backup off by address")?;
-            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow fullmesh".into(), "ip after change")?;
-            pm.set_endpoint_flags(key, EndpointFlags::empty()).await.ctx("all off")?;
-            eq(ip_endpoints(ns)?[0].clone(), "10.4.0.1 id 1 subflow".into(), "ip after all off")?;
+            pm.set_endpoint_flags(key, EndpointFlags::FULLMESH)
+                .await
+                .ctx("fullmesh on, backup off by address")?;
+            eq(
+                ip_endpoints(ns)?[0].clone(),
+                "10.4.0.1 id 1 subflow fullmesh".into(),
+                "ip after change",
+            )?;
+            pm.set_endpoint_flags(key, EndpointFlags::empty())
+                .await
+                .ctx("all off")?;
+            eq(
+                ip_endpoints(ns)?[0].clone(),
+                "10.4.0.1 id 1 subflow".into(),
+                "ip after all off",
+            )?;
             // SET_FLAGS changes only backup/fullmesh: SIGNAL in the request is ignored.
             let v6 = EndpointKey::Addr {
                 addr: "fd00::2".parse().unwrap(),
                 port: None,
             };
-            pm.set_endpoint_flags(v6, EndpointFlags::BACKUP | EndpointFlags::SUBFLOW).await.ctx("v6 backup")?;
-            eq(ip_endpoints(ns)?[1].clone(), "fd00::2 id 2 signal backup".into(), "ip v6 after backup")?;
+            pm.set_endpoint_flags(v6, EndpointFlags::BACKUP | EndpointFlags::SUBFLOW)
+                .await
+                .ctx("v6 backup")?;
+            eq(
+                ip_endpoints(ns)?[1].clone(),
+                "fd00::2 id 2 signal backup".into(),
+                "ip v6 after backup",
+            )?;
             // Fullmesh on a signal endpoint: EINVAL "invalid addr flags".
             let err = pm
                 .set_endpoint_flags(EndpointKey::Id(2), EndpointFlags::FULLMESH)
@@ -451,11 +626,28 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
                 .ok_or("fullmesh on signal accepted")?;
             eq(err.kernel_message(), Some("invalid addr flags"), "extack")?;
             // Unknown endpoint / id 0.
-            let err = pm.set_endpoint_flags(EndpointKey::Id(9), EndpointFlags::BACKUP).await.err().ok_or("id 9")?;
+            let err = pm
+                .set_endpoint_flags(EndpointKey::Id(9), EndpointFlags::BACKUP)
+                .await
+                .err()
+                .ok_or("id 9")?;
             eq(err.kernel_message(), Some("address not found"), "extack")?;
-            let err = pm.set_endpoint_flags(EndpointKey::Id(0), EndpointFlags::BACKUP).await.err().ok_or("id 0")?;
+            let err = pm
+                .set_endpoint_flags(EndpointKey::Id(0), EndpointFlags::BACKUP)
+                .await
+                .err()
+                .ok_or("id 0")?;
             eprintln!("kernel facts: SET_FLAGS id 0 -> {err}");
-            ensure(matches!(err, Error::Kernel { command: Cmd::SetFlags, .. }), || format!("{err:?}"))?;
+            ensure(
+                matches!(
+                    err,
+                    Error::Kernel {
+                        command: Cmd::SetFlags,
+                        ..
+                    }
+                ),
+                || format!("{err:?}"),
+            )?;
             Ok(())
         })
     })
@@ -467,11 +659,14 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
 /// A burst larger than the receive buffer: the stream reports `EventsLost`, then goes on.
 fn events_lost_on_overrun_then_continue() -> TestResult {
     in_netns("evlost", |_ns, rt| {
-        let mut events = rt.block_on(mptcp_genl::subscribe_events()).ctx("subscribe")?;
+        let mut events = rt
+            .block_on(mptcp_genl::subscribe_events())
+            .ctx("subscribe")?;
         events.set_receive_buffer(1).ctx("receive buffer")?; // the kernel's minimum
-        // Every MPTCP listener sends LISTENER_CREATED and LISTENER_CLOSED.
+                                                             // Every MPTCP listener sends LISTENER_CREATED and LISTENER_CLOSED.
         for i in 0..300u16 {
-            let l = mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 20000 + i)).ctx("listen")?;
+            let l = mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 20000 + i))
+                .ctx("listen")?;
             drop(l);
         }
         let mut w = Watch {
@@ -495,7 +690,8 @@ fn events_lost_on_overrun_then_continue() -> TestResult {
             Ok::<_, String>(())
         })?;
         // The stream still works.
-        let l = mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 19999)).ctx("listen")?;
+        let l =
+            mptcp_listen(SocketAddrV4::new("127.0.0.1".parse().unwrap(), 19999)).ctx("listen")?;
         rt.block_on(w.expect("LISTENER_CREATED after the overrun", |e| {
             e.kind == EventKind::ListenerCreated && e.sport == Some(19999)
         }))?;
@@ -512,7 +708,13 @@ const IPPROTO_MPTCP: libc::c_int = 262;
 
 fn mptcp_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the returned descriptor is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, IPPROTO_MPTCP) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            IPPROTO_MPTCP,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -585,7 +787,11 @@ struct Watch {
 
 impl Watch {
     /// Wait (bounded) for the next event matching `pred`; earlier events are kept in `seen`.
-    async fn expect(&mut self, what: &str, pred: impl Fn(&PmEvent) -> bool) -> Result<PmEvent, String> {
+    async fn expect(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&PmEvent) -> bool,
+    ) -> Result<PmEvent, String> {
         if let Some(i) = self.seen.iter().position(&pred) {
             return Ok(self.seen.remove(i));
         }
@@ -624,11 +830,26 @@ fn events_from_a_real_connection() -> TestResult {
     // One veth pair; two addresses on each side (client: a second subflow; server: a
     // second address to announce).
     let srv_dev = "s0";
-    cli.ip(&["link", "add", "c0", "type", "veth", "peer", "name", srv_dev, "netns", srv.name()])
-        .ctx("veth")?;
-    for (ns, dev, addrs) in [(&cli, "c0", ["10.9.0.2/24", "10.9.0.3/24"]), (&srv, srv_dev, ["10.9.0.1/24", "10.9.0.4/24"])] {
+    cli.ip(&[
+        "link",
+        "add",
+        "c0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        srv_dev,
+        "netns",
+        srv.name(),
+    ])
+    .ctx("veth")?;
+    for (ns, dev, addrs) in [
+        (&cli, "c0", ["10.9.0.2/24", "10.9.0.3/24"]),
+        (&srv, srv_dev, ["10.9.0.1/24", "10.9.0.4/24"]),
+    ] {
         for a in addrs {
-            ns.ip(&["addr", "add", a, "dev", dev, "nodad"]).ctx("addr")?;
+            ns.ip(&["addr", "add", a, "dev", dev, "nodad"])
+                .ctx("addr")?;
         }
         ns.ip(&["link", "set", dev, "up"]).ctx("link up")?;
     }
@@ -678,7 +899,9 @@ fn events_from_a_real_connection() -> TestResult {
         mptcp_listen(SocketAddrV4::new("0.0.0.0".parse().unwrap(), PORT)).ctx("listen")?
     };
     rt.block_on(async {
-        let ev = srv_w.expect("LISTENER_CREATED", |e| e.kind == EventKind::ListenerCreated).await?;
+        let ev = srv_w
+            .expect("LISTENER_CREATED", |e| e.kind == EventKind::ListenerCreated)
+            .await?;
         eq(ev.sport, Some(PORT), "listener sport")?;
         eq(ev.family, Some(2), "listener family")?;
         Ok::<_, String>(())
@@ -697,22 +920,34 @@ fn events_from_a_real_connection() -> TestResult {
     served.write_all(b"pong").ctx("server write")?;
     client.read_exact(&mut buf).ctx("client read")?;
     let token = rt.block_on(async {
-        let created = cli_w.expect("CREATED", |e| e.kind == EventKind::Created).await?;
+        let created = cli_w
+            .expect("CREATED", |e| e.kind == EventKind::Created)
+            .await?;
         eq(created.saddr, Some(ip4("10.9.0.2")), "created saddr")?;
         eq(created.daddr, Some(ip4("10.9.0.1")), "created daddr")?;
         eq(created.dport, Some(PORT), "created dport")?;
-        ensure(!created.is_server_side(), || "client event marked server side".into())?;
+        ensure(!created.is_server_side(), || {
+            "client event marked server side".into()
+        })?;
         let token = created.token.ok_or("CREATED without token")?;
-        let est = cli_w.expect("ESTABLISHED", |e| e.kind == EventKind::Established).await?;
+        let est = cli_w
+            .expect("ESTABLISHED", |e| e.kind == EventKind::Established)
+            .await?;
         eq(est.token, Some(token), "established token")?;
-        let s_created = srv_w.expect("server CREATED", |e| e.kind == EventKind::Created).await?;
-        ensure(s_created.is_server_side(), || format!("server CREATED not server side: {s_created}"))?;
+        let s_created = srv_w
+            .expect("server CREATED", |e| e.kind == EventKind::Created)
+            .await?;
+        ensure(s_created.is_server_side(), || {
+            format!("server CREATED not server side: {s_created}")
+        })?;
         eprintln!(
             "kernel facts: server CREATED server_side attr {:?}, flags {:?}",
             s_created.server_side, s_created.flags
         );
         eq(s_created.sport, Some(PORT), "server created sport")?;
-        srv_w.expect("server ESTABLISHED", |e| e.kind == EventKind::Established).await?;
+        srv_w
+            .expect("server ESTABLISHED", |e| e.kind == EventKind::Established)
+            .await?;
         Ok::<_, String>(token)
     })?;
 
@@ -726,7 +961,10 @@ fn events_from_a_real_connection() -> TestResult {
         unknown: Vec::new(),
     };
     rt.block_on(async {
-        cli_pm.add_endpoint(&sub_ep).await.ctx("client add subflow endpoint")?;
+        cli_pm
+            .add_endpoint(&sub_ep)
+            .await
+            .ctx("client add subflow endpoint")?;
         let ev = cli_w
             .expect("SUB_ESTABLISHED from 10.9.0.3", |e| {
                 e.kind == EventKind::SubEstablished && e.saddr == Some(ip4("10.9.0.3"))
@@ -763,9 +1001,15 @@ fn events_from_a_real_connection() -> TestResult {
             .find(|e| e.addr == ip4("10.9.0.4"))
             .map(|e| e.id)
             .ok_or("signal endpoint missing")?;
-        let ann = cli_w.expect("ANNOUNCED", |e| e.kind == EventKind::Announced).await?;
+        let ann = cli_w
+            .expect("ANNOUNCED", |e| e.kind == EventKind::Announced)
+            .await?;
         eq(ann.token, Some(token), "announced token")?;
-        eq(ann.rem_id, Some(sig_id), "announced rem_id = server endpoint id")?;
+        eq(
+            ann.rem_id,
+            Some(sig_id),
+            "announced rem_id = server endpoint id",
+        )?;
         eq(ann.daddr, Some(ip4("10.9.0.4")), "announced daddr")?;
         // The client's PM opens a subflow to the announced address.
         cli_w
@@ -773,8 +1017,13 @@ fn events_from_a_real_connection() -> TestResult {
                 e.kind == EventKind::SubEstablished && e.daddr == Some(ip4("10.9.0.4"))
             })
             .await?;
-        srv_pm.del_endpoint(sig_id).await.ctx("server delete signal endpoint")?;
-        let rem = cli_w.expect("REMOVED", |e| e.kind == EventKind::Removed).await?;
+        srv_pm
+            .del_endpoint(sig_id)
+            .await
+            .ctx("server delete signal endpoint")?;
+        let rem = cli_w
+            .expect("REMOVED", |e| e.kind == EventKind::Removed)
+            .await?;
         eq(rem.token, Some(token), "removed token")?;
         eq(rem.rem_id, Some(sig_id), "removed rem_id")?;
         cli_w
@@ -796,7 +1045,11 @@ fn events_from_a_real_connection() -> TestResult {
             .await?;
         eq(prio.token.is_some(), true, "priority token")?;
         eq(prio.backup, Some(true), "priority backup")?;
-        eq(prio.daddr, Some(ip4("10.9.0.3")), "priority daddr (server view)")?;
+        eq(
+            prio.daddr,
+            Some(ip4("10.9.0.3")),
+            "priority daddr (server view)",
+        )?;
         Ok::<_, String>(())
     })?;
 
@@ -804,7 +1057,10 @@ fn events_from_a_real_connection() -> TestResult {
     // subflow (local id 0) and tells the peer (RM_ADDR id 0); the connection lives on over
     // the 10.9.0.3 subflow. No endpoint is involved.
     rt.block_on(async {
-        cli_pm.del_id_zero_address(ip4("10.9.0.2")).await.ctx("client del id 0 address")?;
+        cli_pm
+            .del_id_zero_address(ip4("10.9.0.2"))
+            .await
+            .ctx("client del id 0 address")?;
         let closed = cli_w
             .expect("SUB_CLOSED of the initial subflow", |e| {
                 e.kind == EventKind::SubClosed && e.saddr == Some(ip4("10.9.0.2"))
@@ -812,13 +1068,19 @@ fn events_from_a_real_connection() -> TestResult {
             .await?;
         eq(closed.loc_id, Some(0), "initial subflow loc_id")?;
         eq(closed.daddr, Some(ip4("10.9.0.1")), "initial subflow daddr")?;
-        let rem = srv_w.expect("server REMOVED id 0", |e| e.kind == EventKind::Removed).await?;
+        let rem = srv_w
+            .expect("server REMOVED id 0", |e| e.kind == EventKind::Removed)
+            .await?;
         eq(rem.rem_id, Some(0), "server REMOVED rem_id")?;
         Ok::<_, String>(())
     })?;
-    client.write_all(b"still").ctx("write after removing the initial subflow")?;
+    client
+        .write_all(b"still")
+        .ctx("write after removing the initial subflow")?;
     let mut still = [0u8; 5];
-    served.read_exact(&mut still).ctx("read over the remaining subflow")?;
+    served
+        .read_exact(&mut still)
+        .ctx("read over the remaining subflow")?;
 
     // SUB_CLOSED with an error when the server kills the subflow (ss -K).
     srv.exec_ok("ss", &["-K", "dst", "10.9.0.3"]).ctx("ss -K")?;
@@ -830,11 +1092,19 @@ fn events_from_a_real_connection() -> TestResult {
             .await?;
         eq(closed.token, Some(token), "sub closed token")?;
         eq(closed.loc_id, Some(30), "sub closed loc_id")?;
-        eq(closed.error, Some(libc::ECONNRESET as u8), "client subflow error (reset by peer)")?;
+        eq(
+            closed.error,
+            Some(libc::ECONNRESET as u8),
+            "client subflow error (reset by peer)",
+        )?;
         let s_closed = srv_w
-            .expect("server SUB_CLOSED", |e| e.kind == EventKind::SubClosed && e.daddr == Some(ip4("10.9.0.3")))
+            .expect("server SUB_CLOSED", |e| {
+                e.kind == EventKind::SubClosed && e.daddr == Some(ip4("10.9.0.3"))
+            })
             .await?;
-        ensure(s_closed.error.is_some(), || format!("server SUB_CLOSED without error: {s_closed}"))?;
+        ensure(s_closed.error.is_some(), || {
+            format!("server SUB_CLOSED without error: {s_closed}")
+        })?;
         Ok::<_, String>(())
     })?;
 
@@ -842,14 +1112,20 @@ fn events_from_a_real_connection() -> TestResult {
     drop(client);
     drop(served);
     rt.block_on(async {
-        let c = cli_w.expect("CLOSED", |e| e.kind == EventKind::Closed).await?;
+        let c = cli_w
+            .expect("CLOSED", |e| e.kind == EventKind::Closed)
+            .await?;
         eq(c.token, Some(token), "closed token")?;
-        srv_w.expect("server CLOSED", |e| e.kind == EventKind::Closed).await?;
+        srv_w
+            .expect("server CLOSED", |e| e.kind == EventKind::Closed)
+            .await?;
         Ok::<_, String>(())
     })?;
     drop(listener);
     rt.block_on(async {
-        let ev = srv_w.expect("LISTENER_CLOSED", |e| e.kind == EventKind::ListenerClosed).await?;
+        let ev = srv_w
+            .expect("LISTENER_CLOSED", |e| e.kind == EventKind::ListenerClosed)
+            .await?;
         eq(ev.sport, Some(PORT), "listener closed sport")?;
         Ok::<_, String>(())
     })?;

@@ -73,6 +73,9 @@ pub enum Outcome {
 pub struct ConflictReport {
     /// Index (0-based) and file of the patch that failed.
     pub index: usize,
+    /// Patches in the series.
+    #[serde(default)]
+    pub total: usize,
     pub patch: String,
     pub kind: Kind,
     pub commit: Option<String>,
@@ -180,7 +183,7 @@ pub fn apply(action: Action, opts: &ApplyOptions) -> Result<Outcome> {
                         record(&mut state, &failed, skip);
                         state.next += 1;
                         let sub = if skip { "--skip" } else { "--continue" };
-                        return run_am(state, &info, &tree, git, opts, &state_path, &log, &[sub]);
+                        return run_am(state, &info, git, opts, &state_path, &log, &[sub]);
                     }
                     // The user finished the patch with git directly; go on with the next one.
                     log.write(&format!("git am session gone; taking {failed} as {}", if skip { "skipped" } else { "done by hand" }))?;
@@ -221,7 +224,7 @@ fn run(state: State, info: &ExportInfo, tree: &Path, git: Option<&Git>, opts: &A
     match state.mode {
         Mode::Git => {
             let git = git.ok_or_else(|| Error::NotARepo(tree.to_path_buf()))?;
-            run_am(state, info, tree, git, opts, state_path, log, &[])
+            run_am(state, info, git, opts, state_path, log, &[])
         }
         Mode::Plain => run_plain(state, info, tree, opts, state_path, log),
     }
@@ -229,7 +232,7 @@ fn run(state: State, info: &ExportInfo, tree: &Path, git: Option<&Git>, opts: &A
 
 /// `git am -3` the remaining patches in one process (or `git am --continue/--skip`).
 #[allow(clippy::too_many_arguments)]
-fn run_am(mut state: State, info: &ExportInfo, tree: &Path, git: &Git, opts: &ApplyOptions, state_path: &Path, log: &Log, resume: &[&str]) -> Result<Outcome> {
+fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, state_path: &Path, log: &Log, resume: &[&str]) -> Result<Outcome> {
     if resume.is_empty() {
         if state.next >= info.patches.len() {
             return finish(state, state_path, log);
@@ -281,11 +284,18 @@ fn run_am(mut state: State, info: &ExportInfo, tree: &Path, git: &Git, opts: &Ap
         state.applied.push(p.file.clone());
     }
     state.next = failed;
-    let mut files = am_conflict_files(&output);
-    for f in git.run_text(&["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default().lines() {
-        if !files.iter().any(|(p, _)| p == f) {
-            files.push((f.to_string(), Vec::new()));
+    // Three-way conflicts leave unmerged paths; otherwise nothing was touched and a dry run of
+    // GNU patch tells which hunks of which files fail (git am names at most one file).
+    let mut files: Vec<(String, Vec<u32>)> =
+        git.run_text(&["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default().lines().map(|f| (f.to_string(), Vec::new())).collect();
+    if files.is_empty() {
+        let patch_file = state.series.join(&info.patches[failed].file);
+        if let Ok((false, dry)) = patch_cmd(git.path(), &patch_file, true) {
+            files = patch_conflict_files(&dry);
         }
+    }
+    if files.is_empty() {
+        files = am_conflict_files(&output);
     }
     conflict(state, info, files, output, opts, state_path, log)
 }
@@ -384,6 +394,7 @@ fn conflict(
     }
     let report = ConflictReport {
         index: state.next,
+        total: info.patches.len(),
         patch: patch.file.clone(),
         kind: patch.kind,
         commit: patch.commit.clone(),
@@ -650,11 +661,11 @@ fn utc_now() -> String {
 }
 
 /// Human-readable conflict report.
-pub fn render_conflict(r: &ConflictReport, total: usize) -> String {
+pub fn render_conflict(r: &ConflictReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let id = r.commit.as_deref().map(|c| c[..12.min(c.len())].to_string()).unwrap_or_else(|| "our fixup".into());
-    let _ = writeln!(s, "CONFLICT at patch {}/{}: {}", r.index + 1, total, r.patch);
+    let _ = writeln!(s, "CONFLICT at patch {}/{}: {}", r.index + 1, r.total, r.patch);
     let _ = writeln!(s, "  commit:  {id}  {}", r.subject);
     let _ = writeln!(s, "  files:");
     for f in &r.files {

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use mptcp_backport::apply::{self, Action, ApplyOptions, Mode, Outcome};
 use mptcp_backport::bench::{bench, BenchOptions};
-use mptcp_backport::export::{export, read_info};
+use mptcp_backport::export::export;
 use mptcp_backport::git::Git;
 use mptcp_backport::manifest::Manifest;
 use mptcp_backport::plan::{plan, render_text, PlanOptions};
@@ -252,10 +252,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, _, _, true) => Action::Abort,
                 _ => return Err(Error::Usage("give --series DIR, --continue, --skip or --abort".into())),
             };
-            let series_dir = match &action {
-                Action::Start { series, .. } => Some(series.clone()),
-                _ => None,
-            };
             let outcome = apply::apply(action, &ApplyOptions { tree, source, manifest })?;
             if json {
                 println!("{}", to_json(&outcome)?);
@@ -275,8 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 Outcome::Conflict(report) => {
                     if !json {
-                        let total = series_dir.as_deref().and_then(|d| read_info(d).ok()).map(|i| i.patches.len()).unwrap_or(0);
-                        print!("{}", apply::render_conflict(&report, total));
+                        print!("{}", apply::render_conflict(&report));
                     }
                     Ok(ExitCode::from(2))
                 }

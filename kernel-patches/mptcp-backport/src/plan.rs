@@ -26,7 +26,7 @@ pub struct PlanOptions {
 }
 
 /// Kind of a series entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Touches the path set.

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `mptcp-agent run`: start the adapters, fold their events into the observed state, plan,
+//! execute, repeat. Single-threaded (tokio current_thread): all decisions happen in one
+//! place, in event order.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use mptcp_agent_core::{plan, Config, Diagnostic, Event, Millis, Observed};
+use mptcp_genl::PmHandle;
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+use crate::{
+    config_file,
+    error::{Context, Error, Result},
+    executor::Executor,
+    mptcpd, nm, pm, rtnl,
+};
+
+/// Rounds of plan → execute → plan per wake-up: policy routes first, then the endpoint
+/// that needs them. More than this means something does not converge.
+const MAX_ROUNDS: usize = 4;
+/// How often to look for a running mptcpd.
+const MPTCPD_SCAN: Duration = Duration::from_secs(5);
+
+pub struct RunOptions {
+    pub config: PathBuf,
+}
+
+struct Daemon {
+    cfg: Config,
+    cfg_path: PathBuf,
+    obs: Observed,
+    start: Instant,
+    exec: Executor,
+    reported: BTreeSet<Diagnostic>,
+    wake_at: Option<Millis>,
+    was_ready: bool,
+}
+
+impl Daemon {
+    fn now(&self) -> Millis {
+        Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn apply(&mut self, ev: Event) {
+        if let Event::ConfigChanged(cfg) = ev {
+            self.cfg = *cfg;
+            return;
+        }
+        let now = self.now();
+        self.obs.apply(&ev, now);
+    }
+
+    /// Plan and execute until nothing is left to do (bounded).
+    async fn reconcile(&mut self) {
+        if !self.obs.ready() {
+            return;
+        }
+        if !self.was_ready {
+            self.was_ready = true;
+            log::info!("initial state read; reconciling");
+        }
+        for _ in 0..MAX_ROUNDS {
+            let p = plan(&self.cfg, &self.obs, self.now());
+            self.report(&p.diagnostics);
+            self.wake_at = p.wake_at;
+            if p.steps.is_empty() {
+                return;
+            }
+            let mut failed = Vec::new();
+            let mut touched = false;
+            for step in &p.steps {
+                let result = self.exec.apply(&step.op).await;
+                match &result {
+                    Ok(()) => log::info!("{}: {}", step.why, step.op),
+                    Err(e) => {
+                        log::warn!("{}: {} FAILED: {e}", step.why, step.op);
+                        failed.push(format!("{}: {e}", step.op));
+                    }
+                }
+                touched |= step.op.touches_endpoints();
+                let now = self.now();
+                self.obs.apply(
+                    &Event::OpDone {
+                        op: step.op.clone(),
+                        error: result.err(),
+                    },
+                    now,
+                );
+            }
+            if touched {
+                // The kernel's view is the truth (ids it kept, endpoints others added).
+                match pm::endpoints(&self.exec.pm).await {
+                    Ok(eps) => self.apply(Event::Endpoints(eps)),
+                    Err(e) => log::warn!("{e}"),
+                }
+            }
+            if !failed.is_empty() {
+                log::warn!("{} of {} operations failed: {}", failed.len(), p.steps.len(), failed.join("; "));
+            }
+        }
+        log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
+    }
+
+    /// Log diagnostics when they appear and when they are resolved.
+    fn report(&mut self, now: &BTreeSet<Diagnostic>) {
+        let stable = |d: &&Diagnostic| !matches!(d, Diagnostic::RetryLater { .. });
+        let current: BTreeSet<Diagnostic> = now.iter().filter(stable).cloned().collect();
+        for d in current.difference(&self.reported) {
+            log::warn!("{d}");
+        }
+        for d in self.reported.difference(&current) {
+            log::info!("resolved: {d}");
+        }
+        self.reported = current;
+    }
+
+    fn reload(&mut self) -> Option<Event> {
+        match config_file::load_file(&self.cfg_path) {
+            Ok(cfg) => {
+                log::info!("config {} reloaded", self.cfg_path.display());
+                let files = nm::read_conf_files(&cfg.networkmanager.conf_paths);
+                self.apply(Event::NmConfFiles(files));
+                Some(Event::ConfigChanged(Box::new(cfg)))
+            }
+            Err(e) => {
+                log::error!("config {} rejected, keeping the current one:\n{e}", self.cfg_path.display());
+                None
+            }
+        }
+    }
+}
+
+/// Run the daemon until SIGTERM/SIGINT or a fatal adapter error.
+pub async fn run(opts: RunOptions) -> Result<()> {
+    let cfg = config_file::load_file(&opts.config).map_err(|e| Error::msg(format!("config: {e}")))?;
+    let start = Instant::now();
+    let pm = PmHandle::connect().await.context("connecting to the kernel's mptcp_pm family")?;
+    let caps = pm::caps_of(pm.capabilities());
+    log::info!(
+        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}",
+        caps.description,
+        caps.set_flags,
+        caps.events,
+        caps.fullmesh
+    );
+    let (rt, messages) = rtnl::connect()?;
+    let (tx, mut rx) = mpsc::channel::<Event>(4096);
+    let (fatal_tx, mut fatal_rx) = mpsc::channel::<Error>(4);
+
+    let mut daemon = Daemon {
+        cfg,
+        cfg_path: opts.config.clone(),
+        obs: Observed::new(),
+        start,
+        exec: Executor {
+            pm: pm.clone(),
+            rt: rt.clone(),
+            sysctl_dir: PathBuf::from(pm::SYSCTL_DIR),
+        },
+        reported: BTreeSet::new(),
+        wake_at: None,
+        was_ready: false,
+    };
+
+    // Kernel inputs.
+    daemon.apply(Event::Sysctls(pm::read_sysctls(Path::new(pm::SYSCTL_DIR), &caps.sysctls)));
+    let has_events = caps.events;
+    daemon.apply(Event::Capabilities(caps));
+    match pm.limits().await {
+        Ok(l) => daemon.apply(Event::Limits(mptcp_agent_core::Limits {
+            subflows: l.subflows.unwrap_or(0),
+            add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
+        })),
+        Err(e) => log::warn!("reading MPTCP limits: {e}"),
+    }
+    daemon.apply(Event::Endpoints(pm::endpoints(&pm).await?));
+    {
+        let (tx, fatal) = (tx.clone(), fatal_tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = rtnl::monitor(rt, messages, tx).await {
+                let _ = fatal.send(e).await;
+            }
+        });
+    }
+    if has_events {
+        let (tx, fatal, pm) = (tx.clone(), fatal_tx.clone(), pm.clone());
+        tokio::spawn(async move {
+            if let Err(e) = pm::forward_events(pm, tx).await {
+                let _ = fatal.send(e).await;
+            }
+        });
+    }
+
+    // NetworkManager.
+    if daemon.cfg.networkmanager.follow {
+        match zbus::Connection::system().await {
+            Ok(conn) => {
+                let tx = tx.clone();
+                let paths = daemon.cfg.networkmanager.conf_paths.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = nm::watch(conn, paths, tx.clone()).await {
+                        log::warn!("NetworkManager watcher stopped ({e}); kernel-only mode from now on");
+                        let _ = tx.send(Event::NmGone).await;
+                    }
+                });
+            }
+            Err(e) => {
+                log::warn!("no system D-Bus ({e}): kernel-only mode");
+                daemon.apply(Event::NmGone);
+            }
+        }
+    } else {
+        log::info!("networkmanager.follow = false: kernel-only mode");
+        daemon.apply(Event::NmGone);
+    }
+
+    // mptcpd, now and every few seconds.
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut first = true;
+            loop {
+                let found = mptcpd::find(Path::new("/proc"));
+                if first || found != last {
+                    if tx.send(Event::Mptcpd(found)).await.is_err() {
+                        return;
+                    }
+                    last = found;
+                    first = false;
+                }
+                tokio::time::sleep(MPTCPD_SCAN).await;
+            }
+        });
+    }
+    drop(tx);
+
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    log::info!("mptcp-agent {} running with {}", env!("CARGO_PKG_VERSION"), opts.config.display());
+
+    loop {
+        let wake = daemon
+            .wake_at
+            .map(|w| tokio::time::Instant::from_std(start + Duration::from_millis(w.0)));
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { return Err(Error::msg("all event sources stopped")) };
+                daemon.apply(ev);
+                // Take everything that is queued before deciding: NetworkManager sends
+                // bursts (IP config before the state change), netlink too.
+                while let Ok(ev) = rx.try_recv() {
+                    daemon.apply(ev);
+                }
+            }
+            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
+                daemon.apply(Event::Tick);
+            }
+            _ = sighup.recv() => {
+                if let Some(ev) = daemon.reload() {
+                    daemon.apply(ev);
+                    let caps = daemon.obs.caps.as_ref().map(|c| c.sysctls.clone()).unwrap_or_default();
+                    daemon.apply(Event::Sysctls(pm::read_sysctls(Path::new(pm::SYSCTL_DIR), &caps)));
+                }
+            }
+            _ = sigterm.recv() => {
+                log::info!("SIGTERM: exiting; endpoints, routes and rules stay as they are");
+                return Ok(());
+            }
+            _ = sigint.recv() => {
+                log::info!("SIGINT: exiting; endpoints, routes and rules stay as they are");
+                return Ok(());
+            }
+            e = fatal_rx.recv() => {
+                return Err(e.unwrap_or_else(|| Error::msg("adapter stopped")));
+            }
+        }
+        daemon.reconcile().await;
+    }
+}

@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel under QEMU
+# (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the MPTCP selftests
+# pm_netlink.sh and diag.sh (per case) and the KUnit MPTCP tests; the genl root tests also
+# run on the host kernel for the table. Counts are test cases; the table goes to
+# $KMX_TABLE (default: the results directory under the kmx cache).
+# Cost: ~1 min warm (cached image), plus the kernel build when cold (see docs/kernel-matrix.md).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+KMX=$ROOT/kernel-matrix/kmx
+SOURCE=${KMX_SOURCE:-/usr/src/linux-source-5.10.tar.xz}
+export KMX_SOURCE=$SOURCE
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+fail_setup() {
+	echo "kernel-5.10: $*" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+}
+[ -f "$SOURCE" ] || fail_setup "$SOURCE missing (tools/setup.sh installs linux-source-5.10)"
+[ -x "$ROOT/.venv/bin/vng" ] || fail_setup "virtme-ng missing (tools/setup.sh installs it into .venv)"
+command -v qemu-system-x86_64 >/dev/null || fail_setup "qemu-system-x86_64 missing (tools/setup.sh)"
+[ "$(id -u)" = 0 ] || fail_setup "needs root (the host half runs root tests)"
+
+t0=$(date +%s)
+"$KMX" build >"$work/build.out" 2>"$work/build.err" || { cat "$work/build.err" >&2; fail_setup "kernel build failed"; }
+t_build=$(($(date +%s) - t0))
+echo "kernel-5.10: image $(cat "$work/build.out") ready in ${t_build}s" >&2
+
+# The genl root tests: built on the host, the same binary runs in the guest and on the host.
+genl=$(cd "$ROOT" && cargo test -p mptcp-genl --test kernel --no-run --message-format=json 2>"$work/cargo.err" |
+	python3 -c 'import json,sys
+for l in sys.stdin:
+    try: m = json.loads(l)
+    except ValueError: continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel": print(m["executable"])' | tail -n1)
+[ -n "$genl" ] || { tail -20 "$work/cargo.err" >&2; fail_setup "cargo test -p mptcp-genl --test kernel --no-run failed"; }
+
+"$KMX" libtest --suite mptcp-genl:kernel --json "$work/genl-5.10.json" -- "$genl"
+"$KMX" selftests --tests pm_netlink,diag --per-test-timeout 600 --json "$work/selftests-5.10.json"
+"$KMX" libtest --host --suite mptcp-genl:kernel --json "$work/genl-host.json" -- "$genl"
+
+table=${KMX_TABLE:-$work/table.md}
+"$KMX" table "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json > "$table"
+cat "$table"
+[ -n "${KMX_TABLE:-}" ] || cp "$table" "$(dirname "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results_dir"])' "$work/selftests-5.10.json")")/table-5.10-host.md"
+echo "kernel-5.10: total $(($(date +%s) - t0))s (build ${t_build}s)" >&2
+
+# Counted per test case, over all result files.
+python3 - "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json <<'EOF'
+import json, sys
+n = {"pass": 0, "fail": 0, "skip": 0}
+for f in sys.argv[1:]:
+    try:
+        r = json.load(open(f))
+    except (OSError, ValueError):
+        n["fail"] += 1
+        continue
+    for s in r["suites"]:
+        for c in s["cases"]:
+            n[c["status"]] += 1
+print(f"{n['pass']} passed, {n['fail']} failed, {n['skip']} skipped")
+sys.exit(1 if n["fail"] else 0)
+EOF
