@@ -66,6 +66,9 @@ impl Daemon {
         if !self.was_ready {
             self.was_ready = true;
             log::info!("initial state read; reconciling");
+            for l in mptcp_agent_core::assess(&self.cfg, &self.obs) {
+                log::debug!("{l:?}");
+            }
         }
         for _ in 0..MAX_ROUNDS {
             let p = plan(&self.cfg, &self.obs, self.now());

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 const TARBALL: &str = "/usr/src/linux-source-5.10.tar.xz";
 
-/// Required features a plain 5.10.223 tree has.
+/// Required features a plain 5.10.223 tree has (5.10 MPTCP, and core pieces 5.10.y took).
 const PRESENT: &[&str] = &[
     "sysctl net.mptcp.enabled",
     "in-kernel path manager (netlink ADD_ADDR)",
@@ -26,12 +26,11 @@ const PRESENT: &[&str] = &[
     "ADD_ADDR echo MIB",
     "core: __tcp_close()",
     "core: proc_dou8vec_minmax()",
-    "core: sk_error_report()",
     "core: genetlink multicast group flags (GENL_UNS_ADMIN_PERM)",
-    "core: tcp_remove_empty_skb() visible to MPTCP",
+    "core: struct sock::sk_wait_pending",
 ];
 
-/// Required features it lacks: everything 5.11–5.15 brought.
+/// Required features it lacks: everything 5.11–5.15 brought, and the core pieces behind it.
 const MISSING: &[&str] = &[
     "sysctl net.mptcp.add_addr_timeout",
     "sysctl net.mptcp.checksum_enabled",
@@ -56,11 +55,21 @@ const MISSING: &[&str] = &[
     "core: sock_set_timestamp()/sock_set_timestamping() for MPTCP",
     "core: tcp_recv_timestamp() exported",
     "core: tcp_skb_entail()/tcp_mark_push() exported",
+    "core: tcp_remove_empty_skb() visible to MPTCP",
     "core: <crypto/sha2.h>",
     "core: lockdep_assert_in_softirq()",
-    "core: tcp_build_frag()",
+    "core: sk_error_report()",
+    "core: ethtool_get_phc_vclocks() for SO_TIMESTAMPING PHC binding",
+    "core: struct so_timestamping",
     "selftest mptcp_sockopt.sh",
-    "selftest mptcp_lib.sh",
+];
+
+/// Informational checks and what 5.10.223 says.
+const INFO: &[(&str, bool)] = &[
+    ("KUnit symbol MPTCP_KUNIT_TESTS (5.10 name)", true),
+    ("selftest mptcp_lib.sh", true),
+    ("variant: bare per-cpu TCP orphan counter", true),
+    ("variant: busy-poll options SO_PREFER_BUSY_POLL in the core", false),
 ];
 
 fn workspace() -> PathBuf {
@@ -164,6 +173,12 @@ fn features_on_plain_5_10() -> Result<(), String> {
     }
     if present != want_present {
         return Err(format!("present differs: got {present:?}"));
+    }
+    for (name, expected) in INFO {
+        let got = report["features"].as_array().and_then(|a| a.iter().find(|f| f["name"] == *name)).map(|f| f["present"] == Value::Bool(true));
+        if got != Some(*expected) {
+            return Err(format!("info check {name:?}: got {got:?}, expected {expected}"));
+        }
     }
     if code != 1 {
         return Err(format!("verify must fail (exit 1) on a tree without the backport, got {code}; {stderr}"));
