@@ -4,7 +4,12 @@
 //! `plan()` uses). Parsing and validation are separate steps, and both report positions as
 //! line and column, so an OTA hook can show exactly what is wrong.
 
-use std::{collections::BTreeMap, fmt, ops::Range};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+    ops::Range,
+};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -109,6 +114,8 @@ pub struct RawLinkRule {
     pub on_carrier_loss: Option<Spanned<String>>,
     pub ipv4: Option<Spanned<bool>>,
     pub ipv6: Option<Spanned<bool>>,
+    pub gateway4: Option<Spanned<String>>,
+    pub gateway6: Option<Spanned<String>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -265,6 +272,9 @@ pub struct LinkPolicy {
     pub on_carrier_loss: CarrierLoss,
     pub ipv4: bool,
     pub ipv6: bool,
+    /// Gateway for the policy table when nothing else tells (static never-default setups).
+    pub gateway4: Option<Ipv4Addr>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Reaction to carrier loss while the address is still configured.
@@ -722,6 +732,8 @@ fn validate_link(
             raw.on_carrier_loss.as_ref().map(|f| f.span()),
             raw.ipv4.as_ref().map(|f| f.span()),
             raw.ipv6.as_ref().map(|f| f.span()),
+            raw.gateway4.as_ref().map(|f| f.span()),
+            raw.gateway6.as_ref().map(|f| f.span()),
         ];
         for s in extra.into_iter().flatten() {
             issues.at(
@@ -794,11 +806,27 @@ fn validate_link(
                 ),
             );
         }
+        let gateway4 = raw.gateway4.as_ref().and_then(|g| match g.get_ref().parse::<Ipv4Addr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Some(a),
+            _ => {
+                issues.at(g.span(), format!("{name}: gateway4 = {:?} is not a unicast IPv4 address", g.get_ref()));
+                None
+            }
+        });
+        let gateway6 = raw.gateway6.as_ref().and_then(|g| match g.get_ref().parse::<Ipv6Addr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() => Some(a),
+            _ => {
+                issues.at(g.span(), format!("{name}: gateway6 = {:?} is not a unicast IPv6 address", g.get_ref()));
+                None
+            }
+        });
         rule.policy = Some(LinkPolicy {
             flags,
             on_carrier_loss,
             ipv4,
             ipv6,
+            gateway4,
+            gateway6,
         });
     }
     (issues.list.len() == before).then_some(rule)
@@ -999,6 +1027,17 @@ on_carrier_loss = "panic"
         )
         .unwrap_err();
         assert!(e.issues[0].message.contains("both false"), "{e}");
+    }
+
+    #[test]
+    fn gateways() {
+        let cfg = load("schema_version = 1\n[[link]]\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\"]\ngateway4 = \"10.2.0.1\"\ngateway6 = \"fe80::1\"\n").unwrap();
+        let p = cfg.links[0].policy.unwrap();
+        assert_eq!(p.gateway4, Some(Ipv4Addr::new(10, 2, 0, 1)));
+        assert_eq!(p.gateway6, Some("fe80::1".parse().unwrap()));
+        let e = load("schema_version = 1\n[[link]]\nflags = [\"subflow\"]\ngateway4 = \"fe80::1\"\ngateway6 = \"ff02::1\"\n").unwrap_err();
+        assert_eq!(e.issues.len(), 2, "{e}");
+        assert_eq!((e.issues[0].line, e.issues[0].column), (4, 12), "{e}");
     }
 
     #[test]

@@ -140,7 +140,8 @@ impl fmt::Display for Diagnostic {
             Diagnostic::NoRoute { interface, family } => write!(
                 f,
                 "{interface}: {family} address but no default route via it in any table and no gateway known \
-                 (NetworkManager's IP config, or a point-to-point link); no endpoint"
+                 (NetworkManager's IP or DHCP config, gateway4/gateway6 in the link rule, or a point-to-point \
+                 link); no endpoint"
             ),
             Diagnostic::NoTable { interface } => write!(
                 f,
@@ -296,7 +297,7 @@ fn assess_link(
                 continue;
             }
             let address = choose_address(obs, link.ifindex, family);
-            let route = route_path(cfg, obs, link, family, nm_device);
+            let route = route_path(cfg, obs, link, family, nm_device, policy);
             let want = match &address {
                 None => Want::Absent(format!("no usable {family} address")),
                 Some(a) => want_for(obs, policy, link, a, carrier, &nm_gate, route),
@@ -389,6 +390,7 @@ fn route_path(
     link: &Link,
     family: Family,
     dev: Option<&NmDevice>,
+    policy: &LinkPolicy,
 ) -> RoutePath {
     let via_link =
         |r: &&Route| r.is_default() && r.family() == family && r.ifindex == Some(link.ifindex);
@@ -403,6 +405,17 @@ fn route_path(
     let Some(table) = cfg.routing.table_for(link.ifindex) else {
         return RoutePath::Missing;
     };
+    // The config's gateway is the administrator's explicit word.
+    let configured = match family {
+        Family::V4 => policy.gateway4.map(IpAddr::V4),
+        Family::V6 => policy.gateway6.map(IpAddr::V6),
+    };
+    if configured.is_some() {
+        return RoutePath::Policy {
+            table,
+            gateway: configured,
+        };
+    }
     let foreign_table = obs.routes.iter().filter(via_link).find(|r| {
         r.protocol != cfg.routing.protocol && ![TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
     });

@@ -844,6 +844,20 @@ fn kernel_only_policy_routing_from_a_default_route_in_another_table() {
 }
 
 #[test]
+fn configured_gateway_serves_a_static_never_default_uplink() {
+    // NetworkManager drops ipv4.gateway from a never-default profile: nothing else knows it.
+    let cfg = "schema_version = 1\n[[link]]\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\"]\ngateway4 = \"10.2.0.1\"\n";
+    let mut w = World::new(cfg);
+    w.ev(Event::RouteRemoved(default_route(WWAN, "10.2.0.1", TABLE_MAIN, 700)));
+    let ops = w.settle();
+    assert!(
+        ops.iter().any(|o| matches!(o, Op::AddRoute(r) if r.is_default() && r.gateway == Some(ip("10.2.0.1")) && r.table == 1003)),
+        "{ops:?}"
+    );
+    assert_eq!(ops.last(), Some(&add(1, "10.2.0.2", WWAN)));
+}
+
+#[test]
 fn point_to_point_uplink_needs_no_gateway() {
     let mut w = World::new(BASE);
     w.ev(Event::RouteRemoved(default_route(

@@ -47,8 +47,13 @@ impl fmt::Display for LoadError {
 /// Check ownership and permissions: a regular file, owned by root or by the user the agent
 /// runs as, writable by its owner only.
 pub fn check_file(path: &Path) -> Result<(), LoadError> {
-    let shown = path.display();
+    let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| LoadError::Unreadable(format!("{shown}: {e}")))?;
+    check_metadata(&meta, &shown)
+}
+
+/// The checks of [`check_file`] on metadata already read (of an open file).
+pub fn check_metadata(meta: &std::fs::Metadata, shown: &str) -> Result<(), LoadError> {
     if !meta.is_file() {
         return Err(LoadError::Unreadable(format!("{shown}: not a regular file")));
     }
@@ -79,11 +84,38 @@ pub fn check_file(path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Open the file once, check what was opened (so a file swapped in after the check is
+/// never read), and read it as UTF-8 text.
+pub fn read_checked(path: &Path) -> Result<String, LoadError> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| LoadError::Unreadable(format!("{shown}: {e}"));
+    // O_NONBLOCK: opening a FIFO put in the file's place must not hang the agent.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    check_metadata(&file.metadata().map_err(unreadable)?, &shown)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(LoadError::Unreadable(format!(
+            "{shown}: grew beyond {MAX_BYTES} bytes while being read"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        let (line, column) = mptcp_agent_core::config::position(&text, valid);
+        LoadError::Unreadable(format!("{shown}:{line}:{column}: not UTF-8 text (invalid byte sequence)"))
+    })
+}
+
 /// Check, read and validate a config file.
 pub fn load_file(path: &Path) -> Result<Config, LoadError> {
-    check_file(path)?;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Unreadable(format!("{shown}: {e}")))?;
+    let text = read_checked(path)?;
     load(&text).map_err(|error| LoadError::Invalid { path: shown, error })
 }
 

@@ -80,13 +80,11 @@ impl Daemon {
             let mut failed = Vec::new();
             let mut touched = false;
             for step in &p.steps {
+                log::info!("{}: {}", step.why, step.op);
                 let result = self.exec.apply(&step.op).await;
-                match &result {
-                    Ok(()) => log::info!("{}: {}", step.why, step.op),
-                    Err(e) => {
-                        log::warn!("{}: {} FAILED: {e}", step.why, step.op);
-                        failed.push(format!("{}: {e}", step.op));
-                    }
+                if let Err(e) = &result {
+                    log::warn!("{} FAILED: {e}", step.op);
+                    failed.push(format!("{}: {e}", step.op));
                 }
                 touched |= step.op.touches_endpoints();
                 let now = self.now();

@@ -10,6 +10,10 @@ mod mptcpd;
 mod nm;
 mod pm;
 mod rtnl;
+mod cli;
+mod notify;
+mod ota;
+mod service;
 
 use std::{path::PathBuf, process::ExitCode};
 

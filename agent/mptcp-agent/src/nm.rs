@@ -6,7 +6,8 @@
 //! Only API that exists in NetworkManager 1.36 (Yocto kirkstone) is used, checked against
 //! its introspection XML: `GetDevices`, `Version`, `Startup`, `DeviceAdded`/`DeviceRemoved`;
 //! `Device.{Interface, IpInterface, DeviceType, State, Metered, Ip4Config, Ip6Config,
-//! GetAppliedConnection}`; `IP4Config.Gateway`, `IP6Config.Gateway`; and the standard
+//! Dhcp4Config, GetAppliedConnection}`; `IP4Config.Gateway`, `IP6Config.Gateway`,
+//! `DHCP4Config.Options`; and the standard
 //! `org.freedesktop.DBus.Properties.PropertiesChanged`.
 
 use std::{collections::HashMap, time::Duration};
@@ -68,6 +69,9 @@ trait Device {
     #[zbus(property, name = "Ip6Config")]
     fn ip6_config(&self) -> zbus::Result<OwnedObjectPath>;
 
+    #[zbus(property, name = "Dhcp4Config")]
+    fn dhcp4_config(&self) -> zbus::Result<OwnedObjectPath>;
+
     /// The profile as applied to the device (what NetworkManager acts on, unlike the
     /// saved profile after an `nmcli connection modify` without reapply).
     fn get_applied_connection(&self, flags: u32) -> zbus::Result<(HashMap<String, HashMap<String, OwnedValue>>, u64)>;
@@ -83,6 +87,15 @@ trait Ip4Config {
 }
 
 #[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.DHCP4Config",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+trait Dhcp4Config {
+    #[zbus(property)]
+    fn options(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+}
+
+#[zbus::proxy(
     interface = "org.freedesktop.NetworkManager.IP6Config",
     default_service = "org.freedesktop.NetworkManager"
 )]
@@ -92,7 +105,8 @@ trait Ip6Config {
 }
 
 /// Properties whose change means the agent's view of a device is stale.
-const DEVICE_KEYS: [&str; 8] = [
+const DEVICE_KEYS: [&str; 9] = [
+    "Dhcp4Config",
     "State",
     "Metered",
     "IpInterface",
@@ -147,7 +161,17 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
             }
         }
     }
-    // A profile with never-default keeps its gateway in the settings only.
+    // With never-default, NetworkManager's IP config has no gateway; DHCP still names the
+    // router, and a static profile may keep it in its settings.
+    if gateway4.is_none() {
+        if let Ok(p) = d.dhcp4_config().await {
+            if p.as_str() != "/" {
+                if let Ok(c) = Dhcp4ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+                    gateway4 = c.options().await.ok().and_then(|o| dhcp_router(&o));
+                }
+            }
+        }
+    }
     if let Some((_, g4, g6)) = &applied_settings {
         gateway4 = gateway4.or(*g4);
         gateway6 = gateway6.or(*g6);
@@ -163,6 +187,14 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
         gateway4,
         gateway6,
     })
+}
+
+/// The first router of DHCPv4 option 3 ("routers": space-separated addresses).
+fn dhcp_router(options: &HashMap<String, OwnedValue>) -> Option<std::net::Ipv4Addr> {
+    match &**options.get("routers")? {
+        Value::Str(s) => s.split_whitespace().next()?.parse().ok(),
+        _ => None,
+    }
 }
 
 fn setting_str(settings: &HashMap<String, HashMap<String, OwnedValue>>, group: &str, key: &str) -> Option<String> {
@@ -294,10 +326,19 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
                 }
                 msg = props.next() => {
                     let Some(Ok(msg)) = msg else { continue };
-                    if let Some(ev) = on_properties_changed(&conn, &msg, &mut config_paths).await {
-                        if tx.send(ev).await.is_err() {
-                            return Ok(());
+                    let Some(ev) = on_properties_changed(&conn, &msg, &mut config_paths).await else { continue };
+                    if ev == Event::NmStartup(false) {
+                        // Startup done: devices are assumed or activated now, and the version
+                        // is known; read everything again rather than patch it up.
+                        match snapshot(&conn, &conf_paths, &tx).await {
+                            Ok(true) => {}
+                            Ok(false) => return Ok(()),
+                            Err(e) => log::warn!("NetworkManager: reading its state after startup failed: {e}"),
                         }
+                        continue;
+                    }
+                    if tx.send(ev).await.is_err() {
+                        return Ok(());
                     }
                 }
                 msg = device_signals.next() => {
@@ -405,8 +446,10 @@ async fn on_properties_changed(
             }
             refresh(conn, &path, config_paths).await
         }
-        "org.freedesktop.NetworkManager.IP4Config" | "org.freedesktop.NetworkManager.IP6Config" => {
-            if !changed.contains_key("Gateway") {
+        "org.freedesktop.NetworkManager.IP4Config"
+        | "org.freedesktop.NetworkManager.IP6Config"
+        | "org.freedesktop.NetworkManager.DHCP4Config" => {
+            if !changed.contains_key("Gateway") && !changed.contains_key("Options") {
                 return None;
             }
             let device = config_paths.get(&path)?.clone();
@@ -421,7 +464,7 @@ async fn refresh(conn: &Connection, path: &str, config_paths: &mut HashMap<Strin
         Ok(d) => {
             // Remember which IP config objects belong to the device, to follow gateway changes.
             if let Ok(p) = DeviceProxy::builder(conn).path(path).ok()?.cache_properties(CacheProperties::No).build().await {
-                for cp in [p.ip4_config().await, p.ip6_config().await].into_iter().flatten() {
+                for cp in [p.ip4_config().await, p.ip6_config().await, p.dhcp4_config().await].into_iter().flatten() {
                     if cp.as_str() != "/" {
                         config_paths.insert(cp.to_string(), path.to_string());
                     }
@@ -457,6 +500,15 @@ mod tests {
         // NetworkManager before 1.40 has no mptcp-flags key.
         s.get_mut("connection").unwrap().remove("mptcp-flags");
         assert_eq!(applied_profile(&s).mptcp_flags, 0);
+    }
+
+    #[test]
+    fn dhcp_router_is_the_first_of_option_3() {
+        let mut o = HashMap::new();
+        o.insert("routers".to_string(), OwnedValue::try_from(Value::from("10.2.0.1 10.2.0.254")).unwrap());
+        assert_eq!(dhcp_router(&o), Some(std::net::Ipv4Addr::new(10, 2, 0, 1)));
+        o.clear();
+        assert_eq!(dhcp_router(&o), None);
     }
 
     #[test]

@@ -133,7 +133,9 @@ pub fn apply(action: Action, opts: &ApplyOptions) -> Result<Outcome> {
         None => tree.join(".mptcp-backport"),
     };
     let state_path = state_dir.join("state.json");
-    let log = Log { path: state_dir.join("apply.log") };
+    let log = Log {
+        path: state_dir.join("apply.log"),
+    };
     let existing = read_state(&state_path)?;
 
     match action {
@@ -158,53 +160,111 @@ pub fn apply(action: Action, opts: &ApplyOptions) -> Result<Outcome> {
             if let Some(git) = git_tree.as_ref().filter(|_| mode == Mode::Git) {
                 let dirty = git.dirty_files()?;
                 if !dirty.is_empty() {
-                    return Err(Error::DirtyTree { path: tree.clone(), files: summarize(&dirty) });
+                    return Err(Error::DirtyTree {
+                        path: tree.clone(),
+                        files: summarize(&dirty),
+                    });
                 }
                 if git.git_dir()?.join("rebase-apply").exists() {
                     return Err(Error::Apply("a `git am` or rebase is already in progress in the tree; finish or abort it first".into()));
                 }
             }
             fs::create_dir_all(&state_dir).map_err(|e| Error::io(&state_dir, e))?;
-            log.write(&format!("start: {} patches from {} ({} {}), mode {:?}", info.patches.len(), series.display(), info.product, info.version, mode))?;
-            let state = State { series, mode, next: 0, am_from: 0, applied: Vec::new(), skipped: Vec::new(), conflict: None };
-            run(state, &info, &tree, git_tree.as_ref(), opts, &state_path, &log)
+            log.write(&format!(
+                "start: {} patches from {} ({} {}), mode {:?}",
+                info.patches.len(),
+                series.display(),
+                info.product,
+                info.version,
+                mode
+            ))?;
+            let state = State {
+                series,
+                mode,
+                next: 0,
+                am_from: 0,
+                applied: Vec::new(),
+                skipped: Vec::new(),
+                conflict: None,
+            };
+            run(
+                state,
+                &info,
+                &tree,
+                git_tree.as_ref(),
+                opts,
+                &state_path,
+                &log,
+            )
         }
         Action::Continue | Action::Skip => {
-            let mut state = existing.ok_or_else(|| Error::Apply(format!("no session in progress in {}", tree.display())))?;
+            let mut state = existing.ok_or_else(|| {
+                Error::Apply(format!("no session in progress in {}", tree.display()))
+            })?;
             let info = read_info(&state.series)?;
             let skip = matches!(action, Action::Skip);
-            let failed = info.patches.get(state.next).map(|p| p.file.clone()).unwrap_or_default();
+            let failed = info
+                .patches
+                .get(state.next)
+                .map(|p| p.file.clone())
+                .unwrap_or_default();
             match state.mode {
                 Mode::Git => {
-                    let git = git_tree.as_ref().ok_or_else(|| Error::NotARepo(tree.clone()))?;
+                    let git = git_tree
+                        .as_ref()
+                        .ok_or_else(|| Error::NotARepo(tree.clone()))?;
                     let am_dir = git.git_dir()?.join("rebase-apply");
                     if am_dir.exists() {
-                        log.write(&format!("{}: {failed}", if skip { "skip" } else { "continue after manual fix" }))?;
+                        // Logged by run_am once git am has taken the fix.
                         record(&mut state, &failed, skip);
                         state.next += 1;
                         let sub = if skip { "--skip" } else { "--continue" };
                         return run_am(state, &info, git, opts, &state_path, &log, &[sub]);
                     }
                     // The user finished the patch with git directly; go on with the next one.
-                    log.write(&format!("git am session gone; taking {failed} as {}", if skip { "skipped" } else { "done by hand" }))?;
+                    log.write(&format!(
+                        "git am session gone; taking {failed} as {}",
+                        if skip { "skipped" } else { "done by hand" }
+                    ))?;
                 }
                 Mode::Plain => {
-                    log.write(&format!("{}: {failed}", if skip { "skip" } else { "continue after manual fix" }))?;
+                    log.write(&format!(
+                        "{}: {failed}",
+                        if skip {
+                            "skip"
+                        } else {
+                            "continue after manual fix"
+                        }
+                    ))?;
                 }
             }
             record(&mut state, &failed, skip);
             state.next += 1;
             state.conflict = None;
-            run(state, &info, &tree, git_tree.as_ref(), opts, &state_path, &log)
+            run(
+                state,
+                &info,
+                &tree,
+                git_tree.as_ref(),
+                opts,
+                &state_path,
+                &log,
+            )
         }
         Action::Abort => {
-            let state = existing.ok_or_else(|| Error::Apply(format!("no session in progress in {}", tree.display())))?;
+            let state = existing.ok_or_else(|| {
+                Error::Apply(format!("no session in progress in {}", tree.display()))
+            })?;
             if let (Mode::Git, Some(git)) = (state.mode, &git_tree) {
                 if git.git_dir()?.join("rebase-apply").exists() {
                     git.run(&["am", "--abort"])?;
                 }
             }
-            log.write(&format!("abort at patch {} ({} applied stay in the tree)", state.next + 1, state.applied.len()))?;
+            log.write(&format!(
+                "abort at patch {} ({} applied stay in the tree)",
+                state.next + 1,
+                state.applied.len()
+            ))?;
             fs::remove_file(&state_path).map_err(|e| Error::io(&state_path, e))?;
             Ok(Outcome::Aborted)
         }
@@ -220,7 +280,15 @@ fn record(state: &mut State, file: &str, skip: bool) {
 }
 
 /// Apply from `state.next` on.
-fn run(state: State, info: &ExportInfo, tree: &Path, git: Option<&Git>, opts: &ApplyOptions, state_path: &Path, log: &Log) -> Result<Outcome> {
+fn run(
+    state: State,
+    info: &ExportInfo,
+    tree: &Path,
+    git: Option<&Git>,
+    opts: &ApplyOptions,
+    state_path: &Path,
+    log: &Log,
+) -> Result<Outcome> {
     match state.mode {
         Mode::Git => {
             let git = git.ok_or_else(|| Error::NotARepo(tree.to_path_buf()))?;
@@ -232,7 +300,15 @@ fn run(state: State, info: &ExportInfo, tree: &Path, git: Option<&Git>, opts: &A
 
 /// `git am -3` the remaining patches in one process (or `git am --continue/--skip`).
 #[allow(clippy::too_many_arguments)]
-fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, state_path: &Path, log: &Log, resume: &[&str]) -> Result<Outcome> {
+fn run_am(
+    mut state: State,
+    info: &ExportInfo,
+    git: &Git,
+    opts: &ApplyOptions,
+    state_path: &Path,
+    log: &Log,
+    resume: &[&str],
+) -> Result<Outcome> {
     if resume.is_empty() {
         if state.next >= info.patches.len() {
             return finish(state, state_path, log);
@@ -250,13 +326,42 @@ fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, s
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = git.command(&argv);
-    if git.run_text(&["config", "user.email"]).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        cmd.env("GIT_COMMITTER_NAME", "mptcp-backport").env("GIT_COMMITTER_EMAIL", "mptcp-backport@localhost");
+    if git
+        .run_text(&["config", "user.email"])
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(true)
+    {
+        cmd.env("GIT_COMMITTER_NAME", "mptcp-backport")
+            .env("GIT_COMMITTER_EMAIL", "mptcp-backport@localhost");
     }
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| Error::Command { command: "git am".into(), message: e.to_string() })?;
-    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Command {
+            command: "git am".into(),
+            message: e.to_string(),
+        })?;
+    let resumed = |log: &Log, state: &State| -> Result<()> {
+        match resume.first() {
+            Some(&"--skip") => log.write(&format!(
+                "skip: {}",
+                state.skipped.last().map(String::as_str).unwrap_or("")
+            )),
+            Some(_) => log.write(&format!(
+                "continue after manual fix: {}",
+                state.applied.last().map(String::as_str).unwrap_or("")
+            )),
+            None => Ok(()),
+        }
+    };
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let am_dir = git.git_dir()?.join("rebase-apply");
     if out.status.success() && !am_dir.exists() {
+        resumed(log, &state)?;
         for p in &info.patches[state.next.min(info.patches.len())..] {
             log.write(&format!("applied {}", p.file))?;
             state.applied.push(p.file.clone());
@@ -265,11 +370,17 @@ fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, s
         return finish(state, state_path, log);
     }
     if !am_dir.exists() {
-        return Err(Error::Command { command: "git am".into(), message: tail(&output, 20) });
+        return Err(Error::Command {
+            command: "git am".into(),
+            message: tail(&output, 20),
+        });
     }
     // rebase-apply/next: number (1-based) of the patch git am stopped on, in this session.
     let next_text = fs::read_to_string(am_dir.join("next")).unwrap_or_default();
-    let k: usize = next_text.trim().parse().map_err(|_| Error::parse("git am state", format!("rebase-apply/next = {next_text:?}")))?;
+    let k: usize = next_text
+        .trim()
+        .parse()
+        .map_err(|_| Error::parse("git am state", format!("rebase-apply/next = {next_text:?}")))?;
     let failed = state.am_from + k.saturating_sub(1);
     if failed < state.next {
         // `--continue` on the same patch: the fix is not staged yet. Nothing was saved.
@@ -279,6 +390,7 @@ fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, s
             tail(&output, 12)
         )));
     }
+    resumed(log, &state)?;
     for p in &info.patches[state.next..failed] {
         log.write(&format!("applied {}", p.file))?;
         state.applied.push(p.file.clone());
@@ -286,8 +398,12 @@ fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, s
     state.next = failed;
     // Three-way conflicts leave unmerged paths; otherwise nothing was touched and a dry run of
     // GNU patch tells which hunks of which files fail (git am names at most one file).
-    let mut files: Vec<(String, Vec<u32>)> =
-        git.run_text(&["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default().lines().map(|f| (f.to_string(), Vec::new())).collect();
+    let mut files: Vec<(String, Vec<u32>)> = git
+        .run_text(&["diff", "--name-only", "--diff-filter=U"])
+        .unwrap_or_default()
+        .lines()
+        .map(|f| (f.to_string(), Vec::new()))
+        .collect();
     if files.is_empty() {
         let patch_file = state.series.join(&info.patches[failed].file);
         if let Ok((false, dry)) = patch_cmd(git.path(), &patch_file, true) {
@@ -301,7 +417,14 @@ fn run_am(mut state: State, info: &ExportInfo, git: &Git, opts: &ApplyOptions, s
 }
 
 /// `patch -p1` each remaining patch, dry-run first.
-fn run_plain(mut state: State, info: &ExportInfo, tree: &Path, opts: &ApplyOptions, state_path: &Path, log: &Log) -> Result<Outcome> {
+fn run_plain(
+    mut state: State,
+    info: &ExportInfo,
+    tree: &Path,
+    opts: &ApplyOptions,
+    state_path: &Path,
+    log: &Log,
+) -> Result<Outcome> {
     while state.next < info.patches.len() {
         let p = &info.patches[state.next];
         let file = state.series.join(&p.file);
@@ -312,7 +435,10 @@ fn run_plain(mut state: State, info: &ExportInfo, tree: &Path, opts: &ApplyOptio
         }
         let real = patch_cmd(tree, &file, false)?;
         if !real.0 {
-            return Err(Error::Command { command: format!("patch -p1 < {}", file.display()), message: tail(&real.1, 20) });
+            return Err(Error::Command {
+                command: format!("patch -p1 < {}", file.display()),
+                message: tail(&real.1, 20),
+            });
         }
         log.write(&format!("applied {}", p.file))?;
         state.applied.push(p.file.clone());
@@ -324,23 +450,49 @@ fn run_plain(mut state: State, info: &ExportInfo, tree: &Path, opts: &ApplyOptio
 
 fn patch_cmd(tree: &Path, file: &Path, dry: bool) -> Result<(bool, String)> {
     let mut cmd = Command::new("patch");
-    cmd.args(["-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-"]);
+    cmd.args([
+        "-p1",
+        "--forward",
+        "--batch",
+        "--fuzz=0",
+        "--no-backup-if-mismatch",
+        "-r",
+        "-",
+    ]);
     if dry {
         cmd.arg("--dry-run");
     }
-    cmd.arg("-i").arg(file).current_dir(tree).env("LC_ALL", "C").stdin(Stdio::null());
-    let out = cmd.output().map_err(|e| Error::Command { command: "patch".into(), message: format!("{e} (install GNU patch)") })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    cmd.arg("-i")
+        .arg(file)
+        .current_dir(tree)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    let out = cmd.output().map_err(|e| Error::Command {
+        command: "patch".into(),
+        message: format!("{e} (install GNU patch)"),
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok((out.status.success(), text))
 }
 
 fn finish(mut state: State, state_path: &Path, log: &Log) -> Result<Outcome> {
     state.conflict = None;
-    log.write(&format!("done: {} applied, {} skipped", state.applied.len(), state.skipped.len()))?;
+    log.write(&format!(
+        "done: {} applied, {} skipped",
+        state.applied.len(),
+        state.skipped.len()
+    ))?;
     if state_path.exists() {
         fs::remove_file(state_path).map_err(|e| Error::io(state_path, e))?;
     }
-    Ok(Outcome::Done { applied: state.applied.len(), skipped: state.skipped.len() })
+    Ok(Outcome::Done {
+        applied: state.applied.len(),
+        skipped: state.skipped.len(),
+    })
 }
 
 fn conflict(
@@ -374,7 +526,10 @@ fn conflict(
                 picked
             }
         };
-        conflict_files.push(ConflictFile { path, hunks: chosen });
+        conflict_files.push(ConflictFile {
+            path,
+            hunks: chosen,
+        });
     }
     let mut hints = Vec::new();
     let candidates = match (&patch.commit, patch.kind) {
@@ -387,8 +542,18 @@ fn conflict(
     if let (Some(m), Some(commit)) = (&opts.manifest, &patch.commit) {
         for k in &m.known_conflict {
             let id = k.id.to_ascii_lowercase();
-            if commit.starts_with(&id) || patch.upstream.as_deref().map(|u| u.starts_with(&id)).unwrap_or(false) {
-                hints.push(format!("known conflict ({}): {}", k.files.join(", "), k.hint));
+            if commit.starts_with(&id)
+                || patch
+                    .upstream
+                    .as_deref()
+                    .map(|u| u.starts_with(&id))
+                    .unwrap_or(false)
+            {
+                hints.push(format!(
+                    "known conflict ({}): {}",
+                    k.files.join(", "),
+                    k.hint
+                ));
             }
         }
     }
@@ -407,8 +572,17 @@ fn conflict(
     log.write(&format!(
         "conflict in {} ({}): {}",
         report.patch,
-        report.commit.as_deref().map(|c| &c[..12.min(c.len())]).unwrap_or("fixup"),
-        report.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
+        report
+            .commit
+            .as_deref()
+            .map(|c| &c[..12.min(c.len())])
+            .unwrap_or("fixup"),
+        report
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ))?;
     state.conflict = Some(report.clone());
     save_state(state_path, &state)?;
@@ -417,12 +591,24 @@ fn conflict(
 
 /// Blame the conflicting preimage lines at `commit^` in the source clone; keep commits that
 /// the base does not have.
-fn prerequisites(info: &ExportInfo, commit: &str, files: &[ConflictFile], opts: &ApplyOptions, hints: &mut Vec<String>) -> Vec<Prerequisite> {
-    let source = opts.source.clone().unwrap_or_else(|| info.source_repo.clone());
+fn prerequisites(
+    info: &ExportInfo,
+    commit: &str,
+    files: &[ConflictFile],
+    opts: &ApplyOptions,
+    hints: &mut Vec<String>,
+) -> Vec<Prerequisite> {
+    let source = opts
+        .source
+        .clone()
+        .unwrap_or_else(|| info.source_repo.clone());
     let git = match Git::open(&source) {
         Ok(g) => g,
         Err(_) => {
-            hints.push(format!("no linux-stable clone at {} for conflict analysis (give --source)", source.display()));
+            hints.push(format!(
+                "no linux-stable clone at {} for conflict analysis (give --source)",
+                source.display()
+            ));
             return Vec::new();
         }
     };
@@ -447,7 +633,10 @@ fn prerequisites(info: &ExportInfo, commit: &str, files: &[ConflictFile], opts: 
         let text = match git.run_text(&argv) {
             Ok(t) => t,
             Err(_) => {
-                hints.push(format!("{}: not in {} on the source side (new file, or renamed by an earlier commit)", f.path, &parent));
+                hints.push(format!(
+                    "{}: not in {} on the source side (new file, or renamed by an earlier commit)",
+                    f.path, &parent
+                ));
                 continue;
             }
         };
@@ -455,9 +644,14 @@ fn prerequisites(info: &ExportInfo, commit: &str, files: &[ConflictFile], opts: 
         let mut current = String::new();
         for line in text.lines() {
             let first = line.split(' ').next().unwrap_or("");
-            if first.len() == 40 && first.bytes().all(|b| b.is_ascii_hexdigit()) && line.split(' ').count() >= 3 {
+            if first.len() == 40
+                && first.bytes().all(|b| b.is_ascii_hexdigit())
+                && line.split(' ').count() >= 3
+            {
                 current = first.to_string();
-                let e = by_commit.entry(current.clone()).or_insert((0, Vec::new(), String::new()));
+                let e = by_commit
+                    .entry(current.clone())
+                    .or_insert((0, Vec::new(), String::new()));
                 e.0 += 1;
                 if !e.1.contains(&f.path) {
                     e.1.push(f.path.clone());
@@ -489,11 +683,29 @@ fn prerequisites(info: &ExportInfo, commit: &str, files: &[ConflictFile], opts: 
             None => "NOT in the series: candidate prerequisite (add it as [[extra]] in the manifest, or adapt the hunk)".into(),
         };
         if let Some(m) = &opts.manifest {
-            if let Some(s) = m.skip.iter().find(|s| !s.id.is_empty() && c.starts_with(&s.id.to_ascii_lowercase())) {
-                note = format!("skipped by the manifest ({}){}", s.why, s.replaced_by.as_ref().map(|r| format!(", replaced by {r}")).unwrap_or_default());
+            if let Some(s) = m
+                .skip
+                .iter()
+                .find(|s| !s.id.is_empty() && c.starts_with(&s.id.to_ascii_lowercase()))
+            {
+                note = format!(
+                    "skipped by the manifest ({}){}",
+                    s.why,
+                    s.replaced_by
+                        .as_ref()
+                        .map(|r| format!(", replaced by {r}"))
+                        .unwrap_or_default()
+                );
             }
         }
-        out.push(Prerequisite { commit: c, subject, lines, files, in_series, note });
+        out.push(Prerequisite {
+            commit: c,
+            subject,
+            lines,
+            files,
+            in_series,
+            note,
+        });
     }
     out.sort_by(|a, b| b.lines.cmp(&a.lines).then(a.commit.cmp(&b.commit)));
     out
@@ -519,7 +731,10 @@ pub fn parse_hunks(text: &str) -> HashMap<String, Vec<Hunk>> {
                 Some((s, l)) => (s.parse().unwrap_or(0), l.parse().unwrap_or(0)),
                 None => (range.parse().unwrap_or(0), 1),
             };
-            map.entry(file.clone()).or_default().push(Hunk { old_start: start, old_len: len });
+            map.entry(file.clone()).or_default().push(Hunk {
+                old_start: start,
+                old_len: len,
+            });
         }
     }
     map
@@ -547,7 +762,13 @@ fn am_conflict_files(output: &str) -> Vec<(String, Vec<u32>)> {
         } else if let Some(rest) = line.strip_prefix("CONFLICT (content): Merge conflict in ") {
             add(rest, None);
         } else if let Some(rest) = line.strip_prefix("error: ") {
-            for suffix in [": patch does not apply", ": does not exist in index", ": already exists in index", ": already exists in working directory", ": No such file or directory"] {
+            for suffix in [
+                ": patch does not apply",
+                ": does not exist in index",
+                ": already exists in index",
+                ": already exists in working directory",
+                ": No such file or directory",
+            ] {
                 if let Some(p) = rest.strip_suffix(suffix) {
                     add(p, None);
                 }
@@ -562,7 +783,9 @@ fn patch_conflict_files(output: &str) -> Vec<(String, Vec<u32>)> {
     let mut files: Vec<(String, Vec<u32>)> = Vec::new();
     let mut current: Option<String> = None;
     for line in output.lines() {
-        let file = line.strip_prefix("checking file ").or_else(|| line.strip_prefix("patching file "));
+        let file = line
+            .strip_prefix("checking file ")
+            .or_else(|| line.strip_prefix("patching file "));
         if let Some(f) = file {
             let f = f.trim().trim_matches('\'').to_string();
             current = Some(f);
@@ -574,7 +797,14 @@ fn patch_conflict_files(output: &str) -> Vec<(String, Vec<u32>)> {
             || line.contains("can't find file to patch")
             || line.contains("No such file or directory");
         if let (true, Some(f)) = (problem, &current) {
-            let n = if failed { line.trim_start_matches("Hunk #").split_whitespace().next().and_then(|n| n.parse().ok()) } else { None };
+            let n = if failed {
+                line.trim_start_matches("Hunk #")
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+            } else {
+                None
+            };
             match files.iter_mut().find(|(p, _)| p == f) {
                 Some((_, ns)) => ns.extend(n),
                 None => files.push((f.clone(), n.into_iter().collect())),
@@ -593,21 +823,27 @@ fn git_toplevel(tree: &Path) -> Option<Git> {
 
 fn check_series_files(dir: &Path, info: &ExportInfo) -> Result<()> {
     if let Some(p) = info.patches.iter().find(|p| !dir.join(&p.file).is_file()) {
-        return Err(Error::Series { path: dir.to_path_buf(), message: format!("{} listed in export.json is missing", p.file) });
+        return Err(Error::Series {
+            path: dir.to_path_buf(),
+            message: format!("{} listed in export.json is missing", p.file),
+        });
     }
     Ok(())
 }
 
 fn read_state(path: &Path) -> Result<Option<State>> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::parse(path.display().to_string(), e.to_string())),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::parse(path.display().to_string(), e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
 }
 
 fn save_state(path: &Path, state: &State) -> Result<()> {
-    let json = serde_json::to_vec_pretty(state).map_err(|e| Error::parse("apply state", e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(state).map_err(|e| Error::parse("apply state", e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
     fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
@@ -638,14 +874,21 @@ impl Log {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let mut f = fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
         writeln!(f, "{} {line}", utc_now()).map_err(|e| Error::io(&self.path, e))
     }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` without a date crate.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -657,15 +900,30 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Human-readable conflict report.
 pub fn render_conflict(r: &ConflictReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let id = r.commit.as_deref().map(|c| c[..12.min(c.len())].to_string()).unwrap_or_else(|| "our fixup".into());
-    let _ = writeln!(s, "CONFLICT at patch {}/{}: {}", r.index + 1, r.total, r.patch);
+    let id = r
+        .commit
+        .as_deref()
+        .map(|c| c[..12.min(c.len())].to_string())
+        .unwrap_or_else(|| "our fixup".into());
+    let _ = writeln!(
+        s,
+        "CONFLICT at patch {}/{}: {}",
+        r.index + 1,
+        r.total,
+        r.patch
+    );
     let _ = writeln!(s, "  commit:  {id}  {}", r.subject);
     let _ = writeln!(s, "  files:");
     for f in &r.files {
@@ -673,17 +931,36 @@ pub fn render_conflict(r: &ConflictReport) -> String {
         let _ = writeln!(s, "    {}  (hunks {})", f.path, hunks.join(" "));
     }
     if r.candidates.is_empty() {
-        let _ = writeln!(s, "  candidate prerequisites: none found on the source side");
+        let _ = writeln!(
+            s,
+            "  candidate prerequisites: none found on the source side"
+        );
     } else {
         let _ = writeln!(s, "  candidate prerequisites (upstream commits that last changed the conflicting context):");
         for c in &r.candidates {
-            let _ = writeln!(s, "    {}  {}  [{} lines in {}] {}", &c.commit[..12], c.subject, c.lines, c.files.join(", "), c.note);
+            let _ = writeln!(
+                s,
+                "    {}  {}  [{} lines in {}] {}",
+                &c.commit[..12],
+                c.subject,
+                c.lines,
+                c.files.join(", "),
+                c.note
+            );
         }
     }
     for h in &r.hints {
         let _ = writeln!(s, "  hint: {h}");
     }
-    let _ = writeln!(s, "  output:\n{}", r.output.lines().map(|l| format!("    | {l}")).collect::<Vec<_>>().join("\n"));
+    let _ = writeln!(
+        s,
+        "  output:\n{}",
+        r.output
+            .lines()
+            .map(|l| format!("    | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let _ = writeln!(
         s,
         "\nFix the files (git: resolve and `git add`), then `mptcp-backport apply --continue --tree ...`;\n`--skip` leaves this patch out, `--abort` ends the session."
@@ -699,22 +976,49 @@ mod tests {
     fn hunks_are_parsed_per_file() {
         let text = "diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -10,7 +10,8 @@ f\n a\n@@ -40 +41 @@\n-b\n+c\ndiff --git a/y.c b/z.c\n@@ -1,3 +1,3 @@\n";
         let h = parse_hunks(text);
-        assert_eq!(h["x.c"], vec![Hunk { old_start: 10, old_len: 7 }, Hunk { old_start: 40, old_len: 1 }]);
-        assert_eq!(h["y.c"], vec![Hunk { old_start: 1, old_len: 3 }]);
+        assert_eq!(
+            h["x.c"],
+            vec![
+                Hunk {
+                    old_start: 10,
+                    old_len: 7
+                },
+                Hunk {
+                    old_start: 40,
+                    old_len: 1
+                }
+            ]
+        );
+        assert_eq!(
+            h["y.c"],
+            vec![Hunk {
+                old_start: 1,
+                old_len: 3
+            }]
+        );
     }
 
     #[test]
     fn am_output_is_parsed() {
         let out = "Applying: mptcp: x\nerror: patch failed: net/ipv4/tcp.c:2511\nerror: net/ipv4/tcp.c: patch does not apply\nPatch failed at 0003 mptcp: x\n";
-        assert_eq!(am_conflict_files(out), vec![("net/ipv4/tcp.c".to_string(), vec![2511])]);
+        assert_eq!(
+            am_conflict_files(out),
+            vec![("net/ipv4/tcp.c".to_string(), vec![2511])]
+        );
         let out = "CONFLICT (content): Merge conflict in net/mptcp/protocol.c\n";
-        assert_eq!(am_conflict_files(out), vec![("net/mptcp/protocol.c".to_string(), vec![])]);
+        assert_eq!(
+            am_conflict_files(out),
+            vec![("net/mptcp/protocol.c".to_string(), vec![])]
+        );
     }
 
     #[test]
     fn patch_output_is_parsed() {
         let out = "checking file net/ipv4/tcp.c\nHunk #2 FAILED at 2511.\n1 out of 2 hunks FAILED\nchecking file net/mptcp/protocol.c\n";
-        assert_eq!(patch_conflict_files(out), vec![("net/ipv4/tcp.c".to_string(), vec![2])]);
+        assert_eq!(
+            patch_conflict_files(out),
+            vec![("net/ipv4/tcp.c".to_string(), vec![2])]
+        );
     }
 
     #[test]

@@ -72,7 +72,12 @@ pub fn bench(opts: &BenchOptions, out: &mut dyn Write) -> Result<f64> {
         let _ = std::fs::remove_dir_all(&tmp);
         generate(&tmp, &Spec::bench(opts.commits))?;
         std::fs::rename(&tmp, &repo).map_err(|e| Error::io(&repo, e))?;
-        let _ = writeln!(out, "generated a synthetic history in {:.1} s: {}", t.elapsed().as_secs_f64(), repo.display());
+        let _ = writeln!(
+            out,
+            "generated a synthetic history in {:.1} s: {}",
+            t.elapsed().as_secs_f64(),
+            repo.display()
+        );
     } else {
         let _ = writeln!(out, "reusing the synthetic history {}", repo.display());
     }
@@ -86,10 +91,21 @@ pub fn bench(opts: &BenchOptions, out: &mut dyn Write) -> Result<f64> {
     };
     let base = latest("v5.10.").ok_or_else(|| Error::parse("bench history", "no v5.10.N tag"))?;
     let target = latest("v5.15.").ok_or_else(|| Error::parse("bench history", "no v5.15.N tag"))?;
-    let manifest = Manifest::parse(BENCH_MANIFEST).map_err(|m| Error::Manifest { path: "bench".into(), message: m })?;
+    let manifest = Manifest::parse(BENCH_MANIFEST).map_err(|m| Error::Manifest {
+        path: "bench".into(),
+        message: m,
+    })?;
 
     let t = Instant::now();
-    let p = plan(&git, &manifest, &PlanOptions { base: base.clone(), target: target.clone(), conditions_tree: None })?;
+    let p = plan(
+        &git,
+        &manifest,
+        &PlanOptions {
+            base: base.clone(),
+            target: target.clone(),
+            conditions_tree: None,
+        },
+    )?;
     let plan_secs = t.elapsed().as_secs_f64();
     let _ = writeln!(
         out,
@@ -113,11 +129,17 @@ pub fn bench(opts: &BenchOptions, out: &mut dyn Write) -> Result<f64> {
         .env("LIMIT", &limit)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Command { command: "bash".into(), message: e.to_string() })?;
+        .map_err(|e| Error::Command {
+            command: "bash".into(),
+            message: e.to_string(),
+        })?;
     let field_secs = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&work);
     if !res.status.success() {
-        return Err(Error::Command { command: "field loop".into(), message: String::from_utf8_lossy(&res.stderr).into_owned() });
+        return Err(Error::Command {
+            command: "field loop".into(),
+            message: String::from_utf8_lossy(&res.stderr).into_owned(),
+        });
     }
     let text = String::from_utf8_lossy(&res.stdout);
     let mut nums = text.lines().filter_map(|l| l.trim().parse::<usize>().ok());
@@ -131,8 +153,16 @@ pub fn bench(opts: &BenchOptions, out: &mut dyn Write) -> Result<f64> {
     };
     let _ = writeln!(out, "field per-commit loop: {field_full:.1} s for {looped} commits, {found} touching net/mptcp{note}");
     if opts.field_limit.is_none() {
-        let agree = if found == p.touching_paths { "yes" } else { "NO" };
-        let _ = writeln!(out, "selection agrees with plan: {agree} ({found} vs {})", p.touching_paths);
+        let agree = if found == p.touching_paths {
+            "yes"
+        } else {
+            "NO"
+        };
+        let _ = writeln!(
+            out,
+            "selection agrees with plan: {agree} ({found} vs {})",
+            p.touching_paths
+        );
     }
     let ratio = field_full / plan_secs.max(1e-6);
     let _ = writeln!(out, "speed-up: {ratio:.1}x (required: >= 20x)");

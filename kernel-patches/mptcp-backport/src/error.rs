@@ -32,7 +32,11 @@ pub enum Error {
 
     /// A git command failed.
     #[error("git {args} (in {repo}): {stderr}")]
-    Git { repo: PathBuf, args: String, stderr: String },
+    Git {
+        repo: PathBuf,
+        args: String,
+        stderr: String,
+    },
 
     /// An external command (make, patch, bash…) could not run or failed.
     #[error("{command}: {message}")]
@@ -69,11 +73,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wrap an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A parse error about `what`.
     pub fn parse(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Parse { what: what.into(), detail: detail.into() }
+        Error::Parse {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 }

@@ -48,7 +48,13 @@ pub struct ExportedPatch {
 }
 
 /// Write the series into `out`. `force` replaces an earlier export there.
-pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bool) -> Result<ExportInfo> {
+pub fn export(
+    git: &Git,
+    manifest: &Manifest,
+    plan: &Plan,
+    out: &Path,
+    force: bool,
+) -> Result<ExportInfo> {
     prepare_dir(out, force)?;
     let total = plan.entries.len();
     let width = total.to_string().len().max(4);
@@ -65,21 +71,47 @@ pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bo
                     .and_then(|f| f.file_stem())
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "fixup".into());
-                format!("{:0width$}-mptcp-backport-{}.patch", n + 1, strip_number(&stem))
+                format!(
+                    "{:0width$}-mptcp-backport-{}.patch",
+                    n + 1,
+                    strip_number(&stem)
+                )
             }
             _ => {
-                let rel = e.release.as_deref().and_then(parse_version).map(|v| v.series()).unwrap_or_else(|| "ext".into());
+                let rel = e
+                    .release
+                    .as_deref()
+                    .and_then(parse_version)
+                    .map(|v| v.series())
+                    .unwrap_or_else(|| "ext".into());
                 format!("{:0width$}-{rel}-{}.patch", n + 1, slug(&e.subject))
             }
         };
         names.push(name);
     }
 
-    let commits: Vec<(usize, &str)> = plan.entries.iter().enumerate().filter_map(|(i, e)| e.commit.as_deref().map(|c| (i, c))).collect();
+    let commits: Vec<(usize, &str)> = plan
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.commit.as_deref().map(|c| (i, c)))
+        .collect();
     let position: HashMap<&str, usize> = commits.iter().map(|(i, c)| (*c, *i)).collect();
-    let mut writer = PatchWriter { out, plan, manifest, names: &names, total, mainline: &mainline, position, written: 0 };
+    let mut writer = PatchWriter {
+        out,
+        plan,
+        manifest,
+        names: &names,
+        total,
+        mainline: &mainline,
+        position,
+        written: 0,
+    };
     if !commits.is_empty() {
-        let input: Vec<u8> = commits.iter().flat_map(|(_, c)| format!("{c}\n").into_bytes()).collect();
+        let input: Vec<u8> = commits
+            .iter()
+            .flat_map(|(_, c)| format!("{c}\n").into_bytes())
+            .collect();
         let args = [
             "log",
             "--no-walk=unsorted",
@@ -97,10 +129,21 @@ pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bo
         writer.split(&stream)?;
     }
     if writer.written != commits.len() {
-        return Err(Error::parse("git log -p output", format!("{} patches for {} commits", writer.written, commits.len())));
+        return Err(Error::parse(
+            "git log -p output",
+            format!("{} patches for {} commits", writer.written, commits.len()),
+        ));
     }
-    for (i, e) in plan.entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::Fixup) {
-        let src = e.fixup_file.as_ref().ok_or_else(|| Error::parse("plan", "fixup without a file"))?;
+    for (i, e) in plan
+        .entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::Fixup)
+    {
+        let src = e
+            .fixup_file
+            .as_ref()
+            .ok_or_else(|| Error::parse("plan", "fixup without a file"))?;
         let dst = out.join(&names[i]);
         fs::copy(src, &dst).map_err(|e| Error::io(&dst, e))?;
     }
@@ -134,7 +177,8 @@ pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bo
         target: plan.target.clone(),
         base_commit: plan.base_commit.clone(),
         target_commit: plan.target_commit.clone(),
-        source_repo: fs::canonicalize(&plan.source_repo).unwrap_or_else(|_| plan.source_repo.clone()),
+        source_repo: fs::canonicalize(&plan.source_repo)
+            .unwrap_or_else(|_| plan.source_repo.clone()),
         patches: plan
             .entries
             .iter()
@@ -149,7 +193,8 @@ pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bo
             })
             .collect(),
     };
-    let json = serde_json::to_vec_pretty(&info).map_err(|e| Error::parse("export.json", e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&info).map_err(|e| Error::parse("export.json", e.to_string()))?;
     write_file(&out.join(EXPORT_INFO), &json)?;
     Ok(info)
 }
@@ -157,8 +202,14 @@ pub fn export(git: &Git, manifest: &Manifest, plan: &Plan, out: &Path, force: bo
 /// Read `export.json` of an exported series.
 pub fn read_info(dir: &Path) -> Result<ExportInfo> {
     let path = dir.join(EXPORT_INFO);
-    let bytes = fs::read(&path).map_err(|e| Error::Series { path: dir.to_path_buf(), message: format!("cannot read {EXPORT_INFO}: {e}") })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Series { path: path.clone(), message: e.to_string() })
+    let bytes = fs::read(&path).map_err(|e| Error::Series {
+        path: dir.to_path_buf(),
+        message: format!("cannot read {EXPORT_INFO}: {e}"),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Series {
+        path: path.clone(),
+        message: e.to_string(),
+    })
 }
 
 struct PatchWriter<'a> {
@@ -192,7 +243,12 @@ impl PatchWriter<'_> {
     fn write_one(&mut self, record: &[u8]) -> Result<()> {
         // %H \0 %an \0 %ae \0 %aD \0 %s \0 %b \0 <diff section>
         let mut parts = record.splitn(7, |&b| b == 0);
-        let mut field = || parts.next().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+        let mut field = || {
+            parts
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default()
+        };
         let id = field();
         let name = field();
         let email = field();
@@ -201,20 +257,36 @@ impl PatchWriter<'_> {
         let body = field();
         let diff = parts.next().unwrap_or(&[]);
         let diff = diff.strip_prefix(b"\n").unwrap_or(diff);
-        let &idx = self.position.get(id.as_str()).ok_or_else(|| Error::parse("git log -p output", format!("unexpected commit {id}")))?;
+        let &idx = self
+            .position
+            .get(id.as_str())
+            .ok_or_else(|| Error::parse("git log -p output", format!("unexpected commit {id}")))?;
         let entry = &self.plan.entries[idx];
 
         let mut text = Vec::with_capacity(diff.len() + 2048);
-        let release = entry.release.clone().unwrap_or_else(|| "outside the range".into());
+        let release = entry
+            .release
+            .clone()
+            .unwrap_or_else(|| "outside the range".into());
         let _ = writeln!(text, "From {id} Mon Sep 17 00:00:00 2001");
         let _ = writeln!(text, "From: {} <{}>", encode_header(&name), email);
         let _ = writeln!(text, "Date: {date}");
-        let _ = writeln!(text, "Subject: [PATCH {}/{}] {}", idx + 1, self.total, encode_header(&subject));
+        let _ = writeln!(
+            text,
+            "Subject: [PATCH {}/{}] {}",
+            idx + 1,
+            self.total,
+            encode_header(&subject)
+        );
         let _ = writeln!(text, "Git-commit: {id}");
         match &entry.upstream {
             Some(up) => {
                 let _ = writeln!(text, "Upstream-commit: {up}");
-                let mainline = self.mainline.get(up).cloned().unwrap_or_else(|| "unknown (upstream commit not in the clone)".into());
+                let mainline = self
+                    .mainline
+                    .get(up)
+                    .cloned()
+                    .unwrap_or_else(|| "unknown (upstream commit not in the clone)".into());
                 let _ = writeln!(text, "Patch-mainline: {mainline}");
                 let _ = writeln!(text, "Git-release: {release} (stable backport)");
             }
@@ -222,12 +294,20 @@ impl PatchWriter<'_> {
                 let _ = writeln!(text, "Patch-mainline: {release}");
             }
         }
-        let _ = writeln!(text, "Upstream-Status: Backport [{release}, commit {}]", &id[..12]);
+        let _ = writeln!(
+            text,
+            "Upstream-Status: Backport [{release}, commit {}]",
+            &id[..12]
+        );
         let reason = match entry.kind {
             Kind::Extra => format!("extra commit: {}", entry.why.as_deref().unwrap_or("")),
             _ => "touches the MPTCP path set".into(),
         };
-        let _ = writeln!(text, "References: {} {} ({reason})", self.manifest.product.name, self.manifest.product.version);
+        let _ = writeln!(
+            text,
+            "References: {} {} ({reason})",
+            self.manifest.product.name, self.manifest.product.version
+        );
         text.push(b'\n');
         let body = body.trim_end();
         if !body.is_empty() {
@@ -248,7 +328,11 @@ impl PatchWriter<'_> {
                 text.push(b'\n');
             }
         }
-        let _ = write!(text, "-- \nmptcp-backport {}\n\n", env!("CARGO_PKG_VERSION"));
+        let _ = write!(
+            text,
+            "-- \nmptcp-backport {}\n\n",
+            env!("CARGO_PKG_VERSION")
+        );
         write_file(&self.out.join(&self.names[idx]), &text)?;
         self.written += 1;
         Ok(())
@@ -258,15 +342,23 @@ impl PatchWriter<'_> {
 /// Mainline release of the upstream commits named by stable backports, with one
 /// `git name-rev` over the ones present in the clone.
 fn mainline_releases(git: &Git, plan: &Plan) -> Result<HashMap<String, String>> {
-    let mut ups: Vec<String> = plan.entries.iter().filter_map(|e| e.upstream.clone()).collect();
+    let mut ups: Vec<String> = plan
+        .entries
+        .iter()
+        .filter_map(|e| e.upstream.clone())
+        .collect();
     ups.sort();
     ups.dedup();
     let mut out = HashMap::new();
     if ups.is_empty() {
         return Ok(out);
     }
-    let present: Vec<String> =
-        ups.iter().zip(git.resolve_commits(&ups)?).filter(|(_, r)| matches!(r, Resolved::Commit(_))).map(|(u, _)| u.clone()).collect();
+    let present: Vec<String> = ups
+        .iter()
+        .zip(git.resolve_commits(&ups)?)
+        .filter(|(_, r)| matches!(r, Resolved::Commit(_)))
+        .map(|(u, _)| u.clone())
+        .collect();
     if present.is_empty() {
         return Ok(out);
     }
@@ -285,17 +377,33 @@ fn mainline_releases(git: &Git, plan: &Plan) -> Result<HashMap<String, String>> 
 
 fn prepare_dir(out: &Path, force: bool) -> Result<()> {
     if out.exists() {
-        let entries: Vec<PathBuf> = fs::read_dir(out).map_err(|e| Error::io(out, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let entries: Vec<PathBuf> = fs::read_dir(out)
+            .map_err(|e| Error::io(out, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         let ours = |p: &PathBuf| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             name.ends_with(".patch") || name == SERIES || name == EXPORT_INFO
         };
         if !entries.is_empty() {
             if !force {
-                return Err(Error::Series { path: out.to_path_buf(), message: "directory is not empty (use --force to replace an earlier export)".into() });
+                return Err(Error::Series {
+                    path: out.to_path_buf(),
+                    message: "directory is not empty (use --force to replace an earlier export)"
+                        .into(),
+                });
             }
             if let Some(other) = entries.iter().find(|p| !ours(p)) {
-                return Err(Error::Series { path: out.to_path_buf(), message: format!("holds {} which is not from an export; refusing to clear it", other.display()) });
+                return Err(Error::Series {
+                    path: out.to_path_buf(),
+                    message: format!(
+                        "holds {} which is not from an export; refusing to clear it",
+                        other.display()
+                    ),
+                });
             }
             for p in entries {
                 fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -371,7 +479,10 @@ mod tests {
 
     #[test]
     fn slugs_look_like_format_patch() {
-        assert_eq!(slug("tcp: parse mptcp options contained in reset packets"), "tcp-parse-mptcp-options-contained-in-reset-packets");
+        assert_eq!(
+            slug("tcp: parse mptcp options contained in reset packets"),
+            "tcp-parse-mptcp-options-contained-in-reset-packets"
+        );
         assert_eq!(slug("mptcp: fix \"x\" (y)"), "mptcp-fix-x-y");
         assert_eq!(slug("..."), "patch");
         assert!(slug(&"a ".repeat(100)).len() <= 52);
@@ -380,12 +491,18 @@ mod tests {
     #[test]
     fn headers_are_encoded_only_when_needed() {
         assert_eq!(encode_header("Paolo Abeni"), "Paolo Abeni");
-        assert_eq!(encode_header("Björn Töpel"), "=?UTF-8?q?Bj=C3=B6rn_T=C3=B6pel?=");
+        assert_eq!(
+            encode_header("Björn Töpel"),
+            "=?UTF-8?q?Bj=C3=B6rn_T=C3=B6pel?="
+        );
     }
 
     #[test]
     fn fixup_numbers_are_stripped() {
-        assert_eq!(strip_number("0002-ethtool-no-vclocks"), "ethtool-no-vclocks");
+        assert_eq!(
+            strip_number("0002-ethtool-no-vclocks"),
+            "ethtool-no-vclocks"
+        );
         assert_eq!(strip_number("ethtool-no-vclocks"), "ethtool-no-vclocks");
     }
 }

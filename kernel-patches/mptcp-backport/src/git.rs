@@ -30,8 +30,13 @@ pub enum Resolved {
 impl Git {
     /// Open `path`, checking that it is inside a git repository.
     pub fn open(path: &Path) -> Result<Git> {
-        let git = Git { repo: path.to_path_buf() };
-        let out = git.command(&["rev-parse", "--git-dir"]).output().map_err(|e| spawn_error(&e))?;
+        let git = Git {
+            repo: path.to_path_buf(),
+        };
+        let out = git
+            .command(&["rev-parse", "--git-dir"])
+            .output()
+            .map_err(|e| spawn_error(&e))?;
         if !out.status.success() {
             return Err(Error::NotARepo(path.to_path_buf()));
         }
@@ -48,15 +53,28 @@ impl Git {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(&self.repo);
         // Paths as bytes, no pager, no colour, no terminal prompts, English messages to parse.
-        cmd.args(["-c", "core.quotepath=off", "-c", "color.ui=false", "-c", "log.showSignature=false"]);
+        cmd.args([
+            "-c",
+            "core.quotepath=off",
+            "-c",
+            "color.ui=false",
+            "-c",
+            "log.showSignature=false",
+        ]);
         cmd.args(args);
-        cmd.env("LC_ALL", "C").env("GIT_PAGER", "cat").env("GIT_TERMINAL_PROMPT", "0");
+        cmd.env("LC_ALL", "C")
+            .env("GIT_PAGER", "cat")
+            .env("GIT_TERMINAL_PROMPT", "0");
         cmd
     }
 
     /// Run git and return stdout; a non-zero exit is an error carrying stderr.
     pub fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
-        let out = self.command(args).stdin(Stdio::null()).output().map_err(|e| spawn_error(&e))?;
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| spawn_error(&e))?;
         if !out.status.success() {
             return Err(self.error(args, &out.stderr));
         }
@@ -88,7 +106,10 @@ impl Git {
             let rev = rev.replace(['\n', '\r'], "");
             input.extend_from_slice(format!("{rev}^{{commit}}\n").as_bytes());
         }
-        let out = self.pipe(&["cat-file", "--batch-check=%(objectname) %(objecttype)"], input)?;
+        let out = self.pipe(
+            &["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            input,
+        )?;
         let text = String::from_utf8_lossy(&out);
         let mut result = Vec::with_capacity(revs.len());
         for line in text.lines() {
@@ -99,7 +120,10 @@ impl Git {
             }
         }
         if result.len() != revs.len() {
-            return Err(Error::parse("git cat-file --batch-check output", format!("{} answers for {} revisions", result.len(), revs.len())));
+            return Err(Error::parse(
+                "git cat-file --batch-check output",
+                format!("{} answers for {} revisions", result.len(), revs.len()),
+            ));
         }
         Ok(result)
     }
@@ -126,10 +150,15 @@ impl Git {
             pos = eol + 1;
             let fields: Vec<&str> = header.split(' ').collect();
             if fields.len() == 3 && fields[1] != "missing" {
-                let size: usize = fields[2].parse().map_err(|_| Error::parse("git cat-file --batch header", header.clone()))?;
+                let size: usize = fields[2]
+                    .parse()
+                    .map_err(|_| Error::parse("git cat-file --batch header", header.clone()))?;
                 let end = pos + size;
                 if end > out.len() {
-                    return Err(Error::parse("git cat-file --batch output", "truncated object"));
+                    return Err(Error::parse(
+                        "git cat-file --batch output",
+                        "truncated object",
+                    ));
                 }
                 result.push(Some(out[pos..end].to_vec()));
                 pos = end + 1; // object content is followed by a newline
@@ -138,7 +167,10 @@ impl Git {
             }
         }
         if result.len() != specs.len() {
-            return Err(Error::parse("git cat-file --batch output", format!("{} objects for {} requests", result.len(), specs.len())));
+            return Err(Error::parse(
+                "git cat-file --batch output",
+                format!("{} objects for {} requests", result.len(), specs.len()),
+            ));
         }
         Ok(result)
     }
@@ -153,11 +185,17 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| Error::parse("git stdin", "not captured"))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::parse("git stdin", "not captured"))?;
         let writer = thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
-        let mut stderr = child.stderr.take().ok_or_else(|| Error::parse("git stderr", "not captured"))?;
+        let mut stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::parse("git stderr", "not captured"))?;
         let err_reader = thread::spawn(move || {
             let mut buf = Vec::new();
             let _ = stderr.read_to_end(&mut buf);
@@ -165,7 +203,9 @@ impl Git {
         });
         let mut out = Vec::new();
         if let Some(mut stdout) = child.stdout.take() {
-            stdout.read_to_end(&mut out).map_err(|e| Error::io(&self.repo, e))?;
+            stdout
+                .read_to_end(&mut out)
+                .map_err(|e| Error::io(&self.repo, e))?;
         }
         let _ = writer.join();
         let err = err_reader.join().unwrap_or_default();
@@ -188,13 +228,19 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stderr = child.stderr.take().ok_or_else(|| Error::parse("git stderr", "not captured"))?;
+        let mut stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::parse("git stderr", "not captured"))?;
         let err_reader = thread::spawn(move || {
             let mut buf = Vec::new();
             let _ = stderr.read_to_end(&mut buf);
             buf
         });
-        let stdout = child.stdout.take().ok_or_else(|| Error::parse("git stdout", "not captured"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::parse("git stdout", "not captured"))?;
         let mut reader = BufReader::with_capacity(1 << 20, stdout);
         let mut result = Ok(());
         loop {
@@ -244,7 +290,10 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let diff_out = diff_tree.stdout.take().ok_or_else(|| Error::parse("git diff-tree stdout", "not captured"))?;
+        let diff_out = diff_tree
+            .stdout
+            .take()
+            .ok_or_else(|| Error::parse("git diff-tree stdout", "not captured"))?;
         let mut patch_id = self
             .command(&["patch-id", "--stable"])
             .stdin(Stdio::from(diff_out))
@@ -252,18 +301,30 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stdin = diff_tree.stdin.take().ok_or_else(|| Error::parse("git diff-tree stdin", "not captured"))?;
-        let input: Vec<u8> = commits.iter().flat_map(|c| format!("{c}\n").into_bytes()).collect();
+        let mut stdin = diff_tree
+            .stdin
+            .take()
+            .ok_or_else(|| Error::parse("git diff-tree stdin", "not captured"))?;
+        let input: Vec<u8> = commits
+            .iter()
+            .flat_map(|c| format!("{c}\n").into_bytes())
+            .collect();
         let writer = thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
-        let mut dt_err = diff_tree.stderr.take().ok_or_else(|| Error::parse("git diff-tree stderr", "not captured"))?;
+        let mut dt_err = diff_tree
+            .stderr
+            .take()
+            .ok_or_else(|| Error::parse("git diff-tree stderr", "not captured"))?;
         let dt_err_reader = thread::spawn(move || {
             let mut buf = Vec::new();
             let _ = dt_err.read_to_end(&mut buf);
             buf
         });
-        let mut pi_err = patch_id.stderr.take().ok_or_else(|| Error::parse("git patch-id stderr", "not captured"))?;
+        let mut pi_err = patch_id
+            .stderr
+            .take()
+            .ok_or_else(|| Error::parse("git patch-id stderr", "not captured"))?;
         let pi_err_reader = thread::spawn(move || {
             let mut buf = Vec::new();
             let _ = pi_err.read_to_end(&mut buf);
@@ -271,7 +332,9 @@ impl Git {
         });
         let mut out = String::new();
         if let Some(mut stdout) = patch_id.stdout.take() {
-            stdout.read_to_string(&mut out).map_err(|e| Error::io(&self.repo, e))?;
+            stdout
+                .read_to_string(&mut out)
+                .map_err(|e| Error::io(&self.repo, e))?;
         }
         let _ = writer.join();
         let dt_status = diff_tree.wait().map_err(|e| Error::io(&self.repo, e))?;
@@ -296,7 +359,11 @@ impl Git {
     /// `git status --porcelain` (tracked files only), one line per modified path.
     pub fn dirty_files(&self) -> Result<Vec<String>> {
         let text = self.run_text(&["status", "--porcelain", "--untracked-files=no"])?;
-        Ok(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+        Ok(text
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect())
     }
 
     /// The repository's git directory (absolute).
@@ -319,12 +386,18 @@ impl Git {
 }
 
 fn spawn_error(e: &std::io::Error) -> Error {
-    Error::Command { command: "git".into(), message: format!("cannot run git: {e} (is git installed?)") }
+    Error::Command {
+        command: "git".into(),
+        message: format!("cannot run git: {e} (is git installed?)"),
+    }
 }
 
 /// Read all of a child's output lines; used by callers that parse line-oriented git output.
 pub fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// True for a (possibly abbreviated) hexadecimal object id of at least 7 digits.

@@ -12,7 +12,8 @@ use crate::git::Git;
 use crate::manifest::parse_version;
 
 /// Record layout of the stream: RS, then US-separated fields, then the raw diff (NUL-separated).
-pub const LOG_FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%at%x1f%ct%x1f%an <%ae>%x1f%D%x1f%s%x1f%b%x1f";
+pub const LOG_FORMAT: &str =
+    "--format=%x1e%H%x1f%P%x1f%at%x1f%ct%x1f%an <%ae>%x1f%D%x1f%s%x1f%b%x1f";
 
 /// One changed path of a commit (`git log --raw`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +51,9 @@ impl Commit {
 
     /// Every path the commit changes, including rename sources.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
+        self.files
+            .iter()
+            .flat_map(|f| std::iter::once(f.path.as_str()).chain(f.old_path.as_deref()))
     }
 
     /// The first 12 digits of the id, as the kernel cites commits.
@@ -85,9 +88,22 @@ pub fn scan_commits(git: &Git, ids: &[String]) -> Result<Vec<Commit>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let input: Vec<u8> = ids.iter().flat_map(|c| format!("{c}\n").into_bytes()).collect();
-    let args =
-        ["log", "--no-walk=unsorted", "--stdin", "-z", "--raw", "-M", "--no-abbrev", "--no-color", "--decorate-refs=refs/tags/", LOG_FORMAT];
+    let input: Vec<u8> = ids
+        .iter()
+        .flat_map(|c| format!("{c}\n").into_bytes())
+        .collect();
+    let args = [
+        "log",
+        "--no-walk=unsorted",
+        "--stdin",
+        "-z",
+        "--raw",
+        "-M",
+        "--no-abbrev",
+        "--no-color",
+        "--decorate-refs=refs/tags/",
+        LOG_FORMAT,
+    ];
     let out = git.pipe(&args, input)?;
     let mut parser = StreamParser::default();
     parser.feed(&out)?;
@@ -112,7 +128,10 @@ impl StreamParser {
         let mut start = 0usize;
         let mut search = self.scan_from.max(1);
         loop {
-            let next = self.buf[search..].iter().position(|&b| b == 0x1e).map(|i| i + search);
+            let next = self.buf[search..]
+                .iter()
+                .position(|&b| b == 0x1e)
+                .map(|i| i + search);
             match next {
                 Some(end) if is_record_start(&self.buf[end..]) => {
                     let commit = parse_record(&self.buf[start..end])?;
@@ -170,7 +189,10 @@ fn parse_record(record: &[u8]) -> Result<Option<Commit>> {
     let body = next("body")?;
     let raw = fields.next().unwrap_or(&[]);
     if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::parse("git log record", format!("bad commit id `{id}`")));
+        return Err(Error::parse(
+            "git log record",
+            format!("bad commit id `{id}`"),
+        ));
     }
     let (upstream, reverts) = references(&body);
     Ok(Some(Commit {
@@ -179,7 +201,11 @@ fn parse_record(record: &[u8]) -> Result<Option<Commit>> {
         author_time: author_time.trim().parse().unwrap_or(0),
         commit_time: commit_time.trim().parse().unwrap_or(0),
         author,
-        tags: decoration.split(", ").filter_map(|d| d.trim().strip_prefix("tag: ")).map(str::to_string).collect(),
+        tags: decoration
+            .split(", ")
+            .filter_map(|d| d.trim().strip_prefix("tag: "))
+            .map(str::to_string)
+            .collect(),
         subject,
         upstream,
         reverts,
@@ -203,14 +229,30 @@ fn parse_raw(raw: &[u8]) -> Result<Vec<FileChange>> {
             continue;
         }
         let meta = String::from_utf8_lossy(token);
-        let status = meta.split_whitespace().last().and_then(|s| s.chars().next()).unwrap_or('M');
-        let first = tokens.next().ok_or_else(|| Error::parse("git log --raw entry", meta.to_string()))?;
+        let status = meta
+            .split_whitespace()
+            .last()
+            .and_then(|s| s.chars().next())
+            .unwrap_or('M');
+        let first = tokens
+            .next()
+            .ok_or_else(|| Error::parse("git log --raw entry", meta.to_string()))?;
         let first = String::from_utf8_lossy(first).into_owned();
         if status == 'R' || status == 'C' {
-            let second = tokens.next().ok_or_else(|| Error::parse("git log --raw rename", meta.to_string()))?;
-            files.push(FileChange { status, path: String::from_utf8_lossy(second).into_owned(), old_path: Some(first) });
+            let second = tokens
+                .next()
+                .ok_or_else(|| Error::parse("git log --raw rename", meta.to_string()))?;
+            files.push(FileChange {
+                status,
+                path: String::from_utf8_lossy(second).into_owned(),
+                old_path: Some(first),
+            });
         } else {
-            files.push(FileChange { status, path: first, old_path: None });
+            files.push(FileChange {
+                status,
+                path: first,
+                old_path: None,
+            });
         }
     }
     Ok(files)
@@ -225,13 +267,19 @@ pub fn references(body: &str) -> (Vec<String>, Option<String>) {
         let lower = line.to_ascii_lowercase();
         // "commit X upstream." (stable), "[ Upstream commit X ]", "(cherry picked from commit X)"
         let candidate = if let Some(rest) = lower.strip_prefix("commit ") {
-            rest.split_whitespace().next().filter(|_| lower.contains(" upstream"))
+            rest.split_whitespace()
+                .next()
+                .filter(|_| lower.contains(" upstream"))
         } else if let Some(rest) = lower.strip_prefix("[ upstream commit ") {
             rest.split_whitespace().next()
         } else if let Some(rest) = lower.strip_prefix("(cherry picked from commit ") {
             Some(rest.trim_end_matches(')'))
         } else if let Some(rest) = lower.strip_prefix("this reverts commit ") {
-            let id = rest.trim_end_matches('.').split_whitespace().next().unwrap_or("");
+            let id = rest
+                .trim_end_matches('.')
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
             if is_full_id(id) {
                 reverts = Some(id.to_string());
             }
@@ -257,11 +305,19 @@ fn is_full_id(s: &str) -> bool {
 /// the parents and tags already in the stream: tags in version order, each claiming the
 /// not-yet-claimed ancestors it reaches inside the range.
 pub fn first_releases(commits: &[Commit]) -> Vec<Option<String>> {
-    let index: HashMap<&str, usize> = commits.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
     let mut tags: Vec<(crate::manifest::Version, &str, usize)> = commits
         .iter()
         .enumerate()
-        .flat_map(|(i, c)| c.tags.iter().filter_map(move |t| parse_version(t).map(|v| (v, t.as_str(), i))))
+        .flat_map(|(i, c)| {
+            c.tags
+                .iter()
+                .filter_map(move |t| parse_version(t).map(|v| (v, t.as_str(), i)))
+        })
         .collect();
     tags.sort_by_key(|(v, _, _)| v.key());
     let mut release: Vec<Option<String>> = vec![None; commits.len()];
@@ -313,10 +369,15 @@ mod tests {
         let id1 = "1".repeat(40);
         let id2 = "2".repeat(40);
         let mut stream = Vec::new();
-        stream.extend_from_slice(format!("\x1e{id1}\x1f\x1f10\x1f11\x1fA <a@x>\x1ftag: v1\x1finit\x1f\x1f\0\n").as_bytes());
+        stream.extend_from_slice(
+            format!("\x1e{id1}\x1f\x1f10\x1f11\x1fA <a@x>\x1ftag: v1\x1finit\x1f\x1f\0\n")
+                .as_bytes(),
+        );
         stream.extend_from_slice(b":000000 100644 0000 1111 A\0d/y.c\0");
         stream.extend_from_slice(format!("\x1e{id2}\x1f{id1}\x1f20\x1f21\x1fB <b@x>\x1f\x1ftwo\x1fbody \x1e inside\n\x1f\0\n").as_bytes());
-        stream.extend_from_slice(b":100644 100644 1111 1111 R100\0d/y.c\0d/z.c\0:100644 100644 2 3 M\0f.txt\0");
+        stream.extend_from_slice(
+            b":100644 100644 1111 1111 R100\0d/y.c\0d/z.c\0:100644 100644 2 3 M\0f.txt\0",
+        );
         // Feed in small pieces to exercise record boundaries.
         let mut parser = StreamParser::default();
         for piece in stream.chunks(7) {
@@ -325,9 +386,23 @@ mod tests {
         let commits = parser.finish().unwrap();
         assert_eq!(commits.len(), 2);
         assert_eq!(commits[0].tags, vec!["v1".to_string()]);
-        assert_eq!(commits[0].files, vec![FileChange { status: 'A', path: "d/y.c".into(), old_path: None }]);
+        assert_eq!(
+            commits[0].files,
+            vec![FileChange {
+                status: 'A',
+                path: "d/y.c".into(),
+                old_path: None
+            }]
+        );
         assert_eq!(commits[1].parents, vec![id1]);
-        assert_eq!(commits[1].files[0], FileChange { status: 'R', path: "d/z.c".into(), old_path: Some("d/y.c".into()) });
+        assert_eq!(
+            commits[1].files[0],
+            FileChange {
+                status: 'R',
+                path: "d/z.c".into(),
+                old_path: Some("d/y.c".into())
+            }
+        );
         assert_eq!(commits[1].files[1].path, "f.txt");
     }
 

@@ -131,7 +131,11 @@ enum Commands {
         #[arg(long, default_value_t = 100_000)]
         commits: usize,
         /// Where to build (and reuse) the synthetic history.
-        #[arg(long, value_name = "DIR", default_value = "target/mptcp-backport-bench")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "target/mptcp-backport-bench"
+        )]
         dir: PathBuf,
         /// Time the field loop on the first N commits only and extrapolate (said in the output).
         #[arg(long, value_name = "N")]
@@ -193,15 +197,25 @@ fn find_manifest(arg: Option<&Path>) -> Result<Manifest> {
     }
     Err(Error::Usage(format!(
         "no manifest found (tried {}); give --manifest FILE",
-        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
 fn plan_for(manifest: &Manifest, range: &RangeArgs) -> Result<(Git, mptcp_backport::plan::Plan)> {
     let git = Git::open(&range.repo)?;
     let opts = PlanOptions {
-        base: range.base.clone().unwrap_or_else(|| manifest.source.base.clone()),
-        target: range.target.clone().unwrap_or_else(|| manifest.source.target.clone()),
+        base: range
+            .base
+            .clone()
+            .unwrap_or_else(|| manifest.source.base.clone()),
+        target: range
+            .target
+            .clone()
+            .unwrap_or_else(|| manifest.source.target.clone()),
         conditions_tree: range.conditions_tree.clone(),
     };
     let p = plan(&git, manifest, &opts)?;
@@ -224,7 +238,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Commands::Export { range, out, force, json } => {
+        Commands::Export {
+            range,
+            out,
+            force,
+            json,
+        } => {
             let manifest = find_manifest(cli.manifest.as_deref())?;
             let (git, p) = plan_for(&manifest, &range)?;
             let info = export(&git, &manifest, &p, &out, force)?;
@@ -232,11 +251,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", to_json(&info)?);
             } else {
                 print!("{}", render_text(&p, false));
-                println!("\nexported {} patches to {} (series, export.json)", info.patches.len(), out.display());
+                println!(
+                    "\nexported {} patches to {} (series, export.json)",
+                    info.patches.len(),
+                    out.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Commands::Apply { tree, series, cont, skip, abort, mode, source, json } => {
+        Commands::Apply {
+            tree,
+            series,
+            cont,
+            skip,
+            abort,
+            mode,
+            source,
+            json,
+        } => {
             // The manifest is optional here: it only adds hints to conflict reports.
             let manifest = find_manifest(cli.manifest.as_deref()).ok();
             let action = match (series, cont, skip, abort) {
@@ -250,9 +282,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, true, _, _) => Action::Continue,
                 (None, _, true, _) => Action::Skip,
                 (None, _, _, true) => Action::Abort,
-                _ => return Err(Error::Usage("give --series DIR, --continue, --skip or --abort".into())),
+                _ => {
+                    return Err(Error::Usage(
+                        "give --series DIR, --continue, --skip or --abort".into(),
+                    ))
+                }
             };
-            let outcome = apply::apply(action, &ApplyOptions { tree, source, manifest })?;
+            let outcome = apply::apply(
+                action,
+                &ApplyOptions {
+                    tree,
+                    source,
+                    manifest,
+                },
+            )?;
             if json {
                 println!("{}", to_json(&outcome)?);
             }
@@ -277,33 +320,93 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Commands::Verify { tree, config, selftests, fragment, build_dir, defconfig, arch, cross_compile, compile, jobs, json } => {
+        Commands::Verify {
+            tree,
+            config,
+            selftests,
+            fragment,
+            build_dir,
+            defconfig,
+            arch,
+            cross_compile,
+            compile,
+            jobs,
+            json,
+        } => {
             let manifest = find_manifest(cli.manifest.as_deref())?;
             let config = if config {
-                let mut fragments: Vec<PathBuf> = manifest.config.fragments.iter().map(|f| manifest.dir.join(f)).collect();
+                let mut fragments: Vec<PathBuf> = manifest
+                    .config
+                    .fragments
+                    .iter()
+                    .map(|f| manifest.dir.join(f))
+                    .collect();
                 if selftests {
-                    fragments.extend(manifest.config.selftest_fragments.iter().map(|f| manifest.dir.join(f)));
+                    fragments.extend(
+                        manifest
+                            .config
+                            .selftest_fragments
+                            .iter()
+                            .map(|f| manifest.dir.join(f)),
+                    );
                 }
                 fragments.extend(fragment);
-                Some(ConfigOptions { build_dir: build_dir.unwrap_or_else(|| tree.clone()), arch, cross_compile, defconfig, fragments })
+                Some(ConfigOptions {
+                    build_dir: build_dir.unwrap_or_else(|| tree.clone()),
+                    arch,
+                    cross_compile,
+                    defconfig,
+                    fragments,
+                })
             } else {
                 None
             };
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let report = verify::verify(&manifest, &VerifyOptions { tree, config, compile, jobs })?;
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+            let report = verify::verify(
+                &manifest,
+                &VerifyOptions {
+                    tree,
+                    config,
+                    compile,
+                    jobs,
+                },
+            )?;
             if json {
                 println!("{}", to_json(&report)?);
             } else {
                 print!("{}", verify::render_text(&report));
             }
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Commands::Bench { commits, dir, field_limit } => {
+        Commands::Bench {
+            commits,
+            dir,
+            field_limit,
+        } => {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?;
             let mut out = std::io::stdout();
-            let ratio = bench(&BenchOptions { commits, dir, field_limit }, &mut out)?;
-            Ok(if ratio >= 20.0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let ratio = bench(
+                &BenchOptions {
+                    commits,
+                    dir,
+                    field_limit,
+                },
+                &mut out,
+            )?;
+            Ok(if ratio >= 20.0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -193,31 +193,46 @@ fn yes() -> bool {
 impl Manifest {
     /// Read and validate a manifest.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Manifest { path: path.to_path_buf(), message: e.to_string() })?;
-        let mut manifest = Manifest::parse(&text).map_err(|message| Error::Manifest { path: path.to_path_buf(), message })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut manifest = Manifest::parse(&text).map_err(|message| Error::Manifest {
+            path: path.to_path_buf(),
+            message,
+        })?;
         manifest.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if manifest.dir.as_os_str().is_empty() {
             manifest.dir = PathBuf::from(".");
         }
-        manifest.check_files().map_err(|message| Error::Manifest { path: path.to_path_buf(), message })?;
+        manifest.check_files().map_err(|message| Error::Manifest {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(manifest)
     }
 
     /// Parse and validate manifest text (no file checks).
     pub fn parse(text: &str) -> std::result::Result<Manifest, String> {
-        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
         manifest.validate()?;
         Ok(manifest)
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
         if self.schema != 1 {
-            return Err(format!("schema = {} is not supported (expected 1)", self.schema));
+            return Err(format!(
+                "schema = {} is not supported (expected 1)",
+                self.schema
+            ));
         }
         if self.source.paths.is_empty() {
             return Err("[source] paths is empty".into());
         }
-        if parse_version(&self.source.base).is_none() || parse_version(&self.source.target).is_none() {
+        if parse_version(&self.source.base).is_none()
+            || parse_version(&self.source.target).is_none()
+        {
             return Err("[source] base and target must be version tags like v5.10.66".into());
         }
         for (i, e) in self.extra.iter().enumerate() {
@@ -227,12 +242,20 @@ impl Manifest {
                 c.validate(&what)?;
             }
             if !e.enabled && e.instead.is_none() {
-                return Err(format!("{what}: a disabled extra must say what is done `instead`"));
+                return Err(format!(
+                    "{what}: a disabled extra must say what is done `instead`"
+                ));
             }
         }
         for (i, s) in self.skip.iter().enumerate() {
             let what = format!("[[skip]] #{} ({})", i + 1, s.subject);
-            check_id(&s.id, Status::Confirmed, &s.subject, &what)?;
+            // Without an id a skip matches by subject.
+            let status = if s.id.is_empty() {
+                Status::Unconfirmed
+            } else {
+                Status::Confirmed
+            };
+            check_id(&s.id, status, &s.subject, &what)?;
         }
         for (i, f) in self.fixup.iter().enumerate() {
             let what = format!("[[fixup]] #{} ({})", i + 1, f.file);
@@ -254,7 +277,10 @@ impl Manifest {
         }
         for f in &self.feature {
             if f.contains.is_some() && f.line.is_some() {
-                return Err(format!("[[feature]] {}: give at most one of `contains` and `line`", f.name));
+                return Err(format!(
+                    "[[feature]] {}: give at most one of `contains` and `line`",
+                    f.name
+                ));
             }
         }
         Ok(())
@@ -267,7 +293,12 @@ impl Manifest {
                 return Err(format!("fixup file {} does not exist", path.display()));
             }
         }
-        for frag in self.config.fragments.iter().chain(&self.config.selftest_fragments) {
+        for frag in self
+            .config
+            .fragments
+            .iter()
+            .chain(&self.config.selftest_fragments)
+        {
             let path = self.dir.join(frag);
             if !path.is_file() {
                 return Err(format!("config fragment {} does not exist", path.display()));
@@ -285,8 +316,13 @@ impl Manifest {
     pub fn check_base(&self, tag: &str) -> Result<()> {
         let series = parse_series(&self.target_kernel.series);
         match (parse_version(tag), series) {
-            (Some(v), Some((maj, min))) if v.major == maj && v.minor == min && v.rc.is_none() => Ok(()),
-            _ => Err(Error::BaseOutOfRange { tag: tag.to_string(), series: self.target_kernel.series.clone() }),
+            (Some(v), Some((maj, min))) if v.major == maj && v.minor == min && v.rc.is_none() => {
+                Ok(())
+            }
+            _ => Err(Error::BaseOutOfRange {
+                tag: tag.to_string(),
+                series: self.target_kernel.series.clone(),
+            }),
         }
     }
 }
@@ -295,7 +331,9 @@ impl Condition {
     fn validate(&self, what: &str) -> std::result::Result<(), String> {
         match (&self.contains, &self.lacks) {
             (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err(format!("{what}: `when` needs exactly one of `contains` or `lacks`")),
+            _ => Err(format!(
+                "{what}: `when` needs exactly one of `contains` or `lacks`"
+            )),
         }
     }
 
@@ -319,15 +357,24 @@ impl Condition {
     }
 }
 
-fn check_id(id: &str, status: Status, subject: &str, what: &str) -> std::result::Result<(), String> {
+fn check_id(
+    id: &str,
+    status: Status,
+    subject: &str,
+    what: &str,
+) -> std::result::Result<(), String> {
     if subject.trim().is_empty() {
         return Err(format!("{what}: `subject` is empty"));
     }
     match (id.is_empty(), status) {
         (true, Status::Unconfirmed) => Ok(()),
-        (true, Status::Confirmed) => Err(format!("{what}: empty `id` must have status = \"unconfirmed\"")),
+        (true, Status::Confirmed) => Err(format!(
+            "{what}: empty `id` must have status = \"unconfirmed\""
+        )),
         (false, _) if is_object_id(id) => Ok(()),
-        (false, _) => Err(format!("{what}: `{id}` is not a commit id (7 to 40 hex digits)")),
+        (false, _) => Err(format!(
+            "{what}: `{id}` is not a commit id (7 to 40 hex digits)"
+        )),
     }
 }
 
@@ -336,7 +383,10 @@ pub fn path_matches(entry: &str, path: &str) -> bool {
     if let Some(dir) = entry.strip_suffix('/') {
         path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
     } else {
-        path == entry || (path.len() > entry.len() && path.starts_with(entry) && path.as_bytes()[entry.len()] == b'/')
+        path == entry
+            || (path.len() > entry.len()
+                && path.starts_with(entry)
+                && path.as_bytes()[entry.len()] == b'/')
     }
 }
 
@@ -353,7 +403,12 @@ pub struct Version {
 impl Version {
     /// Sort key: rcs come before the release of the same x.y.
     pub fn key(&self) -> (u32, u32, u32, u32) {
-        (self.major, self.minor, self.patch, self.rc.unwrap_or(u32::MAX))
+        (
+            self.major,
+            self.minor,
+            self.patch,
+            self.rc.unwrap_or(u32::MAX),
+        )
     }
 
     /// `vX.Y` of this tag.
@@ -379,7 +434,12 @@ pub fn parse_version(tag: &str) -> Option<Version> {
     if parts.next().is_some() || (rc.is_some() && patch != 0) {
         return None;
     }
-    Some(Version { major, minor, patch, rc })
+    Some(Version {
+        major,
+        minor,
+        patch,
+        rc,
+    })
 }
 
 fn parse_series(series: &str) -> Option<(u32, u32)> {
@@ -443,7 +503,9 @@ selftest_fragments = []
         let bad_id = format!(
             "{MINIMAL}\n[[extra]]\nid = \"xyz\"\nsubject = \"s\"\nrelease = \"v5.11\"\nwhy = \"w\"\nseen = \"s\"\nstatus = \"confirmed\"\n"
         );
-        assert!(Manifest::parse(&bad_id).unwrap_err().contains("not a commit id"));
+        assert!(Manifest::parse(&bad_id)
+            .unwrap_err()
+            .contains("not a commit id"));
         let both = format!("{MINIMAL}\n[[fixup]]\nfile = \"f.patch\"\nafter = \"start\"\nbefore = \"abcdef12\"\nwhy = \"w\"\n");
         assert!(Manifest::parse(&both).unwrap_err().contains("exactly one"));
     }
@@ -470,7 +532,11 @@ selftest_fragments = []
 
     #[test]
     fn conditions() {
-        let c = Condition { file: "f".into(), contains: None, lacks: Some("x".into()) };
+        let c = Condition {
+            file: "f".into(),
+            contains: None,
+            lacks: Some("x".into()),
+        };
         assert!(c.holds(None));
         assert!(c.holds(Some(b"abc")));
         assert!(!c.holds(Some(b"axc")));

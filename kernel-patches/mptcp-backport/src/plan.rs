@@ -65,11 +65,20 @@ pub struct Entry {
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum DropReason {
     /// Same patch-id as a commit already in the base.
-    DuplicatePatchId { base_commit: String, base_subject: String },
+    DuplicatePatchId {
+        base_commit: String,
+        base_subject: String,
+    },
     /// A base commit names it (or its upstream) as its origin.
-    DuplicateUpstreamRef { base_commit: String, base_subject: String },
+    DuplicateUpstreamRef {
+        base_commit: String,
+        base_subject: String,
+    },
     /// `[[skip]]` in the manifest.
-    Manifest { why: String, replaced_by: Option<String> },
+    Manifest {
+        why: String,
+        replaced_by: Option<String>,
+    },
     /// It and its revert are both in the range.
     RevertPair { other: String },
 }
@@ -143,7 +152,10 @@ pub struct Plan {
 impl Plan {
     /// Number of upstream commits (path set + extras) in the final series.
     pub fn commit_count(&self) -> usize {
-        self.entries.iter().filter(|e| e.kind != Kind::Fixup).count()
+        self.entries
+            .iter()
+            .filter(|e| e.kind != Kind::Fixup)
+            .count()
     }
 
     /// Entries of a kind.
@@ -167,11 +179,21 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     let resolved = git.resolve_commits(&[opts.base.clone(), opts.target.clone()])?;
     let base_commit = match &resolved[0] {
         Resolved::Commit(id) => id.clone(),
-        Resolved::Missing => return Err(Error::MissingRev { repo: git.path().to_path_buf(), rev: opts.base.clone() }),
+        Resolved::Missing => {
+            return Err(Error::MissingRev {
+                repo: git.path().to_path_buf(),
+                rev: opts.base.clone(),
+            })
+        }
     };
     let target_commit = match &resolved[1] {
         Resolved::Commit(id) => id.clone(),
-        Resolved::Missing => return Err(Error::MissingRev { repo: git.path().to_path_buf(), rev: opts.target.clone() }),
+        Resolved::Missing => {
+            return Err(Error::MissingRev {
+                repo: git.path().to_path_buf(),
+                rev: opts.target.clone(),
+            })
+        }
     };
 
     // The one pass over the range, and the base side (the 5.10.y commits the target lacks).
@@ -180,11 +202,16 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     let releases = history::first_releases(&range);
     let merges = range.iter().filter(|c| c.is_merge()).count();
 
-    let conditions = Conditions::load(git, manifest, &base_commit, opts.conditions_tree.as_deref())?;
+    let conditions =
+        Conditions::load(git, manifest, &base_commit, opts.conditions_tree.as_deref())?;
     let mut attention = Vec::new();
 
     // Path-set commits, in stream order.
-    let index: HashMap<&str, usize> = range.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = range
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
     let mut chosen: HashMap<usize, (Kind, Option<String>)> = HashMap::new();
     for (i, c) in range.iter().enumerate() {
         if !c.is_merge() && c.paths().any(|p| manifest.in_paths(p)) {
@@ -196,9 +223,17 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     // Extras: by id, by upstream reference, by subject; then outside the range.
     let mut extras = Vec::new();
     let mut outside: Vec<(usize, Commit)> = Vec::new(); // (extra index, commit)
-    let extra_ids: Vec<String> = manifest.extra.iter().map(|e| e.id.clone()).filter(|id| !id.is_empty()).collect();
-    let extra_resolved: HashMap<String, Resolved> =
-        extra_ids.iter().cloned().zip(git.resolve_commits(&extra_ids)?).collect();
+    let extra_ids: Vec<String> = manifest
+        .extra
+        .iter()
+        .map(|e| e.id.clone())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let extra_resolved: HashMap<String, Resolved> = extra_ids
+        .iter()
+        .cloned()
+        .zip(git.resolve_commits(&extra_ids)?)
+        .collect();
     let mut need_outside_ids = Vec::new();
     let mut need_outside_subjects = Vec::new();
     for (ei, extra) in manifest.extra.iter().enumerate() {
@@ -236,9 +271,17 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
                     return None;
                 }
                 let want = extra.id.to_ascii_lowercase();
-                range.iter().position(|c| c.upstream.iter().any(|u| u.starts_with(&want))).map(|i| (i, "upstream-ref"))
+                range
+                    .iter()
+                    .position(|c| c.upstream.iter().any(|u| u.starts_with(&want)))
+                    .map(|i| (i, "upstream-ref"))
             })
-            .or_else(|| range.iter().position(|c| !c.is_merge() && c.subject.trim() == extra.subject.trim()).map(|i| (i, "subject")));
+            .or_else(|| {
+                range
+                    .iter()
+                    .position(|c| !c.is_merge() && c.subject.trim() == extra.subject.trim())
+                    .map(|i| (i, "subject"))
+            });
         match found {
             Some((i, how)) => {
                 status.state = "carried".into();
@@ -255,7 +298,10 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
                         ),
                     });
                 }
-                chosen.entry(i).and_modify(|(_, why)| *why = Some(extra.why.clone())).or_insert((Kind::Extra, Some(extra.why.clone())));
+                chosen
+                    .entry(i)
+                    .and_modify(|(_, why)| *why = Some(extra.why.clone()))
+                    .or_insert((Kind::Extra, Some(extra.why.clone())));
             }
             None => {
                 if let Some(id) = full {
@@ -267,13 +313,23 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
         }
         extras.push(status);
     }
-    resolve_outside(git, manifest, &need_outside_ids, &need_outside_subjects, &mut outside)?;
+    resolve_outside(
+        git,
+        manifest,
+        &need_outside_ids,
+        &need_outside_subjects,
+        &mut outside,
+    )?;
     for (ei, extra) in manifest.extra.iter().enumerate() {
-        let is_pending = need_outside_ids.iter().any(|(i, _)| *i == ei) || need_outside_subjects.contains(&ei);
+        let is_pending =
+            need_outside_ids.iter().any(|(i, _)| *i == ei) || need_outside_subjects.contains(&ei);
         if !is_pending {
             continue;
         }
-        let status = extras.iter_mut().filter(|s| s.id == extra.id && s.subject == extra.subject).last();
+        let status = extras
+            .iter_mut()
+            .filter(|s| s.id == extra.id && s.subject == extra.subject)
+            .last();
         if let Some(status) = status {
             match outside.iter().find(|(i, _)| *i == ei) {
                 Some((_, c)) => {
@@ -316,13 +372,31 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
         .iter()
         .map(|&i| {
             let (kind, why) = chosen[&i].clone();
-            Candidate { commit: range[i].clone(), kind, why, release: releases[i].clone(), dropped: None }
+            Candidate {
+                commit: range[i].clone(),
+                kind,
+                why,
+                release: releases[i].clone(),
+                dropped: None,
+            }
         })
         .collect();
     for (ei, commit) in outside {
-        let pos = candidates.iter().position(|c| c.commit.commit_time > commit.commit_time).unwrap_or(candidates.len());
+        let pos = candidates
+            .iter()
+            .position(|c| c.commit.commit_time > commit.commit_time)
+            .unwrap_or(candidates.len());
         let why = Some(manifest.extra[ei].why.clone());
-        candidates.insert(pos, Candidate { commit, kind: Kind::Extra, why, release: None, dropped: None });
+        candidates.insert(
+            pos,
+            Candidate {
+                commit,
+                kind: Kind::Extra,
+                why,
+                release: None,
+                dropped: None,
+            },
+        );
     }
     // Extras already in base are recorded below through duplicate detection.
 
@@ -330,13 +404,21 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     drop_revert_pairs(&mut candidates);
     apply_skips(manifest, &mut candidates, &mut attention);
 
-    for (status, c) in extras.iter_mut().filter_map(|s| s.commit.clone().map(|id| (s, id))) {
+    for (status, c) in extras
+        .iter_mut()
+        .filter_map(|s| s.commit.clone().map(|id| (s, id)))
+    {
         if let Some(cand) = candidates.iter().find(|x| x.commit.id == c) {
-            if let Some(DropReason::DuplicatePatchId { base_commit, .. } | DropReason::DuplicateUpstreamRef { base_commit, .. }) =
-                &cand.dropped
+            if let Some(
+                DropReason::DuplicatePatchId { base_commit, .. }
+                | DropReason::DuplicateUpstreamRef { base_commit, .. },
+            ) = &cand.dropped
             {
                 status.state = "in-base".into();
-                status.detail = format!("already in the base as {}", &base_commit[..12.min(base_commit.len())]);
+                status.detail = format!(
+                    "already in the base as {}",
+                    &base_commit[..12.min(base_commit.len())]
+                );
             }
         }
     }
@@ -368,7 +450,13 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     let (per_file, core_files, renames) = file_report(manifest, &entries, &candidates);
     let selftests_only = entries
         .iter()
-        .filter(|e| e.kind == Kind::Upstream && !e.files.is_empty() && e.files.iter().all(|f| f.starts_with("tools/testing/selftests/")))
+        .filter(|e| {
+            e.kind == Kind::Upstream
+                && !e.files.is_empty()
+                && e.files
+                    .iter()
+                    .all(|f| f.starts_with("tools/testing/selftests/"))
+        })
         .count();
     if selftests_only > 0 {
         attention.push(Attention {
@@ -377,7 +465,10 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
             message: format!("{selftests_only} commits change only selftests; run them on the patched kernel (docs/backport-guide.md)"),
         });
     }
-    let with_core = entries.iter().filter(|e| e.kind != Kind::Fixup && !e.core_files.is_empty()).count();
+    let with_core = entries
+        .iter()
+        .filter(|e| e.kind != Kind::Fixup && !e.core_files.is_empty())
+        .count();
     if with_core > 0 {
         attention.push(Attention {
             topic: "core-files".into(),
@@ -429,7 +520,16 @@ fn resolve_outside(
         }
     }
     if !by_subject.is_empty() {
-        let mut args: Vec<String> = ["log", "--all", "--no-merges", "--fixed-strings", "--format=%H%x1f%s"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = [
+            "log",
+            "--all",
+            "--no-merges",
+            "--fixed-strings",
+            "--format=%H%x1f%s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         for &ei in by_subject {
             args.push(format!("--grep={}", manifest.extra[ei].subject));
         }
@@ -437,9 +537,13 @@ fn resolve_outside(
         let text = git.run_text(&argv)?;
         let mut found: Vec<(usize, String)> = Vec::new();
         for line in text.lines() {
-            let Some((id, subject)) = line.split_once('\x1f') else { continue };
+            let Some((id, subject)) = line.split_once('\x1f') else {
+                continue;
+            };
             for &ei in by_subject {
-                if subject.trim() == manifest.extra[ei].subject.trim() && !found.iter().any(|(e, _)| *e == ei) {
+                if subject.trim() == manifest.extra[ei].subject.trim()
+                    && !found.iter().any(|(e, _)| *e == ei)
+                {
                     found.push((ei, id.to_string()));
                 }
             }
@@ -457,7 +561,12 @@ fn resolve_outside(
 
 /// Mark candidates already in the base: same upstream reference, same patch-id (one
 /// diff-tree|patch-id pipeline), or only the same subject (reported, not dropped).
-fn detect_duplicates(git: &Git, candidates: &mut [Candidate], base_side: &[Commit], attention: &mut Vec<Attention>) -> Result<()> {
+fn detect_duplicates(
+    git: &Git,
+    candidates: &mut [Candidate],
+    base_side: &[Commit],
+    attention: &mut Vec<Attention>,
+) -> Result<()> {
     // Upstream references of base commits (their own id does not count: it is not in the range).
     let mut base_refs: HashMap<&str, &Commit> = HashMap::new();
     for b in base_side.iter().filter(|b| !b.is_merge()) {
@@ -466,18 +575,28 @@ fn detect_duplicates(git: &Git, candidates: &mut [Candidate], base_side: &[Commi
         }
     }
     for cand in candidates.iter_mut() {
-        let keys = std::iter::once(cand.commit.id.as_str()).chain(cand.commit.upstream.iter().map(String::as_str));
+        let keys = std::iter::once(cand.commit.id.as_str())
+            .chain(cand.commit.upstream.iter().map(String::as_str));
         let hit = keys.filter_map(|k| base_refs.get(k)).next();
         if let Some(b) = hit {
-            cand.dropped =
-                Some(DropReason::DuplicateUpstreamRef { base_commit: b.id.clone(), base_subject: b.subject.clone() });
+            cand.dropped = Some(DropReason::DuplicateUpstreamRef {
+                base_commit: b.id.clone(),
+                base_subject: b.subject.clone(),
+            });
         }
     }
 
     // Patch-ids: the candidates plus the base commits touching the same files.
     let files: HashSet<&str> = candidates.iter().flat_map(|c| c.commit.paths()).collect();
-    let base_pool: Vec<&Commit> = base_side.iter().filter(|b| !b.is_merge() && b.paths().any(|p| files.contains(p))).collect();
-    let mut ids: Vec<String> = candidates.iter().filter(|c| c.dropped.is_none()).map(|c| c.commit.id.clone()).collect();
+    let base_pool: Vec<&Commit> = base_side
+        .iter()
+        .filter(|b| !b.is_merge() && b.paths().any(|p| files.contains(p)))
+        .collect();
+    let mut ids: Vec<String> = candidates
+        .iter()
+        .filter(|c| c.dropped.is_none())
+        .map(|c| c.commit.id.clone())
+        .collect();
     ids.extend(base_pool.iter().map(|b| b.id.clone()));
     let pids = git.patch_ids(&ids)?;
     let mut base_by_pid: HashMap<&str, &Commit> = HashMap::new();
@@ -486,11 +605,20 @@ fn detect_duplicates(git: &Git, candidates: &mut [Candidate], base_side: &[Commi
             base_by_pid.entry(pid.as_str()).or_insert(*b);
         }
     }
-    let base_by_subject: HashMap<&str, &Commit> =
-        base_side.iter().filter(|b| !b.is_merge()).map(|b| (b.subject.trim(), b)).collect();
+    let base_by_subject: HashMap<&str, &Commit> = base_side
+        .iter()
+        .filter(|b| !b.is_merge())
+        .map(|b| (b.subject.trim(), b))
+        .collect();
     for cand in candidates.iter_mut().filter(|c| c.dropped.is_none()) {
-        if let Some(b) = pids.get(&cand.commit.id).and_then(|pid| base_by_pid.get(pid.as_str())) {
-            cand.dropped = Some(DropReason::DuplicatePatchId { base_commit: b.id.clone(), base_subject: b.subject.clone() });
+        if let Some(b) = pids
+            .get(&cand.commit.id)
+            .and_then(|pid| base_by_pid.get(pid.as_str()))
+        {
+            cand.dropped = Some(DropReason::DuplicatePatchId {
+                base_commit: b.id.clone(),
+                base_subject: b.subject.clone(),
+            });
         } else if let Some(b) = base_by_subject.get(cand.commit.subject.trim()) {
             attention.push(Attention {
                 topic: "possible-duplicate".into(),
@@ -509,8 +637,12 @@ fn detect_duplicates(git: &Git, candidates: &mut [Candidate], base_side: &[Commi
 
 /// A commit and its revert, both in the range, cancel out.
 fn drop_revert_pairs(candidates: &mut [Candidate]) {
-    let live: HashMap<String, usize> =
-        candidates.iter().enumerate().filter(|(_, c)| c.dropped.is_none()).map(|(i, c)| (c.commit.id.clone(), i)).collect();
+    let live: HashMap<String, usize> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.dropped.is_none())
+        .map(|(i, c)| (c.commit.id.clone(), i))
+        .collect();
     let mut pairs = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
         if c.dropped.is_some() {
@@ -539,11 +671,15 @@ fn apply_skips(manifest: &Manifest, candidates: &mut [Candidate], attention: &mu
         let mut hit = false;
         for cand in candidates.iter_mut() {
             let by_id = !skip.id.is_empty() && matches_id(&cand.commit, &skip.id);
-            let by_subject = skip.id.is_empty() && cand.commit.subject.trim() == skip.subject.trim();
+            let by_subject =
+                skip.id.is_empty() && cand.commit.subject.trim() == skip.subject.trim();
             if by_id || by_subject {
                 hit = true;
                 if cand.dropped.is_none() {
-                    cand.dropped = Some(DropReason::Manifest { why: skip.why.clone(), replaced_by: skip.replaced_by.clone() });
+                    cand.dropped = Some(DropReason::Manifest {
+                        why: skip.why.clone(),
+                        replaced_by: skip.replaced_by.clone(),
+                    });
                 }
             }
         }
@@ -551,7 +687,10 @@ fn apply_skips(manifest: &Manifest, candidates: &mut [Candidate], attention: &mu
             attention.push(Attention {
                 topic: "skip-unmatched".into(),
                 commit: None,
-                message: format!("skip entry {} \"{}\" matches no commit of the range", skip.id, skip.subject),
+                message: format!(
+                    "skip entry {} \"{}\" matches no commit of the range",
+                    skip.id, skip.subject
+                ),
             });
         }
     }
@@ -564,7 +703,12 @@ struct PlacedFixup {
 
 /// Slot `k` = before candidate `k` (`candidates.len()` = at the end). Anchors may be dropped
 /// commits: a fixup replacing a skipped commit goes where that commit would have been.
-fn place_fixups(manifest: &Manifest, candidates: &[Candidate], conditions: &Conditions, attention: &mut Vec<Attention>) -> Result<Vec<PlacedFixup>> {
+fn place_fixups(
+    manifest: &Manifest,
+    candidates: &[Candidate],
+    conditions: &Conditions,
+    attention: &mut Vec<Attention>,
+) -> Result<Vec<PlacedFixup>> {
     let mut placed = Vec::new();
     for fixup in &manifest.fixup {
         if let Some(cond) = &fixup.when {
@@ -579,8 +723,16 @@ fn place_fixups(manifest: &Manifest, candidates: &[Candidate], conditions: &Cond
             .find_map(|l| l.strip_prefix("Subject: "))
             .map(|s| s.trim_start_matches("[PATCH]").trim().to_string())
             .unwrap_or_else(|| fixup.file.clone());
-        let author = text.lines().find_map(|l| l.strip_prefix("From: ")).unwrap_or("").to_string();
-        let anchor = fixup.after.as_deref().or(fixup.before.as_deref()).unwrap_or("end");
+        let author = text
+            .lines()
+            .find_map(|l| l.strip_prefix("From: "))
+            .unwrap_or("")
+            .to_string();
+        let anchor = fixup
+            .after
+            .as_deref()
+            .or(fixup.before.as_deref())
+            .unwrap_or("end");
         let slot = match (fixup.after.as_deref(), anchor) {
             (Some("start"), _) => 0,
             (Some("end"), _) => candidates.len(),
@@ -591,14 +743,21 @@ fn place_fixups(manifest: &Manifest, candidates: &[Candidate], conditions: &Cond
                     attention.push(Attention {
                         topic: "fixup-anchor".into(),
                         commit: None,
-                        message: format!("fixup {}: anchor {} is not in the series; placed at the end", fixup.file, id),
+                        message: format!(
+                            "fixup {}: anchor {} is not in the series; placed at the end",
+                            fixup.file, id
+                        ),
                     });
                     candidates.len()
                 }
             },
         };
         let files = patch_files(&text);
-        let core_files = files.iter().filter(|f| !manifest.in_paths(f)).cloned().collect();
+        let core_files = files
+            .iter()
+            .filter(|f| !manifest.in_paths(f))
+            .cloned()
+            .collect();
         placed.push(PlacedFixup {
             slot,
             entry: Entry {
@@ -636,7 +795,12 @@ pub fn patch_files(text: &str) -> Vec<String> {
 
 fn entry_of(manifest: &Manifest, c: &Candidate) -> Entry {
     let files: Vec<String> = c.commit.files.iter().map(|f| f.path.clone()).collect();
-    let core_files = c.commit.paths().filter(|p| !manifest.in_paths(p)).map(str::to_string).collect::<Vec<_>>();
+    let core_files = c
+        .commit
+        .paths()
+        .filter(|p| !manifest.in_paths(p))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
     let mut core_dedup: Vec<String> = Vec::new();
     for f in core_files {
         if !core_dedup.contains(&f) {
@@ -658,7 +822,12 @@ fn entry_of(manifest: &Manifest, c: &Candidate) -> Entry {
     }
 }
 
-fn known_conflicts(manifest: &Manifest, entries: &[Entry], conditions: &Conditions, attention: &mut Vec<Attention>) {
+fn known_conflicts(
+    manifest: &Manifest,
+    entries: &[Entry],
+    conditions: &Conditions,
+    attention: &mut Vec<Attention>,
+) {
     for k in &manifest.known_conflict {
         if let Some(cond) = &k.when {
             if !conditions.holds(cond) {
@@ -667,28 +836,52 @@ fn known_conflicts(manifest: &Manifest, entries: &[Entry], conditions: &Conditio
         }
         let id = k.id.to_ascii_lowercase();
         let hit = entries.iter().find(|e| {
-            e.commit.as_deref().map(|c| c.starts_with(&id)).unwrap_or(false)
-                || e.upstream.as_deref().map(|u| u.starts_with(&id)).unwrap_or(false)
+            e.commit
+                .as_deref()
+                .map(|c| c.starts_with(&id))
+                .unwrap_or(false)
+                || e.upstream
+                    .as_deref()
+                    .map(|u| u.starts_with(&id))
+                    .unwrap_or(false)
         });
         if let Some(e) = hit {
             attention.push(Attention {
                 topic: "known-conflict".into(),
                 commit: e.commit.clone(),
-                message: format!("{} \"{}\" will conflict in {}: {}", k.id, k.subject, k.files.join(", "), k.hint),
+                message: format!(
+                    "{} \"{}\" will conflict in {}: {}",
+                    k.id,
+                    k.subject,
+                    k.files.join(", "),
+                    k.hint
+                ),
             });
         }
     }
 }
 
-type FileReport = (BTreeMap<String, usize>, BTreeMap<String, Vec<String>>, Vec<RenameInfo>);
+type FileReport = (
+    BTreeMap<String, usize>,
+    BTreeMap<String, Vec<String>>,
+    Vec<RenameInfo>,
+);
 
 fn file_report(manifest: &Manifest, entries: &[Entry], candidates: &[Candidate]) -> FileReport {
     let mut per_file = BTreeMap::new();
     let mut core: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in entries {
-        let label = e.commit.as_deref().map(|c| c[..12.min(c.len())].to_string()).unwrap_or_else(|| {
-            e.fixup_file.as_ref().and_then(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        });
+        let label = e
+            .commit
+            .as_deref()
+            .map(|c| c[..12.min(c.len())].to_string())
+            .unwrap_or_else(|| {
+                e.fixup_file
+                    .as_ref()
+                    .and_then(|f| f.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
         for f in &e.files {
             if manifest.in_paths(f) {
                 *per_file.entry(f.clone()).or_insert(0) += 1;
@@ -703,11 +896,15 @@ fn file_report(manifest: &Manifest, entries: &[Entry], candidates: &[Candidate])
         .iter()
         .filter(|c| carried.contains(c.commit.id.as_str()))
         .flat_map(|c| {
-            c.commit.files.iter().filter(|f| f.status == 'R').map(move |f| RenameInfo {
-                commit: c.commit.id.clone(),
-                from: f.old_path.clone().unwrap_or_default(),
-                to: f.path.clone(),
-            })
+            c.commit
+                .files
+                .iter()
+                .filter(|f| f.status == 'R')
+                .map(move |f| RenameInfo {
+                    commit: c.commit.id.clone(),
+                    from: f.old_path.clone().unwrap_or_default(),
+                    to: f.path.clone(),
+                })
         })
         .collect();
     (per_file, core, renames)
@@ -720,13 +917,23 @@ pub struct Conditions {
 
 impl Conditions {
     /// Read every file named by a condition, from `tree` if given, else from the base commit.
-    pub fn load(git: &Git, manifest: &Manifest, base_commit: &str, tree: Option<&Path>) -> Result<Conditions> {
+    pub fn load(
+        git: &Git,
+        manifest: &Manifest,
+        base_commit: &str,
+        tree: Option<&Path>,
+    ) -> Result<Conditions> {
         let mut names: Vec<String> = manifest
             .extra
             .iter()
             .filter_map(|e| e.when.as_ref())
             .chain(manifest.fixup.iter().filter_map(|f| f.when.as_ref()))
-            .chain(manifest.known_conflict.iter().filter_map(|k| k.when.as_ref()))
+            .chain(
+                manifest
+                    .known_conflict
+                    .iter()
+                    .filter_map(|k| k.when.as_ref()),
+            )
             .map(|c| c.file.clone())
             .collect();
         names.sort();
@@ -740,7 +947,8 @@ impl Conditions {
                 }
             }
             None => {
-                let specs: Vec<String> = names.iter().map(|n| format!("{base_commit}:{n}")).collect();
+                let specs: Vec<String> =
+                    names.iter().map(|n| format!("{base_commit}:{n}")).collect();
                 let blobs = git.read_blobs(&specs)?;
                 files.extend(names.into_iter().zip(blobs));
             }
@@ -758,32 +966,89 @@ impl Conditions {
 pub fn render_text(plan: &Plan, list: bool) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "mptcp-backport plan: {} {} on {} ({}..{})", plan.product, plan.version, plan.base, plan.base, plan.target);
-    let _ = writeln!(s, "  source clone:                 {}", plan.source_repo.display());
-    let _ = writeln!(s, "  commits in range:             {} ({} merges)", plan.scanned, plan.merges);
+    let _ = writeln!(
+        s,
+        "mptcp-backport plan: {} {} on {} ({}..{})",
+        plan.product, plan.version, plan.base, plan.base, plan.target
+    );
+    let _ = writeln!(
+        s,
+        "  source clone:                 {}",
+        plan.source_repo.display()
+    );
+    let _ = writeln!(
+        s,
+        "  commits in range:             {} ({} merges)",
+        plan.scanned, plan.merges
+    );
     let _ = writeln!(s, "  touching the path set:        {}", plan.touching_paths);
     let carried_extras = plan.extras.iter().filter(|e| e.state == "carried").count();
-    let _ = writeln!(s, "  extra commits carried:        {} of {} listed", carried_extras, plan.extras.len());
+    let _ = writeln!(
+        s,
+        "  extra commits carried:        {} of {} listed",
+        carried_extras,
+        plan.extras.len()
+    );
     let dup = |f: fn(&DropReason) -> bool| plan.dropped.iter().filter(|d| f(&d.reason)).count();
     let _ = writeln!(
         s,
         "  already in base (dropped):    {} (patch-id {}, upstream reference {})",
-        dup(|r| matches!(r, DropReason::DuplicatePatchId { .. } | DropReason::DuplicateUpstreamRef { .. })),
+        dup(|r| matches!(
+            r,
+            DropReason::DuplicatePatchId { .. } | DropReason::DuplicateUpstreamRef { .. }
+        )),
         dup(|r| matches!(r, DropReason::DuplicatePatchId { .. })),
         dup(|r| matches!(r, DropReason::DuplicateUpstreamRef { .. }))
     );
-    let _ = writeln!(s, "  reverted pairs (dropped):     {}", dup(|r| matches!(r, DropReason::RevertPair { .. })) / 2);
-    let _ = writeln!(s, "  skipped by the manifest:      {}", dup(|r| matches!(r, DropReason::Manifest { .. })));
-    let _ = writeln!(s, "  our fixups:                   {}", plan.count(Kind::Fixup));
-    let _ = writeln!(s, "  patches in the series:        {} ({} upstream commits)", plan.entries.len(), plan.commit_count());
+    let _ = writeln!(
+        s,
+        "  reverted pairs (dropped):     {}",
+        dup(|r| matches!(r, DropReason::RevertPair { .. })) / 2
+    );
+    let _ = writeln!(
+        s,
+        "  skipped by the manifest:      {}",
+        dup(|r| matches!(r, DropReason::Manifest { .. }))
+    );
+    let _ = writeln!(
+        s,
+        "  our fixups:                   {}",
+        plan.count(Kind::Fixup)
+    );
+    let _ = writeln!(
+        s,
+        "  patches in the series:        {} ({} upstream commits)",
+        plan.entries.len(),
+        plan.commit_count()
+    );
 
     let _ = writeln!(s, "\nExtra commits:");
     for e in &plan.extras {
-        let id = if e.id.is_empty() { "(unconfirmed)".to_string() } else { e.id[..12.min(e.id.len())].to_string() };
-        let commit = e.commit.as_deref().map(|c| format!(" -> {}", &c[..12])).unwrap_or_default();
-        let how = e.found_by.as_deref().map(|h| format!(" by {h}")).unwrap_or_default();
-        let detail = if e.detail.is_empty() { String::new() } else { format!(" ({})", e.detail) };
-        let _ = writeln!(s, "  {:<10} {id:<13} {}{commit}{how}{detail}", e.state, e.subject);
+        let id = if e.id.is_empty() {
+            "(unconfirmed)".to_string()
+        } else {
+            e.id[..12.min(e.id.len())].to_string()
+        };
+        let commit = e
+            .commit
+            .as_deref()
+            .map(|c| format!(" -> {}", &c[..12]))
+            .unwrap_or_default();
+        let how = e
+            .found_by
+            .as_deref()
+            .map(|h| format!(" by {h}"))
+            .unwrap_or_default();
+        let detail = if e.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", e.detail)
+        };
+        let _ = writeln!(
+            s,
+            "  {:<10} {id:<13} {}{commit}{how}{detail}",
+            e.state, e.subject
+        );
     }
 
     let _ = writeln!(s, "\nPer file (path set):");
@@ -793,8 +1058,17 @@ pub fn render_text(plan: &Plan, list: bool) -> String {
     let _ = writeln!(s, "\nCore files touched (outside the path set):");
     for (f, commits) in &plan.core_files {
         let shown: Vec<&str> = commits.iter().take(6).map(String::as_str).collect();
-        let more = if commits.len() > 6 { format!(" +{}", commits.len() - 6) } else { String::new() };
-        let _ = writeln!(s, "  {:>5}  {f}  [{}{more}]", commits.len(), shown.join(" "));
+        let more = if commits.len() > 6 {
+            format!(" +{}", commits.len() - 6)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "  {:>5}  {f}  [{}{more}]",
+            commits.len(),
+            shown.join(" ")
+        );
     }
     if !plan.renames.is_empty() {
         let _ = writeln!(s, "\nRenames:");
@@ -806,8 +1080,12 @@ pub fn render_text(plan: &Plan, list: bool) -> String {
         let _ = writeln!(s, "\nNot carried:");
         for d in &plan.dropped {
             let why = match &d.reason {
-                DropReason::DuplicatePatchId { base_commit, .. } => format!("same patch-id as base {}", &base_commit[..12]),
-                DropReason::DuplicateUpstreamRef { base_commit, .. } => format!("base {} names it as upstream", &base_commit[..12]),
+                DropReason::DuplicatePatchId { base_commit, .. } => {
+                    format!("same patch-id as base {}", &base_commit[..12])
+                }
+                DropReason::DuplicateUpstreamRef { base_commit, .. } => {
+                    format!("base {} names it as upstream", &base_commit[..12])
+                }
                 DropReason::Manifest { why, .. } => format!("manifest: {why}"),
                 DropReason::RevertPair { other } => format!("reverted/revert of {}", &other[..12]),
             };
@@ -821,7 +1099,11 @@ pub fn render_text(plan: &Plan, list: bool) -> String {
     if list {
         let _ = writeln!(s, "\nSeries:");
         for (n, e) in plan.entries.iter().enumerate() {
-            let id = e.commit.as_deref().map(|c| c[..12].to_string()).unwrap_or_else(|| "fixup".into());
+            let id = e
+                .commit
+                .as_deref()
+                .map(|c| c[..12].to_string())
+                .unwrap_or_else(|| "fixup".into());
             let rel = e.release.as_deref().unwrap_or("-");
             let kind = match e.kind {
                 Kind::Upstream => "",

@@ -115,7 +115,12 @@ const MPTCP_FILES: [&str; 6] = [
     "net/mptcp/ctrl.c",
     "include/net/mptcp.h",
 ];
-const CORE_FILES: [&str; 4] = ["net/ipv4/tcp.c", "include/net/tcp.h", "net/core/sock.c", "net/ipv4/tcp_input.c"];
+const CORE_FILES: [&str; 4] = [
+    "net/ipv4/tcp.c",
+    "include/net/tcp.h",
+    "net/core/sock.c",
+    "net/ipv4/tcp_input.c",
+];
 const SELFTEST: &str = "tools/testing/selftests/net/mptcp/mptcp_join.sh";
 const DRIVER_DIRS: usize = 40;
 const DRIVER_FILES: usize = 25;
@@ -157,13 +162,29 @@ impl Rng {
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Set line `line` (0-based) of `path`.
-    Edit { path: String, line: usize, text: String },
+    Edit {
+        path: String,
+        line: usize,
+        text: String,
+    },
     /// Insert lines before `line`.
-    Insert { path: String, line: usize, lines: Vec<String> },
+    Insert {
+        path: String,
+        line: usize,
+        lines: Vec<String>,
+    },
     /// Create or replace a whole file.
-    Write { path: String, lines: Vec<String> },
-    Rename { from: String, to: String },
-    Delete { path: String },
+    Write {
+        path: String,
+        lines: Vec<String>,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Delete {
+        path: String,
+    },
 }
 
 #[derive(Clone, Default)]
@@ -190,9 +211,15 @@ impl Synth {
             .args(["init", "-q", "-b", "master"])
             .arg(path)
             .status()
-            .map_err(|e| Error::Command { command: "git init".into(), message: e.to_string() })?;
+            .map_err(|e| Error::Command {
+                command: "git init".into(),
+                message: e.to_string(),
+            })?;
         if !st.success() {
-            return Err(Error::Command { command: "git init".into(), message: format!("failed in {}", path.display()) });
+            return Err(Error::Command {
+                command: "git init".into(),
+                message: format!("failed in {}", path.display()),
+            });
         }
         let mut child = Command::new("git")
             .arg("-C")
@@ -201,14 +228,38 @@ impl Synth {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::Command { command: "git fast-import".into(), message: e.to_string() })?;
-        let input = BufWriter::with_capacity(1 << 20, child.stdin.take().ok_or_else(|| Error::parse("fast-import", "no stdin"))?);
-        let output = BufReader::new(child.stdout.take().ok_or_else(|| Error::parse("fast-import", "no stdout"))?);
-        Ok(Synth { child, input, output, branches: BTreeMap::new(), mark: 0, time: 1_607_860_800, /* 2020-12-13 */ })
+            .map_err(|e| Error::Command {
+                command: "git fast-import".into(),
+                message: e.to_string(),
+            })?;
+        let input = BufWriter::with_capacity(
+            1 << 20,
+            child
+                .stdin
+                .take()
+                .ok_or_else(|| Error::parse("fast-import", "no stdin"))?,
+        );
+        let output = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| Error::parse("fast-import", "no stdout"))?,
+        );
+        Ok(Synth {
+            child,
+            input,
+            output,
+            branches: BTreeMap::new(),
+            mark: 0,
+            time: 1_607_860_800, /* 2020-12-13 */
+        })
     }
 
     fn io(e: std::io::Error) -> Error {
-        Error::Command { command: "git fast-import".into(), message: e.to_string() }
+        Error::Command {
+            command: "git fast-import".into(),
+            message: e.to_string(),
+        }
     }
 
     /// Start branch `name` at the head of `from` (same files).
@@ -224,25 +275,47 @@ impl Synth {
 
     /// Commit `changes` on `branch`; returns the mark. `merge` adds a second parent (the
     /// head of that branch) and copies `merge_paths` from it.
-    pub fn commit(&mut self, branch: &str, author: &str, message: &str, changes: &[Change]) -> Result<u64> {
+    pub fn commit(
+        &mut self,
+        branch: &str,
+        author: &str,
+        message: &str,
+        changes: &[Change],
+    ) -> Result<u64> {
         self.commit_merge(branch, author, message, changes, None, &[])
     }
 
-    fn commit_merge(&mut self, branch: &str, author: &str, message: &str, changes: &[Change], merge: Option<&str>, merge_paths: &[String]) -> Result<u64> {
+    fn commit_merge(
+        &mut self,
+        branch: &str,
+        author: &str,
+        message: &str,
+        changes: &[Change],
+        merge: Option<&str>,
+        merge_paths: &[String],
+    ) -> Result<u64> {
         self.mark += 1;
         self.time += 60;
         let mark = self.mark;
-        let merge_head = merge.and_then(|m| self.branches.get(m)).and_then(|b| b.head);
+        let merge_head = merge
+            .and_then(|m| self.branches.get(m))
+            .and_then(|b| b.head);
         let merged: Vec<(String, Vec<String>)> = match merge {
             Some(m) => {
                 let other = self.branches.get(m).cloned().unwrap_or_default();
-                merge_paths.iter().filter_map(|p| other.files.get(p).map(|c| (p.clone(), c.clone()))).collect()
+                merge_paths
+                    .iter()
+                    .filter_map(|p| other.files.get(p).map(|c| (p.clone(), c.clone())))
+                    .collect()
             }
             None => Vec::new(),
         };
         let b = self.branches.entry(branch.to_string()).or_default();
         let mut s = Vec::with_capacity(4096);
-        let (name, email) = author.split_once(" <").map(|(n, e)| (n, e.trim_end_matches('>'))).unwrap_or((author, "dev@example.org"));
+        let (name, email) = author
+            .split_once(" <")
+            .map(|(n, e)| (n, e.trim_end_matches('>')))
+            .unwrap_or((author, "dev@example.org"));
         let _ = write!(s, "commit refs/heads/{branch}\nmark :{mark}\nauthor {name} <{email}> {} +0000\ncommitter {name} <{email}> {} +0000\n", self.time, self.time);
         let _ = write!(s, "data {}\n{}\n", message.len(), message);
         if let Some(h) = b.head {
@@ -304,8 +377,21 @@ impl Synth {
     }
 
     /// Merge `other` into `branch`, taking `paths` from `other`.
-    pub fn merge(&mut self, branch: &str, other: &str, message: &str, paths: &[String]) -> Result<u64> {
-        self.commit_merge(branch, "Merger <merge@example.org>", message, &[], Some(other), paths)
+    pub fn merge(
+        &mut self,
+        branch: &str,
+        other: &str,
+        message: &str,
+        paths: &[String],
+    ) -> Result<u64> {
+        self.commit_merge(
+            branch,
+            "Merger <merge@example.org>",
+            message,
+            &[],
+            Some(other),
+            paths,
+        )
     }
 
     /// Lightweight tag at a mark.
@@ -320,7 +406,7 @@ impl Synth {
 
     /// Object id of a mark (fast-import `get-mark`).
     pub fn sha(&mut self, mark: u64) -> Result<String> {
-        write!(self.input, "get-mark :{mark}\n").map_err(Self::io)?;
+        writeln!(self.input, "get-mark :{mark}").map_err(Self::io)?;
         self.input.flush().map_err(Self::io)?;
         let mut line = String::new();
         self.output.read_line(&mut line).map_err(Self::io)?;
@@ -338,7 +424,10 @@ impl Synth {
         drop(self.input);
         let st = self.child.wait().map_err(Self::io)?;
         if !st.success() {
-            return Err(Error::Command { command: "git fast-import".into(), message: format!("exit {st}") });
+            return Err(Error::Command {
+                command: "git fast-import".into(),
+                message: format!("exit {st}"),
+            });
         }
         Ok(())
     }
@@ -346,15 +435,40 @@ impl Synth {
 
 fn initial_files() -> Vec<Change> {
     let mut out = Vec::new();
-    let file = |path: &str, n: usize| Change::Write { path: path.to_string(), lines: (0..n).map(|i| format!("/* {path} line {i} */")).collect() };
+    let file = |path: &str, n: usize| Change::Write {
+        path: path.to_string(),
+        lines: (0..n).map(|i| format!("/* {path} line {i} */")).collect(),
+    };
     out.push(Change::Write {
         path: "Makefile".into(),
-        lines: vec!["# SPDX-License-Identifier: GPL-2.0".into(), "VERSION = 5".into(), "PATCHLEVEL = 10".into(), "SUBLEVEL = 0".into(), "EXTRAVERSION =".into()],
+        lines: vec![
+            "# SPDX-License-Identifier: GPL-2.0".into(),
+            "VERSION = 5".into(),
+            "PATCHLEVEL = 10".into(),
+            "SUBLEVEL = 0".into(),
+            "EXTRAVERSION =".into(),
+        ],
     });
-    out.push(Change::Write { path: "Kconfig".into(), lines: vec!["mainmenu \"Synthetic\"".into(), "source \"net/Kconfig\"".into()] });
-    out.push(Change::Write { path: "net/Kconfig".into(), lines: vec!["config NET".into(), "\tbool \"net\"".into()] });
+    out.push(Change::Write {
+        path: "Kconfig".into(),
+        lines: vec![
+            "mainmenu \"Synthetic\"".into(),
+            "source \"net/Kconfig\"".into(),
+        ],
+    });
+    out.push(Change::Write {
+        path: "net/Kconfig".into(),
+        lines: vec!["config NET".into(), "\tbool \"net\"".into()],
+    });
     for p in MPTCP_FILES.iter().chain(CORE_FILES.iter()) {
-        out.push(file(p, if *p == MPTCP_FILES[0] { PROTOCOL_LINES } else { LINES }));
+        out.push(file(
+            p,
+            if *p == MPTCP_FILES[0] {
+                PROTOCOL_LINES
+            } else {
+                LINES
+            },
+        ));
     }
     out.push(file(SELFTEST, 120));
     out.push(file("net/mptcp/pm_old.c", 60));
@@ -368,7 +482,11 @@ fn initial_files() -> Vec<Change> {
 }
 
 fn edit(path: &str, line: usize, tag: &str) -> Change {
-    Change::Edit { path: path.to_string(), line, text: format!("/* {path} line {line} {tag} */") }
+    Change::Edit {
+        path: path.to_string(),
+        line,
+        text: format!("/* {path} line {line} {tag} */"),
+    }
 }
 
 /// Generate the history at `path`.
@@ -378,7 +496,12 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
     let mut facts = Facts::default();
     let author = |n: usize| format!("Dev {} <dev{}@example.org>", n % 50, n % 50);
 
-    let root = s.commit("master", "Linus <torvalds@example.org>", "Linux 5.10", &initial_files())?;
+    let root = s.commit(
+        "master",
+        "Linus <torvalds@example.org>",
+        "Linux 5.10",
+        &initial_files(),
+    )?;
     s.tag("v5.10", root)?;
     s.branch("linux-5.10.y", "master");
 
@@ -407,10 +530,23 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                 let mut paths = Vec::new();
                 for j in 0..3 {
                     let p = format!("drivers/side/s{side}_{j}.c");
-                    s.commit(&name, &author(n + j), &format!("net: side driver {side}.{j}"), &[Change::Write { path: p.clone(), lines: vec![format!("/* side {side} {j} */")] }])?;
+                    s.commit(
+                        &name,
+                        &author(n + j),
+                        &format!("net: side driver {side}.{j}"),
+                        &[Change::Write {
+                            path: p.clone(),
+                            lines: vec![format!("/* side {side} {j} */")],
+                        }],
+                    )?;
                     paths.push(p);
                 }
-                s.merge("master", &name, &format!("Merge branch 'side{side}'"), &paths)?;
+                s.merge(
+                    "master",
+                    &name,
+                    &format!("Merge branch 'side{side}'"),
+                    &paths,
+                )?;
                 facts.merges += 1;
                 facts.range_commits += 4;
             }
@@ -421,7 +557,11 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                 let subject = format!("mptcp: change {n}");
                 let mut changes = Vec::new();
                 if is_dup {
-                    changes.push(edit(MPTCP_FILES[0], DUP_START + 8 * dup_index, &format!("dup {dup_index}")));
+                    changes.push(edit(
+                        MPTCP_FILES[0],
+                        DUP_START + 8 * dup_index,
+                        &format!("dup {dup_index}"),
+                    ));
                 } else {
                     changes.push(edit(file, rng.range(MPTCP_MAIN), &format!("m{n}")));
                     if rng.below(5) == 0 {
@@ -432,7 +572,12 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                         changes.push(edit(SELFTEST, rng.range((0, 100)), &format!("m{n}")));
                     }
                 }
-                let mark = s.commit("master", &author(n), &format!("{subject}\n\nSynthetic MPTCP change {n}.\n"), &changes)?;
+                let mark = s.commit(
+                    "master",
+                    &author(n),
+                    &format!("{subject}\n\nSynthetic MPTCP change {n}.\n"),
+                    &changes,
+                )?;
                 mptcp_commits.push(mark);
                 if is_dup {
                     dup_targets.push((mark, dup_index, subject));
@@ -440,11 +585,25 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                 facts.touching += 1;
             } else if rng.below(10) == 0 {
                 let core = CORE_FILES[rng.below(CORE_FILES.len())];
-                s.commit("master", &author(n), &format!("tcp: core change {n}"), &[edit(core, rng.range(CORE_CHURN), &format!("c{n}"))])?;
+                s.commit(
+                    "master",
+                    &author(n),
+                    &format!("tcp: core change {n}"),
+                    &[edit(core, rng.range(CORE_CHURN), &format!("c{n}"))],
+                )?;
             } else {
-                let p = format!("drivers/sub{:02}/file{:02}.c", rng.below(DRIVER_DIRS), rng.below(DRIVER_FILES));
+                let p = format!(
+                    "drivers/sub{:02}/file{:02}.c",
+                    rng.below(DRIVER_DIRS),
+                    rng.below(DRIVER_FILES)
+                );
                 let line = rng.below(20);
-                s.commit("master", &author(n), &format!("drivers: change {n}"), &[edit(&p, line, &format!("d{n}"))])?;
+                s.commit(
+                    "master",
+                    &author(n),
+                    &format!("drivers: change {n}"),
+                    &[edit(&p, line, &format!("d{n}"))],
+                )?;
             }
             facts.range_commits += 1;
             if spec.scenarios && !scenario_done && ri == 2 && k == per_release / 2 {
@@ -452,7 +611,9 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                 scenario_done = true;
             }
         }
-        let h = s.head("master").ok_or_else(|| Error::parse("synth", "no head"))?;
+        let h = s
+            .head("master")
+            .ok_or_else(|| Error::parse("synth", "no head"))?;
         s.tag(rel, h)?;
     }
 
@@ -467,18 +628,27 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
             s.commit(
                 "linux-5.15.y",
                 &author(n),
-                &format!("mptcp: stable fix {n}\n\ncommit {up} upstream.\n\nSynthetic stable fix.\n"),
+                &format!(
+                    "mptcp: stable fix {n}\n\ncommit {up} upstream.\n\nSynthetic stable fix.\n"
+                ),
                 &[edit(file, rng.range(MPTCP_TARGET_STABLE), &format!("t{n}"))],
             )?;
             facts.touching += 1;
         } else {
             let core = CORE_FILES[rng.below(CORE_FILES.len())];
-            s.commit("linux-5.15.y", &author(n), &format!("tcp: stable change {n}"), &[edit(core, rng.range(CORE_TARGET), &format!("t{n}"))])?;
+            s.commit(
+                "linux-5.15.y",
+                &author(n),
+                &format!("tcp: stable change {n}"),
+                &[edit(core, rng.range(CORE_TARGET), &format!("t{n}"))],
+            )?;
         }
         facts.range_commits += 1;
         if k % 50 == 49 {
             stable_tag += 1;
-            let h = s.head("linux-5.15.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+            let h = s
+                .head("linux-5.15.y")
+                .ok_or_else(|| Error::parse("synth", "no head"))?;
             s.tag(&format!("v5.15.{stable_tag}"), h)?;
         }
     }
@@ -487,7 +657,9 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
         facts.range_commits += 2;
     }
     stable_tag += 1;
-    let h = s.head("linux-5.15.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+    let h = s
+        .head("linux-5.15.y")
+        .ok_or_else(|| Error::parse("synth", "no head"))?;
     s.tag(&format!("v5.15.{stable_tag}"), h)?;
     facts.target_tag = format!("v5.15.{stable_tag}");
 
@@ -507,21 +679,38 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
                         facts.dup_upstream_ref.push(id);
                     }
                     1 => {
-                        s.commit("linux-5.10.y", &author(n), &format!("{subject}\n\nSame diff, no reference.\n"), &[edit(MPTCP_FILES[0], line, &format!("dup {i}"))])?;
+                        s.commit(
+                            "linux-5.10.y",
+                            &author(n),
+                            &format!("{subject}\n\nSame diff, no reference.\n"),
+                            &[edit(MPTCP_FILES[0], line, &format!("dup {i}"))],
+                        )?;
                         facts.dup_patch_id.push(id);
                     }
                     _ => {
-                        s.commit("linux-5.10.y", &author(n), &format!("{subject}\n\ncommit {id} upstream.\n\nAdapted for 5.10.\n"), &[edit(MPTCP_FILES[0], line, &format!("dup {i} adapted"))])?;
+                        s.commit(
+                            "linux-5.10.y",
+                            &author(n),
+                            &format!("{subject}\n\ncommit {id} upstream.\n\nAdapted for 5.10.\n"),
+                            &[edit(MPTCP_FILES[0], line, &format!("dup {i} adapted"))],
+                        )?;
                         facts.dup_upstream_ref.push(id);
                     }
                 }
             }
         }
         let core = CORE_FILES[rng.below(CORE_FILES.len())];
-        s.commit("linux-5.10.y", &author(n), &format!("tcp: 5.10 stable change {n}"), &[edit(core, rng.range(CORE_BASE), &format!("b{n}"))])?;
+        s.commit(
+            "linux-5.10.y",
+            &author(n),
+            &format!("tcp: 5.10 stable change {n}"),
+            &[edit(core, rng.range(CORE_BASE), &format!("b{n}"))],
+        )?;
         if k == 0 {
             base_tag += 1;
-            let h = s.head("linux-5.10.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+            let h = s
+                .head("linux-5.10.y")
+                .ok_or_else(|| Error::parse("synth", "no head"))?;
             s.tag(&format!("v5.10.{base_tag}"), h)?;
             facts.early_base_tag = format!("v5.10.{base_tag}");
         }
@@ -529,19 +718,40 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
     // Remaining duplicates (small histories).
     for (mark, i, subject) in dup_iter {
         let id = s.sha(mark)?;
-        s.commit("linux-5.10.y", &author(i), &format!("{subject}\n\nSame diff, no reference.\n"), &[edit(MPTCP_FILES[0], DUP_START + 8 * i, &format!("dup {i}"))])?;
+        s.commit(
+            "linux-5.10.y",
+            &author(i),
+            &format!("{subject}\n\nSame diff, no reference.\n"),
+            &[edit(MPTCP_FILES[0], DUP_START + 8 * i, &format!("dup {i}"))],
+        )?;
         facts.dup_patch_id.push(id);
     }
     if spec.scenarios {
         // Same subject as a mainline MPTCP commit, different change.
         let subject = facts.subject_dup_subject.clone();
-        s.commit("linux-5.10.y", &author(1), &format!("{subject}\n\nA different fix with the same title.\n"), &[edit("drivers/sub00/file00.c", 3, "subject dup")])?;
+        s.commit(
+            "linux-5.10.y",
+            &author(1),
+            &format!("{subject}\n\nA different fix with the same title.\n"),
+            &[edit("drivers/sub00/file00.c", 3, "subject dup")],
+        )?;
         // The 5.10.y backport of the same (fake) upstream fix as a 5.15.y commit.
         let up = facts.stable_extra_upstream.clone();
-        s.commit("linux-5.10.y", &author(2), &format!("tcp: stable-only helper\n\ncommit {up} upstream.\n"), &[edit("net/core/sock.c", CORE_BASE.1 - 1, "stable helper 5.10")])?;
+        s.commit(
+            "linux-5.10.y",
+            &author(2),
+            &format!("tcp: stable-only helper\n\ncommit {up} upstream.\n"),
+            &[edit(
+                "net/core/sock.c",
+                CORE_BASE.1 - 1,
+                "stable helper 5.10",
+            )],
+        )?;
     }
     base_tag += 1;
-    let h = s.head("linux-5.10.y").ok_or_else(|| Error::parse("synth", "no head"))?;
+    let h = s
+        .head("linux-5.10.y")
+        .ok_or_else(|| Error::parse("synth", "no head"))?;
     s.tag(&format!("v5.10.{base_tag}"), h)?;
     facts.base_tag = format!("v5.10.{base_tag}");
 
@@ -549,7 +759,15 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
         // An extra commit outside base..target: a different branch altogether.
         s.branch("netdev-next", "master");
         let subject = "net: out-of-range helper for mptcp".to_string();
-        let m = s.commit("netdev-next", &author(3), &format!("{subject}\n\nOnly on netdev-next.\n"), &[Change::Write { path: "drivers/outside/helper.c".into(), lines: vec!["/* helper */".into()] }])?;
+        let m = s.commit(
+            "netdev-next",
+            &author(3),
+            &format!("{subject}\n\nOnly on netdev-next.\n"),
+            &[Change::Write {
+                path: "drivers/outside/helper.c".into(),
+                lines: vec!["/* helper */".into()],
+            }],
+        )?;
         facts.outside_extra = s.sha(m)?;
         facts.outside_extra_subject = subject;
     }
@@ -559,7 +777,12 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
 }
 
 fn fake_id(rng: &mut Rng) -> String {
-    format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), rng.next() as u32)
+    format!(
+        "{:016x}{:016x}{:08x}",
+        rng.next(),
+        rng.next(),
+        rng.next() as u32
+    )
 }
 
 /// Mainline scenarios: prerequisite outside the path set, renames, a revert pair, a commit
@@ -587,46 +810,85 @@ fn scenarios_mainline(s: &mut Synth, facts: &mut Facts) -> Result<()> {
         "mptcp: use the synthetic tcp helper\n",
         &[
             edit("net/mptcp/protocol.c", 151, "uses tcp_synth_helper"),
-            edit("net/ipv4/tcp.c", PREREQ_LINE + 3, "EXPORT_SYMBOL(tcp_synth_helper);"),
+            edit(
+                "net/ipv4/tcp.c",
+                PREREQ_LINE + 3,
+                "EXPORT_SYMBOL(tcp_synth_helper);",
+            ),
         ],
     )?;
     facts.prereq_user = s.sha(m)?;
     facts.touching += 1;
 
     // Renames: inside the path set, and into it from outside.
-    s.commit("master", a, "mptcp: rename pm_old.c to pm_new.c\n", &[Change::Rename { from: "net/mptcp/pm_old.c".into(), to: "net/mptcp/pm_new.c".into() }])?;
-    s.commit("master", a, "mptcp: touch the renamed pm_new.c\n", &[edit("net/mptcp/pm_new.c", 5, "after rename")])?;
+    s.commit(
+        "master",
+        a,
+        "mptcp: rename pm_old.c to pm_new.c\n",
+        &[Change::Rename {
+            from: "net/mptcp/pm_old.c".into(),
+            to: "net/mptcp/pm_new.c".into(),
+        }],
+    )?;
+    s.commit(
+        "master",
+        a,
+        "mptcp: touch the renamed pm_new.c\n",
+        &[edit("net/mptcp/pm_new.c", 5, "after rename")],
+    )?;
     s.commit(
         "master",
         a,
         "selftests: mptcp: move helper.sh into the mptcp directory\n",
-        &[Change::Rename { from: "tools/testing/selftests/net/helper.sh".into(), to: "tools/testing/selftests/net/mptcp/helper.sh".into() }],
+        &[Change::Rename {
+            from: "tools/testing/selftests/net/helper.sh".into(),
+            to: "tools/testing/selftests/net/mptcp/helper.sh".into(),
+        }],
     )?;
     facts.rename = ("net/mptcp/pm_old.c".into(), "net/mptcp/pm_new.c".into());
     facts.touching += 3;
 
     // Revert pair.
-    let m = s.commit("master", a, "mptcp: experimental tweak\n", &[edit("net/mptcp/options.c", 152, "tweak")])?;
+    let m = s.commit(
+        "master",
+        a,
+        "mptcp: experimental tweak\n",
+        &[edit("net/mptcp/options.c", 152, "tweak")],
+    )?;
     let original = s.sha(m)?;
     let before = "/* net/mptcp/options.c line 152 */".to_string();
     let m = s.commit(
         "master",
         a,
         &format!("Revert \"mptcp: experimental tweak\"\n\nThis reverts commit {original}.\n"),
-        &[Change::Edit { path: "net/mptcp/options.c".into(), line: 152, text: before }],
+        &[Change::Edit {
+            path: "net/mptcp/options.c".into(),
+            line: 152,
+            text: before,
+        }],
     )?;
     facts.revert_pair = (original, s.sha(m)?);
     facts.touching += 2;
 
     // A subject the base will also have (with a different change).
     let subject = "mptcp: fix a thing the base fixed differently".to_string();
-    let m = s.commit("master", a, &format!("{subject}\n"), &[edit("net/mptcp/subflow.c", 153, "subject dup")])?;
+    let m = s.commit(
+        "master",
+        a,
+        &format!("{subject}\n"),
+        &[edit("net/mptcp/subflow.c", 153, "subject dup")],
+    )?;
     facts.subject_dup = s.sha(m)?;
     facts.subject_dup_subject = subject;
     facts.touching += 1;
 
     // The commit that will hit the BSP's vendor change.
-    let m = s.commit("master", a, "mptcp: ctrl tweak\n", &[edit("net/mptcp/ctrl.c", CTRL_LINE, "ctrl tweak")])?;
+    let m = s.commit(
+        "master",
+        a,
+        "mptcp: ctrl tweak\n",
+        &[edit("net/mptcp/ctrl.c", CTRL_LINE, "ctrl tweak")],
+    )?;
     facts.ctrl_commit = s.sha(m)?;
     facts.ctrl_file = "net/mptcp/ctrl.c".into();
     facts.ctrl_line = CTRL_LINE + 1;
@@ -647,8 +909,16 @@ fn scenarios_target_stable(s: &mut Synth, facts: &mut Facts, rng: &mut Rng) -> R
     )?;
     facts.stable_extra = s.sha(m)?;
     facts.stable_extra_upstream = up;
-    s.commit("linux-5.15.y", "Scenario <scenario@example.org>", "mptcp: stable scenario change\n", &[edit("net/mptcp/pm_netlink.c", MPTCP_TARGET_STABLE.1 + 3, "stable scenario")])?;
+    s.commit(
+        "linux-5.15.y",
+        "Scenario <scenario@example.org>",
+        "mptcp: stable scenario change\n",
+        &[edit(
+            "net/mptcp/pm_netlink.c",
+            MPTCP_TARGET_STABLE.1 + 3,
+            "stable scenario",
+        )],
+    )?;
     facts.touching += 1;
     Ok(())
 }
-

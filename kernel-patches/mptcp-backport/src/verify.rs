@@ -107,7 +107,8 @@ pub struct VerifyReport {
 
 /// Check that `tree` is a Linux source tree; returns its version (e.g. `5.10.223`).
 pub fn check_kernel_tree(tree: &Path) -> Result<String> {
-    let makefile = fs::read_to_string(tree.join("Makefile")).map_err(|_| Error::NotKernelTree(tree.to_path_buf()))?;
+    let makefile = fs::read_to_string(tree.join("Makefile"))
+        .map_err(|_| Error::NotKernelTree(tree.to_path_buf()))?;
     let var = |name: &str| {
         makefile.lines().find_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -120,7 +121,9 @@ pub fn check_kernel_tree(tree: &Path) -> Result<String> {
     if !tree.join("Kconfig").is_file() || !tree.join("net").is_dir() {
         return Err(Error::NotKernelTree(tree.to_path_buf()));
     }
-    let sublevel = var("SUBLEVEL").filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into());
+    let sublevel = var("SUBLEVEL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "0".into());
     let extra = var("EXTRAVERSION").unwrap_or_default();
     Ok(format!("{version}.{patchlevel}.{sublevel}{extra}"))
 }
@@ -129,18 +132,36 @@ pub fn check_kernel_tree(tree: &Path) -> Result<String> {
 pub fn verify(manifest: &Manifest, opts: &VerifyOptions) -> Result<VerifyReport> {
     let kernel = check_kernel_tree(&opts.tree)?;
     let features = check_features(manifest, &opts.tree);
-    let missing_required: Vec<String> = features.iter().filter(|f| f.required && !f.present).map(|f| f.name.clone()).collect();
+    let missing_required: Vec<String> = features
+        .iter()
+        .filter(|f| f.required && !f.present)
+        .map(|f| f.name.clone())
+        .collect();
     let config = match &opts.config {
         Some(c) => Some(check_config(manifest, &opts.tree, c)?),
         None => None,
     };
     let compile = match (&opts.config, opts.compile) {
         (Some(c), true) => Some(compile_mptcp(&opts.tree, c, opts.jobs)?),
-        (None, true) => return Err(Error::Usage("--compile needs the configuration step (--config)".into())),
+        (None, true) => {
+            return Err(Error::Usage(
+                "--compile needs the configuration step (--config)".into(),
+            ))
+        }
         _ => None,
     };
-    let ok = missing_required.is_empty() && config.as_ref().map(|c| c.ok).unwrap_or(true) && compile.as_ref().map(|c| c.ok).unwrap_or(true);
-    Ok(VerifyReport { tree: opts.tree.clone(), kernel, features, missing_required, config, compile, ok })
+    let ok = missing_required.is_empty()
+        && config.as_ref().map(|c| c.ok).unwrap_or(true)
+        && compile.as_ref().map(|c| c.ok).unwrap_or(true);
+    Ok(VerifyReport {
+        tree: opts.tree.clone(),
+        kernel,
+        features,
+        missing_required,
+        config,
+        compile,
+        ok,
+    })
 }
 
 /// Source-level checks from the manifest's `[[feature]]` list.
@@ -150,14 +171,24 @@ pub fn check_features(manifest: &Manifest, tree: &Path) -> Vec<FeatureResult> {
         .feature
         .iter()
         .map(|f| {
-            let content = cache.entry(f.file.clone()).or_insert_with(|| fs::read(tree.join(&f.file)).ok().map(|b| String::from_utf8_lossy(&b).into_owned()));
+            let content = cache.entry(f.file.clone()).or_insert_with(|| {
+                fs::read(tree.join(&f.file))
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            });
             let present = match (content.as_deref(), &f.contains, &f.line) {
                 (None, _, _) => false,
                 (Some(text), Some(needle), _) => text.contains(needle.as_str()),
                 (Some(text), None, Some(line)) => text.lines().any(|l| l.trim() == line.trim()),
                 (Some(_), None, None) => true,
             };
-            FeatureResult { name: f.name.clone(), since: f.since.clone(), file: f.file.clone(), required: f.required, present }
+            FeatureResult {
+                name: f.name.clone(),
+                since: f.since.clone(),
+                file: f.file.clone(),
+                required: f.required,
+                present,
+            }
         })
         .collect()
 }
@@ -177,11 +208,17 @@ pub fn parse_config(text: &str) -> Vec<ConfigLine> {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("# CONFIG_") {
             if let Some(sym) = rest.strip_suffix(" is not set") {
-                out.push(ConfigLine { symbol: sym.to_string(), value: "n".into() });
+                out.push(ConfigLine {
+                    symbol: sym.to_string(),
+                    value: "n".into(),
+                });
             }
         } else if let Some(rest) = line.strip_prefix("CONFIG_") {
             if let Some((sym, val)) = rest.split_once('=') {
-                out.push(ConfigLine { symbol: sym.trim().to_string(), value: val.trim().to_string() });
+                out.push(ConfigLine {
+                    symbol: sym.trim().to_string(),
+                    value: val.trim().to_string(),
+                });
             }
         }
     }
@@ -193,7 +230,9 @@ pub fn kconfig_symbols(tree: &Path) -> HashSet<String> {
     let mut symbols = HashSet::new();
     let mut stack = vec![tree.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -206,7 +245,9 @@ pub fn kconfig_symbols(tree: &Path) -> HashSet<String> {
                 if let Ok(text) = fs::read_to_string(&path) {
                     for line in text.lines() {
                         let t = line.trim();
-                        let sym = t.strip_prefix("config ").or_else(|| t.strip_prefix("menuconfig "));
+                        let sym = t
+                            .strip_prefix("config ")
+                            .or_else(|| t.strip_prefix("menuconfig "));
                         if let Some(sym) = sym {
                             symbols.insert(sym.trim().to_string());
                         }
@@ -231,16 +272,29 @@ fn make(tree: &Path, c: &ConfigOptions, extra: &[&str]) -> Command {
     if let Some(x) = &c.cross_compile {
         cmd.arg(format!("CROSS_COMPILE={x}"));
     }
-    cmd.args(extra).env_remove("KCONFIG_CONFIG").env("LC_ALL", "C").stdin(Stdio::null());
+    cmd.args(extra)
+        .env_remove("KCONFIG_CONFIG")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
     cmd
 }
 
 fn run_step(mut cmd: Command, label: &str, steps: &mut Vec<String>) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::Command { command: label.into(), message: format!("{e} (install make, gcc, flex and bison)") })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd.output().map_err(|e| Error::Command {
+        command: label.into(),
+        message: format!("{e} (install make, gcc, flex and bison)"),
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
         let lines: Vec<&str> = text.lines().collect();
-        return Err(Error::Command { command: label.into(), message: lines[lines.len().saturating_sub(20)..].join("\n") });
+        return Err(Error::Command {
+            command: label.into(),
+            message: lines[lines.len().saturating_sub(20)..].join("\n"),
+        });
     }
     steps.push(label.to_string());
     Ok(text)
@@ -250,26 +304,53 @@ fn run_step(mut cmd: Command, label: &str, steps: &mut Vec<String>) -> Result<St
 pub fn check_config(manifest: &Manifest, tree: &Path, c: &ConfigOptions) -> Result<ConfigReport> {
     fs::create_dir_all(&c.build_dir).map_err(|e| Error::io(&c.build_dir, e))?;
     let build = fs::canonicalize(&c.build_dir).map_err(|e| Error::io(&c.build_dir, e))?;
-    let c = ConfigOptions { build_dir: build.clone(), ..c.clone() };
+    let c = ConfigOptions {
+        build_dir: build.clone(),
+        ..c.clone()
+    };
     let config_path = build.join(".config");
     let mut steps = Vec::new();
     if !config_path.is_file() {
-        run_step(make(tree, &c, &["-s", &c.defconfig]), &format!("make {}", c.defconfig), &mut steps)?;
+        run_step(
+            make(tree, &c, &["-s", &c.defconfig]),
+            &format!("make {}", c.defconfig),
+            &mut steps,
+        )?;
     }
     let mut merge = Command::new("sh");
-    merge.arg(tree.join("scripts/kconfig/merge_config.sh")).arg("-m").arg("-O").arg(&build).arg(&config_path);
-    merge.args(&c.fragments).current_dir(tree).env_remove("KCONFIG_CONFIG").env("LC_ALL", "C").stdin(Stdio::null());
+    merge
+        .arg(tree.join("scripts/kconfig/merge_config.sh"))
+        .arg("-m")
+        .arg("-O")
+        .arg(&build)
+        .arg(&config_path);
+    merge
+        .args(&c.fragments)
+        .current_dir(tree)
+        .env_remove("KCONFIG_CONFIG")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
     run_step(merge, "scripts/kconfig/merge_config.sh -m", &mut steps)?;
-    run_step(make(tree, &c, &["-s", "olddefconfig"]), "make olddefconfig", &mut steps)?;
+    run_step(
+        make(tree, &c, &["-s", "olddefconfig"]),
+        "make olddefconfig",
+        &mut steps,
+    )?;
 
     let final_text = fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-    let actual: HashMap<String, String> = parse_config(&final_text).into_iter().map(|l| (l.symbol, l.value)).collect();
+    let actual: HashMap<String, String> = parse_config(&final_text)
+        .into_iter()
+        .map(|l| (l.symbol, l.value))
+        .collect();
     let known = kconfig_symbols(tree);
     let mut requested: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut order = Vec::new();
     for frag in &c.fragments {
         let text = fs::read_to_string(frag).map_err(|e| Error::io(frag, e))?;
-        let label = frag.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = frag
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for l in parse_config(&text) {
             if !requested.contains_key(&l.symbol) {
                 order.push(l.symbol.clone());
@@ -294,29 +375,61 @@ pub fn check_config(manifest: &Manifest, tree: &Path, c: &ConfigOptions) -> Resu
         let got = actual.get(&sym).cloned();
         let (status, note) = if !known.contains(&sym) {
             match partner(&sym) {
-                Some(p) if known.contains(&p) => (SymbolStatus::Renamed, format!("not in this kernel; CONFIG_{p} is its name here")),
-                _ if manifest.config.optional.contains(&sym) => (SymbolStatus::OptionalAbsent, "not in this kernel (optional)".into()),
-                _ => (SymbolStatus::NotInKernel, "no such Kconfig symbol in this tree".into()),
+                Some(p) if known.contains(&p) => (
+                    SymbolStatus::Renamed,
+                    format!("not in this kernel; CONFIG_{p} is its name here"),
+                ),
+                _ if manifest.config.optional.contains(&sym) => (
+                    SymbolStatus::OptionalAbsent,
+                    "not in this kernel (optional)".into(),
+                ),
+                _ => (
+                    SymbolStatus::NotInKernel,
+                    "no such Kconfig symbol in this tree".into(),
+                ),
             }
         } else if value_ok(&want, got.as_deref()) {
-            let note = if want == "m" && got.as_deref() == Some("y") { "built in (y) where m was asked".into() } else { String::new() };
+            let note = if want == "m" && got.as_deref() == Some("y") {
+                "built in (y) where m was asked".into()
+            } else {
+                String::new()
+            };
             (SymbolStatus::Ok, note)
         } else {
-            let mut note = "resolved differently by kconfig (unmet dependency or a select)".to_string();
+            let mut note =
+                "resolved differently by kconfig (unmet dependency or a select)".to_string();
             if sym == "MPTCP_IPV6" && actual.get("IPV6").map(String::as_str) == Some("m") {
                 note = "CONFIG_IPV6=m: MPTCP_IPV6 depends on IPV6=y, so MPTCP over IPv6 is silently off".into();
             }
             (SymbolStatus::Mismatch, note)
         };
-        symbols.push(SymbolResult { symbol: sym, requested: want, actual: got, status, fragment, note });
+        symbols.push(SymbolResult {
+            symbol: sym,
+            requested: want,
+            actual: got,
+            status,
+            fragment,
+            note,
+        });
     }
     // A renamed symbol passes only if its twin (also in the fragments) resolved right.
     let ok = symbols.iter().all(|s| match s.status {
         SymbolStatus::Ok | SymbolStatus::OptionalAbsent => true,
-        SymbolStatus::Renamed => partner(&s.symbol).map(|p| symbols.iter().any(|t| t.symbol == p && t.status == SymbolStatus::Ok)).unwrap_or(false),
+        SymbolStatus::Renamed => partner(&s.symbol)
+            .map(|p| {
+                symbols
+                    .iter()
+                    .any(|t| t.symbol == p && t.status == SymbolStatus::Ok)
+            })
+            .unwrap_or(false),
         SymbolStatus::Mismatch | SymbolStatus::NotInKernel => false,
     });
-    Ok(ConfigReport { build_dir: build, steps, symbols, ok })
+    Ok(ConfigReport {
+        build_dir: build,
+        steps,
+        symbols,
+        ok,
+    })
 }
 
 fn value_ok(want: &str, got: Option<&str>) -> bool {
@@ -331,13 +444,23 @@ fn value_ok(want: &str, got: Option<&str>) -> bool {
 /// `make net/mptcp/` with the merged configuration.
 pub fn compile_mptcp(tree: &Path, c: &ConfigOptions, jobs: usize) -> Result<CompileReport> {
     let build = fs::canonicalize(&c.build_dir).map_err(|e| Error::io(&c.build_dir, e))?;
-    let c = ConfigOptions { build_dir: build, ..c.clone() };
+    let c = ConfigOptions {
+        build_dir: build,
+        ..c.clone()
+    };
     let jobs = format!("-j{}", jobs.max(1));
     let start = Instant::now();
     let out = make(tree, &c, &["-s", &jobs, "net/mptcp/"])
         .output()
-        .map_err(|e| Error::Command { command: "make net/mptcp/".into(), message: e.to_string() })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        .map_err(|e| Error::Command {
+            command: "make net/mptcp/".into(),
+            message: e.to_string(),
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = text.lines().collect();
     Ok(CompileReport {
         ok: out.status.success(),
@@ -350,7 +473,12 @@ pub fn compile_mptcp(tree: &Path, c: &ConfigOptions, jobs: usize) -> Result<Comp
 pub fn render_text(r: &VerifyReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "mptcp-backport verify: {} (Linux {})", r.tree.display(), r.kernel);
+    let _ = writeln!(
+        s,
+        "mptcp-backport verify: {} (Linux {})",
+        r.tree.display(),
+        r.kernel
+    );
     let _ = writeln!(s, "\nFeatures:");
     for f in &r.features {
         let state = match (f.present, f.required) {
@@ -359,10 +487,19 @@ pub fn render_text(r: &VerifyReport) -> String {
             (false, false) => "absent",
         };
         let kind = if f.required { "" } else { " (info)" };
-        let _ = writeln!(s, "  {state:<8} {:<9} {}{kind}  [{}]", f.since, f.name, f.file);
+        let _ = writeln!(
+            s,
+            "  {state:<8} {}{kind}  [{}; since {}]",
+            f.name, f.file, f.since
+        );
     }
     if let Some(c) = &r.config {
-        let _ = writeln!(s, "\nConfiguration ({}; {}):", c.build_dir.display(), c.steps.join(" -> "));
+        let _ = writeln!(
+            s,
+            "\nConfiguration ({}; {}):",
+            c.build_dir.display(),
+            c.steps.join(" -> ")
+        );
         for sym in &c.symbols {
             let actual = sym.actual.as_deref().unwrap_or("(unset)");
             let status = match sym.status {
@@ -372,12 +509,25 @@ pub fn render_text(r: &VerifyReport) -> String {
                 SymbolStatus::OptionalAbsent => "absent",
                 SymbolStatus::NotInKernel => "NO-SYMBOL",
             };
-            let note = if sym.note.is_empty() { String::new() } else { format!("  ({})", sym.note) };
-            let _ = writeln!(s, "  {status:<9} CONFIG_{}={} -> {actual}  [{}]{note}", sym.symbol, sym.requested, sym.fragment);
+            let note = if sym.note.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", sym.note)
+            };
+            let _ = writeln!(
+                s,
+                "  {status:<9} CONFIG_{}={} -> {actual}  [{}]{note}",
+                sym.symbol, sym.requested, sym.fragment
+            );
         }
     }
     if let Some(c) = &r.compile {
-        let _ = writeln!(s, "\nCompile net/mptcp/: {} in {:.0} s", if c.ok { "ok" } else { "FAILED" }, c.seconds);
+        let _ = writeln!(
+            s,
+            "\nCompile net/mptcp/: {} in {:.0} s",
+            if c.ok { "ok" } else { "FAILED" },
+            c.seconds
+        );
         if !c.ok {
             let _ = writeln!(s, "{}", c.output);
         }
@@ -386,7 +536,11 @@ pub fn render_text(r: &VerifyReport) -> String {
         s,
         "\nResult: {}{}",
         if r.ok { "OK" } else { "NOT OK" },
-        if r.missing_required.is_empty() { String::new() } else { format!(" — {} required features missing", r.missing_required.len()) }
+        if r.missing_required.is_empty() {
+            String::new()
+        } else {
+            format!(" — {} required features missing", r.missing_required.len())
+        }
     );
     s
 }
@@ -397,9 +551,17 @@ mod tests {
 
     #[test]
     fn config_lines_parse() {
-        let l = parse_config("CONFIG_MPTCP=y\n# CONFIG_KUNIT is not set\n# comment\nCONFIG_CMDLINE=\"a b\"\n");
+        let l = parse_config(
+            "CONFIG_MPTCP=y\n# CONFIG_KUNIT is not set\n# comment\nCONFIG_CMDLINE=\"a b\"\n",
+        );
         assert_eq!(l.len(), 3);
-        assert_eq!(l[1], ConfigLine { symbol: "KUNIT".into(), value: "n".into() });
+        assert_eq!(
+            l[1],
+            ConfigLine {
+                symbol: "KUNIT".into(),
+                value: "n".into()
+            }
+        );
         assert_eq!(l[2].value, "\"a b\"");
     }
 
@@ -414,8 +576,15 @@ mod tests {
     #[test]
     fn non_kernel_tree_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(check_kernel_tree(dir.path()), Err(Error::NotKernelTree(_))));
-        fs::write(dir.path().join("Makefile"), "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 66\nEXTRAVERSION =\n").unwrap();
+        assert!(matches!(
+            check_kernel_tree(dir.path()),
+            Err(Error::NotKernelTree(_))
+        ));
+        fs::write(
+            dir.path().join("Makefile"),
+            "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 66\nEXTRAVERSION =\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("Kconfig"), "").unwrap();
         assert!(check_kernel_tree(dir.path()).is_err());
         fs::create_dir(dir.path().join("net")).unwrap();

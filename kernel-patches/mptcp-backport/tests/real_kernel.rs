@@ -69,11 +69,17 @@ const INFO: &[(&str, bool)] = &[
     ("KUnit symbol MPTCP_KUNIT_TESTS (5.10 name)", true),
     ("selftest mptcp_lib.sh", true),
     ("variant: bare per-cpu TCP orphan counter", true),
-    ("variant: busy-poll options SO_PREFER_BUSY_POLL in the core", false),
+    (
+        "variant: busy-poll options SO_PREFER_BUSY_POLL in the core",
+        false,
+    ),
 ];
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 fn manifest() -> PathBuf {
@@ -98,8 +104,14 @@ fn tree() -> Result<PathBuf, String> {
 }
 
 fn extract() -> Result<PathBuf, String> {
-    let out = Command::new("sha256sum").arg(TARBALL).output().map_err(|e| format!("sha256sum: {e}"))?;
-    let hash: String = String::from_utf8_lossy(&out.stdout).chars().take(16).collect();
+    let out = Command::new("sha256sum")
+        .arg(TARBALL)
+        .output()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    let hash: String = String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .take(16)
+        .collect();
     if !out.status.success() || hash.len() != 16 {
         return Err(format!("cannot hash {TARBALL}"));
     }
@@ -113,7 +125,13 @@ fn extract() -> Result<PathBuf, String> {
     let tmp = root.join(format!("linux-5.10-{hash}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let st = Command::new("tar").arg("-xJf").arg(TARBALL).arg("-C").arg(&tmp).status().map_err(|e| format!("tar: {e}"))?;
+    let st = Command::new("tar")
+        .arg("-xJf")
+        .arg(TARBALL)
+        .arg("-C")
+        .arg(&tmp)
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
     if !st.success() {
         return Err(format!("tar -xJf {TARBALL} failed"));
     }
@@ -124,7 +142,10 @@ fn extract() -> Result<PathBuf, String> {
     if tree.join("Makefile").is_file() {
         Ok(tree)
     } else {
-        Err(format!("{} has no Makefile after extraction", tree.display()))
+        Err(format!(
+            "{} has no Makefile after extraction",
+            tree.display()
+        ))
     }
 }
 
@@ -138,7 +159,8 @@ fn run_verify(args: &[&str]) -> Result<(i32, Value, String), String> {
         .output()
         .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("bad JSON ({e}); stderr: {stderr}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("bad JSON ({e}); stderr: {stderr}"))?;
     Ok((out.status.code().unwrap_or(-1), json, stderr))
 }
 
@@ -147,7 +169,9 @@ fn names(report: &Value, present: bool) -> BTreeSet<String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .filter(|f| f["required"] == Value::Bool(true) && f["present"] == Value::Bool(present))
+                .filter(|f| {
+                    f["required"] == Value::Bool(true) && f["present"] == Value::Bool(present)
+                })
                 .filter_map(|f| f["name"].as_str().map(str::to_string))
                 .collect()
         })
@@ -175,13 +199,20 @@ fn features_on_plain_5_10() -> Result<(), String> {
         return Err(format!("present differs: got {present:?}"));
     }
     for (name, expected) in INFO {
-        let got = report["features"].as_array().and_then(|a| a.iter().find(|f| f["name"] == *name)).map(|f| f["present"] == Value::Bool(true));
+        let got = report["features"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["name"] == *name))
+            .map(|f| f["present"] == Value::Bool(true));
         if got != Some(*expected) {
-            return Err(format!("info check {name:?}: got {got:?}, expected {expected}"));
+            return Err(format!(
+                "info check {name:?}: got {got:?}, expected {expected}"
+            ));
         }
     }
     if code != 1 {
-        return Err(format!("verify must fail (exit 1) on a tree without the backport, got {code}; {stderr}"));
+        return Err(format!(
+            "verify must fail (exit 1) on a tree without the backport, got {code}; {stderr}"
+        ));
     }
     Ok(())
 }
@@ -203,28 +234,64 @@ fn config_and_compile_on_5_10() -> Result<(), String> {
         "2",
     ])?;
     let config = &report["config"];
-    let steps: Vec<&str> = config["steps"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    if steps != ["make defconfig", "scripts/kconfig/merge_config.sh -m", "make olddefconfig"] {
+    let steps: Vec<&str> = config["steps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if steps
+        != [
+            "make defconfig",
+            "scripts/kconfig/merge_config.sh -m",
+            "make olddefconfig",
+        ]
+    {
         return Err(format!("unexpected kconfig steps {steps:?}; {stderr}"));
     }
     let symbols = config["symbols"].as_array().ok_or("no symbols")?;
-    let status = |sym: &str| symbols.iter().find(|s| s["symbol"] == sym).map(|s| s["status"].as_str().unwrap_or("").to_string());
+    let status = |sym: &str| {
+        symbols
+            .iter()
+            .find(|s| s["symbol"] == sym)
+            .map(|s| s["status"].as_str().unwrap_or("").to_string())
+    };
     for s in symbols {
         let sym = s["symbol"].as_str().unwrap_or("");
         let st = s["status"].as_str().unwrap_or("");
-        let expected = if sym == "MPTCP_KUNIT_TEST" { "renamed" } else { "ok" };
+        let expected = if sym == "MPTCP_KUNIT_TEST" {
+            "renamed"
+        } else {
+            "ok"
+        };
         if st != expected {
-            return Err(format!("CONFIG_{sym}: {st} (expected {expected}): {}", s["note"]));
+            return Err(format!(
+                "CONFIG_{sym}: {st} (expected {expected}): {}",
+                s["note"]
+            ));
         }
     }
-    for must in ["MPTCP", "MPTCP_IPV6", "INET_MPTCP_DIAG", "SYN_COOKIES", "MPTCP_KUNIT_TESTS", "NET_SCH_NETEM", "VETH", "NF_TABLES"] {
+    for must in [
+        "MPTCP",
+        "MPTCP_IPV6",
+        "INET_MPTCP_DIAG",
+        "SYN_COOKIES",
+        "MPTCP_KUNIT_TESTS",
+        "NET_SCH_NETEM",
+        "VETH",
+        "NF_TABLES",
+    ] {
         if status(must).as_deref() != Some("ok") {
             return Err(format!("CONFIG_{must} did not reach .config"));
         }
     }
     // The final .config really has them (not only the report).
-    let final_config = std::fs::read_to_string(build.path().join(".config")).map_err(|e| e.to_string())?;
-    for line in ["CONFIG_MPTCP=y", "CONFIG_MPTCP_IPV6=y", "CONFIG_INET_MPTCP_DIAG=y", "CONFIG_MPTCP_KUNIT_TESTS=m"] {
+    let final_config =
+        std::fs::read_to_string(build.path().join(".config")).map_err(|e| e.to_string())?;
+    for line in [
+        "CONFIG_MPTCP=y",
+        "CONFIG_MPTCP_IPV6=y",
+        "CONFIG_INET_MPTCP_DIAG=y",
+        "CONFIG_MPTCP_KUNIT_TESTS=m",
+    ] {
         if !final_config.lines().any(|l| l == line) {
             return Err(format!("{line} not in the final .config"));
         }
@@ -233,7 +300,10 @@ fn config_and_compile_on_5_10() -> Result<(), String> {
         return Err("config part not ok".into());
     }
     if report["compile"]["ok"] != Value::Bool(true) {
-        return Err(format!("net/mptcp/ did not compile:\n{}", report["compile"]["output"].as_str().unwrap_or("")));
+        return Err(format!(
+            "net/mptcp/ did not compile:\n{}",
+            report["compile"]["output"].as_str().unwrap_or("")
+        ));
     }
     if !build.path().join("net/mptcp/protocol.o").is_file() {
         return Err("net/mptcp/protocol.o was not built".into());
@@ -258,7 +328,10 @@ fn ipv6_module_caveat() -> Result<(), String> {
         frag.to_str().unwrap_or_default(),
     ])?;
     let symbols = report["config"]["symbols"].as_array().ok_or("no symbols")?;
-    let ipv6 = symbols.iter().find(|s| s["symbol"] == "MPTCP_IPV6").ok_or("no MPTCP_IPV6 line")?;
+    let ipv6 = symbols
+        .iter()
+        .find(|s| s["symbol"] == "MPTCP_IPV6")
+        .ok_or("no MPTCP_IPV6 line")?;
     if ipv6["status"] != "mismatch" || !ipv6["note"].as_str().unwrap_or("").contains("IPV6=m") {
         return Err(format!("IPV6=m must be reported on MPTCP_IPV6: {ipv6}"));
     }
@@ -283,9 +356,18 @@ fn main() {
         Need::Program(TARBALL),
     ];
     let tests: Vec<(&'static str, Test)> = vec![
-        ("verify_features_on_plain_5_10_223", Box::new(features_on_plain_5_10)),
-        ("verify_config_fragments_and_compile_on_5_10_223", Box::new(config_and_compile_on_5_10)),
-        ("verify_reports_ipv6_module_caveat", Box::new(ipv6_module_caveat)),
+        (
+            "verify_features_on_plain_5_10_223",
+            Box::new(features_on_plain_5_10),
+        ),
+        (
+            "verify_config_fragments_and_compile_on_5_10_223",
+            Box::new(config_and_compile_on_5_10),
+        ),
+        (
+            "verify_reports_ipv6_module_caveat",
+            Box::new(ipv6_module_caveat),
+        ),
     ];
     run_trials(trials(&needs, tests))
 }

@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The client verbs of `mptcp-agent`: `status`, `reload`, `monitor` talk to the running
+//! agent over the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket);
+//! `check-config` and `--version` work without it.
+//!
+//! Exit status of `status`, `reload` and `monitor`: 0 done; 1 the agent refused (config
+//! rejected, apply rolled back, resync failed); 3 the agent is not reachable (no system bus,
+//! or it is not running); 4 access denied (`reload` needs root or group mptcp-admin).
+//! `check-config`: 0 valid; 1 invalid (positions on stderr); 2 usage error; 3 unreadable
+//! (missing, not a regular file, too large, not UTF-8); 4 unsafe ownership or permissions.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures::StreamExt;
+use serde::Serialize;
+use zbus::{fdo::DBusProxy, Connection};
+
+use crate::{
+    ota,
+    service::{self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo},
+};
+
+pub const EXIT_REFUSED: u8 = 1;
+pub const EXIT_UNREACHABLE: u8 = 3;
+pub const EXIT_DENIED: u8 = 4;
+/// Bound on every call to the agent.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("mptcp-agent: starting the tokio runtime: {e}");
+            None
+        }
+    }
+}
+
+/// A failed exchange with the agent, with the exit status it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn unreachable(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_UNREACHABLE,
+            message: message.into(),
+        }
+    }
+
+    /// D-Bus errors: access denied (by the bus policy or by the agent) → 4; the agent's
+    /// own errors → 1; anything else (no bus, agent gone) → 3.
+    fn from_call(e: zbus::Error) -> Failure {
+        match &e {
+            zbus::Error::MethodError(name, msg, _) => {
+                let name = name.as_str();
+                let message = match msg {
+                    Some(m) => format!("{m} ({name})"),
+                    None => name.to_string(),
+                };
+                let code = if name.ends_with(".AccessDenied") {
+                    EXIT_DENIED
+                } else if name.starts_with(service::INTERFACE) {
+                    EXIT_REFUSED
+                } else {
+                    EXIT_UNREACHABLE
+                };
+                Failure { code, message }
+            }
+            zbus::Error::FDO(fdo) => {
+                let code = if matches!(**fdo, zbus::fdo::Error::AccessDenied(_)) {
+                    EXIT_DENIED
+                } else {
+                    EXIT_UNREACHABLE
+                };
+                Failure {
+                    code,
+                    message: fdo.to_string(),
+                }
+            }
+            _ => Failure::unreachable(e.to_string()),
+        }
+    }
+
+    fn from_fdo(e: zbus::fdo::Error) -> Failure {
+        Failure::from_call(zbus::Error::FDO(Box::new(e)))
+    }
+
+    fn from_agent(e: AgentError) -> Failure {
+        let (code, message) = match e {
+            AgentError::ZBus(e) => return Failure::from_call(e),
+            AgentError::AccessDenied(m) => (EXIT_DENIED, format!("access denied: {m}")),
+            AgentError::ConfigRejected(m) => (EXIT_REFUSED, format!("config rejected: {m}")),
+            AgentError::ApplyFailed(m) => (EXIT_REFUSED, format!("config not applied: {m}")),
+            AgentError::ResyncFailed(m) => (EXIT_REFUSED, format!("resync failed: {m}")),
+            AgentError::Unavailable(m) => (EXIT_UNREACHABLE, m),
+        };
+        Failure { code, message }
+    }
+
+    fn exit(self) -> ExitCode {
+        eprintln!("mptcp-agent: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+async fn timed<T>(what: &str, f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::unreachable(format!("{what}: no answer within {}s", CALL_TIMEOUT.as_secs()))),
+    }
+}
+
+/// Connect to the system bus and make sure the agent is there.
+async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
+    let conn = Connection::system()
+        .await
+        .map_err(|e| Failure::unreachable(format!("cannot reach the system bus: {e}")))?;
+    let dbus = DBusProxy::new(&conn).await.map_err(Failure::from_call)?;
+    let name = zbus::names::BusName::try_from(service::BUS_NAME).map_err(|e| Failure::unreachable(e.to_string()))?;
+    if !dbus.name_has_owner(name).await.map_err(Failure::from_fdo)? {
+        return Err(Failure::unreachable(format!(
+            "the agent is not running (nobody owns {} on the system bus)",
+            service::BUS_NAME
+        )));
+    }
+    let proxy = Agent1Proxy::new(&conn).await.map_err(Failure::from_call)?;
+    Ok((conn, proxy))
+}
+
+// ---------------------------------------------------------------------------------------
+// status
+
+/// Everything `status` shows; also its `--json` form.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub version: String,
+    pub ready: bool,
+    pub mode: String,
+    pub config: ConfigStatus,
+    pub kernel_capabilities: KernelCapsInfo,
+    pub limits: LimitsInfo,
+    pub links: Vec<LinkInfo>,
+    pub endpoints: Vec<EndpointInfo>,
+    pub diagnostics: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigStatus {
+    pub path: String,
+    pub schema_version: u32,
+    pub digest: String,
+    pub source: String,
+    pub last_known_good_in_use: bool,
+    pub last_error: String,
+    pub applied_at_usec: u64,
+}
+
+async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
+    Ok(Status {
+        version: p.version().await?,
+        ready: p.ready().await?,
+        mode: p.mode().await?,
+        config: ConfigStatus {
+            path: p.config_path().await?,
+            schema_version: p.config_schema_version().await?,
+            digest: p.config_digest().await?,
+            source: p.config_source().await?,
+            last_known_good_in_use: p.last_known_good_in_use().await?,
+            last_error: p.config_last_error().await?,
+            applied_at_usec: p.config_applied_at().await?,
+        },
+        kernel_capabilities: p.kernel_capabilities().await?,
+        limits: p.limits().await?,
+        links: p.links().await?,
+        endpoints: p.endpoints().await?,
+        diagnostics: p.diagnostics().await?,
+    })
+}
+
+pub fn status(json: bool) -> ExitCode {
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let r = rt.block_on(timed("status", async {
+        let (_conn, proxy) = agent().await?;
+        read_status(&proxy).await.map_err(Failure::from_call)
+    }));
+    match r {
+        Ok(s) if json => match serde_json::to_string_pretty(&s) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => Failure::unreachable(format!("encoding JSON: {e}")).exit(),
+        },
+        Ok(s) => {
+            print!("{}", render_status(&s));
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.exit(),
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let n = cells.len();
+        let mut out = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < n {
+                out.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn render_status(s: &Status) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "mptcp-agent {}: {}, mode {}\n",
+        s.version,
+        if s.ready { "ready" } else { "starting" },
+        s.mode
+    ));
+    let c = &s.config;
+    out.push_str(&format!(
+        "config:  {} (schema_version {}, {}), source {}{}, applied {}\n",
+        c.path,
+        c.schema_version,
+        c.digest,
+        c.source,
+        if c.last_known_good_in_use { " (LAST KNOWN GOOD IN USE)" } else { "" },
+        utc(c.applied_at_usec)
+    ));
+    let k = &s.kernel_capabilities;
+    out.push_str(&format!(
+        "kernel:  {}; set_flags {}, events {}, fullmesh {}\n",
+        or_dash(&k.generation),
+        yes(k.set_flags),
+        yes(k.events),
+        yes(k.fullmesh)
+    ));
+    out.push_str(&format!(
+        "limits:  subflows {}, add_addr_accepted {}\n\n",
+        s.limits.subflows, s.limits.add_addr_accepted
+    ));
+    let rows: Vec<Vec<String>> = s
+        .links
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.state.clone(),
+                yes(l.carrier).into(),
+                or_dash(&l.device_type).into(),
+                yes(l.metered).into(),
+                or_dash(&l.rule).into(),
+                or_dash(&l.policy).into(),
+                yes(l.policy_applied).into(),
+                or_dash(&l.nm_state).into(),
+                l.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["LINK", "STATE", "CARRIER", "TYPE", "METERED", "RULE", "POLICY", "APPLIED", "NM", "DETAIL"],
+        &rows,
+    ));
+    out.push('\n');
+    if s.endpoints.is_empty() {
+        out.push_str("no MPTCP endpoints\n");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .endpoints
+            .iter()
+            .map(|e| {
+                vec![
+                    e.id.to_string(),
+                    e.address.clone(),
+                    if e.port == 0 { "-".into() } else { e.port.to_string() },
+                    e.flags.join(","),
+                    or_dash(&e.interface).into(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["ID", "ADDRESS", "PORT", "FLAGS", "INTERFACE"], &rows));
+    }
+    if !s.diagnostics.is_empty() {
+        out.push_str("\nwarnings:\n");
+        for d in &s.diagnostics {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
+    if !c.last_error.is_empty() {
+        out.push_str("\nlast config error:\n");
+        for l in c.last_error.lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    out
+}
+
+/// ISO 8601 UTC from microseconds since the epoch (no time-zone database on purpose).
+pub fn utc(usec: u64) -> String {
+    let secs = usec / 1_000_000;
+    let millis = (usec / 1000) % 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+fn now_usec() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------
+// reload
+
+pub fn reload() -> ExitCode {
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let r = rt.block_on(timed("reload", async {
+        let (_conn, proxy) = agent().await?;
+        proxy.reload().await.map_err(Failure::from_agent)
+    }));
+    match r {
+        Ok(digest) => {
+            println!("config applied ({digest})");
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.exit(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// monitor
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum MonitorEvent {
+    EndpointChanged {
+        change: String,
+        endpoint: EndpointInfo,
+    },
+    SubflowEvent {
+        kind: String,
+        token: u32,
+        local_address: String,
+        local_port: u16,
+        remote_address: String,
+        remote_port: u16,
+        ifindex: u32,
+        error: u32,
+        backup: bool,
+    },
+    ConfigRejected {
+        path: String,
+        stage: String,
+        reason: String,
+    },
+    ConfigApplied {
+        path: String,
+        digest: String,
+        source: String,
+    },
+    LinkChanged {
+        link: LinkInfo,
+    },
+    AgentStarted,
+    AgentStopped,
+}
+
+impl std::fmt::Display for MonitorEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MonitorEvent::EndpointChanged { change, endpoint: e } => {
+                write!(f, "endpoint {change}: id {} {}", e.id, e.address)?;
+                if e.port != 0 {
+                    write!(f, " port {}", e.port)?;
+                }
+                write!(f, " {}", e.flags.join(" "))?;
+                if !e.interface.is_empty() {
+                    write!(f, " dev {}", e.interface)?;
+                }
+                Ok(())
+            }
+            MonitorEvent::SubflowEvent {
+                kind,
+                token,
+                local_address,
+                local_port,
+                remote_address,
+                remote_port,
+                ifindex,
+                error,
+                backup,
+            } => {
+                write!(
+                    f,
+                    "subflow {kind}: token {token:08x} {local_address}:{local_port} -> {remote_address}:{remote_port} ifindex {ifindex}"
+                )?;
+                if *error != 0 {
+                    write!(f, " error {error}")?;
+                }
+                if *backup {
+                    f.write_str(" backup")?;
+                }
+                Ok(())
+            }
+            MonitorEvent::ConfigRejected { path, stage, reason } => {
+                write!(f, "config rejected ({stage}): {path}: {}", reason.replace('\n', " | "))
+            }
+            MonitorEvent::ConfigApplied { path, digest, source } => {
+                write!(f, "config applied: {path} ({digest}, source {source})")
+            }
+            MonitorEvent::LinkChanged { link: l } => write!(
+                f,
+                "link {}: {} (carrier {}, rule {}, applied {}){}",
+                l.name,
+                l.state,
+                yes(l.carrier),
+                or_dash(&l.rule),
+                yes(l.policy_applied),
+                if l.detail.is_empty() { String::new() } else { format!(": {}", l.detail) }
+            ),
+            MonitorEvent::AgentStarted => f.write_str("agent started"),
+            MonitorEvent::AgentStopped => f.write_str("agent stopped"),
+        }
+    }
+}
+
+fn emit(json: bool, ev: &MonitorEvent) {
+    let now = now_usec();
+    if json {
+        let mut v = serde_json::to_value(ev).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("time".into(), serde_json::Value::String(utc(now)));
+        }
+        println!("{v}");
+    } else {
+        println!("{} {ev}", utc(now));
+    }
+}
+
+/// Print the agent's events until SIGINT/SIGTERM. Keeps listening across agent restarts.
+pub fn monitor(json: bool) -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let r: Result<(), Failure> = rt.block_on(async {
+        let conn = Connection::system()
+            .await
+            .map_err(|e| Failure::unreachable(format!("cannot reach the system bus: {e}")))?;
+        let proxy = Agent1Proxy::builder(&conn)
+            .cache_properties(zbus::CacheProperties::No)
+            .build()
+            .await
+            .map_err(Failure::from_call)?;
+        let dbus = DBusProxy::new(&conn).await.map_err(Failure::from_call)?;
+        let mut owners = dbus
+            .receive_name_owner_changed_with_args(&[(0, service::BUS_NAME)])
+            .await
+            .map_err(Failure::from_call)?;
+        let mut eps = proxy.receive_endpoint_changed().await.map_err(Failure::from_call)?;
+        let mut subflows = proxy.receive_subflow_event().await.map_err(Failure::from_call)?;
+        let mut rejected = proxy.receive_config_rejected().await.map_err(Failure::from_call)?;
+        let mut applied = proxy.receive_config_applied().await.map_err(Failure::from_call)?;
+        let mut props = zbus::fdo::PropertiesProxy::builder(&conn)
+            .destination(service::BUS_NAME)
+            .and_then(|b| b.path(service::OBJECT_PATH))
+            .map_err(Failure::from_call)?
+            .build()
+            .await
+            .map_err(Failure::from_call)?
+            .receive_properties_changed()
+            .await
+            .map_err(Failure::from_call)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Failure::unreachable(e.to_string()))?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Failure::unreachable(e.to_string()))?;
+        // Link states as last seen, to print only changes.
+        let mut links: BTreeMap<String, LinkInfo> = match proxy.links().await {
+            Ok(l) => l.into_iter().map(|l| (l.name.clone(), l)).collect(),
+            Err(_) => {
+                eprintln!("mptcp-agent: the agent is not running now; waiting for it");
+                BTreeMap::new()
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(s) = eps.next() => if let Ok(a) = s.args() {
+                    emit(json, &MonitorEvent::EndpointChanged { change: a.change.to_string(), endpoint: a.endpoint.clone() });
+                },
+                Some(s) = subflows.next() => if let Ok(a) = s.args() {
+                    emit(json, &MonitorEvent::SubflowEvent {
+                        kind: a.kind.to_string(),
+                        token: a.token,
+                        local_address: a.local_address.to_string(),
+                        local_port: a.local_port,
+                        remote_address: a.remote_address.to_string(),
+                        remote_port: a.remote_port,
+                        ifindex: a.ifindex,
+                        error: a.error,
+                        backup: a.backup,
+                    });
+                },
+                Some(s) = rejected.next() => if let Ok(a) = s.args() {
+                    emit(json, &MonitorEvent::ConfigRejected { path: a.path.to_string(), stage: a.stage.to_string(), reason: a.reason.to_string() });
+                },
+                Some(s) = applied.next() => if let Ok(a) = s.args() {
+                    emit(json, &MonitorEvent::ConfigApplied { path: a.path.to_string(), digest: a.digest.to_string(), source: a.source.to_string() });
+                },
+                Some(s) = props.next() => if let Ok(a) = s.args() {
+                    if let Some(v) = a.changed_properties().get("Links") {
+                        let new: Vec<LinkInfo> = v.try_to_owned().ok().and_then(|o| Vec::<LinkInfo>::try_from(o).ok()).unwrap_or_default();
+                        for l in new {
+                            if links.get(&l.name) != Some(&l) {
+                                emit(json, &MonitorEvent::LinkChanged { link: l.clone() });
+                                links.insert(l.name.clone(), l);
+                            }
+                        }
+                    }
+                },
+                Some(s) = owners.next() => if let Ok(a) = s.args() {
+                    emit(json, if a.new_owner().is_some() { &MonitorEvent::AgentStarted } else { &MonitorEvent::AgentStopped });
+                },
+                _ = sigint.recv() => return Ok(()),
+                _ = sigterm.recv() => return Ok(()),
+            }
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.exit(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// check-config and --version
+
+pub fn check_config(file: &Path) -> ExitCode {
+    match ota::load(file) {
+        Ok(l) => {
+            println!(
+                "{}: valid (schema_version {}, {} link rule(s), {})",
+                file.display(),
+                mptcp_agent_core::config::SCHEMA_VERSION,
+                l.config.links.len(),
+                l.digest
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// The version, and what this network namespace's kernel MPTCP offers (probed over
+/// generic netlink like the daemon does).
+pub fn version() -> ExitCode {
+    println!("mptcp-agent {}", env!("CARGO_PKG_VERSION"));
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    match rt.block_on(mptcp_genl::PmHandle::connect()) {
+        Ok(pm) => {
+            let c = pm.capabilities();
+            let core = crate::pm::caps_of(c);
+            println!("kernel MPTCP: {}", c.generation());
+            let cmds: Vec<&str> = c.commands().iter().map(|c| c.name()).collect();
+            println!("  path-manager commands: {}", cmds.join(" "));
+            println!(
+                "  set_flags {}, events {}, fullmesh {}",
+                yes(core.set_flags),
+                yes(core.events),
+                yes(core.fullmesh)
+            );
+            let sysctls: Vec<&str> = c.sysctls.iter().map(String::as_str).collect();
+            println!("  net.mptcp sysctls: {}", if sysctls.is_empty() { "-".to_string() } else { sysctls.join(" ") });
+        }
+        Err(e) => println!("kernel MPTCP: not available here ({e})"),
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc(1_764_046_801_123_456), "2025-11-25T05:00:01.123Z");
+    }
+
+    fn sample() -> Status {
+        Status {
+            version: "0.1.0".into(),
+            ready: true,
+            mode: "networkmanager".into(),
+            config: ConfigStatus {
+                path: "/etc/mptcp-agent/agent.toml".into(),
+                schema_version: 1,
+                digest: "fnv1a64:0011223344556677".into(),
+                source: "last-good".into(),
+                last_known_good_in_use: true,
+                last_error: "agent.toml:3:12: limits.subflows = 99 is out of range (0..=8)".into(),
+                applied_at_usec: 0,
+            },
+            kernel_capabilities: KernelCapsInfo {
+                generation: "5.19+".into(),
+                set_flags: true,
+                events: true,
+                fullmesh: true,
+                sysctls: vec!["enabled".into()],
+            },
+            limits: LimitsInfo {
+                subflows: 4,
+                add_addr_accepted: 0,
+            },
+            links: vec![LinkInfo {
+                name: "wlan0".into(),
+                ifindex: 2,
+                state: "active".into(),
+                carrier: true,
+                device_type: "wifi".into(),
+                metered: false,
+                rule: "wifi".into(),
+                policy: "subflow".into(),
+                policy_applied: true,
+                nm_state: "ACTIVATED".into(),
+                detail: "IPv4: 10.1.0.2".into(),
+            }],
+            endpoints: vec![EndpointInfo {
+                id: 1,
+                address: "10.1.0.2".into(),
+                port: 0,
+                flags: vec!["subflow".into()],
+                interface: "wlan0".into(),
+                ifindex: 2,
+            }],
+            diagnostics: vec!["mptcpd (pid 7) runs".into()],
+        }
+    }
+
+    #[test]
+    fn status_table_shows_everything() {
+        let text = render_status(&sample());
+        assert!(text.starts_with("mptcp-agent 0.1.0: ready, mode networkmanager\n"), "{text}");
+        assert!(text.contains("LAST KNOWN GOOD IN USE"), "{text}");
+        assert!(text.contains("limits:  subflows 4, add_addr_accepted 0"), "{text}");
+        let header = text.lines().find(|l| l.starts_with("LINK")).unwrap();
+        let row = text.lines().find(|l| l.starts_with("wlan0")).unwrap();
+        // Columns line up: DETAIL starts where its value starts.
+        assert_eq!(header.find("DETAIL"), row.find("IPv4: 10.1.0.2"), "{text}");
+        assert!(text.contains("1   10.1.0.2  -     subflow  wlan0"), "{text}");
+        assert!(text.contains("warnings:\n  mptcpd (pid 7) runs"), "{text}");
+        assert!(text.contains("last config error:\n  agent.toml:3:12:"), "{text}");
+    }
+
+    #[test]
+    fn status_json_has_stable_keys() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["config"]["last_known_good_in_use"], true);
+        assert_eq!(v["links"][0]["policy_applied"], true);
+        assert_eq!(v["endpoints"][0]["flags"][0], "subflow");
+        assert_eq!(v["kernel_capabilities"]["events"], true);
+    }
+
+    #[test]
+    fn monitor_lines() {
+        let ev = MonitorEvent::SubflowEvent {
+            kind: "sf_closed".into(),
+            token: 0xabc,
+            local_address: "10.2.0.2".into(),
+            local_port: 40000,
+            remote_address: "10.9.0.2".into(),
+            remote_port: 5000,
+            ifindex: 3,
+            error: 104,
+            backup: false,
+        };
+        assert_eq!(
+            ev.to_string(),
+            "subflow sf_closed: token 00000abc 10.2.0.2:40000 -> 10.9.0.2:5000 ifindex 3 error 104"
+        );
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["event"], "subflow_event");
+        let ev = MonitorEvent::ConfigRejected {
+            path: "/x".into(),
+            stage: "check".into(),
+            reason: "a\nb".into(),
+        };
+        assert_eq!(ev.to_string(), "config rejected (check): /x: a | b");
+    }
+
+    #[test]
+    fn call_errors_map_to_exit_codes() {
+        use zbus::{message::Message, names::OwnedErrorName};
+        let msg = Message::method("/x", "Y").unwrap().build(&()).unwrap();
+        let err = |name: &str| {
+            zbus::Error::MethodError(OwnedErrorName::try_from(name.to_string()).unwrap(), Some("m".into()), msg.clone())
+        };
+        assert_eq!(Failure::from_call(err("org.freedesktop.DBus.Error.AccessDenied")).code, EXIT_DENIED);
+        assert_eq!(Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.AccessDenied")).code, EXIT_DENIED);
+        assert_eq!(Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.ConfigRejected")).code, EXIT_REFUSED);
+        assert_eq!(Failure::from_call(err("org.freedesktop.DBus.Error.ServiceUnknown")).code, EXIT_UNREACHABLE);
+    }
+}

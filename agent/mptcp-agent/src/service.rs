@@ -1,0 +1,805 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The agent's own D-Bus API on the system bus: `io.github.meta_mptcp.Agent1` at
+//! `/io/github/meta_mptcp/Agent1`. Read-only properties mirror what the daemon sees and
+//! does (links, endpoints, limits, kernel capabilities, config); `Reload` and `Resync`
+//! ask the daemon loop to act; signals report endpoint changes, subflow events and
+//! config outcomes. docs/dbus-api.md describes every member; conf/dbus/ holds the
+//! introspection XML and the bus policy.
+//!
+//! The daemon loop never waits for D-Bus: it publishes a [`Snapshot`] through a watch
+//! channel and the publisher task turns differences into PropertiesChanged and
+//! EndpointChanged signals.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+};
+
+use mptcp_agent_core::{
+    assess, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, NmObserved, Observed, Want,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use zbus::{
+    fdo::{DBusProxy, RequestNameFlags, RequestNameReply},
+    interface,
+    message::Header,
+    object_server::SignalContext,
+    zvariant::{OwnedValue, Type, Value},
+    Connection, DBusError,
+};
+
+pub const BUS_NAME: &str = "io.github.meta_mptcp.Agent1";
+pub const OBJECT_PATH: &str = "/io/github/meta_mptcp/Agent1";
+pub const INTERFACE: &str = "io.github.meta_mptcp.Agent1";
+/// Members of this group may call the mutating methods, like root.
+pub const ADMIN_GROUP: &str = "mptcp-admin";
+
+// ---------------------------------------------------------------------------------------
+// Types on the bus
+
+/// One network interface as the agent sees it (property `Links`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct LinkInfo {
+    pub name: String,
+    pub ifindex: u32,
+    /// "active", "backup" (carrier lost, endpoint kept as backup), "down" (managed, no
+    /// endpoint now; see `detail`), "ignored" (rule says manage = false), "unmatched" (no
+    /// rule), "refused" (someone else manages MPTCP there; see `detail`).
+    pub state: String,
+    pub carrier: bool,
+    /// NetworkManager's device type name, or the kernel's guess; "" when unknown.
+    pub device_type: String,
+    pub metered: bool,
+    /// Name of the matching `[[link]]` rule; "" when none.
+    pub rule: String,
+    /// Endpoint flags the rule asks for ("subflow backup"); "" when not managed.
+    pub policy: String,
+    /// The kernel's endpoints for this link are what the policy asks for now (always true
+    /// for links the agent leaves alone).
+    pub policy_applied: bool,
+    /// NetworkManager device state ("ACTIVATED"), "" when not followed or not managed by it.
+    pub nm_state: String,
+    /// Why the link is in this state, per address family.
+    pub detail: String,
+}
+
+/// One MPTCP endpoint of the kernel (property `Endpoints`, signal `EndpointChanged`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct EndpointInfo {
+    pub id: u8,
+    pub address: String,
+    /// 0 = none.
+    pub port: u16,
+    /// Flag names as `ip mptcp endpoint show` prints them.
+    pub flags: Vec<String>,
+    /// Interface the endpoint is bound to (`dev`), or that carries its address; "" when none.
+    pub interface: String,
+    /// 0 = not bound to an interface.
+    pub ifindex: u32,
+}
+
+/// The in-kernel path manager's limits (property `Limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct LimitsInfo {
+    pub subflows: u32,
+    pub add_addr_accepted: u32,
+}
+
+/// What the running kernel's MPTCP offers (property `KernelCapabilities`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct KernelCapsInfo {
+    /// e.g. "5.10 (endpoints and limits only)"; "" before the probe.
+    pub generation: String,
+    pub set_flags: bool,
+    pub events: bool,
+    pub fullmesh: bool,
+    /// Files under /proc/sys/net/mptcp.
+    pub sysctls: Vec<String>,
+}
+
+/// Where the running config came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigSource {
+    /// The config file (the normal case).
+    #[default]
+    File,
+    /// The file was rejected; the last good config (state directory) runs.
+    LastGood,
+    /// The file was rejected and there is no usable last good config; the built-in
+    /// default (the shipped conf/agent.toml) runs.
+    BuiltIn,
+}
+
+impl ConfigSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSource::File => "file",
+            ConfigSource::LastGood => "last-good",
+            ConfigSource::BuiltIn => "built-in",
+        }
+    }
+}
+
+/// The config properties.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigInfo {
+    pub path: String,
+    pub schema_version: u32,
+    pub digest: String,
+    pub source: ConfigSource,
+    pub last_error: String,
+    /// Microseconds since the Unix epoch.
+    pub applied_at: u64,
+}
+
+/// Everything the properties show, published by the daemon after each reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub ready: bool,
+    pub mode: String,
+    pub links: Vec<LinkInfo>,
+    pub endpoints: Vec<EndpointInfo>,
+    pub limits: LimitsInfo,
+    pub caps: KernelCapsInfo,
+    pub diagnostics: Vec<String>,
+    pub config: ConfigInfo,
+}
+
+impl Snapshot {
+    /// Built from the daemon's state; `diagnostics` are the ones it currently reports.
+    pub fn build(cfg: &Config, obs: &Observed, diagnostics: &BTreeSet<Diagnostic>, config: ConfigInfo) -> Snapshot {
+        let mode = match &obs.nm {
+            NmObserved::Unknown => "starting",
+            NmObserved::Present(_) if cfg.networkmanager.follow => "networkmanager",
+            _ => "kernel-only",
+        };
+        let kernel_eps: Vec<&KernelEndpoint> = obs.endpoints.iter().flat_map(|m| m.values()).collect();
+        let fullmesh_ok = obs.caps.as_ref().map_or(true, |c| c.fullmesh);
+        let links = assess(cfg, obs)
+            .into_iter()
+            .map(|a| {
+                let mut info = LinkInfo {
+                    name: a.name.clone(),
+                    ifindex: a.ifindex,
+                    carrier: a.carrier,
+                    device_type: a.device_type.map(|t| t.name()).unwrap_or_default(),
+                    metered: a.metered,
+                    rule: a.rule.clone().unwrap_or_default(),
+                    nm_state: a.nm_state.map(|s| mptcp_agent_core::nm_state::name(s).to_string()).unwrap_or_default(),
+                    policy_applied: true,
+                    ..LinkInfo::default()
+                };
+                match &a.control {
+                    Control::Unmatched => info.state = "unmatched".into(),
+                    Control::Ignored => info.state = "ignored".into(),
+                    Control::Refused(why) => {
+                        info.state = "refused".into();
+                        info.detail = why.clone();
+                    }
+                    Control::Managed(policy) => {
+                        info.policy = policy.flags.to_string();
+                        let mut details = Vec::new();
+                        let (mut active, mut demoted) = (false, false);
+                        for fam in &a.families {
+                            let addr = fam.address.as_ref().map(|x| x.addr);
+                            let present = addr.and_then(|ad| kernel_eps.iter().find(|e| e.addr == ad));
+                            let applied = match (&fam.want, present) {
+                                (Want::Active(f) | Want::Demoted(f), Some(e)) => {
+                                    let mut want = *f;
+                                    let mut have = e.flags.without(EndpointFlags::IMPLICIT);
+                                    if !fullmesh_ok {
+                                        want = want.without(EndpointFlags::FULLMESH);
+                                        have = have.without(EndpointFlags::FULLMESH);
+                                    }
+                                    want == have
+                                }
+                                (Want::Active(_) | Want::Demoted(_), None) => false,
+                                (Want::Absent(_), found) => found.is_none(),
+                            };
+                            info.policy_applied &= applied;
+                            match &fam.want {
+                                Want::Active(_) => {
+                                    active = true;
+                                    details.push(format!("{}: {}", fam.family, addr.map(|a| a.to_string()).unwrap_or_default()));
+                                }
+                                Want::Demoted(_) => {
+                                    demoted = true;
+                                    details.push(format!(
+                                        "{}: {} kept as backup (no carrier)",
+                                        fam.family,
+                                        addr.map(|a| a.to_string()).unwrap_or_default()
+                                    ));
+                                }
+                                Want::Absent(why) => details.push(format!("{}: {why}", fam.family)),
+                            }
+                        }
+                        info.state = if active {
+                            "active"
+                        } else if demoted {
+                            "backup"
+                        } else {
+                            "down"
+                        }
+                        .into();
+                        info.detail = details.join("; ");
+                    }
+                }
+                info
+            })
+            .collect();
+        let endpoints = kernel_eps.iter().map(|e| endpoint_info(obs, e)).collect();
+        let limits = obs
+            .limits
+            .map(|l| LimitsInfo {
+                subflows: l.subflows,
+                add_addr_accepted: l.add_addr_accepted,
+            })
+            .unwrap_or_default();
+        let caps = obs
+            .caps
+            .as_ref()
+            .map(|c| KernelCapsInfo {
+                generation: c.description.clone(),
+                set_flags: c.set_flags,
+                events: c.events,
+                fullmesh: c.fullmesh,
+                sysctls: c.sysctls.iter().cloned().collect(),
+            })
+            .unwrap_or_default();
+        let diagnostics = diagnostics
+            .iter()
+            .filter(|d| !matches!(d, Diagnostic::RetryLater { .. }))
+            .map(|d| d.to_string())
+            .collect();
+        Snapshot {
+            ready: obs.ready(),
+            mode: mode.to_string(),
+            links,
+            endpoints,
+            limits,
+            caps,
+            diagnostics,
+            config,
+        }
+    }
+}
+
+pub fn flag_names(flags: EndpointFlags) -> Vec<String> {
+    if flags.is_empty() {
+        return Vec::new();
+    }
+    flags.to_string().split(' ').map(str::to_string).collect()
+}
+
+fn endpoint_info(obs: &Observed, e: &KernelEndpoint) -> EndpointInfo {
+    let by_index = e.ifindex.and_then(|i| obs.links.get(&i)).map(|l| l.name.clone());
+    let by_address = || {
+        obs.addresses
+            .values()
+            .find(|a| a.addr == e.addr)
+            .and_then(|a| obs.links.get(&a.ifindex))
+            .map(|l| l.name.clone())
+    };
+    EndpointInfo {
+        id: e.id,
+        address: e.addr.to_string(),
+        port: e.port.unwrap_or(0),
+        flags: flag_names(e.flags),
+        interface: by_index.or_else(by_address).unwrap_or_default(),
+        ifindex: e.ifindex.unwrap_or(0),
+    }
+}
+
+/// Endpoint changes between two snapshots, by id: ("added" | "removed" | "changed", endpoint).
+pub fn endpoint_changes(old: &[EndpointInfo], new: &[EndpointInfo]) -> Vec<(&'static str, EndpointInfo)> {
+    let old: BTreeMap<u8, &EndpointInfo> = old.iter().map(|e| (e.id, e)).collect();
+    let new_map: BTreeMap<u8, &EndpointInfo> = new.iter().map(|e| (e.id, e)).collect();
+    let mut out = Vec::new();
+    for (id, e) in &old {
+        if !new_map.contains_key(id) {
+            out.push(("removed", (*e).clone()));
+        }
+    }
+    for (id, e) in &new_map {
+        match old.get(id) {
+            None => out.push(("added", (*e).clone())),
+            Some(o) if o != e => out.push(("changed", (*e).clone())),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// Errors of the Agent1 methods, as D-Bus error names `io.github.meta_mptcp.Agent1.Error.*`.
+#[derive(Debug, DBusError)]
+#[zbus(prefix = "io.github.meta_mptcp.Agent1.Error")]
+pub enum AgentError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller is neither root nor a member of group mptcp-admin.
+    AccessDenied(String),
+    /// The config file was not accepted (unreadable, unsafe ownership or permissions, or
+    /// invalid: the message names line and column). The running config stays.
+    ConfigRejected(String),
+    /// A kernel operation failed while applying the new config; every change made for it
+    /// was undone and the previous config stays.
+    ApplyFailed(String),
+    /// Reading the kernel state again failed.
+    ResyncFailed(String),
+    /// The daemon is shutting down.
+    Unavailable(String),
+}
+
+// ---------------------------------------------------------------------------------------
+// Daemon ↔ service
+
+/// What a D-Bus caller asks the daemon loop to do. The reply carries the outcome.
+pub enum Request {
+    /// Re-read, check and apply the config file; replies with the digest in force.
+    Reload(oneshot::Sender<Result<String, AgentError>>),
+    /// Re-read the kernel state, retry failed operations now, reconcile; replies with a
+    /// one-line summary.
+    Resync(oneshot::Sender<Result<String, AgentError>>),
+}
+
+/// Config outcomes the daemon reports as signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Applied { path: String, digest: String, source: String },
+    Rejected { path: String, stage: String, reason: String },
+}
+
+/// The daemon's end: publish snapshots and notices, receive requests.
+pub struct ServiceHandle {
+    snapshot: watch::Sender<Snapshot>,
+    notices: mpsc::UnboundedSender<Notice>,
+    pub requests: mpsc::Receiver<Request>,
+}
+
+impl ServiceHandle {
+    pub fn publish(&self, snap: Snapshot) {
+        self.snapshot.send_if_modified(|cur| {
+            if *cur == snap {
+                false
+            } else {
+                *cur = snap;
+                true
+            }
+        });
+    }
+
+    pub fn notice(&self, n: Notice) {
+        let _ = self.notices.send(n);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The interface
+
+pub struct Agent1 {
+    snap: Arc<Mutex<Snapshot>>,
+    requests: mpsc::Sender<Request>,
+    admin_group: String,
+}
+
+impl Agent1 {
+    fn get(&self) -> Snapshot {
+        self.snap.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        match self.snap.lock() {
+            Ok(s) => f(&s),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    async fn authorize(&self, conn: &Connection, hdr: &Header<'_>) -> Result<(), AgentError> {
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| AgentError::AccessDenied("the call has no sender".into()))?;
+        let dbus = DBusProxy::new(conn).await?;
+        let uid = dbus
+            .get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(|e| AgentError::AccessDenied(format!("cannot tell who {sender} is: {e}")))?;
+        if is_admin(uid, &self.admin_group) {
+            Ok(())
+        } else {
+            Err(AgentError::AccessDenied(format!(
+                "uid {uid} is neither root nor a member of group {}",
+                self.admin_group
+            )))
+        }
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<String, AgentError>>) -> Request,
+    ) -> Result<String, AgentError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| AgentError::Unavailable("the agent is shutting down".into()))?;
+        rx.await
+            .map_err(|_| AgentError::Unavailable("the agent is shutting down".into()))?
+    }
+}
+
+/// root, or a member (primary or supplementary) of `group` in the user database.
+pub fn is_admin(uid: u32, group: &str) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let Ok(Some(g)) = nix::unistd::Group::from_name(group) else {
+        return false;
+    };
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return false;
+    };
+    if user.gid == g.gid || g.mem.iter().any(|m| *m == user.name) {
+        return true;
+    }
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return false;
+    };
+    nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|gs| gs.contains(&g.gid))
+}
+
+/// MPTCP connection state on the device, as the agent sees and manages it. Properties are
+/// readable by everyone; Reload and Resync need root or group mptcp-admin.
+#[interface(
+    name = "io.github.meta_mptcp.Agent1",
+    proxy(
+        default_service = "io.github.meta_mptcp.Agent1",
+        default_path = "/io/github/meta_mptcp/Agent1",
+        gen_blocking = false
+    )
+)]
+impl Agent1 {
+    /// Re-read the config file, check it and apply it as one transaction. Returns the
+    /// digest of the config in force.
+    async fn reload(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, AgentError> {
+        self.authorize(conn, &hdr).await?;
+        self.ask(Request::Reload).await
+    }
+
+    /// Re-read links, addresses, routes, rules, endpoints, limits and sysctls from the
+    /// kernel, retry failed operations now and reconcile. Returns a one-line summary.
+    async fn resync(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, AgentError> {
+        self.authorize(conn, &hdr).await?;
+        self.ask(Request::Resync).await
+    }
+
+    /// An endpoint appeared ("added"), went away ("removed") or changed flags ("changed").
+    #[zbus(signal)]
+    async fn endpoint_changed(ctxt: &SignalContext<'_>, change: &str, endpoint: EndpointInfo) -> zbus::Result<()>;
+
+    /// A subflow event from the kernel's path manager: kind is "sf_established",
+    /// "sf_closed" or "sf_priority"; error is the subflow's sk_err (0 = none).
+    #[zbus(signal)]
+    #[allow(clippy::too_many_arguments)]
+    async fn subflow_event(
+        ctxt: &SignalContext<'_>,
+        kind: &str,
+        token: u32,
+        local_address: &str,
+        local_port: u16,
+        remote_address: &str,
+        remote_port: u16,
+        ifindex: u32,
+        error: u32,
+        backup: bool,
+    ) -> zbus::Result<()>;
+
+    /// A config was refused: stage "check" (unreadable, unsafe permissions, invalid) or
+    /// "apply" (a kernel operation failed and everything was rolled back).
+    #[zbus(signal)]
+    async fn config_rejected(ctxt: &SignalContext<'_>, path: &str, stage: &str, reason: &str) -> zbus::Result<()>;
+
+    /// A config was applied; source is "file", "last-good" or "built-in".
+    #[zbus(signal)]
+    async fn config_applied(ctxt: &SignalContext<'_>, path: &str, digest: &str, source: &str) -> zbus::Result<()>;
+
+    /// Version of the running agent.
+    #[zbus(property(emits_changed_signal = "const"))]
+    async fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// The first reconciliation is done.
+    #[zbus(property)]
+    async fn ready(&self) -> bool {
+        self.with(|s| s.ready)
+    }
+
+    /// "networkmanager", "kernel-only" or "starting".
+    #[zbus(property)]
+    async fn mode(&self) -> String {
+        self.with(|s| s.mode.clone())
+    }
+
+    #[zbus(property)]
+    async fn links(&self) -> Vec<LinkInfo> {
+        self.with(|s| s.links.clone())
+    }
+
+    #[zbus(property)]
+    async fn endpoints(&self) -> Vec<EndpointInfo> {
+        self.with(|s| s.endpoints.clone())
+    }
+
+    #[zbus(property)]
+    async fn limits(&self) -> LimitsInfo {
+        self.with(|s| s.limits)
+    }
+
+    #[zbus(property)]
+    async fn kernel_capabilities(&self) -> KernelCapsInfo {
+        self.with(|s| s.caps.clone())
+    }
+
+    /// Warnings in force (coexistence, missing kernel features, unroutable uplinks).
+    #[zbus(property)]
+    async fn diagnostics(&self) -> Vec<String> {
+        self.with(|s| s.diagnostics.clone())
+    }
+
+    #[zbus(property)]
+    async fn config_path(&self) -> String {
+        self.with(|s| s.config.path.clone())
+    }
+
+    #[zbus(property)]
+    async fn config_schema_version(&self) -> u32 {
+        self.with(|s| s.config.schema_version)
+    }
+
+    /// "fnv1a64:" and 16 hex digits of the running config's text: tells which file is in force.
+    #[zbus(property)]
+    async fn config_digest(&self) -> String {
+        self.with(|s| s.config.digest.clone())
+    }
+
+    /// "file", "last-good" or "built-in".
+    #[zbus(property)]
+    async fn config_source(&self) -> String {
+        self.with(|s| s.config.source.name().to_string())
+    }
+
+    /// The config file was rejected and the last good (or built-in) config runs instead.
+    #[zbus(property)]
+    async fn last_known_good_in_use(&self) -> bool {
+        self.with(|s| s.config.source != ConfigSource::File)
+    }
+
+    /// Why the last config was rejected; "" after a successful apply.
+    #[zbus(property)]
+    async fn config_last_error(&self) -> String {
+        self.with(|s| s.config.last_error.clone())
+    }
+
+    /// When the running config was applied, in microseconds since the Unix epoch.
+    #[zbus(property)]
+    async fn config_applied_at(&self) -> u64 {
+        self.with(|s| s.config.applied_at)
+    }
+}
+
+/// Serve the interface on the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default
+/// socket) and own the well-known name. The returned handle is the daemon's end.
+pub async fn start(initial: Snapshot) -> zbus::Result<ServiceHandle> {
+    let conn = Connection::system().await?;
+    serve(conn, initial, ADMIN_GROUP).await
+}
+
+/// Serve on an existing connection (tests use private buses).
+pub async fn serve(conn: Connection, initial: Snapshot, admin_group: &str) -> zbus::Result<ServiceHandle> {
+    let snap = Arc::new(Mutex::new(initial.clone()));
+    let (req_tx, req_rx) = mpsc::channel(16);
+    let iface = Agent1 {
+        snap: snap.clone(),
+        requests: req_tx,
+        admin_group: admin_group.to_string(),
+    };
+    conn.object_server().at(OBJECT_PATH, iface).await?;
+    match conn
+        .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
+        .await?
+    {
+        RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => {}
+        other => {
+            return Err(zbus::Error::Failure(format!(
+                "{BUS_NAME} is owned by another process ({other:?}); is another mptcp-agent running?"
+            )))
+        }
+    }
+    let (snap_tx, snap_rx) = watch::channel(initial);
+    let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    tokio::spawn(publisher(conn.clone(), snap, snap_rx, notice_rx));
+    tokio::spawn(subflow_events(conn));
+    Ok(ServiceHandle {
+        snapshot: snap_tx,
+        notices: notice_tx,
+        requests: req_rx,
+    })
+}
+
+/// Turn snapshot changes into PropertiesChanged and EndpointChanged, notices into signals.
+async fn publisher(
+    conn: Connection,
+    shared: Arc<Mutex<Snapshot>>,
+    mut snaps: watch::Receiver<Snapshot>,
+    mut notices: mpsc::UnboundedReceiver<Notice>,
+) {
+    let iface = match conn.object_server().interface::<_, Agent1>(OBJECT_PATH).await {
+        Ok(i) => i,
+        Err(e) => {
+            log::warn!("D-Bus: {e}");
+            return;
+        }
+    };
+    let ctxt = iface.signal_context().clone();
+    loop {
+        tokio::select! {
+            changed = snaps.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let new = snaps.borrow_and_update().clone();
+                let old = {
+                    let mut guard = match shared.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    std::mem::replace(&mut *guard, new.clone())
+                };
+                if let Err(e) = emit_changes(&iface, &ctxt, &old, &new).await {
+                    log::debug!("D-Bus: emitting changes: {e}");
+                }
+            }
+            n = notices.recv() => {
+                let Some(n) = n else { return };
+                let r = match &n {
+                    Notice::Applied { path, digest, source } => Agent1::config_applied(&ctxt, path, digest, source).await,
+                    Notice::Rejected { path, stage, reason } => Agent1::config_rejected(&ctxt, path, stage, reason).await,
+                };
+                if let Err(e) = r {
+                    log::debug!("D-Bus: emitting {n:?}: {e}");
+                }
+            }
+        }
+    }
+}
+
+async fn emit_changes(
+    iface: &zbus::object_server::InterfaceRef<Agent1>,
+    ctxt: &SignalContext<'_>,
+    old: &Snapshot,
+    new: &Snapshot,
+) -> zbus::Result<()> {
+    for (change, ep) in endpoint_changes(&old.endpoints, &new.endpoints) {
+        Agent1::endpoint_changed(ctxt, change, ep).await?;
+    }
+    let i = iface.get().await;
+    if old.ready != new.ready {
+        i.ready_changed(ctxt).await?;
+    }
+    if old.mode != new.mode {
+        i.mode_changed(ctxt).await?;
+    }
+    if old.links != new.links {
+        i.links_changed(ctxt).await?;
+    }
+    if old.endpoints != new.endpoints {
+        i.endpoints_changed(ctxt).await?;
+    }
+    if old.limits != new.limits {
+        i.limits_changed(ctxt).await?;
+    }
+    if old.caps != new.caps {
+        i.kernel_capabilities_changed(ctxt).await?;
+    }
+    if old.diagnostics != new.diagnostics {
+        i.diagnostics_changed(ctxt).await?;
+    }
+    let (o, n) = (&old.config, &new.config);
+    if o.path != n.path {
+        i.config_path_changed(ctxt).await?;
+    }
+    if o.schema_version != n.schema_version {
+        i.config_schema_version_changed(ctxt).await?;
+    }
+    if o.digest != n.digest {
+        i.config_digest_changed(ctxt).await?;
+    }
+    if o.source != n.source {
+        i.config_source_changed(ctxt).await?;
+        i.last_known_good_in_use_changed(ctxt).await?;
+    }
+    if o.last_error != n.last_error {
+        i.config_last_error_changed(ctxt).await?;
+    }
+    if o.applied_at != n.applied_at {
+        i.config_applied_at_changed(ctxt).await?;
+    }
+    Ok(())
+}
+
+/// Forward the kernel's subflow events as `SubflowEvent` signals (5.12+; nothing before).
+async fn subflow_events(conn: Connection) {
+    use futures::StreamExt;
+    use mptcp_genl::EventKind;
+    let mut stream = match mptcp_genl::subscribe_events().await {
+        Ok(s) => s,
+        Err(e) => {
+            log::info!("D-Bus: no SubflowEvent signals: {e}");
+            return;
+        }
+    };
+    let ctxt = match SignalContext::new(&conn, OBJECT_PATH) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("D-Bus: {e}");
+            return;
+        }
+    };
+    while let Some(item) = stream.next().await {
+        let ev = match item {
+            Ok(ev) => ev,
+            Err(mptcp_genl::Error::EventsLost) => continue,
+            Err(e) => {
+                log::warn!("D-Bus: subflow events stopped: {e}");
+                return;
+            }
+        };
+        if !matches!(ev.kind, EventKind::SubEstablished | EventKind::SubClosed | EventKind::SubPriority) {
+            continue;
+        }
+        let addr = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        let r = Agent1::subflow_event(
+            &ctxt,
+            ev.kind.name(),
+            ev.token.unwrap_or(0),
+            &addr(ev.saddr),
+            ev.sport.unwrap_or(0),
+            &addr(ev.daddr),
+            ev.dport.unwrap_or(0),
+            ev.ifindex.unwrap_or(0),
+            ev.error.map(u32::from).unwrap_or(0),
+            ev.backup.unwrap_or(false),
+        )
+        .await;
+        if let Err(e) = r {
+            log::debug!("D-Bus: SubflowEvent: {e}");
+        }
+    }
+}
+
+/// The interface's introspection XML as served (for the checked-in copy and its test).
+pub fn introspection_xml() -> String {
+    use zbus::object_server::Interface;
+    let (tx, _rx) = mpsc::channel(1);
+    let iface = Agent1 {
+        snap: Arc::new(Mutex::new(Snapshot::default())),
+        requests: tx,
+        admin_group: ADMIN_GROUP.to_string(),
+    };
+    let mut out = String::new();
+    iface.introspect_to_writer(&mut out, 1);
+    out
+}
+

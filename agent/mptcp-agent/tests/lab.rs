@@ -1,0 +1,707 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The agent against real NetworkManager 1.42 (its own MPTCP off), a real kernel and real
+//! traffic, in the lab of `lab/lab.sh` (issue 3, "Done when"). Root only: skipped loudly
+//! without root/MPTCP/NetworkManager, failing instead with MPTCP_REQUIRE_ROOT_TESTS=1.
+//! Every test builds its own lab and removes it, agent included, also on failure.
+//! Measured numbers are printed on stderr (`cargo test -p mptcp-agent --test lab -- --nocapture`).
+
+use std::{
+    collections::BTreeSet,
+    io,
+    net::IpAddr,
+    path::PathBuf,
+    process::{Child, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use mptcp_lab::{
+    netns::run_in_netns,
+    prereq::{trials, Need},
+    traffic::ClientConfig,
+    wait_for, Lab, LabOptions, Node,
+};
+
+type R = Result<(), String>;
+
+fn ctx<T>(r: io::Result<T>, what: &str) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------
+// The agent process
+
+/// `mptcp-agent run` in the lab's device namespace; killed (by pid) when dropped.
+struct Agent {
+    child: Option<Child>,
+    log: PathBuf,
+    config: PathBuf,
+    started: Instant,
+}
+
+/// The agent's config for a lab: NetworkManager's config where the lab keeps it, both
+/// uplinks managed; `rules` go before the catch-all uplink rule.
+fn agent_config(lab: &Lab, rules: &str) -> String {
+    let etc = lab.dir().join("nm/etc");
+    format!(
+        r#"schema_version = 1
+[networkmanager]
+conf_paths = ["{}", "{}"]
+[limits]
+subflows = 4
+add_addr_accepted = 0
+[sysctl]
+enabled = true
+[reestablish]
+initial_delay_ms = 100
+max_delay_ms = 2000
+{rules}
+[[link]]
+name = "uplinks"
+interfaces = ["wlan0", "wwan0"]
+flags = ["subflow"]
+"#,
+        etc.join("NetworkManager.conf").display(),
+        etc.join("conf.d").display()
+    )
+}
+
+impl Agent {
+    fn start(lab: &Lab, config: &str) -> Result<Agent, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = lab.dir().join("agent.toml");
+        ctx(std::fs::write(&path, config), "writing agent.toml")?;
+        ctx(
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)),
+            "chmod agent.toml",
+        )?;
+        Self::spawn(lab, path)
+    }
+
+    fn spawn(lab: &Lab, config: PathBuf) -> Result<Agent, String> {
+        let log = lab.dir().join("log/agent.log");
+        let out = ctx(
+            std::fs::OpenOptions::new().create(true).append(true).open(&log),
+            "agent log",
+        )?;
+        let err = ctx(out.try_clone(), "agent log")?;
+        let started = Instant::now();
+        let child = ctx(
+            lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+                .args(["run", "--config"])
+                .arg(&config)
+                .env("RUST_LOG", "info,netlink_packet_route=error")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn(),
+            "starting mptcp-agent",
+        )?;
+        Ok(Agent {
+            child: Some(child),
+            log,
+            config,
+            started,
+        })
+    }
+
+    /// SIGKILL (no clean-up of any kind) and reap.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self, lab: &Lab) -> Result<(), String> {
+        self.kill9();
+        let again = Agent::spawn(lab, self.config.clone())?;
+        *self = again;
+        Ok(())
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Watching endpoints from inside the device namespace (genl dump every millisecond)
+
+/// One endpoint as `(address, id, flags)`.
+type EpSet = BTreeSet<(IpAddr, u8, u32)>;
+
+struct EndpointWatch {
+    stop: Arc<AtomicBool>,
+    changes: Arc<Mutex<Vec<(Instant, EpSet)>>>,
+    thread: Option<JoinHandle<io::Result<io::Result<()>>>>,
+}
+
+impl EndpointWatch {
+    fn start(lab: &Lab) -> Result<EndpointWatch, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let changes: Arc<Mutex<Vec<(Instant, EpSet)>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&changes));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = ctx(
+            run_in_netns(lab.dev_ns(), move || -> io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async move {
+                    let pm = match mptcp_genl::PmHandle::connect().await {
+                        Ok(pm) => pm,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return Ok(());
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let mut last: Option<EpSet> = None;
+                    while !s.load(Ordering::Relaxed) {
+                        if let Ok(eps) = pm.endpoints().await {
+                            let set: EpSet = eps.iter().map(|e| (e.addr, e.id, e.flags.bits())).collect();
+                            if last.as_ref() != Some(&set) {
+                                if let Ok(mut v) = c.lock() {
+                                    v.push((Instant::now(), set.clone()));
+                                }
+                                last = Some(set);
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Ok(())
+                })
+            }),
+            "endpoint watcher",
+        )?;
+        match ready_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("endpoint watcher: {e}")),
+            Err(_) => return Err("endpoint watcher did not start".into()),
+        }
+        Ok(EndpointWatch {
+            stop,
+            changes,
+            thread: Some(thread),
+        })
+    }
+
+    fn current(&self) -> EpSet {
+        self.changes.lock().ok().and_then(|v| v.last().map(|x| x.1.clone())).unwrap_or_default()
+    }
+
+    /// First time at or after `since` when `pred` held, waiting up to `timeout`.
+    fn wait(&self, since: Instant, timeout: Duration, pred: impl Fn(&EpSet) -> bool) -> Option<Instant> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(v) = self.changes.lock() {
+                // The state in force at `since` counts too (it may already hold).
+                let mut in_force: Option<&(Instant, EpSet)> = None;
+                for entry in v.iter() {
+                    if entry.0 <= since {
+                        in_force = Some(entry);
+                        continue;
+                    }
+                    if let Some(f) = in_force.take() {
+                        if pred(&f.1) {
+                            return Some(since);
+                        }
+                    }
+                    if pred(&entry.1) {
+                        return Some(entry.0);
+                    }
+                }
+                if let Some(f) = in_force {
+                    if pred(&f.1) {
+                        return Some(since);
+                    }
+                }
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for EndpointWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn has(set: &EpSet, addr: IpAddr) -> bool {
+    set.iter().any(|(a, _, _)| *a == addr)
+}
+
+// ---------------------------------------------------------------------------------------
+// Subflows as the device sees them
+
+/// TCP subflows to the server port: (local address, local port).
+fn subflows(lab: &Lab, port: u16) -> Result<BTreeSet<(String, u16)>, String> {
+    let out = ctx(
+        lab.exec(Node::Device, "ss", &["-Htn", "state", "established", &format!("( dport = :{port} )")]),
+        "ss",
+    )?;
+    let mut set = BTreeSet::new();
+    for line in out.lines() {
+        // Recv-Q Send-Q Local:Port Peer:Port
+        let Some(local) = line.split_whitespace().nth(2) else { continue };
+        let Some((addr, p)) = local.rsplit_once(':') else { continue };
+        let addr = addr.split('%').next().unwrap_or(addr).trim_matches(|c| c == '[' || c == ']');
+        if let Ok(p) = p.parse() {
+            set.insert((addr.to_string(), p));
+        }
+    }
+    Ok(set)
+}
+
+fn from(set: &BTreeSet<(String, u16)>, addr: &str) -> BTreeSet<(String, u16)> {
+    set.iter().filter(|(a, _)| a == addr).cloned().collect()
+}
+
+/// A long MPTCP upload with iperf3 (through mptcpize), stopped by the lab.
+fn start_iperf3(lab: &Lab, name: &str, secs: u32) -> Result<(), String> {
+    let server = lab.server_addr4().to_string();
+    let secs = secs.to_string();
+    ctx(
+        lab.spawn(
+            Node::Device,
+            name,
+            &["mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", &secs, "-i", "1"],
+        ),
+        "starting iperf3",
+    )?;
+    // Both subflows up.
+    wait_for(Duration::from_secs(5), || {
+        let s = subflows(lab, 5201).ok()?;
+        (!from(&s, "10.1.0.2").is_empty() && !from(&s, "10.2.0.2").is_empty()).then_some(())
+    })
+    .ok_or_else(|| format!("iperf3 did not get subflows on both uplinks: {:?}", subflows(lab, 5201)))
+}
+
+fn lab_with(opts: LabOptions) -> Result<Lab, String> {
+    ctx(Lab::up(opts), "lab up")
+}
+
+fn v4(lab: &Lab, uplink: &str) -> Result<IpAddr, String> {
+    Ok(IpAddr::V4(ctx(lab.uplink(uplink), "uplink")?.addr4))
+}
+
+fn v6(lab: &Lab, uplink: &str) -> Result<IpAddr, String> {
+    Ok(IpAddr::V6(ctx(lab.uplink(uplink), "uplink")?.addr6))
+}
+
+fn with_log<T>(agent: &Agent, r: Result<T, String>) -> Result<T, String> {
+    r.map_err(|e| format!("{e}\n--- agent log (tail) ---\n{}", agent.log_tail()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+/// Start → endpoints on both uplinks (IPv4 and IPv6) within 1 s.
+fn start_gives_endpoints_within_1s() -> R {
+    let lab = lab_with(LabOptions::default())?;
+    let watch = EndpointWatch::start(&lab)?;
+    ensure(watch.current().is_empty(), || format!("endpoints before the agent: {:?}", watch.current()))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let addrs = [v4(&lab, "wlan0")?, v4(&lab, "wwan0")?, v6(&lab, "wlan0")?, v6(&lab, "wwan0")?];
+    let t = watch.wait(agent.started, Duration::from_secs(5), |s| addrs.iter().all(|a| has(s, *a)));
+    let t = with_log(&agent, t.ok_or_else(|| format!("endpoints after 5 s: {:?}", watch.current())))?;
+    let took = t - agent.started;
+    eprintln!("start -> endpoints on both uplinks (v4+v6): {:.1} ms (process start included)", ms(took));
+    let shown = ctx(lab.dev_ip(&["mptcp", "endpoint", "show"]), "ip mptcp endpoint show")?;
+    eprintln!("{}", shown.trim_end());
+    ensure(shown.contains("10.2.0.2 id ") && shown.contains("subflow dev wwan0"), || shown.clone())?;
+    let limits = ctx(lab.dev_ip(&["mptcp", "limits", "show"]), "limits")?;
+    ensure(limits.contains("subflows 4"), || format!("limits: {limits}"))?;
+    ensure(took <= Duration::from_secs(1), || format!("took {:.0} ms > 1 s", ms(took)))
+}
+
+/// Carrier cut from the far side → endpoint withdrawn (median ≤ 50 ms over 20 cycles);
+/// carrier back → endpoint back (median ≤ 100 ms; the route stays in place throughout).
+fn carrier_flaps_withdraw_and_restore_fast() -> R {
+    const CYCLES: usize = 20;
+    let lab = lab_with(LabOptions::default())?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    let id_before: BTreeSet<u8> = watch.current().iter().filter(|e| e.0 == wwan).map(|e| e.1).collect();
+    let (mut down, mut back) = (Vec::new(), Vec::new());
+    for i in 0..CYCLES {
+        let t0 = Instant::now();
+        ctx(lab.carrier("wwan0", false), "carrier off")?;
+        let t = watch.wait(t0, Duration::from_secs(3), |s| !has(s, wwan));
+        let t = with_log(&agent, t.ok_or_else(|| format!("cycle {i}: endpoint not withdrawn within 3 s")))?;
+        down.push(ms(t - t0));
+        std::thread::sleep(Duration::from_millis(200));
+        let t1 = Instant::now();
+        ctx(lab.carrier("wwan0", true), "carrier on")?;
+        let t = watch.wait(t1, Duration::from_secs(3), |s| has(s, wwan));
+        let t = with_log(&agent, t.ok_or_else(|| format!("cycle {i}: endpoint not back within 3 s")))?;
+        back.push(ms(t - t1));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ids_after: BTreeSet<u8> = watch.current().iter().filter(|e| e.0 == wwan).map(|e| e.1).collect();
+    let (md, mb) = (median(&mut down.clone()), median(&mut back.clone()));
+    eprintln!(
+        "carrier cut -> endpoint withdrawn: median {md:.1} ms, max {:.1} ms over {CYCLES} cycles",
+        down.iter().cloned().fold(0.0, f64::max)
+    );
+    eprintln!(
+        "carrier back -> endpoint back: median {mb:.1} ms, max {:.1} ms over {CYCLES} cycles (routes stayed in place)",
+        back.iter().cloned().fold(0.0, f64::max)
+    );
+    ensure(id_before == ids_after, || format!("endpoint id changed: {id_before:?} -> {ids_after:?}"))?;
+    ensure(md <= 50.0, || format!("median withdraw {md:.1} ms > 50 ms: {down:?}"))?;
+    ensure(mb <= 100.0, || format!("median restore {mb:.1} ms > 100 ms: {back:?}"))
+}
+
+/// 100 flaps with a live MPTCP connection: the wwan0 subflow comes back every time.
+fn hundred_flaps_with_live_connection() -> R {
+    const FLAPS: usize = 100;
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let mut agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    start_iperf3(&lab, "iperf-flaps", 600)?;
+    let wlan_ports = from(&subflows(&lab, 5201)?, "10.1.0.2");
+    let mut misses = Vec::new();
+    let mut back_ms = Vec::new();
+    for i in 0..FLAPS {
+        ctx(lab.carrier("wwan0", false), "carrier off")?;
+        let gone = wait_for(Duration::from_secs(3), || {
+            from(&subflows(&lab, 5201).ok()?, "10.2.0.2").is_empty().then_some(())
+        });
+        if gone.is_none() {
+            misses.push(format!("flap {i}: wwan0 subflow still there 3 s after carrier loss"));
+        }
+        let t1 = Instant::now();
+        ctx(lab.carrier("wwan0", true), "carrier on")?;
+        let up = wait_for(Duration::from_secs(5), || {
+            (!from(&subflows(&lab, 5201).ok()?, "10.2.0.2").is_empty()).then_some(Instant::now())
+        });
+        match up {
+            Some(t) => back_ms.push(ms(t - t1)),
+            None => misses.push(format!("flap {i}: no wwan0 subflow 5 s after carrier came back")),
+        }
+    }
+    let still_wlan = from(&subflows(&lab, 5201)?, "10.1.0.2");
+    let _ = lab.stop("iperf-flaps");
+    eprintln!(
+        "{FLAPS} flaps with iperf3 running: {} misses; wwan0 subflow back after carrier: median {:.1} ms (ss polling)",
+        misses.len(),
+        median(&mut back_ms)
+    );
+    ensure(agent.alive(), || "agent died".into())?;
+    ensure(still_wlan == wlan_ports, || format!("wlan0 subflows changed: {wlan_ports:?} -> {still_wlan:?}"))?;
+    with_log(&agent, ensure(misses.is_empty(), || misses.join("\n")))
+}
+
+/// A subflow reset by the server (`ss -K`) is re-established within 1 s; the other
+/// uplink's subflows keep their ports.
+fn killed_subflow_comes_back_within_1s() -> R {
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let mut agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    start_iperf3(&lab, "iperf-kill", 600)?;
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let before = subflows(&lab, 5201)?;
+        let wlan_before = from(&before, "10.1.0.2");
+        let wwan_before = from(&before, "10.2.0.2");
+        let t0 = Instant::now();
+        ctx(lab.kill_subflows_of("wwan0"), "ss -K")?;
+        let back = wait_for(Duration::from_secs(3), || {
+            let now = from(&subflows(&lab, 5201).ok()?, "10.2.0.2");
+            (!now.is_empty() && now.is_disjoint(&wwan_before)).then_some(Instant::now())
+        });
+        let t = with_log(
+            &agent,
+            back.ok_or_else(|| format!("round {round}: no new wwan0 subflow within 3 s: {:?}", subflows(&lab, 5201))),
+        )?;
+        times.push(ms(t - t0));
+        let wlan_after = from(&subflows(&lab, 5201)?, "10.1.0.2");
+        ensure(wlan_after == wlan_before, || {
+            format!("round {round}: wlan0 subflows changed: {wlan_before:?} -> {wlan_after:?}")
+        })?;
+        // Past the backoff of the previous re-add.
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+    let _ = lab.stop("iperf-kill");
+    let worst = times.iter().cloned().fold(0.0, f64::max);
+    eprintln!(
+        "ss -K on the wwan0 subflows -> new wwan0 subflow: median {:.1} ms, max {worst:.1} ms over 5 rounds; \
+         wlan0 subflow ports unchanged",
+        median(&mut times.clone())
+    );
+    ensure(agent.alive(), || "agent died".into())?;
+    ensure(worst <= 1000.0, || format!("re-establishment took {worst:.0} ms > 1 s: {times:?}"))
+}
+
+/// Agent SIGKILL + restart, then NetworkManager restart: the same subflows afterwards.
+fn restarts_leave_subflows_alone() -> R {
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let mut agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    start_iperf3(&lab, "iperf-restart", 600)?;
+    let before = subflows(&lab, 5201)?;
+    let eps_before = watch.current();
+    let changes_before = watch.changes.lock().map(|v| v.len()).unwrap_or(0);
+
+    agent.restart(&lab)?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_agent = subflows(&lab, 5201)?;
+    let alive = agent.alive();
+    with_log(&agent, ensure(alive, || "agent died after restart".into()))?;
+    with_log(
+        &agent,
+        ensure(after_agent == before, || format!("agent restart changed subflows: {before:?} -> {after_agent:?}")),
+    )?;
+
+    ctx(lab.nm_restart(), "NetworkManager restart")?;
+    std::thread::sleep(Duration::from_millis(2000));
+    let after_nm = subflows(&lab, 5201)?;
+    let _ = lab.stop("iperf-restart");
+    let changes_after = watch.changes.lock().map(|v| v.len()).unwrap_or(0);
+    eprintln!(
+        "agent SIGKILL+restart and NetworkManager restart: subflows {} -> {} (same), endpoint changes: {}",
+        before.len(),
+        after_nm.len(),
+        changes_after - changes_before
+    );
+    let alive = agent.alive();
+    with_log(&agent, ensure(alive, || "agent died after NetworkManager restart".into()))?;
+    with_log(
+        &agent,
+        ensure(after_nm == before, || format!("NetworkManager restart changed subflows: {before:?} -> {after_nm:?}")),
+    )?;
+    with_log(
+        &agent,
+        ensure(watch.current() == eps_before && changes_after == changes_before, || {
+            format!("endpoints changed: {eps_before:?} -> {:?}", watch.current())
+        }),
+    )
+}
+
+/// wwan0 without a default route in main: the agent adds table + source rule, and MPTCP
+/// traffic uses wwan0 through them.
+fn uplink_without_default_route_uses_policy_routing() -> R {
+    let lab = lab_with(LabOptions::default().no_default_route("wwan0"))?;
+    let main = ctx(lab.dev_ip(&["route", "show", "default"]), "ip route")?;
+    ensure(!main.contains("wwan0"), || format!("lab gave wwan0 a default route: {main}"))?;
+    // NetworkManager drops the gateway of a static never-default profile, so nothing on the
+    // device knows it: the link rule names it.
+    let u = ctx(lab.uplink("wwan0"), "uplink")?.clone();
+    let rule = format!(
+        "[[link]]\nname = \"wwan0\"\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\"]\ngateway4 = \"{}\"\ngateway6 = \"{}\"\n",
+        u.gw4, u.gw6
+    );
+    let agent = Agent::start(&lab, &agent_config(&lab, &rule))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| format!("no wwan0 endpoint: {:?}", watch.current())),
+    )?;
+    let rules = ctx(lab.dev_ip(&["rule", "show"]), "ip rule")?;
+    let ifindex = ctx(lab.exec(Node::Device, "cat", &["/sys/class/net/wwan0/ifindex"]), "ifindex")?;
+    let table = 1000 + ifindex.trim().parse::<u32>().unwrap_or(0);
+    let routes = ctx(lab.dev_ip(&["route", "show", "table", &table.to_string()]), "ip route table")?;
+    eprintln!("policy routing for wwan0:\n{}\n{}", rules.trim_end(), routes.trim_end());
+    ensure(rules.contains(&format!("from 10.2.0.2 lookup {table}")), || rules.clone())?;
+    ensure(routes.contains("default via 10.2.0.1 dev wwan0"), || routes.clone())?;
+    // Traffic: a subflow from wwan0's address must come up and carry data.
+    let server = lab.traffic_server(5301).map_err(|e| format!("traffic server: {e}"))?;
+    let client = ctx(
+        lab.spawn_traffic_client(ClientConfig::upload_for(lab.server_sockaddr(false, 5301), 6)),
+        "traffic client",
+    )?;
+    let sub = wait_for(Duration::from_secs(4), || {
+        (!from(&subflows(&lab, 5301).ok()?, "10.2.0.2").is_empty()).then_some(())
+    });
+    let transfer = client.join().map_err(|_| "client panicked".to_string())?;
+    let transfer = ctx(transfer, "transfer")?;
+    drop(server);
+    eprintln!("upload over both uplinks (wwan0 via policy routes): {:.1} Mbit/s", transfer.mbps());
+    with_log(&agent, ensure(sub.is_some(), || "no subflow from 10.2.0.2 (wwan0)".into()))?;
+    ensure(transfer.ok(), || format!("transfer failed: {:?}", transfer.error))?;
+    // Uplink loses carrier: endpoint, table and rule go.
+    ctx(lab.carrier("wwan0", false), "carrier off")?;
+    let gone = wait_for(Duration::from_secs(3), || {
+        let r = lab.dev_ip(&["rule", "show"]).ok()?;
+        (!r.contains(&format!("lookup {table}"))).then_some(())
+    });
+    with_log(&agent, ensure(gone.is_some(), || "policy rule not removed after carrier loss".into()))?;
+    ensure(!has(&watch.current(), wwan), || "endpoint not removed".into())
+}
+
+/// Two 20 Mbit/s uplinks aggregate (iperf3 through mptcpize, 10 s upload).
+///
+/// tbf at 20 Mbit/s leaves at most ~18.9 Mbit/s of MPTCP goodput per path (headers and
+/// options), so the receiver can see at most ~37.7; iperf3's headline "sender" figure
+/// (what the issue's 38 Mbit/s refers to) also counts bytes still queued at the end.
+/// Both are printed; the receiver's must exceed 34 (90 % of the two paths).
+fn two_uplinks_aggregate() -> R {
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let (wlan, wwan) = (v4(&lab, "wlan0")?, v4(&lab, "wwan0")?);
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wlan) && has(s, wwan))
+            .ok_or_else(|| "endpoints missing".to_string()),
+    )?;
+    let server = lab.server_addr4().to_string();
+    let out = ctx(
+        lab.exec(Node::Device, "timeout", &["60", "mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", "10", "-J"]),
+        "iperf3",
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("iperf3 JSON: {e}"))?;
+    let sent = v["end"]["sum_sent"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6;
+    let received = v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6;
+    eprintln!("iperf3 over 2 x 20 Mbit/s uplinks, 10 s: sender {sent:.1} Mbit/s, receiver {received:.1} Mbit/s");
+    ensure(received >= 34.0, || format!("receiver {received:.1} Mbit/s < 34 (sender {sent:.1})"))
+}
+
+/// NetworkManager's own MPTCP on: the agent leaves the interfaces alone and says what to do.
+fn refuses_interfaces_networkmanager_manages() -> R {
+    let lab = lab_with(LabOptions::default().nm_mptcp(true))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    // NetworkManager's endpoints.
+    watch
+        .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+        .ok_or_else(|| "NetworkManager added no endpoint".to_string())?;
+    let before = watch.current();
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let said = wait_for(Duration::from_secs(5), || {
+        let log = agent.log_text();
+        (log.contains("wwan0: left alone: NetworkManager 1.42") && log.contains("connection.mptcp-flags=0x1"))
+            .then_some(log)
+    });
+    let log = with_log(&agent, said.ok_or_else(|| "no refusal message".to_string()))?;
+    let line = log.lines().find(|l| l.contains("wwan0: left alone")).unwrap_or_default();
+    eprintln!("refusal: {line}");
+    std::thread::sleep(Duration::from_millis(500));
+    ensure(watch.current() == before, || format!("endpoints changed: {before:?} -> {:?}", watch.current()))
+}
+
+fn main() {
+    let needs = [
+        Need::Root,
+        Need::Mptcp,
+        Need::Program("NetworkManager"),
+        Need::Program("nmcli"),
+        Need::Program("dbus-daemon"),
+        Need::Program("iperf3"),
+        Need::Program("mptcpize"),
+        Need::Program("nft"),
+    ];
+    let tests: Vec<(&'static str, fn() -> R)> = vec![
+        ("start_gives_endpoints_within_1s", start_gives_endpoints_within_1s),
+        ("carrier_flaps_withdraw_and_restore_fast", carrier_flaps_withdraw_and_restore_fast),
+        ("hundred_flaps_with_live_connection", hundred_flaps_with_live_connection),
+        ("killed_subflow_comes_back_within_1s", killed_subflow_comes_back_within_1s),
+        ("restarts_leave_subflows_alone", restarts_leave_subflows_alone),
+        ("uplink_without_default_route_uses_policy_routing", uplink_without_default_route_uses_policy_routing),
+        ("two_uplinks_aggregate", two_uplinks_aggregate),
+        ("refuses_interfaces_networkmanager_manages", refuses_interfaces_networkmanager_manages),
+    ];
+    let trials = trials(&needs, tests);
+    // Timing assertions: one lab at a time, so the tests do not measure each other.
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.ignored = false;
+    args.include_ignored = false;
+    args.test_threads = Some(1);
+    libtest_mimic::run(&args, trials).exit()
+}

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The table (Markdown), the ratio lines, and the raw data files of a run.
+
+use std::{fmt::Write as _, io, path::Path};
+
+use crate::{
+    model::{metric, Better, Contender, ContenderResult, Results, METRICS},
+    stats::{summarize, Summary, Value},
+};
+
+fn num(x: f64, unit: &str) -> String {
+    match unit {
+        "bytes" => format!("{:.0}", x),
+        "KiB" => format!("{:.0}", x),
+        "Mbit/s" => format!("{:.1}", x),
+        "s" => format!("{:.1}", x),
+        _ if x >= 100.0 => format!("{:.0}", x),
+        _ if x >= 10.0 => format!("{:.1}", x),
+        _ => format!("{:.2}", x),
+    }
+}
+
+fn value(v: Value, unit: &str, timeout_s: f64) -> String {
+    match v {
+        Value::Num(x) => num(x, unit),
+        Value::Never if unit == "s" || unit == "ms" => format!("never ≤ {timeout_s:.0} s"),
+        Value::Never => "never".into(),
+        Value::NotApplicable => "n/a".into(),
+    }
+}
+
+/// "median / p95 (n)" plus how many runs never got there.
+fn cell(s: &Summary, unit: &str, timeout_s: f64) -> String {
+    if s.n == 0 {
+        return "—".into();
+    }
+    if s.never == s.n {
+        return format!("{} (n={})", value(Value::Never, unit, timeout_s), s.n);
+    }
+    let mut c = if s.n == 1 {
+        value(s.median, unit, timeout_s)
+    } else {
+        format!(
+            "{} / {}",
+            value(s.median, unit, timeout_s),
+            value(s.p95, unit, timeout_s)
+        )
+    };
+    let _ = write!(c, " (n={}", s.n);
+    if s.never > 0 {
+        let _ = write!(c, ", {} never", s.never);
+    }
+    c.push(')');
+    c
+}
+
+fn short_name(c: Contender) -> &'static str {
+    match c {
+        Contender::Nm => "NM",
+        Contender::Mptcpd => "mptcpd",
+        Contender::Agent => "ours",
+    }
+}
+
+/// Ours against the best peer on one metric, as (table cell, sentence).
+fn ratio(results: &Results, metric_id: &str) -> Option<(String, String)> {
+    let def = metric(metric_id)?;
+    let ours = results
+        .contenders
+        .iter()
+        .find(|c| c.contender == Contender::Agent)?;
+    let ours_s = summarize(&ours.values(metric_id));
+    if ours_s.n == 0 {
+        return None;
+    }
+    let peers: Vec<(&ContenderResult, Summary)> = results
+        .contenders
+        .iter()
+        .filter(|c| c.contender.is_peer())
+        .map(|c| (c, summarize(&c.values(metric_id))))
+        .filter(|(_, s)| s.n > 0)
+        .collect();
+    if peers.is_empty() {
+        return None;
+    }
+    let better_of = |a: f64, b: f64| match def.better {
+        Better::Lower => a < b,
+        Better::Higher => a > b,
+    };
+    let best = peers
+        .iter()
+        .filter_map(|(c, s)| match s.median {
+            Value::Num(x) => Some((*c, x)),
+            _ => None,
+        })
+        .fold(None::<(&ContenderResult, f64)>, |acc, (c, x)| match acc {
+            Some((_, y)) if !better_of(x, y) => acc,
+            _ => Some((c, x)),
+        });
+    let label = def.label;
+    match (ours_s.median, best) {
+        (Value::Num(o), Some((peer, p))) => {
+            let r = if p != 0.0 { o / p } else { f64::INFINITY };
+            let how = match def.better {
+                Better::Lower if r > 0.0 && r < 1.0 => format!("{:.0}× better", 1.0 / r),
+                Better::Lower if r > 1.0 => format!("{r:.2}× worse"),
+                Better::Higher if r >= 1.0 => format!("{r:.2}× (not worse)"),
+                Better::Higher => format!("{r:.2}× (worse)"),
+                _ => "equal".into(),
+            };
+            let cellv = format!("{} ({}; {how})", fmt_ratio(r), short_name(peer.contender));
+            let sentence = format!(
+                "{label}: ours {} {u} vs best peer {} {} {u} → ratio {} ({how})",
+                num(o, def.unit),
+                peer.label,
+                num(p, def.unit),
+                fmt_ratio(r),
+                u = def.unit
+            );
+            Some((cellv, sentence))
+        }
+        (Value::Num(o), None) => Some((
+            "peers: never".into(),
+            format!(
+                "{label}: ours {} {} vs peers never within the limit",
+                num(o, def.unit),
+                def.unit
+            ),
+        )),
+        (Value::Never, Some((peer, p))) => Some((
+            "ours: never".into(),
+            format!(
+                "{label}: ours never vs {} {} {}",
+                peer.label,
+                num(p, def.unit),
+                def.unit
+            ),
+        )),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if !r.is_finite() {
+        "∞".into()
+    } else if r >= 10.0 {
+        format!("{r:.0}×")
+    } else if r >= 0.1 {
+        format!("{r:.2}×")
+    } else {
+        format!("{r:.4}×")
+    }
+}
+
+/// Joins that succeeded over the flaps, "k / N".
+fn joins(c: &ContenderResult) -> Option<(usize, usize)> {
+    let v = c.values("flap_join_ms");
+    if v.is_empty() {
+        return None;
+    }
+    let ok = v.iter().filter(|x| matches!(x, Value::Num(_))).count();
+    Some((ok, v.len()))
+}
+
+fn fact(c: &ContenderResult, key: &str) -> Option<f64> {
+    c.facts.get(key).copied()
+}
+
+/// The Markdown table of a run.
+pub fn table(results: &Results) -> String {
+    let t = results.params.timeout_s;
+    let cs = &results.contenders;
+    let mut out = String::new();
+    let _ = write!(out, "| metric | unit |");
+    for c in cs {
+        let _ = write!(out, " {} |", c.label);
+    }
+    let has_ours = cs.iter().any(|c| c.contender == Contender::Agent);
+    if has_ours {
+        out.push_str(" ours ÷ best peer (median) |");
+    }
+    out.push('\n');
+    out.push_str("|---|---|");
+    for _ in cs {
+        out.push_str("---|");
+    }
+    if has_ours {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for def in METRICS {
+        let sums: Vec<Summary> = cs.iter().map(|c| summarize(&c.values(def.id))).collect();
+        if sums.iter().all(|s| s.n == 0) {
+            continue;
+        }
+        let _ = write!(out, "| {} | {} |", def.label, def.unit);
+        for s in &sums {
+            let _ = write!(out, " {} |", cell(s, def.unit, t));
+        }
+        if has_ours {
+            let r = ratio(results, def.id).map(|(c, _)| c).unwrap_or("—".into());
+            let _ = write!(out, " {r} |");
+        }
+        out.push('\n');
+        if def.id == "flap_join_ms" {
+            let _ = write!(out, "| joins that succeed over the nmcli flaps | count |");
+            for c in cs {
+                let v = joins(c).map_or("—".into(), |(k, n)| format!("{k} / {n}"));
+                let _ = write!(out, " {v} |");
+            }
+            if has_ours {
+                let lost = |c: &ContenderResult| joins(c).map(|(k, n)| n - k);
+                let ours = cs
+                    .iter()
+                    .find(|c| c.contender == Contender::Agent)
+                    .and_then(lost);
+                let best = cs
+                    .iter()
+                    .filter(|c| c.contender.is_peer())
+                    .filter_map(lost)
+                    .min();
+                let r = match (ours, best) {
+                    (Some(o), Some(b)) => format!("lost {o} vs {b}"),
+                    _ => "—".into(),
+                };
+                let _ = write!(out, " {r} |");
+            }
+            out.push('\n');
+        }
+    }
+    // Counts gathered across the scenarios.
+    for (key, label) in [
+        (
+            "healthy_subflows_closed",
+            "healthy (steady-uplink) subflows torn down, all scenarios",
+        ),
+        (
+            "live_connections_lost",
+            "live connections lost, all scenarios",
+        ),
+        (
+            "storm_link_events_seen_in_device_ns",
+            "link events the device saw during the storm",
+        ),
+    ] {
+        if cs.iter().all(|c| fact(c, key).is_none()) {
+            continue;
+        }
+        let _ = write!(out, "| {label} | count |");
+        for c in cs {
+            let v = fact(c, key).map_or("—".into(), |x| format!("{x:.0}"));
+            let _ = write!(out, " {v} |");
+        }
+        if has_ours {
+            out.push_str(" |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One sentence per metric: ours against the best peer.
+pub fn ratio_lines(results: &Results) -> Vec<String> {
+    let mut v: Vec<String> = METRICS
+        .iter()
+        .filter_map(|m| ratio(results, m.id).map(|(_, s)| s))
+        .collect();
+    let ours = results
+        .contenders
+        .iter()
+        .find(|c| c.contender == Contender::Agent)
+        .and_then(joins);
+    let best = results
+        .contenders
+        .iter()
+        .filter(|c| c.contender.is_peer())
+        .filter_map(|c| joins(c).map(|j| (c, j)))
+        .max_by_key(|(_, (k, _))| *k);
+    if let (Some((k, n)), Some((peer, (pk, pn)))) = (ours, best) {
+        v.push(format!(
+            "joins over nmcli flaps: ours {k}/{n} vs best peer {} {pk}/{pn}",
+            peer.label
+        ));
+    }
+    v
+}
+
+/// Notes under the table: contenders that did not run, errors.
+pub fn notes(results: &Results) -> String {
+    let mut out = String::new();
+    for c in &results.contenders {
+        if let Some(why) = &c.not_run {
+            let _ = writeln!(out, "- **{}** did not run (or stopped early): {why}", c.label);
+        }
+        for e in c.errors.iter().take(10) {
+            let _ = writeln!(out, "- {}: {e}", c.label);
+        }
+        if c.errors.len() > 10 {
+            let _ = writeln!(out, "- {}: … {} more errors in raw.json", c.label, c.errors.len() - 10);
+        }
+    }
+    out
+}
+
+/// `samples.csv`, `timeline.csv` and `raw.json`.
+pub fn write_raw(results: &Results, dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("raw.json"),
+        serde_json::to_string_pretty(results).map_err(io::Error::other)? + "\n",
+    )?;
+    let mut csv = String::from("contender,metric,rep,kind,value,note\n");
+    for c in &results.contenders {
+        for s in &c.samples {
+            let (kind, v) = match s.value {
+                Value::Num(x) => ("num", format!("{x}")),
+                Value::Never => ("never", String::new()),
+                Value::NotApplicable => ("n/a", String::new()),
+            };
+            let note = s.note.clone().unwrap_or_default().replace('"', "'");
+            let _ = writeln!(
+                csv,
+                "{},{},{},{kind},{v},\"{note}\"",
+                c.contender.id(),
+                s.metric,
+                s.rep
+            );
+        }
+    }
+    std::fs::write(dir.join("samples.csv"), csv)?;
+    let mut tl = String::from("contender,rep,second,mbps,cut_start_s,cut_end_s\n");
+    for c in &results.contenders {
+        for t in &c.timelines {
+            for (i, m) in t.mbps.iter().enumerate() {
+                let _ = writeln!(
+                    tl,
+                    "{},{},{},{m},{:.3},{:.3}",
+                    c.contender.id(),
+                    t.rep,
+                    i,
+                    t.cut_start_s,
+                    t.cut_end_s
+                );
+            }
+        }
+    }
+    std::fs::write(dir.join("timeline.csv"), tl)?;
+    Ok(())
+}
+
+/// The Markdown block for docs/performance.md and table.md.
+pub fn markdown(results: &Results, svg_name: &str) -> String {
+    let m = &results.machine;
+    let p = &results.params;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run {} ({}; {:.0} s): `{}`\n",
+        results.started_utc,
+        if p.quick { "quick form" } else { "full form" },
+        results.seconds,
+        results.command
+    );
+    out.push_str(&table(results));
+    out.push('\n');
+    let n = notes(results);
+    if !n.is_empty() {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "Cells: median / p95 (n = repetitions). \"never ≤ T s\": did not happen within the \
+         {:.0} s limit; it counts as slower than any number in the median and p95. \
+         Repetitions: {} (start, carrier, reset), {} nmcli flaps, {} throughput run(s) of {} s \
+         with the carrier of {} cut from s {} to s {}; link-event storm: {} far-side carrier toggles.\n",
+        p.timeout_s,
+        p.reps,
+        p.flaps,
+        p.throughput_reps,
+        p.throughput_seconds,
+        p.flapped_uplink,
+        p.cut_start_s,
+        p.cut_end_s,
+        p.storm_events
+    );
+    let _ = writeln!(
+        out,
+        "![throughput timeline]({svg_name})\n\nMachine: {} CPUs ({}), {} MiB, kernel {}, \
+         {}, {}, {}; agent: {}; tree: {}; load average {} at the start, {} at the end.",
+        m.nproc,
+        m.cpu,
+        m.mem_total_mib,
+        m.kernel,
+        m.networkmanager_label(),
+        m.mptcpd_label(),
+        m.iproute2,
+        m.agent,
+        m.git,
+        m.loadavg_start,
+        m.loadavg_end
+    );
+    out
+}
+
+impl crate::model::Machine {
+    fn networkmanager_label(&self) -> String {
+        format!("NetworkManager {}", self.networkmanager)
+    }
+    fn mptcpd_label(&self) -> String {
+        if self.mptcpd.starts_with("mptcpd") {
+            self.mptcpd.clone()
+        } else {
+            format!("mptcpd {}", self.mptcpd)
+        }
+    }
+}
