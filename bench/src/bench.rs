@@ -258,6 +258,9 @@ impl<'a> Session<'a> {
 
     /// Wait until every uplink has its endpoints (the state each repetition starts from).
     pub fn ensure_steady(&self) -> Result<(), String> {
+        if let Some(e) = self.obs.error() {
+            return Err(format!("the observer failed: {e}"));
+        }
         if self.manager_pid().is_none() {
             return Err(format!(
                 "{} is not running; its log ends:\n{}",

@@ -9,7 +9,7 @@ use std::{
     io::{self, Read, Write},
     net::{SocketAddr, TcpStream},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex,
     },
     thread::JoinHandle,
@@ -185,7 +185,6 @@ fn serve(mut s: TcpStream, id: u64, stop: &AtomicBool, conns: &Mutex<BTreeMap<u6
 pub struct Holder {
     pub local: SocketAddr,
     stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
     error: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -194,9 +193,8 @@ impl Holder {
     /// Connect (MPTCP) from namespace `ns` and start trickling.
     pub fn connect(ns: &str, server: SocketAddr) -> io::Result<Holder> {
         let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
         let error = Arc::new(Mutex::new(None));
-        let (st, se, er) = (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&error));
+        let (st, er) = (Arc::clone(&stop), Arc::clone(&error));
         let (tx, rx) = mpsc::channel();
         let thread = mptcp_lab::netns::run_in_netns(ns, move || {
             let stream = match traffic::connect(&server, Proto::Mptcp, Duration::from_secs(5))
@@ -211,7 +209,7 @@ impl Holder {
                     return;
                 }
             };
-            trickle(stream, &st, &se, &er);
+            trickle(stream, &st, &er);
         })?;
         let local = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(a)) => a,
@@ -221,7 +219,6 @@ impl Holder {
         Ok(Holder {
             local,
             stop,
-            sent,
             error,
             thread: Some(thread),
         })
@@ -229,10 +226,6 @@ impl Holder {
 
     pub fn error(&self) -> Option<String> {
         self.error.lock().ok().and_then(|e| e.clone())
-    }
-
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
     }
 }
 
@@ -245,7 +238,7 @@ impl Drop for Holder {
     }
 }
 
-fn trickle(mut s: TcpStream, stop: &AtomicBool, sent: &AtomicU64, error: &Mutex<Option<String>>) {
+fn trickle(mut s: TcpStream, stop: &AtomicBool, error: &Mutex<Option<String>>) {
     let mut counter = 0u64;
     // Bytes of the current batch not yet written (a short write keeps the stream aligned).
     let mut pending: Vec<u8> = Vec::new();
@@ -260,7 +253,6 @@ fn trickle(mut s: TcpStream, stop: &AtomicBool, sent: &AtomicU64, error: &Mutex<
         match s.write(&pending) {
             Ok(n) => {
                 pending.drain(..n);
-                sent.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {

@@ -69,7 +69,7 @@ impl Shared {
 pub struct Observer {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    thread: Option<JoinHandle<io::Result<io::Result<()>>>>,
 }
 
 impl Observer {
@@ -143,7 +143,8 @@ impl Observer {
         pred: impl Fn(&[Ep]) -> bool,
     ) -> Option<Instant> {
         self.wait(since + timeout, |log| {
-            let before = log.endpoints.iter().rposition(|(t, _)| *t <= since);
+            let after = log.endpoints.partition_point(|(t, _)| *t <= since);
+            let before = after.checked_sub(1);
             if let Some(i) = before {
                 if pred(&log.endpoints[i].1) {
                     return Some(since);
@@ -165,34 +166,26 @@ impl Observer {
         pred: impl Fn(&PmEvent) -> bool,
     ) -> Option<(Instant, PmEvent)> {
         self.wait(since + timeout, |log| {
-            log.events
-                .iter()
-                .find(|(t, e)| *t >= since && pred(e))
-                .cloned()
+            // Records are appended in time order by one thread.
+            let from = log.events.partition_point(|(t, _)| *t < since);
+            log.events[from..].iter().find(|(_, e)| pred(e)).cloned()
         })
     }
 
     /// Events received in `[from, to)`.
     pub fn events_between(&self, from: Instant, to: Instant) -> Vec<(Instant, PmEvent)> {
-        self.shared
-            .lock()
-            .events
-            .iter()
-            .filter(|(t, _)| *t >= from && *t < to)
-            .cloned()
-            .collect()
+        let log = self.shared.lock();
+        let a = log.events.partition_point(|(t, _)| *t < from);
+        let b = log.events.partition_point(|(t, _)| *t < to);
+        log.events[a..b.max(a)].to_vec()
     }
 
-    /// Drop records older than `before` (long soaks), keeping the table as of then.
-    pub fn forget_before(&self, before: Instant) {
-        let mut log = self.shared.lock();
-        let keep_from = log
-            .endpoints
-            .iter()
-            .rposition(|(t, _)| *t <= before)
-            .unwrap_or(0);
-        log.endpoints.drain(..keep_from);
-        log.events.retain(|(t, _)| *t >= before);
+    /// Events from position `*cursor` on; advances the cursor (for incremental readers).
+    pub fn events_from(&self, cursor: &mut usize) -> Vec<(Instant, PmEvent)> {
+        let log = self.shared.lock();
+        let from = (*cursor).min(log.events.len());
+        *cursor = log.events.len();
+        log.events[from..].to_vec()
     }
 
     /// Whether the observer thread failed (its reason).

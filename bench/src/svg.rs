@@ -209,7 +209,7 @@ pub fn timeline(results: &Results) -> Option<String> {
         let (l1, l2) = words.split_at(words.len().min(2));
         let _ = writeln!(
             o,
-            r#"<text x="{:.1}" y="{:.1}">{}</text><text x="{:.1}" y="{:.1}" fill="#555" font-size="11">{}</text>"#,
+            r##"<text x="{:.1}" y="{:.1}">{}</text><text x="{:.1}" y="{:.1}" fill="#555" font-size="11">{}</text>"##,
             lx + 34.0,
             ly + 4.0,
             esc(&l1.join(" ")),

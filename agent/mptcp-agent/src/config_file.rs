@@ -44,15 +44,8 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Check ownership and permissions: a regular file, owned by root or by the user the agent
-/// runs as, writable by its owner only.
-pub fn check_file(path: &Path) -> Result<(), LoadError> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::Unreadable(format!("{shown}: {e}")))?;
-    check_metadata(&meta, &shown)
-}
-
-/// The checks of [`check_file`] on metadata already read (of an open file).
+/// Ownership and permissions: a regular file, owned by root or by the user the agent runs
+/// as, writable by its owner only; and not too large.
 pub fn check_metadata(meta: &std::fs::Metadata, shown: &str) -> Result<(), LoadError> {
     if !meta.is_file() {
         return Err(LoadError::Unreadable(format!("{shown}: not a regular file")));
@@ -112,11 +105,14 @@ pub fn read_checked(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-/// Check, read and validate a config file.
-pub fn load_file(path: &Path) -> Result<Config, LoadError> {
+/// Check, read and validate a config file; the config and its text.
+pub fn load_file(path: &Path) -> Result<(Config, String), LoadError> {
     let shown = path.display().to_string();
     let text = read_checked(path)?;
-    load(&text).map_err(|error| LoadError::Invalid { path: shown, error })
+    match load(&text) {
+        Ok(cfg) => Ok((cfg, text)),
+        Err(error) => Err(LoadError::Invalid { path: shown, error }),
+    }
 }
 
 #[cfg(test)]

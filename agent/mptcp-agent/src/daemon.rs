@@ -17,10 +17,9 @@ use tokio::{
 };
 
 use crate::{
-    config_file,
     error::{Context, Error, Result},
     executor::Executor,
-    mptcpd, nm, pm, rtnl,
+    mptcpd, nm, ota, pm, rtnl,
 };
 
 /// Rounds of plan → execute → plan per wake-up: policy routes first, then the endpoint
@@ -31,11 +30,12 @@ const MPTCPD_SCAN: Duration = Duration::from_secs(5);
 
 pub struct RunOptions {
     pub config: PathBuf,
+    /// Where the last good config is kept.
+    pub state_dir: PathBuf,
 }
 
 struct Daemon {
     cfg: Config,
-    cfg_path: PathBuf,
     obs: Observed,
     start: Instant,
     exec: Executor,
@@ -122,26 +122,18 @@ impl Daemon {
         }
         self.reported = current;
     }
-
-    fn reload(&mut self) -> Option<Event> {
-        match config_file::load_file(&self.cfg_path) {
-            Ok(cfg) => {
-                log::info!("config {} reloaded", self.cfg_path.display());
-                let files = nm::read_conf_files(&cfg.networkmanager.conf_paths);
-                self.apply(Event::NmConfFiles(files));
-                Some(Event::ConfigChanged(Box::new(cfg)))
-            }
-            Err(e) => {
-                log::error!("config {} rejected, keeping the current one:\n{e}", self.cfg_path.display());
-                None
-            }
-        }
-    }
 }
 
 /// Run the daemon until SIGTERM/SIGINT or a fatal adapter error.
 pub async fn run(opts: RunOptions) -> Result<()> {
-    let cfg = config_file::load_file(&opts.config).map_err(|e| Error::msg(format!("config: {e}")))?;
+    // The config file, else the last good one, else the built-in default; the file watch,
+    // SIGHUP and the D-Bus service (ota.rs).
+    let (mut ota, cfg) = ota::Lifecycle::start(ota::Options {
+        config: opts.config.clone(),
+        state_dir: opts.state_dir.clone(),
+        dbus: true,
+    })
+    .await;
     let start = Instant::now();
     let pm = PmHandle::connect().await.context("connecting to the kernel's mptcp_pm family")?;
     let caps = pm::caps_of(pm.capabilities());
@@ -158,7 +150,6 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 
     let mut daemon = Daemon {
         cfg,
-        cfg_path: opts.config.clone(),
         obs: Observed::new(),
         start,
         exec: Executor {
@@ -246,7 +237,6 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     log::info!("mptcp-agent {} running with {}", env!("CARGO_PKG_VERSION"), opts.config.display());
 
     loop {
@@ -266,12 +256,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
                 daemon.apply(Event::Tick);
             }
-            _ = sighup.recv() => {
-                if let Some(ev) = daemon.reload() {
-                    daemon.apply(ev);
-                    let caps = daemon.obs.caps.as_ref().map(|c| c.sysctls.clone()).unwrap_or_default();
-                    daemon.apply(Event::Sysctls(pm::read_sysctls(Path::new(pm::SYSCTL_DIR), &caps)));
-                }
+            // Config file changed, SIGHUP, D-Bus Reload/Resync.
+            t = ota.next() => {
+                ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
             }
             _ = sigterm.recv() => {
                 log::info!("SIGTERM: exiting; endpoints, routes and rules stay as they are");
@@ -286,5 +273,6 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         daemon.reconcile().await;
+        ota.publish(&daemon.cfg, &daemon.obs, &daemon.reported);
     }
 }

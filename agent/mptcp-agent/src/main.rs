@@ -17,13 +17,21 @@ mod service;
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mptcp-agent", version, about = "Keeps MPTCP endpoints right on devices with several uplinks")]
+#[command(
+    name = "mptcp-agent",
+    about = "Keeps MPTCP endpoints right on devices with several uplinks",
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
 struct Cli {
+    /// Print the version and what this kernel's MPTCP offers.
+    #[arg(long, short = 'V')]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -33,9 +41,29 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = config_file::DEFAULT_PATH)]
         config: PathBuf,
+        /// Where the last good config is kept [default: $STATE_DIRECTORY or /var/lib/mptcp-agent].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Show the running agent's links, endpoints, limits, kernel capabilities and config.
+    /// Exit status: 0 shown, 3 agent not reachable.
+    Status {
+        /// JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running agent re-read, check and apply its config file. Exit status: 0
+    /// applied, 1 rejected or rolled back (reason on stderr), 3 agent not reachable, 4 access denied.
+    Reload,
+    /// Print the running agent's events (endpoint changes, subflow events, config
+    /// outcomes, link state changes) until interrupted.
+    Monitor {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a config file without applying it. Exit status: 0 valid, 1 invalid
-    /// (positions on stderr), 3 unreadable, 4 unsafe ownership or permissions.
+    /// (positions on stderr), 2 usage error, 3 unreadable, 4 unsafe ownership or permissions.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
@@ -49,24 +77,18 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::CheckConfig { file } => match config_file::load_file(&file) {
-            Ok(cfg) => {
-                println!(
-                    "{}: valid (schema_version {}, {} link rule(s))",
-                    file.display(),
-                    mptcp_agent_core::config::SCHEMA_VERSION,
-                    cfg.links.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-            }
-        },
-        Command::Run { config } => {
+    let args = Cli::parse();
+    match args.command {
+        Some(Command::CheckConfig { file }) => cli::check_config(&file),
+        Some(Command::Status { json }) => cli::status(json),
+        Some(Command::Reload) => cli::reload(),
+        Some(Command::Monitor { json }) => cli::monitor(json),
+        None if args.version => cli::version(),
+        None => {
+            let _ = Cli::command().print_help();
+            ExitCode::from(2)
+        }
+        Some(Command::Run { config, state_dir }) => {
             init_logging();
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -75,7 +97,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(daemon::run(daemon::RunOptions { config })) {
+            match rt.block_on(daemon::run(daemon::RunOptions {
+                config,
+                state_dir: state_dir.unwrap_or_else(ota::default_state_dir),
+            })) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

@@ -94,8 +94,12 @@ pub fn digest(text: &str) -> String {
 
 /// Check and read a config file (the same checks as `check-config`).
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let text = config_file::read_checked(path)?;
-    parse_text(&path.display().to_string(), text)
+    let (config, text) = config_file::load_file(path)?;
+    Ok(Loaded {
+        config,
+        digest: digest(&text),
+        text,
+    })
 }
 
 fn parse_text(origin: &str, text: String) -> Result<Loaded, LoadError> {
@@ -264,6 +268,9 @@ pub async fn apply_transaction<K: Kernel>(
         let current = kernel.sysctls(&caps.sysctls);
         obs.apply(&Event::Sysctls(current), clock());
     }
+    // A reload is an explicit retry: an op held back after a recent failure must be tried
+    // now, or the new config would be committed without it.
+    obs.failures.clear();
     let before: BTreeSet<String> = plan(cfg, obs, clock())
         .steps
         .iter()
@@ -491,6 +498,8 @@ pub enum Trigger {
 pub struct Options {
     pub config: PathBuf,
     pub state_dir: PathBuf,
+    /// Serve the D-Bus API on the system bus (off in unit tests).
+    pub dbus: bool,
 }
 
 pub struct Lifecycle {
@@ -582,8 +591,17 @@ impl Lifecycle {
             config: info.clone(),
             ..Snapshot::default()
         };
-        let service = match tokio::time::timeout(BUS_TIMEOUT, service::start(initial)).await {
-            Ok(Ok(s)) => {
+        let service = match tokio::time::timeout(BUS_TIMEOUT, async {
+            if opts.dbus {
+                service::start(initial).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        {
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some(s))) => {
                 log::info!("D-Bus: serving {} on the system bus", service::BUS_NAME);
                 Some(s)
             }
@@ -673,6 +691,7 @@ impl Lifecycle {
                 let reason = e.to_string();
                 log::error!("{why}: config {shown} rejected, keeping the running config ({}):\n{reason}", self.info.digest);
                 self.info.last_error = reason.clone();
+                self.file_rejected();
                 self.notice(Notice::Rejected {
                     path: shown,
                     stage: "check".into(),
@@ -723,6 +742,7 @@ impl Lifecycle {
                 let reason = format!("{shown}: applying it failed, the previous config stays in force: {rb}");
                 log::error!("{why}: {reason}");
                 self.info.last_error = reason.clone();
+                self.file_rejected();
                 self.notice(Notice::Rejected {
                     path: shown,
                     stage: "apply".into(),
@@ -733,6 +753,14 @@ impl Lifecycle {
         };
         self.notify.ready(&self.status_line(obs));
         outcome
+    }
+
+    /// The file on disk is not what runs: the running config is now the last good one
+    /// (unless it already is the built-in default).
+    fn file_rejected(&mut self) {
+        if self.info.source == ConfigSource::File {
+            self.info.source = ConfigSource::LastGood;
+        }
     }
 
     fn status_line(&self, obs: &Observed) -> String {

@@ -387,10 +387,6 @@ pub struct Agent1 {
 }
 
 impl Agent1 {
-    fn get(&self) -> Snapshot {
-        self.snap.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
-    }
-
     fn with<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         match self.snap.lock() {
             Ok(s) => f(&s),
@@ -532,21 +528,26 @@ impl Agent1 {
         self.with(|s| s.mode.clone())
     }
 
+    /// Every interface but loopback: (name, ifindex, state, carrier, device_type, metered,
+    /// rule, policy, policy_applied, nm_state, detail). See docs/dbus-api.md.
     #[zbus(property)]
     async fn links(&self) -> Vec<LinkInfo> {
         self.with(|s| s.links.clone())
     }
 
+    /// The kernel's MPTCP endpoints: (id, address, port, flags, interface, ifindex).
     #[zbus(property)]
     async fn endpoints(&self) -> Vec<EndpointInfo> {
         self.with(|s| s.endpoints.clone())
     }
 
+    /// The kernel's path-manager limits: (subflows, add_addr_accepted).
     #[zbus(property)]
     async fn limits(&self) -> LimitsInfo {
         self.with(|s| s.limits)
     }
 
+    /// What this kernel's MPTCP offers: (generation, set_flags, events, fullmesh, sysctls).
     #[zbus(property)]
     async fn kernel_capabilities(&self) -> KernelCapsInfo {
         self.with(|s| s.caps.clone())
@@ -558,11 +559,13 @@ impl Agent1 {
         self.with(|s| s.diagnostics.clone())
     }
 
+    /// The config file the agent reads.
     #[zbus(property)]
     async fn config_path(&self) -> String {
         self.with(|s| s.config.path.clone())
     }
 
+    /// The config schema_version this agent reads.
     #[zbus(property)]
     async fn config_schema_version(&self) -> u32 {
         self.with(|s| s.config.schema_version)
@@ -790,6 +793,7 @@ async fn subflow_events(conn: Connection) {
 }
 
 /// The interface's introspection XML as served (for the checked-in copy and its test).
+#[cfg(test)]
 pub fn introspection_xml() -> String {
     use zbus::object_server::Interface;
     let (tx, _rx) = mpsc::channel(1);
@@ -803,3 +807,6 @@ pub fn introspection_xml() -> String {
     out
 }
 
+
+#[cfg(test)]
+mod tests;

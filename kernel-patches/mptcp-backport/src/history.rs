@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::manifest::parse_version;
 
-/// Record layout of the stream: RS, then US-separated fields, then the raw diff (NUL-separated).
+/// Record layout of the stream: RS, the side mark (`<`/`>` with --left-right), then
+/// US-separated fields, then the raw diff (NUL-separated).
 pub const LOG_FORMAT: &str =
-    "--format=%x1e%H%x1f%P%x1f%at%x1f%ct%x1f%an <%ae>%x1f%D%x1f%s%x1f%b%x1f";
+    "--format=%x1e%m%x1f%H%x1f%P%x1f%at%x1f%ct%x1f%an <%ae>%x1f%D%x1f%s%x1f%b%x1f";
 
 /// One changed path of a commit (`git log --raw`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,6 +42,8 @@ pub struct Commit {
     /// `This reverts commit X.`
     pub reverts: Option<String>,
     pub files: Vec<FileChange>,
+    /// `<` for the left side of a `--left-right A...B` walk, `>` for the right side.
+    pub side: char,
 }
 
 impl Commit {
@@ -81,6 +84,16 @@ pub fn scan(git: &Git, revs: &[&str]) -> Result<Vec<Commit>> {
     let mut parser = StreamParser::default();
     git.stream(&args, |chunk| parser.feed(chunk))?;
     parser.finish()
+}
+
+/// Both sides of `base...target` in ONE walk: (commits only in target = the range, commits
+/// only in base = what the BSP's base has and the target lacks), each oldest first.
+pub fn scan_sides(git: &Git, base: &str, target: &str) -> Result<(Vec<Commit>, Vec<Commit>)> {
+    let sym = format!("{base}...{target}");
+    let all = scan(git, &["--left-right", &sym])?;
+    let (base_side, range): (Vec<Commit>, Vec<Commit>) =
+        all.into_iter().partition(|c| c.side == '<');
+    Ok((range, base_side))
 }
 
 /// Scan explicit commits (in the given order) with one `git log --no-walk=unsorted`.
@@ -140,7 +153,7 @@ impl StreamParser {
                     search = end + 1;
                 }
                 // Too short to decide whether this RS starts a record: wait for more bytes.
-                Some(end) if self.buf.len() - end < 42 => {
+                Some(end) if self.buf.len() - end < RECORD_START => {
                     search = end;
                     break;
                 }
@@ -172,13 +185,14 @@ fn parse_record(record: &[u8]) -> Result<Option<Commit>> {
     if record.iter().all(|b| b.is_ascii_whitespace() || *b == 0) {
         return Ok(None);
     }
-    let mut fields = record.splitn(9, |&b| b == 0x1f);
+    let mut fields = record.splitn(10, |&b| b == 0x1f);
     let mut next = |name: &str| -> Result<String> {
         fields
             .next()
             .map(|f| String::from_utf8_lossy(f).into_owned())
             .ok_or_else(|| Error::parse("git log record", format!("missing field {name}")))
     };
+    let side = next("side")?.chars().next().unwrap_or('>');
     let id = next("id")?;
     let parents = next("parents")?;
     let author_time = next("author time")?;
@@ -210,11 +224,18 @@ fn parse_record(record: &[u8]) -> Result<Option<Commit>> {
         upstream,
         reverts,
         files: parse_raw(raw)?,
+        side,
     }))
 }
 
+/// RS, side mark, US, 40 hex digits, US.
+const RECORD_START: usize = 44;
+
 fn is_record_start(bytes: &[u8]) -> bool {
-    bytes.len() >= 42 && bytes[1..41].iter().all(|b| b.is_ascii_hexdigit()) && bytes[41] == 0x1f
+    bytes.len() >= RECORD_START
+        && bytes[2] == 0x1f
+        && bytes[3..43].iter().all(|b| b.is_ascii_hexdigit())
+        && bytes[43] == 0x1f
 }
 
 /// Parse `:old new sha sha STATUS\0path\0[path2\0]` entries.
@@ -370,11 +391,11 @@ mod tests {
         let id2 = "2".repeat(40);
         let mut stream = Vec::new();
         stream.extend_from_slice(
-            format!("\x1e{id1}\x1f\x1f10\x1f11\x1fA <a@x>\x1ftag: v1\x1finit\x1f\x1f\0\n")
+            format!("\x1e>\x1f{id1}\x1f\x1f10\x1f11\x1fA <a@x>\x1ftag: v1\x1finit\x1f\x1f\0\n")
                 .as_bytes(),
         );
         stream.extend_from_slice(b":000000 100644 0000 1111 A\0d/y.c\0");
-        stream.extend_from_slice(format!("\x1e{id2}\x1f{id1}\x1f20\x1f21\x1fB <b@x>\x1f\x1ftwo\x1fbody \x1e inside\n\x1f\0\n").as_bytes());
+        stream.extend_from_slice(format!("\x1e<\x1f{id2}\x1f{id1}\x1f20\x1f21\x1fB <b@x>\x1f\x1ftwo\x1fbody \x1e inside\n\x1f\0\n").as_bytes());
         stream.extend_from_slice(
             b":100644 100644 1111 1111 R100\0d/y.c\0d/z.c\0:100644 100644 2 3 M\0f.txt\0",
         );
@@ -395,6 +416,7 @@ mod tests {
             }]
         );
         assert_eq!(commits[1].parents, vec![id1]);
+        assert_eq!((commits[0].side, commits[1].side), ('>', '<'));
         assert_eq!(
             commits[1].files[0],
             FileChange {
@@ -419,6 +441,7 @@ mod tests {
             upstream: Vec::new(),
             reverts: None,
             files: Vec::new(),
+            side: '>',
         };
         // a - b(v5.11-rc1) - c - d(v5.11) ; e (stable on top of d, v5.11.1)
         let commits = vec![

@@ -483,7 +483,7 @@ selftest_fragments = []
     fn unknown_key_reports_line_and_column() {
         let text = MINIMAL.replace("[target_kernel]\n", "[target_kernel]\nseries_typo = 1\n");
         let err = Manifest::parse(&text).unwrap_err();
-        assert!(err.contains("line 14"), "{err}");
+        assert!(err.contains("line 12"), "{err}");
         assert!(err.contains("column"), "{err}");
         assert!(err.contains("series_typo"), "{err}");
     }

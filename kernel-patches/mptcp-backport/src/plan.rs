@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `plan`: which commits of BASE..TARGET the series carries, in which order, and what needs a
 //! human look. Few git processes whatever the history size:
-//! 1 cat-file (tags), 2 log streams (range, base side), 1 diff-tree|patch-id pipeline,
+//! 1 cat-file (tags), 1 log stream (both sides of base...target), 1 diff-tree|patch-id pipeline,
 //! 1 cat-file (base files for conditions), plus 1–2 only when extras live outside the range.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -197,8 +197,14 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     };
 
     // The one pass over the range, and the base side (the 5.10.y commits the target lacks).
-    let range = history::scan(git, &[&target_commit, "--not", &base_commit])?;
-    let base_side = history::scan(git, &[&base_commit, "--not", &target_commit])?;
+    let t = std::time::Instant::now();
+    let (range, base_side) = history::scan_sides(git, &base_commit, &target_commit)?;
+    log::debug!(
+        "scanned {} + {} commits in {:.2} s",
+        range.len(),
+        base_side.len(),
+        t.elapsed().as_secs_f64()
+    );
     let releases = history::first_releases(&range);
     let merges = range.iter().filter(|c| c.is_merge()).count();
 
@@ -400,7 +406,9 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
     }
     // Extras already in base are recorded below through duplicate detection.
 
+    log::debug!("candidates at {:.2} s", t.elapsed().as_secs_f64());
     detect_duplicates(git, &mut candidates, &base_side, &mut attention)?;
+    log::debug!("duplicates at {:.2} s", t.elapsed().as_secs_f64());
     drop_revert_pairs(&mut candidates);
     apply_skips(manifest, &mut candidates, &mut attention);
 
