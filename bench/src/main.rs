@@ -294,8 +294,14 @@ fn sizes(c: Contender, s: &Settings, r: &mut ContenderResult) {
     if c == Contender::Agent {
         if let Ok(bin) = &s.agent {
             if let Some((size, stripped)) = sys::binary_size(bin) {
-                let note = (!stripped).then(|| "NOT stripped (has .symtab)".to_string());
-                r.push("binary_bytes", 0, Value::Num(size as f64), note);
+                let note = format!("{}{}", bin.display(), if stripped { "" } else { ", NOT stripped" });
+                if !stripped {
+                    r.errors.push(format!(
+                        "{} is not stripped (a debug build?): its size is not the shipped one",
+                        bin.display()
+                    ));
+                }
+                r.push("binary_bytes", 0, Value::Num(size as f64), Some(note));
             }
         }
         return;
@@ -443,7 +449,16 @@ fn run(a: RunArgs) -> Result<(), String> {
     println!("Ratios (ours ÷ best peer, medians):");
     let lines = report::ratio_lines(&results);
     if lines.is_empty() {
-        println!("  none: our agent did not run (see the notes above)");
+        let ours = results.contenders.iter().any(|c| c.contender == Contender::Agent && c.not_run.is_none());
+        let peers = results.contenders.iter().any(|c| c.contender.is_peer() && c.not_run.is_none());
+        println!(
+            "  none: {}",
+            match (ours, peers) {
+                (false, _) => "our agent did not run (see the notes above)",
+                (true, false) => "no peer ran in this run",
+                (true, true) => "no metric has numbers for both",
+            }
+        );
     }
     for l in lines {
         println!("  {l}");

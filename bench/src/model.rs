@@ -157,7 +157,7 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         id: "binary_bytes",
-        label: "binary size (stripped release)",
+        label: "binary size (ours: stripped release; peers: installed files)",
         unit: "bytes",
         better: Better::Lower,
     },

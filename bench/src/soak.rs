@@ -621,10 +621,10 @@ fn print_report(r: &SoakReport, dir: &std::path::Path) {
     );
     for x in &r.restarts {
         println!(
-            "  {}: {} (re-sync {}) — {}",
+            "  {}: {}{} — {}",
             x.what,
             if x.healthy_untouched { "ok" } else { "FAILED" },
-            fmt_opt(x.resync_ms),
+            x.resync_ms.map_or(String::new(), |v| format!(" (re-sync {v:.1} ms)")),
             x.detail
         );
     }
@@ -779,17 +779,39 @@ fn soak(
             diff
         },
     );
-    let syn_sent = ss_lines(sess, &["state", "syn-sent"]);
+    // Stuck: a handshake that never finishes, or an established subflow that should not
+    // exist (from an address that is gone, or a second one on an uplink). Subflows in the
+    // kernel's normal teardown (FIN-WAIT, TIME-WAIT...) are counted, not failed.
+    let handshakes = ss_lines(sess, &["state", "syn-sent"]);
     let holder_port = format!("dport = :{}", crate::bench::HOLDER_PORT);
-    let live_socks = ss_lines(sess, &["state", "all", &holder_port]);
-    let not_estab: Vec<&String> = live_socks.iter().filter(|l| !l.starts_with("ESTAB")).collect();
+    let socks = ss_lines(sess, &["state", "all", &holder_port]);
+    let configured: BTreeSet<IpAddr> = uplinks.iter().map(|u| IpAddr::from(u.addr4)).collect();
+    let estab: Vec<&String> = socks.iter().filter(|l| l.starts_with("ESTAB")).collect();
+    let stale: Vec<&&String> = estab
+        .iter()
+        .filter(|l| {
+            let local = l.split_whitespace().nth(3).unwrap_or("");
+            let addr = local.rsplit_once(':').map_or(local, |(a, _)| a);
+            let addr = addr.split('%').next().unwrap_or(addr);
+            !addr.parse::<IpAddr>().is_ok_and(|a| configured.contains(&a))
+        })
+        .collect();
+    let mut teardown: BTreeMap<String, usize> = BTreeMap::new();
+    for l in socks.iter().filter(|l| !l.starts_with("ESTAB")) {
+        *teardown.entry(l.split_whitespace().next().unwrap_or("?").to_string()).or_insert(0) += 1;
+    }
     st.sf.update(sess);
     let per_uplink: Vec<(String, usize)> = uplinks.iter().map(|u| (u.name.clone(), st.sf.on(u))).collect();
     check(
         "no stuck subflows",
-        syn_sent.is_empty() && not_estab.is_empty() && per_uplink.iter().all(|(_, n)| *n == 1),
+        handshakes.is_empty()
+            && stale.is_empty()
+            && estab.len() == uplinks.len()
+            && per_uplink.iter().all(|(_, n)| *n == 1),
         format!(
-            "SYN-SENT sockets: {syn_sent:?}; live-connection sockets not ESTAB: {not_estab:?}; subflows per uplink: {per_uplink:?}"
+            "SYN-SENT: {handshakes:?}; ESTAB subflows of the live connection: {} (per uplink from events: {per_uplink:?}); \
+             ESTAB from an unconfigured address: {stale:?}; closing (kernel teardown): {teardown:?}",
+            estab.len()
         ),
     );
     let srv = sess.holder_srv.latest();

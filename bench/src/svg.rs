@@ -153,11 +153,11 @@ pub fn timeline(results: &Results) -> Option<String> {
     );
     let _ = writeln!(
         o,
-        r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#888" stroke-dasharray="3 3"/><text x="{2:.1}" y="{3:.1}" fill="#666" text-anchor="end">2-path ceiling ≈ {CEILING}</text>"##,
+        r##"<line x1="{LEFT}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#888" stroke-dasharray="3 3"/><text x="{2:.1}" y="{3:.1}" fill="#666">2-path ceiling ≈ {CEILING}</text>"##,
         y(CEILING),
         LEFT + pw,
-        LEFT + pw - 4.0,
-        y(CEILING) - 4.0
+        LEFT + pw + 6.0,
+        y(CEILING) + 4.0
     );
     // Runs (thin), then medians (thick), each second plotted at its middle.
     let pts = |v: &[f64]| -> String {
@@ -196,7 +196,7 @@ pub fn timeline(results: &Results) -> Option<String> {
             color(c.contender),
             dash(c.contender)
         );
-        let ly = TOP + 20.0 + i as f64 * 40.0;
+        let ly = TOP + ph * 0.4 + i as f64 * 40.0;
         let lx = LEFT + pw + 14.0;
         let _ = writeln!(
             o,

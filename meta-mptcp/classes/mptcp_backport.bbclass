@@ -134,19 +134,8 @@ python do_fetch:prepend:mptcp() {
         bb.fatal('meta-mptcp: ' + error)
 }
 
+# Before the kernel's do_configure: apply a series exported at build time; say what is done.
 do_configure:prepend:mptcp() {
-    mptcp_backport_prepare
-}
-
-do_configure:append:mptcp() {
-    if [ "${@mptcp_merge_needed(d)}" = "1" ]; then
-        ${S}/scripts/kconfig/merge_config.sh -m -O ${B} ${B}/.config ${@' '.join(mptcp_fragments(d))}
-        ${KERNEL_CONFIG_COMMAND}
-    fi
-    mptcp_kconfig_check
-}
-
-mptcp_backport_prepare:mptcp() {
     case "${@mptcp_backport_mode(d)}" in
     newer)
         bbnote "meta-mptcp: kernel ${@mptcp_kernel_version(d)} is not 5.10: no backport applied (MPTCP is upstream); the config fragment is added and checked"
@@ -160,7 +149,10 @@ mptcp_backport_prepare:mptcp() {
     export)
         # The patches change ${S}; applying twice would fail, so remember it next to them.
         if [ ! -e ${S}/.mptcp-backport-applied ]; then
-            mptcp-backport apply --series ${RECIPE_SYSROOT}${datadir}/mptcp-backport-series ${S}
+            # git am needs a committer; the patches keep their upstream authors.
+            export GIT_COMMITTER_NAME="${@d.getVar('PATCH_GIT_USER_NAME') or 'OpenEmbedded'}"
+            export GIT_COMMITTER_EMAIL="${@d.getVar('PATCH_GIT_USER_EMAIL') or 'oe.patch@oe'}"
+            mptcp-backport apply --tree ${S} --series ${RECIPE_SYSROOT}${datadir}/mptcp-backport-series
             touch ${S}/.mptcp-backport-applied
         fi
         bbnote "meta-mptcp: kernel ${@mptcp_kernel_version(d)}: backport series exported at build time applied"
@@ -168,50 +160,54 @@ mptcp_backport_prepare:mptcp() {
     esac
 }
 
-# Every option a fragment sets (or unsets) must have that value in the final .config.
-mptcp_kconfig_check:mptcp() {
-    if [ "${@d.getVar('MPTCP_KCONFIG_CHECK') or '1'}" != "1" ]; then
-        return 0
+# After it: merge the fragments where kernel-yocto does not, then check that every option a
+# fragment sets (or unsets) has that value in the final .config.
+do_configure:append:mptcp() {
+    if [ "${@mptcp_merge_needed(d)}" = "1" ]; then
+        ${S}/scripts/kconfig/merge_config.sh -m -O ${B} ${B}/.config ${@' '.join(mptcp_fragments(d))}
+        ${KERNEL_CONFIG_COMMAND}
     fi
-    wrong=""
-    for fragment in ${@' '.join(mptcp_fragments(d))}; do
-        while read -r line; do
-            case "$line" in
-            CONFIG_*=*)
-                sym="${line%%=*}"
-                want="${line#*=}"
-                ;;
-            "# CONFIG_"*" is not set")
-                sym="${line#\# }"
-                sym="${sym%% *}"
-                want=n
-                ;;
-            *)
-                continue
-                ;;
-            esac
-            case " ${@d.getVar('MPTCP_KCONFIG_CHECK_IGNORE') or ''} " in
-            *" $sym "*)
-                continue
-                ;;
-            esac
-            got=$(sed -n "s/^$sym=//p" ${B}/.config)
-            if [ -z "$got" ]; then
-                got=n
-            fi
-            if [ "$got" != "$want" ]; then
-                case "$sym" in
-                CONFIG_MPTCP_IPV6) hint=" (needs CONFIG_IPV6=y: IPv6 as a module drops it)" ;;
-                CONFIG_INET_MPTCP_DIAG) hint=" (needs CONFIG_INET_DIAG)" ;;
-                CONFIG_MPTCP) hint=" (needs CONFIG_INET; on 5.10 also the backport)" ;;
-                *) hint="" ;;
+    if [ "${@d.getVar('MPTCP_KCONFIG_CHECK') or '1'}" = "1" ]; then
+        wrong=""
+        for fragment in ${@' '.join(mptcp_fragments(d))}; do
+            while read -r line; do
+                case "$line" in
+                CONFIG_*=*)
+                    sym="${line%%=*}"
+                    want="${line#*=}"
+                    ;;
+                "# CONFIG_"*" is not set")
+                    sym="${line#\# }"
+                    sym="${sym%% *}"
+                    want=n
+                    ;;
+                *)
+                    continue
+                    ;;
                 esac
-                wrong="$wrong $sym: fragment $(basename $fragment) wants $want, .config has $got$hint;"
-            fi
-        done < "$fragment"
-    done
-    if [ -n "$wrong" ]; then
-        bbfatal "meta-mptcp: MPTCP kernel options did not reach ${B}/.config:$wrong an option is dropped when a dependency is missing or another fragment overrides it. Fix the kernel configuration, or list options to skip in MPTCP_KCONFIG_CHECK_IGNORE."
+                case " ${@d.getVar('MPTCP_KCONFIG_CHECK_IGNORE') or ''} " in
+                *" $sym "*)
+                    continue
+                    ;;
+                esac
+                got=$(sed -n "s/^$sym=//p" ${B}/.config)
+                if [ -z "$got" ]; then
+                    got=n
+                fi
+                if [ "$got" != "$want" ]; then
+                    case "$sym" in
+                    CONFIG_MPTCP_IPV6) hint=" (needs CONFIG_IPV6=y: IPv6 as a module drops it)" ;;
+                    CONFIG_INET_MPTCP_DIAG) hint=" (needs CONFIG_INET_DIAG)" ;;
+                    CONFIG_MPTCP) hint=" (needs CONFIG_INET; on 5.10 also the backport)" ;;
+                    *) hint="" ;;
+                    esac
+                    wrong="$wrong $sym: fragment $(basename $fragment) wants $want, .config has $got$hint;"
+                fi
+            done < "$fragment"
+        done
+        if [ -n "$wrong" ]; then
+            bbfatal "meta-mptcp: MPTCP kernel options did not reach ${B}/.config:$wrong an option is dropped when a dependency is missing or another fragment overrides it. Fix the kernel configuration, or list options to skip in MPTCP_KCONFIG_CHECK_IGNORE."
+        fi
+        bbnote "meta-mptcp: the options of ${@d.getVar('MPTCP_KCONFIG_FRAGMENTS') or 'mptcp.cfg'} are in .config"
     fi
-    bbnote "meta-mptcp: the options of ${@d.getVar('MPTCP_KCONFIG_FRAGMENTS') or 'mptcp.cfg'} are in .config"
 }

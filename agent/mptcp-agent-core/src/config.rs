@@ -100,6 +100,7 @@ pub struct RawRouting {
 pub struct RawReestablish {
     pub initial_delay_ms: Option<Spanned<i64>>,
     pub max_delay_ms: Option<Spanned<i64>>,
+    pub max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -215,13 +216,16 @@ pub struct ReestablishConfig {
     pub initial_delay_ms: u64,
     /// Upper bound of the delay.
     pub max_delay_ms: u64,
+    /// Re-adds per episode before giving up until the link changes (or a quiet period).
+    pub max_attempts: u32,
 }
 
 impl Default for ReestablishConfig {
     fn default() -> Self {
         ReestablishConfig {
-            initial_delay_ms: 250,
+            initial_delay_ms: 1000,
             max_delay_ms: 30_000,
+            max_attempts: 8,
         }
     }
 }
@@ -614,6 +618,11 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     if let Some(v) = &b.initial_delay_ms {
         if let Some(n) = int_in(&mut issues, v, "reestablish.initial_delay_ms", 10, 600_000) {
             cfg.reestablish.initial_delay_ms = n as u64;
+        }
+    }
+    if let Some(v) = &b.max_attempts {
+        if let Some(n) = int_in(&mut issues, v, "reestablish.max_attempts", 1, 1000) {
+            cfg.reestablish.max_attempts = n as u32;
         }
     }
     if let Some(v) = &b.max_delay_ms {
@@ -1083,6 +1092,7 @@ on_carrier_loss = "panic"
         let b = ReestablishConfig {
             initial_delay_ms: 100,
             max_delay_ms: 1000,
+            max_attempts: 8,
         };
         assert_eq!(b.delay_after(0), 0);
         assert_eq!(b.delay_after(1), 100);

@@ -43,6 +43,10 @@ use crate::{
 const NM_MPTCP_DISABLED: u32 = 0x1;
 const NM_MPTCP_DEFAULT: u32 = 0x22;
 
+/// How long a subflow closed without error may take to come back by itself (the add that
+/// follows the agent's own delete) before it counts as lost.
+const CLOSE_SETTLE_MS: u64 = 500;
+
 /// Delay before retrying an op that failed: 1 s, doubling, at most 60 s.
 fn failure_retry_ms(count: u32) -> u64 {
     (1000u64 << count.saturating_sub(1).min(6)).min(60_000)
@@ -94,6 +98,11 @@ pub enum Diagnostic {
     LimitTooLow {
         subflows: u32,
         endpoints: usize,
+    },
+    GaveUp {
+        interface: String,
+        addr: IpAddr,
+        attempts: u32,
     },
     RetryLater {
         op: String,
@@ -152,6 +161,11 @@ impl fmt::Display for Diagnostic {
                 f,
                 "limits.subflows = {subflows} but {endpoints} uplinks have subflow endpoints: connections use at most \
                  {subflows} additional subflows"
+            ),
+            Diagnostic::GaveUp { interface, addr, attempts } => write!(
+                f,
+                "{interface}: subflows from {addr} keep failing; gave up after {attempts} re-adds (reestablish.max_attempts) \
+                 until the link or its address changes"
             ),
             Diagnostic::RetryLater { op, error, at } => write!(f, "`{op}` failed ({error}); retrying at {at}"),
         }
@@ -839,27 +853,47 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 obs.losses.get(&ep.addr)
             };
             if let Some(loss) = loss {
-                let allowed_at = readd_allowed_at(cfg, obs, &ep.addr, now);
-                if now >= allowed_at {
-                    let attempt = obs
-                        .readds
-                        .get(&ep.addr)
-                        .map_or(0, |r| effective_attempts(cfg, r, now))
-                        + 1;
-                    add_steps.push(Step {
-                        op: Op::ReaddEndpoint(want),
-                        why: format!(
-                            "{}: {} connection(s) lost their subflow from {} (error {}) while the link is usable; \
-                             attempt {attempt}",
-                            d.link,
-                            loss.tokens.len(),
-                            ep.addr,
-                            loss.last_error
-                        ),
+                let attempts = obs
+                    .readds
+                    .get(&ep.addr)
+                    .map_or(0, |r| effective_attempts(cfg, r, now));
+                if attempts >= cfg.reestablish.max_attempts {
+                    plan.diagnostics.insert(Diagnostic::GaveUp {
+                        interface: d.link.clone(),
+                        addr: ep.addr,
+                        attempts,
                     });
-                    continue;
+                } else {
+                    // A close without error may be the agent's own delete, whose add is
+                    // about to bring the subflow back: give that a moment.
+                    let settled = if loss.last_error == 0 {
+                        loss.since.plus(CLOSE_SETTLE_MS)
+                    } else {
+                        Millis(0)
+                    };
+                    let allowed_at = readd_allowed_at(cfg, obs, &ep.addr, now).max(settled);
+                    if now >= allowed_at {
+                        let cause = if loss.last_error == 0 {
+                            "closed without error".to_string()
+                        } else {
+                            format!("error {}", loss.last_error)
+                        };
+                        add_steps.push(Step {
+                            op: Op::ReaddEndpoint(want),
+                            why: format!(
+                                "{}: {} connection(s) lost their subflow from {} ({cause}) while the link is \
+                                 usable; attempt {} of {}",
+                                d.link,
+                                loss.tokens.len(),
+                                ep.addr,
+                                attempts + 1,
+                                cfg.reestablish.max_attempts
+                            ),
+                        });
+                        continue;
+                    }
+                    plan.wake(allowed_at);
                 }
-                plan.wake(allowed_at);
             }
             if ep.flags != d.flags {
                 let differing = EndpointFlags(ep.flags.0 ^ d.flags.0);

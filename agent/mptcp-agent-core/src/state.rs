@@ -55,7 +55,7 @@ pub struct Loss {
     /// Tokens of the connections that lost a subflow from this address.
     pub tokens: BTreeSet<u32>,
     pub since: Millis,
-    /// `sk_err` of the latest loss.
+    /// `sk_err` of the latest loss with an error; 0 while every close was without one.
     pub last_error: u32,
 }
 
@@ -252,17 +252,22 @@ impl Observed {
     fn subflow_event(&mut self, ev: &crate::model::MptcpEvent, now: Millis) {
         match ev.kind {
             MptcpEventKind::SubflowClosed => {
-                // sk_err 0 / absent: closed on purpose (endpoint removed, peer's REMOVE_ADDR,
-                // connection closing). Only errors mean a path was lost.
-                let err = ev.error.unwrap_or(0);
-                if let (Some(addr), Some(token), true) = (ev.saddr, ev.token, err != 0) {
+                // Every close counts: with an error (reset, failed join, timeout) or without
+                // (the peer closed it, e.g. on a late REMOVE_ADDR from before a flap). Closes
+                // caused by the agent's own delete are followed by the add's SF_ESTABLISHED,
+                // which clears them, or concern an endpoint that is gone; plan() waits a
+                // moment before acting on a close without error.
+                if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
+                    let err = ev.error.unwrap_or(0);
                     let loss = self.losses.entry(addr).or_insert_with(|| Loss {
                         tokens: BTreeSet::new(),
                         since: now,
                         last_error: err,
                     });
                     loss.tokens.insert(token);
-                    loss.last_error = err;
+                    if err != 0 || loss.last_error == 0 {
+                        loss.last_error = err;
+                    }
                 }
             }
             MptcpEventKind::SubflowEstablished => {
@@ -328,8 +333,10 @@ impl Observed {
                 if let Some(eps) = &mut self.endpoints {
                     eps.insert(e.id, e.clone());
                 }
-                // A fresh endpoint opens subflows on every connection: old losses are moot.
+                // A fresh endpoint opens subflows on every connection: old losses are moot,
+                // and backoff starts over.
                 self.losses.remove(&e.addr);
+                self.readds.remove(&e.addr);
             }
             Op::ReaddEndpoint(e) => {
                 self.ids.bind(e.addr, e.id);

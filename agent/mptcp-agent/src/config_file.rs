@@ -35,13 +35,51 @@ impl LoadError {
     }
 }
 
+/// At most this many problems are listed, each line at most `MAX_LINE` characters: a
+/// hostile file must not flood an OTA hook's log or a D-Bus property.
+const MAX_ISSUES: usize = 20;
+const MAX_LINE: usize = 300;
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Unreadable(m) | LoadError::Unsafe(m) => f.write_str(m),
-            LoadError::Invalid { path, error } => f.write_str(&error.render(Some(path))),
+            LoadError::Invalid { path, error } => {
+                let text = error.render(Some(path));
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().take(MAX_ISSUES).enumerate() {
+                    if i > 0 {
+                        f.write_str("\n")?;
+                    }
+                    if line.chars().count() > MAX_LINE {
+                        let cut: String = line.chars().take(MAX_LINE).collect();
+                        write!(f, "{cut}…")?;
+                    } else {
+                        f.write_str(line)?;
+                    }
+                }
+                if lines.len() > MAX_ISSUES {
+                    write!(f, "\n… and {} more problems", lines.len() - MAX_ISSUES)?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// The parser gives some syntax errors without a message (a NUL byte, for one): say
+/// which character is at the position.
+fn explain_bare_positions(mut error: ConfigError, text: &str) -> ConfigError {
+    for issue in &mut error.issues {
+        if issue.message.trim().is_empty() {
+            let c = text.lines().nth(issue.line.saturating_sub(1)).and_then(|l| l.chars().nth(issue.column.saturating_sub(1)));
+            issue.message = match c {
+                Some(c) => format!("unexpected character {c:?} (U+{:04X})", u32::from(c)),
+                None => "unexpected end of file".to_string(),
+            };
+        }
+    }
+    error
 }
 
 /// Ownership and permissions: a regular file, owned by root or by the user the agent runs
@@ -111,7 +149,10 @@ pub fn load_file(path: &Path) -> Result<(Config, String), LoadError> {
     let text = read_checked(path)?;
     match load(&text) {
         Ok(cfg) => Ok((cfg, text)),
-        Err(error) => Err(LoadError::Invalid { path: shown, error }),
+        Err(error) => Err(LoadError::Invalid {
+            path: shown,
+            error: explain_bare_positions(error, &text),
+        }),
     }
 }
 

@@ -447,7 +447,10 @@ impl Watcher {
                                 if ev.mask.intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF | AddWatchFlags::IN_IGNORED) {
                                     if self.wd == Some(ev.wd) {
                                         log::warn!("{} went away; watching for it to come back", self.dir.display());
-                                        self.wd = None;
+                                        if let Some(wd) = self.wd.take() {
+                                            // Moved elsewhere, the old watch would report a stranger's files.
+                                            let _ = self.fd.get_ref().0.rm_watch(wd);
+                                        }
                                         self.rewatch_at = Some(tokio::time::Instant::now() + REWATCH);
                                     }
                                 } else if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || ev.name.as_deref() == Some(self.name.as_os_str()) {
@@ -827,3 +830,8 @@ async fn resync(obs: &mut Observed, exec: &Executor, start: Instant) -> Result<S
     ))
 }
 
+
+#[cfg(test)]
+mod bad_input;
+#[cfg(test)]
+mod tests;

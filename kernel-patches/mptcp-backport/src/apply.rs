@@ -255,16 +255,15 @@ pub fn apply(action: Action, opts: &ApplyOptions) -> Result<Outcome> {
             let state = existing.ok_or_else(|| {
                 Error::Apply(format!("no session in progress in {}", tree.display()))
             })?;
+            let mut note = format!("patches 1..{} stay applied", state.next);
             if let (Mode::Git, Some(git)) = (state.mode, &git_tree) {
                 if git.git_dir()?.join("rebase-apply").exists() {
                     git.run(&["am", "--abort"])?;
+                    // git am --abort rolls back its own run, which started at am_from.
+                    note = format!("git am --abort: patches 1..{} stay applied", state.am_from);
                 }
             }
-            log.write(&format!(
-                "abort at patch {} ({} applied stay in the tree)",
-                state.next + 1,
-                state.applied.len()
-            ))?;
+            log.write(&format!("abort at patch {} ({note})", state.next + 1))?;
             fs::remove_file(&state_path).map_err(|e| Error::io(&state_path, e))?;
             Ok(Outcome::Aborted)
         }

@@ -392,14 +392,6 @@ fn spawn_error(e: &std::io::Error) -> Error {
     }
 }
 
-/// Read all of a child's output lines; used by callers that parse line-oriented git output.
-pub fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// True for a (possibly abbreviated) hexadecimal object id of at least 7 digits.
 pub fn is_object_id(s: &str) -> bool {
     (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())

@@ -24,7 +24,13 @@ use mptcp_backport::{Error, Result};
 /// the manifest's path set, the extra core commits the manifest lists, minus what the base
 /// already has, plus our fixups. Patches are always full commits (never path-limited).
 #[derive(Parser, Debug)]
-#[command(name = "mptcp-backport", version, about, long_about = None)]
+#[command(
+    name = "mptcp-backport",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 ok; 1 error, or `verify` found something missing; 2 `apply` stopped on a conflict.\nGuide: docs/backport-guide.md"
+)]
 struct Cli {
     /// Series manifest [default: $MPTCP_BACKPORT_MANIFEST, ./kernel-patches/series.toml,
     /// or <prefix>/share/mptcp-backport/series.toml next to the binary]
@@ -76,7 +82,7 @@ enum Commands {
         /// Leave the conflicting patch out and go on.
         #[arg(long, conflicts_with_all = ["cont", "abort"])]
         skip: bool,
-        /// End the session (git: `git am --abort`; applied patches stay).
+        /// End the session (git: `git am --abort` undoes its current run; plain: applied patches stay).
         #[arg(long, conflicts_with_all = ["cont", "skip"])]
         abort: bool,
         /// Force a mode [default: git when the tree is a git work tree, else plain].

@@ -332,11 +332,8 @@ pub fn plan(git: &Git, manifest: &Manifest, opts: &PlanOptions) -> Result<Plan> 
         if !is_pending {
             continue;
         }
-        let status = extras
-            .iter_mut()
-            .filter(|s| s.id == extra.id && s.subject == extra.subject)
-            .last();
-        if let Some(status) = status {
+        // One status per manifest extra, in manifest order.
+        if let Some(status) = extras.get_mut(ei) {
             match outside.iter().find(|(i, _)| *i == ei) {
                 Some((_, c)) => {
                     status.state = "carried".into();

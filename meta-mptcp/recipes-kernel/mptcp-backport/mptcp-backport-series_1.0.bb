@@ -22,18 +22,17 @@ S = "${WORKDIR}/git"
 
 inherit allarch nopackages
 
-SKIP_RECIPE[mptcp-backport-series] = "${@'' if d.getVar('MPTCP_BACKPORT_LINUX_STABLE_SRCREV') and d.getVar('MPTCP_BACKPORT_BASE') else 'set MPTCP_BACKPORT_LINUX_STABLE_SRCREV and MPTCP_BACKPORT_BASE to export the MPTCP backport at build time (docs/yocto.md)'}"
+SKIP_RECIPE[mptcp-backport-series] = "${@'' if d.getVar('MPTCP_BACKPORT_LINUX_STABLE_SRCREV') else 'set MPTCP_BACKPORT_LINUX_STABLE_SRCREV to export the MPTCP backport at build time (docs/yocto.md)'}"
 
 do_configure[noexec] = "1"
 
-do_compile[file-checksums] += "${@mptcp_manifest(d)}:True"
+# The export reads the manifest and weaves in our fixups: both are inputs of the task.
+do_compile[file-checksums] += "${@mptcp_manifest(d)}:True ${@os.path.join(os.path.dirname(mptcp_manifest(d)), 'fixups', '*.patch')}:True"
 do_compile() {
     rm -rf ${B}/series
-    mptcp-backport export \
-        --manifest ${@mptcp_manifest(d)} \
-        --linux ${S} \
-        --base ${MPTCP_BACKPORT_BASE} \
-        --out ${B}/series ${MPTCP_BACKPORT_EXPORT_ARGS}
+    mptcp-backport --manifest ${@mptcp_manifest(d)} export --repo ${S} --out ${B}/series \
+        ${@'--base ' + d.getVar('MPTCP_BACKPORT_BASE') if d.getVar('MPTCP_BACKPORT_BASE') else ''} \
+        ${@d.getVar('MPTCP_BACKPORT_EXPORT_ARGS') or ''}
 }
 
 do_install() {

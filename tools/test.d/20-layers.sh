@@ -1,0 +1,57 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Checks of the Yocto layer (meta-mptcp/) and the Buildroot tree (recipes/) that need no
+# Yocto or Buildroot checkout (CI has none):
+#   - oelint-adv --release kirkstone and --release scarthgap over every recipe, bbappend and
+#     class: 0 errors and 0 warnings. Only the offline homepage ping is suppressed.
+#     tools/layers/oelint-constants.json tells oelint that "mptcp" is a distro override (the
+#     one conf/layer.conf adds with DISTRO_FEATURES "mptcp"), as a distro .conf would;
+#   - tools/layers/test_layers.py: gating of the kernel class (feature off: no kernel variable
+#     changes), the class's decisions and its .config check, Upstream-Status on every patch,
+#     crates .inc against Cargo.lock, layer.conf, recipes, kas, the Buildroot tree.
+# About 20 s on 2 cores.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+OELINT=$ROOT/.venv/bin/oelint-adv
+passed=0
+failed=0
+
+mapfile -t files < <(find meta-mptcp \( -name '*.bb' -o -name '*.bbappend' -o -name '*.bbclass' \) | sort)
+
+for release in kirkstone scarthgap; do
+  if [ ! -x "$OELINT" ]; then
+    echo "FAIL oelint-adv --release $release: $OELINT missing (run tools/setup.sh)"
+    failed=$((failed + 1))
+    continue
+  fi
+  out=$("$OELINT" --quiet --release "$release" --suppress oelint.vars.homepageping \
+        --constantmods=+tools/layers/oelint-constants.json -- "${files[@]}" 2>&1)
+  rc=$?  # non-zero also for info-level findings, which are allowed
+  findings=$(grep -E ':(error|warning):' <<<"$out" || true)
+  if [ -z "$findings" ] && ! grep -qE 'Traceback|OOPS|Bad command line' <<<"$out"; then
+    echo "ok    oelint-adv --release $release (${#files[@]} files, 0 errors, 0 warnings)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL  oelint-adv --release $release (exit $rc):"
+    echo "${findings:-$out}" | sed 's/^/      /'
+    failed=$((failed + 1))
+  fi
+done
+
+out=$(python3 tools/layers/test_layers.py 2>&1)
+rc=$?
+echo "$out" | sed '$d'
+last=$(tail -n1 <<<"$out")
+if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+  [ $rc -eq 0 ] || [ "${BASH_REMATCH[2]}" -ne 0 ] || failed=$((failed + 1))
+else
+  echo "FAIL  tools/layers/test_layers.py did not finish (exit $rc)"
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
