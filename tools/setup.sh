@@ -12,6 +12,8 @@ PKGS=(
   iproute2 dbus-daemon dbus-bin procps util-linux bc
   # builds and checks
   git python3-venv python3-pip pkg-config
+  # tools/test.d/30-systemd-unit.sh: systemd-analyze security/verify of the shipped unit
+  systemd
   # kernel-patches: `mptcp-backport verify` runs the 5.10 tree's kconfig and compiles net/mptcp/,
   # `apply` uses GNU patch on plain trees
   make gcc libc6-dev flex bison libelf-dev libssl-dev patch xz-utils

@@ -94,6 +94,75 @@ pub struct Live {
     pub joined: bool,
 }
 
+/// The `$NOTIFY_SOCKET` the agent is started with: it sends `READY=1` (sd_notify) after
+/// its first reconciliation, which times its start and its re-sync after a restart. A
+/// thread stamps every datagram as it arrives.
+pub struct Notify {
+    path: PathBuf,
+    got: Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Notify {
+    fn bind(path: PathBuf) -> Result<Notify, String> {
+        let _ = std::fs::remove_file(&path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, st) = (Arc::clone(&got), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !st.load(Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    let t = Instant::now();
+                    if let Ok(mut v) = g.lock() {
+                        v.push((t, String::from_utf8_lossy(&buf[..n]).into_owned()));
+                    }
+                }
+            }
+        });
+        Ok(Notify {
+            path,
+            got,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// When the first `READY=1` at or after `since` arrived, waiting at most until
+    /// `since + timeout`.
+    pub fn wait_ready(&self, since: Instant, timeout: Duration) -> Option<Instant> {
+        let end = since + timeout;
+        loop {
+            let found = self.got.lock().ok().and_then(|v| {
+                v.iter()
+                    .find(|(t, m)| *t >= since && m.lines().any(|l| l == "READY=1"))
+                    .map(|(t, _)| *t)
+            });
+            if found.is_some() {
+                return found;
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub struct Session<'a> {
     pub c: Contender,
     pub s: &'a Settings,
@@ -103,6 +172,8 @@ pub struct Session<'a> {
     pub steady: Uplink,
     pub flap: Uplink,
     pub timeout: Duration,
+    /// The agent's sd_notify socket (agent sessions only).
+    pub notify: Option<Notify>,
     /// Last field: dropped after the threads that live in its namespaces.
     pub lab: Lab,
 }
@@ -123,6 +194,11 @@ impl<'a> Session<'a> {
             .map_err(|e| format!("traffic server: {e}"))?;
         let steady = lab.uplink(STEADY).map_err(|e| e.to_string())?.clone();
         let flap = lab.uplink(FLAPPED).map_err(|e| e.to_string())?.clone();
+        let notify = if c == Contender::Agent {
+            Some(Notify::bind(lab.dir().join("notify.sock"))?)
+        } else {
+            None
+        };
         let sess = Session {
             c,
             s,
@@ -132,6 +208,7 @@ impl<'a> Session<'a> {
             steady,
             flap,
             timeout: Duration::from_secs_f64(s.params.timeout_s),
+            notify,
             lab,
         };
         if c == Contender::Agent {
@@ -179,11 +256,19 @@ impl<'a> Session<'a> {
             Contender::Agent => {
                 let bin = self.s.agent.as_ref().map_err(Clone::clone)?;
                 let cfg = self.agent_config_path();
+                let notify = self
+                    .notify
+                    .as_ref()
+                    .map(|n| format!("NOTIFY_SOCKET={}", n.path.display()))
+                    .unwrap_or_default();
+                // `env` execs the agent: the lab's pid is the agent's.
                 self.lab
                     .spawn(
                         Node::Device,
                         "agent",
                         &[
+                            "env",
+                            &notify,
                             &bin.to_string_lossy(),
                             "run",
                             "--config",
@@ -364,7 +449,7 @@ impl<'a> Session<'a> {
             .ok_or("endpoints still there after flush")?;
         let pid_file = self.pid_file();
         let pred = self.all_present();
-        let value = std::thread::scope(|sc| -> Result<Value, String> {
+        let value = std::thread::scope(|sc| -> Result<(Value, Option<Value>), String> {
             let starter = sc.spawn(|| self.start_manager());
             let end = Instant::now() + Duration::from_secs(30);
             let forked = loop {
@@ -377,11 +462,15 @@ impl<'a> Session<'a> {
                 std::thread::sleep(Duration::from_millis(1));
             };
             let v = forked.map(|t0| {
-                Value::from_opt(
+                let eps = Value::from_opt(
                     self.obs
                         .wait_endpoints(t0, self.timeout, &pred)
                         .map(|t| since_ms(t, t0)),
-                )
+                );
+                let ready = self.notify.as_ref().map(|n| {
+                    Value::from_opt(n.wait_ready(t0, self.timeout).map(|t| since_ms(t, t0)))
+                });
+                (eps, ready)
             });
             let started = starter
                 .join()
@@ -389,7 +478,10 @@ impl<'a> Session<'a> {
             started?;
             v.ok_or_else(|| "the lab recorded no pid for the manager".into())
         })?;
-        r.push("start_endpoints_ms", rep, value, None);
+        r.push("start_endpoints_ms", rep, value.0, None);
+        if let Some(ready) = value.1 {
+            r.push("start_ready_ms", rep, ready, None);
+        }
         Ok(())
     }
 
@@ -440,7 +532,9 @@ impl<'a> Session<'a> {
         );
         let sf = self
             .obs
-            .wait_event(t1, self.timeout, |e| is_sub_established(e, live.token, flap4))
+            .wait_event(t1, self.timeout, |e| {
+                is_sub_established(e, live.token, flap4)
+            })
             .map(|(t, _)| since_ms(t, t1));
         let failed_joins = self.join_failures(live.token, t1);
         let note = match (sf, withdrawn) {
@@ -486,7 +580,9 @@ impl<'a> Session<'a> {
         }
         let re = self
             .obs
-            .wait_event(t0, self.timeout, |e| is_sub_established(e, live.token, flap4))
+            .wait_event(t0, self.timeout, |e| {
+                is_sub_established(e, live.token, flap4)
+            })
             .map(|(t, _)| since_ms(t, t0));
         let failed = self.join_failures(live.token, t0);
         // The first SF_CLOSED is the reset itself.
@@ -514,9 +610,9 @@ impl<'a> Session<'a> {
             self.lab
                 .connection(&self.flap.name, false)
                 .map_err(|e| e.to_string())?;
-            let gone = self
-                .obs
-                .wait_endpoints(t_down, Duration::from_secs(5), self.flap_withdrawn());
+            let gone =
+                self.obs
+                    .wait_endpoints(t_down, Duration::from_secs(5), self.flap_withdrawn());
             if gone.is_none() {
                 r.add_fact("flap_endpoint_not_withdrawn", 1.0);
             }
@@ -636,10 +732,14 @@ impl<'a> Session<'a> {
         let counter = {
             let seen = Arc::clone(&seen);
             let out = mon.stdout.take().ok_or("ip monitor: no stdout")?;
-            let name = format!(": {}:", self.flap.name);
+            // `3: wwan0@if5: <...>` for a veth, `3: wwan0: <...>` otherwise.
+            let (name, veth) = (
+                format!(": {}:", self.flap.name),
+                format!(": {}@", self.flap.name),
+            );
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if line.contains(&name) {
+                    if line.contains(&name) || line.contains(&veth) {
                         seen.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -695,9 +795,15 @@ impl<'a> Session<'a> {
             }
         };
         let t_end = Instant::now();
+        // Right again = present and staying so for 500 ms (not one of the storm's last flips).
         let reconverge = self
             .obs
-            .wait_endpoints(t_end, self.timeout, self.flap_present())
+            .wait_endpoints_stable(
+                t_end,
+                self.timeout,
+                Duration::from_millis(500),
+                self.flap_present(),
+            )
             .map(|t| since_ms(t, t_end));
         // Let the tail of the storm drain before reading the figures.
         let settle = t_end + Duration::from_secs(2);

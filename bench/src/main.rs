@@ -83,9 +83,16 @@ struct RunArgs {
     /// Time limit for every reaction, seconds ("never within T s"; default 10, quick 8).
     #[arg(long)]
     timeout: Option<f64>,
-    /// Far-side carrier toggles in the agent's memory storm.
+    /// Link events for the agent's memory storm (as seen in the device namespace).
     #[arg(long, default_value_t = 10_000)]
     storm_events: usize,
+    /// Scenarios to run, comma separated: start, carrier, reset, flaps, throughput, storm.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "start,carrier,reset,flaps,throughput,storm"
+    )]
+    scenarios: Vec<String>,
     /// The agent binary (default: the workspace's target/release/mptcp-agent).
     #[arg(long)]
     agent_bin: Option<PathBuf>,
@@ -138,7 +145,10 @@ pub fn utc_stamp() -> (String, String) {
 
 /// The agent binary if it exists and answers `--version`, or why not.
 pub fn find_agent(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    let path = explicit.map_or_else(|| target_dir().join("release/mptcp-agent"), Path::to_path_buf);
+    let path = explicit.map_or_else(
+        || target_dir().join("release/mptcp-agent"),
+        Path::to_path_buf,
+    );
     if !path.exists() {
         return Err(format!(
             "{} does not exist (build it: cargo build --release -p mptcp-agent)",
@@ -188,7 +198,8 @@ pub fn lab_agent_config(text: &str) -> String {
 }
 
 fn params(a: &RunArgs) -> RunParams {
-    let (throughput_seconds, cut_start_s, cut_end_s) = if a.quick { (24, 8, 16) } else { (30, 10, 20) };
+    let (throughput_seconds, cut_start_s, cut_end_s) =
+        if a.quick { (24, 8, 16) } else { (30, 10, 20) };
     RunParams {
         quick: a.quick,
         reps: a.reps.unwrap_or(if a.quick { 3 } else { 20 }),
@@ -202,6 +213,7 @@ fn params(a: &RunArgs) -> RunParams {
         rate: "20mbit".into(),
         carrier_wait_ms: 6000,
         flapped_uplink: bench::FLAPPED.into(),
+        scenarios: a.scenarios.iter().map(|s| s.trim().to_string()).collect(),
     }
 }
 
@@ -240,8 +252,14 @@ fn step(
     true
 }
 
+pub const SCENARIOS: [&str; 6] = ["start", "carrier", "reset", "flaps", "throughput", "storm"];
+
+/// Repeated scenarios: name, repetitions, one repetition.
+type RepFn = fn(&Session, usize, &mut ContenderResult) -> Result<(), String>;
+
 fn scenarios(sess: &Session, r: &mut ContenderResult) {
     let p = &sess.s.params;
+    let want = |name: &str| p.scenarios.iter().any(|s| s == name);
     if sess.c != Contender::Nm {
         if let Err(e) = sess.start_manager() {
             r.not_run = Some(e);
@@ -252,41 +270,50 @@ fn scenarios(sess: &Session, r: &mut ContenderResult) {
         r.not_run = Some(format!("never reached endpoints on all uplinks: {e}"));
         return;
     }
-    log(format!("  {}: start ({} reps)", sess.c.id(), p.reps));
-    for rep in 0..p.reps {
-        if !step(sess, r, &format!("start rep {rep}"), |s, r| s.start_rep(rep, r)) {
+    let repeated: [(&str, usize, RepFn); 3] = [
+        ("start", p.reps, |s, rep, r| s.start_rep(rep, r)),
+        ("carrier", p.reps, |s, rep, r| s.carrier_rep(rep, r)),
+        ("reset", p.reps, |s, rep, r| s.reset_rep(rep, r)),
+    ];
+    for (name, reps, f) in repeated {
+        if !want(name) {
+            continue;
+        }
+        log(format!("  {}: {name} ({reps} reps)", sess.c.id()));
+        for rep in 0..reps {
+            if !step(sess, r, &format!("{name} rep {rep}"), |s, r| f(s, rep, r)) {
+                return;
+            }
+        }
+    }
+    if want("flaps") {
+        log(format!("  {}: {} nmcli flaps", sess.c.id(), p.flaps));
+        if !step(sess, r, "flaps", |s, r| s.flaps(p.flaps, r)) {
             return;
         }
     }
-    log(format!("  {}: carrier cut/back ({} reps)", sess.c.id(), p.reps));
-    for rep in 0..p.reps {
-        if !step(sess, r, &format!("carrier rep {rep}"), |s, r| s.carrier_rep(rep, r)) {
-            return;
+    if want("throughput") {
+        log(format!(
+            "  {}: throughput ({} runs)",
+            sess.c.id(),
+            p.throughput_reps
+        ));
+        for rep in 0..p.throughput_reps {
+            if !step(sess, r, &format!("throughput rep {rep}"), |s, r| {
+                s.throughput_rep(rep, r)
+            }) {
+                return;
+            }
         }
     }
-    log(format!("  {}: subflow reset ({} reps)", sess.c.id(), p.reps));
-    for rep in 0..p.reps {
-        if !step(sess, r, &format!("reset rep {rep}"), |s, r| s.reset_rep(rep, r)) {
-            return;
-        }
-    }
-    log(format!("  {}: {} nmcli flaps", sess.c.id(), p.flaps));
-    if !step(sess, r, "flaps", |s, r| s.flaps(p.flaps, r)) {
-        return;
-    }
-    log(format!("  {}: throughput ({} runs)", sess.c.id(), p.throughput_reps));
-    for rep in 0..p.throughput_reps {
-        if !step(sess, r, &format!("throughput rep {rep}"), |s, r| s.throughput_rep(rep, r)) {
-            return;
-        }
-    }
-    if sess.c == Contender::Agent {
+    if want("storm") && sess.c == Contender::Agent {
         log(format!("  agent: memory, {} link events", p.storm_events));
         step(sess, r, "storm", |s, r| s.storm(p.storm_events, r));
     }
     let lost = sess.obs.events_lost();
     if lost > 0 {
-        r.errors.push(format!("the observer lost {lost} event batches (ENOBUFS)"));
+        r.errors
+            .push(format!("the observer lost {lost} event batches (ENOBUFS)"));
     }
 }
 
@@ -294,7 +321,11 @@ fn sizes(c: Contender, s: &Settings, r: &mut ContenderResult) {
     if c == Contender::Agent {
         if let Ok(bin) = &s.agent {
             if let Some((size, stripped)) = sys::binary_size(bin) {
-                let note = format!("{}{}", bin.display(), if stripped { "" } else { ", NOT stripped" });
+                let note = format!(
+                    "{}{}",
+                    bin.display(),
+                    if stripped { "" } else { ", NOT stripped" }
+                );
                 if !stripped {
                     r.errors.push(format!(
                         "{} is not stripped (a debug build?): its size is not the shipped one",
@@ -364,25 +395,34 @@ fn render(results: &Results, dir: &Path, docs: Option<&Path>) -> Result<String, 
         if let Some(svg) = &svg {
             std::fs::write(docs.join(svg_name), svg).map_err(|e| e.to_string())?;
         }
-        let page = docs.join("performance.md");
-        let text = std::fs::read_to_string(&page).map_err(|e| format!("{}: {e}", page.display()))?;
-        let (begin, end) = (
+        replace_between_markers(
+            &docs.join("performance.md"),
             "<!-- mptcp-bench:results:begin -->",
             "<!-- mptcp-bench:results:end -->",
-        );
-        let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
-            return Err(format!("{}: no {begin} … {end} markers", page.display()));
-        };
-        let new = format!(
-            "{}{begin}\n{}\n{}",
-            &text[..a],
-            report::markdown(results, svg_name),
-            &text[b..]
-        );
-        std::fs::write(&page, new).map_err(|e| e.to_string())?;
-        log(format!("updated {}", page.display()));
+            &report::markdown(results, svg_name),
+        )?;
     }
     Ok(md)
+}
+
+/// Replace what is between two marker lines of a document (the markers stay).
+pub fn replace_between_markers(
+    page: &Path,
+    begin: &str,
+    end: &str,
+    body: &str,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(page).map_err(|e| format!("{}: {e}", page.display()))?;
+    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+        return Err(format!("{}: no {begin} … {end} markers", page.display()));
+    };
+    if b < a {
+        return Err(format!("{}: {end} comes before {begin}", page.display()));
+    }
+    let new = format!("{}{begin}\n{}\n{}", &text[..a], body.trim_end(), &text[b..]);
+    std::fs::write(page, new).map_err(|e| format!("{}: {e}", page.display()))?;
+    log(format!("updated {}", page.display()));
+    Ok(())
 }
 
 fn run(a: RunArgs) -> Result<(), String> {
@@ -392,6 +432,14 @@ fn run(a: RunArgs) -> Result<(), String> {
     let started = Instant::now();
     let (stamp, human) = utc_stamp();
     let params = params(&a);
+    for sc in &params.scenarios {
+        if !SCENARIOS.contains(&sc.as_str()) {
+            return Err(format!(
+                "unknown scenario {sc:?} (have {})",
+                SCENARIOS.join(", ")
+            ));
+        }
+    }
     let mut contenders = Vec::new();
     for name in &a.contenders {
         let c = Contender::parse(name.trim())
@@ -425,7 +473,10 @@ fn run(a: RunArgs) -> Result<(), String> {
         agent_config,
         results: results_dir.clone(),
     };
-    let mut machine = sys::machine(settings.agent.as_ref().ok().map(PathBuf::as_path), &repo_root());
+    let mut machine = sys::machine(
+        settings.agent.as_ref().ok().map(PathBuf::as_path),
+        &repo_root(),
+    );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut results = Results {
         started_utc: human,
@@ -449,8 +500,14 @@ fn run(a: RunArgs) -> Result<(), String> {
     println!("Ratios (ours ÷ best peer, medians):");
     let lines = report::ratio_lines(&results);
     if lines.is_empty() {
-        let ours = results.contenders.iter().any(|c| c.contender == Contender::Agent && c.not_run.is_none());
-        let peers = results.contenders.iter().any(|c| c.contender.is_peer() && c.not_run.is_none());
+        let ours = results
+            .contenders
+            .iter()
+            .any(|c| c.contender == Contender::Agent && c.not_run.is_none());
+        let peers = results
+            .contenders
+            .iter()
+            .any(|c| c.contender.is_peer() && c.not_run.is_none());
         println!(
             "  none: {}",
             match (ours, peers) {
@@ -484,5 +541,47 @@ fn main() -> ExitCode {
             eprintln!("mptcp-bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_config_gets_the_lab_nm_paths_once() {
+        let shipped =
+            "schema_version = 1\n[networkmanager]\nfollow = true\n[[link]]\nname = \"x\"\n";
+        let out = lab_agent_config(shipped);
+        let at = out
+            .find("[networkmanager]\nconf_paths = [\"@NM_ETC@")
+            .expect(&out);
+        assert!(at < out.find("[[link]]").unwrap());
+        assert_eq!(out.matches("conf_paths").count(), 1);
+        // A config naming its own paths is left alone; one without the table gets it.
+        let own = "[networkmanager]\nconf_paths = [\"/x\"]\n";
+        assert_eq!(lab_agent_config(own), own);
+        assert!(lab_agent_config("schema_version = 1\n").ends_with("[networkmanager]\nconf_paths = [\"@NM_ETC@/NetworkManager.conf\", \"@NM_ETC@/conf.d\"]\n"));
+    }
+
+    #[test]
+    fn utc_stamp_shape() {
+        let (short, long) = utc_stamp();
+        assert_eq!(short.len(), 15, "{short}");
+        assert!(long.ends_with(" UTC"), "{long}");
+        assert!(short.starts_with("20"), "{short}");
+    }
+
+    #[test]
+    fn markers_are_replaced_and_kept() {
+        let dir = std::env::temp_dir().join(format!("mptcp-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let page = dir.join("p.md");
+        std::fs::write(&page, "head\n<!-- b -->\nold\n<!-- e -->\ntail\n").unwrap();
+        replace_between_markers(&page, "<!-- b -->", "<!-- e -->", "new table\n").unwrap();
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert_eq!(text, "head\n<!-- b -->\nnew table\n<!-- e -->\ntail\n");
+        assert!(replace_between_markers(&page, "<!-- x -->", "<!-- e -->", "y").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -72,6 +72,12 @@ pub const METRICS: &[MetricDef] = &[
         better: Better::Lower,
     },
     MetricDef {
+        id: "start_ready_ms",
+        label: "start → ready (sd_notify READY=1 after the first reconciliation; ours only)",
+        unit: "ms",
+        better: Better::Lower,
+    },
+    MetricDef {
         id: "carrier_withdraw_ms",
         label: "carrier cut (far side) → endpoint withdrawn",
         unit: "ms",
@@ -279,6 +285,9 @@ pub struct RunParams {
     pub rate: String,
     pub carrier_wait_ms: u32,
     pub flapped_uplink: String,
+    /// Scenarios that ran (all of them unless `--scenarios` said otherwise).
+    #[serde(default)]
+    pub scenarios: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -158,6 +158,37 @@ impl Observer {
         })
     }
 
+    /// First time at or after `since` from which the endpoint table satisfied `pred` for
+    /// `hold` without interruption (waiting at most until `since + timeout + hold`).
+    pub fn wait_endpoints_stable(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        hold: Duration,
+        pred: impl Fn(&[Ep]) -> bool,
+    ) -> Option<Instant> {
+        let deadline = since + timeout;
+        let mut from = since;
+        loop {
+            let t = self.wait_endpoints(from, deadline.saturating_duration_since(from), &pred)?;
+            let end = t + hold;
+            let now = Instant::now();
+            if end > now {
+                std::thread::sleep(end - now);
+            }
+            let log = self.shared.lock();
+            let a = log.endpoints.partition_point(|(r, _)| *r <= t);
+            let b = log.endpoints.partition_point(|(r, _)| *r <= end);
+            match log.endpoints[a..b].iter().find(|(_, eps)| !pred(eps)) {
+                None => return Some(t),
+                Some((broke, _)) => from = *broke,
+            }
+            if from >= deadline {
+                return None;
+            }
+        }
+    }
+
     /// First event at or after `since` matching `pred`, waiting until `since + timeout`.
     pub fn wait_event(
         &self,

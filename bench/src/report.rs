@@ -101,12 +101,13 @@ fn ratio(results: &Results, metric_id: &str) -> Option<(String, String)> {
     match (ours_s.median, best) {
         (Value::Num(o), Some((peer, p))) => {
             let r = if p != 0.0 { o / p } else { f64::INFINITY };
+            // Within 2 % counts as equal for times and sizes; throughput says how far below.
             let how = match def.better {
-                Better::Lower if r > 0.0 && r < 1.0 => format!("{:.0}× better", 1.0 / r),
-                Better::Lower if r > 1.0 => format!("{r:.2}× worse"),
-                Better::Higher if r >= 1.0 => format!("{r:.2}× (not worse)"),
-                Better::Higher => format!("{r:.2}× (worse)"),
-                _ => "equal".into(),
+                Better::Lower if r > 0.0 && r < 0.98 => format!("{:.0}× better", 1.0 / r),
+                Better::Lower if r > 1.02 => format!("{r:.1}× worse"),
+                Better::Lower => "about equal".into(),
+                Better::Higher if r >= 1.0 => "not worse".to_string(),
+                Better::Higher => format!("{:.0} % lower", (1.0 - r) * 100.0),
             };
             let cellv = format!("{} ({}; {how})", fmt_ratio(r), short_name(peer.contender));
             let sentence = format!(
@@ -290,13 +291,22 @@ pub fn notes(results: &Results) -> String {
     let mut out = String::new();
     for c in &results.contenders {
         if let Some(why) = &c.not_run {
-            let _ = writeln!(out, "- **{}** did not run (or stopped early): {why}", c.label);
+            let _ = writeln!(
+                out,
+                "- **{}** did not run (or stopped early): {why}",
+                c.label
+            );
         }
         for e in c.errors.iter().take(10) {
             let _ = writeln!(out, "- {}: {e}", c.label);
         }
         if c.errors.len() > 10 {
-            let _ = writeln!(out, "- {}: … {} more errors in raw.json", c.label, c.errors.len() - 10);
+            let _ = writeln!(
+                out,
+                "- {}: … {} more errors in raw.json",
+                c.label,
+                c.errors.len() - 10
+            );
         }
     }
     out
@@ -373,7 +383,7 @@ pub fn markdown(results: &Results, svg_name: &str) -> String {
         "Cells: median / p95 (n = repetitions). \"never ≤ T s\": did not happen within the \
          {:.0} s limit; it counts as slower than any number in the median and p95. \
          Repetitions: {} (start, carrier, reset), {} nmcli flaps, {} throughput run(s) of {} s \
-         with the carrier of {} cut from s {} to s {}; link-event storm: {} far-side carrier toggles.\n",
+         with the carrier of {} cut from s {} to s {}; memory storm: {} link events (far-side carrier toggles).\n",
         p.timeout_s,
         p.reps,
         p.flaps,
@@ -413,5 +423,87 @@ impl crate::model::Machine {
         } else {
             format!("mptcpd {}", self.mptcpd)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ContenderResult, Machine, RunParams};
+
+    fn results(samples: &[(Contender, &str, Value)]) -> Results {
+        let mut cs: Vec<ContenderResult> = Contender::ALL
+            .iter()
+            .map(|c| ContenderResult::new(*c, format!("{c:?}")))
+            .collect();
+        for (i, (c, m, v)) in samples.iter().enumerate() {
+            let r = cs.iter_mut().find(|r| r.contender == *c).unwrap();
+            r.push(m, i, *v, None);
+        }
+        Results {
+            started_utc: String::new(),
+            seconds: 0.0,
+            command: String::new(),
+            params: RunParams {
+                quick: true,
+                reps: 1,
+                flaps: 1,
+                throughput_reps: 1,
+                throughput_seconds: 24,
+                cut_start_s: 8,
+                cut_end_s: 16,
+                timeout_s: 8.0,
+                storm_events: 1,
+                rate: "20mbit".into(),
+                carrier_wait_ms: 6000,
+                flapped_uplink: "wwan0".into(),
+                scenarios: Vec::new(),
+            },
+            machine: Machine::default(),
+            contenders: cs,
+        }
+    }
+
+    #[test]
+    fn ratio_against_the_best_peer_for_times() {
+        let r = results(&[
+            (Contender::Nm, "carrier_withdraw_ms", Value::Num(6000.0)),
+            (Contender::Mptcpd, "carrier_withdraw_ms", Value::Never),
+            (Contender::Agent, "carrier_withdraw_ms", Value::Num(30.0)),
+        ]);
+        let (cell, sentence) = ratio(&r, "carrier_withdraw_ms").unwrap();
+        assert!(cell.starts_with("0.0050× (NM; 200× better)"), "{cell}");
+        assert!(
+            sentence.contains("ours 30.0 ms vs best peer Nm 6000 ms"),
+            "{sentence}"
+        );
+    }
+
+    #[test]
+    fn ratio_for_throughput_and_when_peers_never() {
+        let r = results(&[
+            (Contender::Nm, "throughput_after_mbps", Value::Num(36.0)),
+            (Contender::Mptcpd, "throughput_after_mbps", Value::Num(30.0)),
+            (Contender::Agent, "throughput_after_mbps", Value::Num(36.0)),
+            (Contender::Nm, "reset_reestablish_ms", Value::Never),
+            (Contender::Mptcpd, "reset_reestablish_ms", Value::Never),
+            (Contender::Agent, "reset_reestablish_ms", Value::Num(20.0)),
+        ]);
+        let (cell, _) = ratio(&r, "throughput_after_mbps").unwrap();
+        assert_eq!(cell, "1.00× (NM; not worse)");
+        assert_eq!(ratio(&r, "reset_reestablish_ms").unwrap().0, "peers: never");
+    }
+
+    #[test]
+    fn table_has_a_row_per_measured_metric_and_the_join_count() {
+        let r = results(&[
+            (Contender::Nm, "flap_join_ms", Value::Num(80.0)),
+            (Contender::Mptcpd, "flap_join_ms", Value::Never),
+            (Contender::Agent, "flap_join_ms", Value::Num(40.0)),
+        ]);
+        let t = table(&r);
+        assert!(t.contains("| nmcli down/up flap: up → join (per flap) | ms | 80.0 (n=1) | never ≤ 8 s (n=1) | 40.0 (n=1) |"), "{t}");
+        assert!(t.contains("| joins that succeed over the nmcli flaps | count | 1 / 1 | 0 / 1 | 1 / 1 | lost 0 vs 0 |"), "{t}");
+        assert!(!t.contains("start → endpoints"), "{t}");
     }
 }

@@ -18,7 +18,7 @@ use mptcp_lab::{Node, Uplink};
 use serde::Serialize;
 
 use crate::{
-    bench::{log, ms, Live, Session, Settings},
+    bench::{log, ms, sleep_until, Live, Session, Settings},
     model::{Contender, RunParams},
     observer::Ep,
     sys,
@@ -54,6 +54,10 @@ pub struct SoakArgs {
     /// Results directory (default: target/mptcp-bench/soak-UTC-TIMESTAMP).
     #[arg(long)]
     results: Option<PathBuf>,
+    /// Also write the summary into this docs directory's performance.md (between its
+    /// mptcp-bench soak markers).
+    #[arg(long)]
+    docs: Option<PathBuf>,
 }
 
 /// splitmix64: a small, reproducible sequence (no dependency for one random stream).
@@ -101,6 +105,10 @@ struct Flap {
     burst: bool,
     /// Restore → the uplink's subflow on the live connection is back; `None` = missed.
     recovered_ms: Option<f64>,
+    /// Errors of the uplink's subflows that closed from the flap's start to its recovery
+    /// (0 = closed cleanly); a failed join shows here (113 EHOSTUNREACH, 110 ETIMEDOUT).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    closed_errors: Vec<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -122,6 +130,20 @@ struct Restart {
     detail: String,
 }
 
+/// Recovery by flap kind and uplink.
+#[derive(Debug, Serialize)]
+struct KindStats {
+    kind: String,
+    uplink: String,
+    flaps: usize,
+    misses: usize,
+    median_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    max_ms: Option<f64>,
+    /// Flaps in which a join from this uplink failed (SF_CLOSED with an error) first.
+    failed_joins: usize,
+}
+
 #[derive(Debug, Serialize)]
 struct SoakReport {
     started_utc: String,
@@ -132,6 +154,7 @@ struct SoakReport {
     misses: usize,
     recovered_ms_median: Option<f64>,
     recovered_ms_p95: Option<f64>,
+    by_kind: Vec<KindStats>,
     restarts: Vec<Restart>,
     checks: Vec<Check>,
     flap_log: Vec<Flap>,
@@ -182,25 +205,19 @@ impl Subflows {
         }
     }
 
-    /// Live subflows whose source is in the uplink's IPv4 /24 (address changes included).
-    fn on(&self, u: &Uplink) -> usize {
-        let net = u.addr4.octets();
-        self.live
-            .iter()
-            .filter(|(a, _)| match a {
-                IpAddr::V4(v4) => v4.octets()[..3] == net[..3],
-                IpAddr::V6(_) => false,
-            })
-            .count()
+    /// Live subflows from the uplink's configured IPv4 address.
+    fn count_from(&self, u: &Uplink) -> usize {
+        let a = IpAddr::from(u.addr4);
+        self.live.iter().filter(|(s, _)| *s == a).count()
     }
 }
 
-/// Wait (bounded) until the live connection has a subflow over `u`.
+/// Wait (bounded) until the live connection has a subflow from `u`'s configured address.
 fn wait_subflow(sess: &Session, sf: &mut Subflows, u: &Uplink, bound: Duration) -> Option<f64> {
     let t0 = Instant::now();
     loop {
         sf.update(sess);
-        if sf.on(u) > 0 {
+        if sf.count_from(u) > 0 {
             return Some(ms(t0.elapsed()));
         }
         if t0.elapsed() >= bound || sf.closed {
@@ -234,7 +251,13 @@ fn set_link(sess: &Session, u: &Uplink, kind: FlapKind, up: bool) -> Result<(), 
                 .map(drop)
         }
     };
-    r.map_err(|e| format!("{kind:?} {} {}: {e}", u.name, if up { "up" } else { "down" }))
+    r.map_err(|e| {
+        format!(
+            "{kind:?} {} {}: {e}",
+            u.name,
+            if up { "up" } else { "down" }
+        )
+    })
 }
 
 /// Normalised routing state: rules and routes of every table but `local`.
@@ -294,7 +317,10 @@ fn endpoints_exact(eps: &[Ep], uplinks: &[Uplink]) -> Result<(), String> {
     }
     for e in eps {
         if e.flags & SUBFLOW == 0 || e.flags & SIGNAL_BACKUP_FULLMESH != 0 {
-            problems.push(format!("{} has flags {:#x} (want subflow)", e.addr, e.flags));
+            problems.push(format!(
+                "{} has flags {:#x} (want subflow)",
+                e.addr, e.flags
+            ));
         }
     }
     if problems.is_empty() {
@@ -351,7 +377,10 @@ impl Soak<'_, '_> {
     fn settle(&mut self) -> Result<(), String> {
         self.sess.ensure_steady()?;
         if !self.wait_all_subflows(Duration::from_millis(self.args.recover_ms)) {
-            return Err(format!("not every uplink has a subflow: {:?}", self.sf.live));
+            return Err(format!(
+                "not every uplink has a subflow: {:?}",
+                self.sf.live
+            ));
         }
         // Let join retries and late events drain.
         std::thread::sleep(Duration::from_millis(300));
@@ -395,23 +424,37 @@ impl Soak<'_, '_> {
             let t0 = Instant::now();
             sess.start_manager()?;
             let forked = sys::mtime_instant(&sess.lab.dir().join("pids/agent.pid")).unwrap_or(t0);
-            std::thread::sleep(Duration::from_secs(2));
+            // Re-synced: READY=1 (sent after its first reconciliation).
+            let ready = sess
+                .notify
+                .as_ref()
+                .and_then(|n| n.wait_ready(forked, Duration::from_secs(5)))
+                .map(|t| ms(t.saturating_duration_since(forked)));
+            sleep_until(forked + Duration::from_secs(2));
             let churn = self.churn(forked, Instant::now());
             let eps_after = sess.obs.endpoints();
             let same = eps == eps_after;
             let alive = sess.manager_pid().is_some();
+            let in_time = ready.is_some_and(|r| r <= bound.as_secs_f64() * 1000.0);
             Ok(Restart {
                 what: "agent SIGKILL + restart, nothing changed".into(),
-                healthy_untouched: churn.is_empty() && same && alive,
-                resync_ms: None,
+                healthy_untouched: churn.is_empty() && same && alive && in_time,
+                resync_ms: ready,
                 detail: format!(
-                    "subflow events in the 2 s after restart: {churn:?}; endpoints {}; agent {}",
-                    if same { "unchanged".to_string() } else { format!("changed {eps:?} -> {eps_after:?}") },
+                    "READY=1 {} after the fork; subflow events in the 2 s after restart: {churn:?}; endpoints {}; agent {}",
+                    fmt_opt(ready),
+                    if same {
+                        "unchanged".to_string()
+                    } else {
+                        format!("changed {eps:?} -> {eps_after:?}")
+                    },
                     if alive { "running" } else { "DIED" }
                 ),
             })
         })();
-        out.push(r.unwrap_or_else(|e| failed_restart("agent SIGKILL + restart, nothing changed", e)));
+        out.push(
+            r.unwrap_or_else(|e| failed_restart("agent SIGKILL + restart, nothing changed", e)),
+        );
         // 2: carrier cut while the agent was dead.
         let r = (|| -> Result<Restart, String> {
             self.settle()?;
@@ -421,11 +464,14 @@ impl Soak<'_, '_> {
             if !wait_gone(sess, "agent") {
                 return Err("agent still alive 5 s after SIGKILL".into());
             }
-            sess.lab.carrier(&flap.name, false).map_err(|e| e.to_string())?;
+            sess.lab
+                .carrier(&flap.name, false)
+                .map_err(|e| e.to_string())?;
             std::thread::sleep(Duration::from_millis(300));
             let t_before = Instant::now();
             sess.start_manager()?;
-            let forked = sys::mtime_instant(&sess.lab.dir().join("pids/agent.pid")).unwrap_or(t_before);
+            let forked =
+                sys::mtime_instant(&sess.lab.dir().join("pids/agent.pid")).unwrap_or(t_before);
             let withdrawn = sess
                 .obs
                 .wait_endpoints(forked, Duration::from_secs(5), sess.flap_withdrawn())
@@ -442,8 +488,15 @@ impl Soak<'_, '_> {
                 })
                 .map(|(_, e)| format!("{e}"))
                 .collect();
-            sess.lab.carrier(&flap.name, true).map_err(|e| e.to_string())?;
-            let back = wait_subflow(sess, &mut self.sf, &flap, Duration::from_millis(self.args.recover_ms));
+            sess.lab
+                .carrier(&flap.name, true)
+                .map_err(|e| e.to_string())?;
+            let back = wait_subflow(
+                sess,
+                &mut self.sf,
+                &flap,
+                Duration::from_millis(self.args.recover_ms),
+            );
             let ok_bound = withdrawn.is_some_and(|w| w <= bound.as_secs_f64() * 1000.0);
             Ok(Restart {
                 what: format!("agent SIGKILL, {} carrier cut while it was down, restart", flap.name),
@@ -458,7 +511,9 @@ impl Soak<'_, '_> {
                 ),
             })
         })();
-        out.push(r.unwrap_or_else(|e| failed_restart("agent SIGKILL + carrier cut while down + restart", e)));
+        out.push(r.unwrap_or_else(|e| {
+            failed_restart("agent SIGKILL + carrier cut while down + restart", e)
+        }));
         out
     }
 
@@ -474,15 +529,23 @@ impl Soak<'_, '_> {
             sess.lab.nm_kill().map_err(|e| e.to_string())?;
             // Without NetworkManager: a cut must still withdraw, carrier back restore.
             let t_cut = Instant::now();
-            sess.lab.carrier(&flap.name, false).map_err(|e| e.to_string())?;
+            sess.lab
+                .carrier(&flap.name, false)
+                .map_err(|e| e.to_string())?;
             let no_nm_withdraw = sess
                 .obs
                 .wait_endpoints(t_cut, Duration::from_secs(5), sess.flap_withdrawn())
                 .map(|t| ms(t - t_cut));
             std::thread::sleep(Duration::from_millis(300));
-            sess.lab.carrier(&flap.name, true).map_err(|e| e.to_string())?;
-            let no_nm_back =
-                wait_subflow(sess, &mut self.sf, &flap, Duration::from_millis(self.args.recover_ms));
+            sess.lab
+                .carrier(&flap.name, true)
+                .map_err(|e| e.to_string())?;
+            let no_nm_back = wait_subflow(
+                sess,
+                &mut self.sf,
+                &flap,
+                Duration::from_millis(self.args.recover_ms),
+            );
             self.settle()?;
             let eps = sess.obs.endpoints();
             let t_start = Instant::now();
@@ -493,13 +556,22 @@ impl Soak<'_, '_> {
             let eps_after = sess.obs.endpoints();
             // Re-synced with NetworkManager: it follows a deactivation right away.
             let t_down = Instant::now();
-            sess.lab.connection(&flap.name, false).map_err(|e| e.to_string())?;
+            sess.lab
+                .connection(&flap.name, false)
+                .map_err(|e| e.to_string())?;
             let follow = sess
                 .obs
                 .wait_endpoints(t_down, Duration::from_secs(5), sess.flap_withdrawn())
                 .map(|t| ms(t - t_down));
-            sess.lab.connection(&flap.name, true).map_err(|e| e.to_string())?;
-            let back = wait_subflow(sess, &mut self.sf, &flap, Duration::from_millis(self.args.recover_ms));
+            sess.lab
+                .connection(&flap.name, true)
+                .map_err(|e| e.to_string())?;
+            let back = wait_subflow(
+                sess,
+                &mut self.sf,
+                &flap,
+                Duration::from_millis(self.args.recover_ms),
+            );
             let within = |v: Option<f64>| v.is_some_and(|w| w <= bound.as_secs_f64() * 1000.0);
             let untouched = churn.is_empty() && eps == eps_after;
             Ok(Restart {
@@ -551,24 +623,30 @@ pub fn run(args: SoakArgs) -> Result<(), String> {
     }
     let agent = crate::find_agent(args.agent_bin.as_deref())?;
     let (stamp, human) = crate::utc_stamp();
-    let results = args
-        .results
-        .clone()
-        .unwrap_or_else(|| crate::target_dir().join("mptcp-bench").join(format!("soak-{stamp}")));
+    let results = args.results.clone().unwrap_or_else(|| {
+        crate::target_dir()
+            .join("mptcp-bench")
+            .join(format!("soak-{stamp}"))
+    });
     std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let config_path = args
         .agent_config
         .clone()
         .unwrap_or_else(|| crate::repo_root().join("conf/agent.toml"));
     let agent_config = crate::lab_agent_config(
-        &std::fs::read_to_string(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?,
+        &std::fs::read_to_string(&config_path)
+            .map_err(|e| format!("{}: {e}", config_path.display()))?,
     );
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    log(format!("soak: seed {seed}, {} s, results in {}", args.seconds, results.display()));
+    log(format!(
+        "soak: seed {seed}, {} s, results in {}",
+        args.seconds,
+        results.display()
+    ));
     let settings = Settings {
         params: RunParams {
             quick: true,
@@ -583,6 +661,7 @@ pub fn run(args: SoakArgs) -> Result<(), String> {
             rate: "20mbit".into(),
             carrier_wait_ms: 6000,
             flapped_uplink: crate::bench::FLAPPED.into(),
+            scenarios: Vec::new(),
         },
         agent: Ok(agent.clone()),
         agent_config,
@@ -600,12 +679,96 @@ pub fn run(args: SoakArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     print_report(&report, &results);
+    let md = markdown(&report, &args);
+    std::fs::write(results.join("soak.md"), &md).map_err(|e| e.to_string())?;
+    if let Some(docs) = &args.docs {
+        crate::replace_between_markers(
+            &docs.join("performance.md"),
+            "<!-- mptcp-bench:soak:begin -->",
+            "<!-- mptcp-bench:soak:end -->",
+            &md,
+        )?;
+    }
     let failed = report.checks.iter().filter(|c| !c.ok).count();
     println!("{} passed, {} failed", report.checks.len() - failed, failed);
     if failed > 0 {
         return Err(format!("{failed} soak checks failed"));
     }
     Ok(())
+}
+
+/// The summary for docs/performance.md.
+fn markdown(r: &SoakReport, args: &SoakArgs) -> String {
+    let m = &r.machine;
+    let failed = r.checks.iter().filter(|c| !c.ok).count();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Soak {} (`mptcp-bench soak --seconds {} --restarts {} --seed {}`): **{} of {} checks passed**. \
+         {} flaps in {:.0} s ({}), {} misses; the flapped uplink's subflow was back after a median \
+         of {} (p95 {}) from the restore.\n",
+        r.started_utc,
+        args.seconds,
+        args.restarts,
+        r.seed,
+        r.checks.len() - failed,
+        r.checks.len(),
+        r.flaps,
+        r.seconds_flapping,
+        r.flaps_by_kind
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.misses,
+        fmt_opt(r.recovered_ms_median),
+        fmt_opt(r.recovered_ms_p95)
+    );
+    o.push_str("| flap | uplink | flaps | misses | subflow back: median / p95 / max | flaps with a failed join first |\n|---|---|---|---|---|---|\n");
+    for k in &r.by_kind {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} / {} / {} | {} |",
+            k.kind,
+            k.uplink,
+            k.flaps,
+            k.misses,
+            fmt_opt(k.median_ms),
+            fmt_opt(k.p95_ms),
+            fmt_opt(k.max_ms),
+            k.failed_joins
+        );
+    }
+    o.push('\n');
+    o.push_str("| check | result | detail |\n|---|---|---|\n");
+    for c in &r.checks {
+        let detail = if c.detail.len() > 400 {
+            format!(
+                "{}…",
+                &c.detail[..c
+                    .detail
+                    .char_indices()
+                    .nth(400)
+                    .map_or(c.detail.len(), |(i, _)| i)]
+            )
+        } else {
+            c.detail.clone()
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            c.name,
+            if c.ok { "ok" } else { "**FAIL**" },
+            detail.replace('|', "\\|")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nAgent log: {} warnings or errors. Machine: {} CPUs ({}), kernel {}, NetworkManager {}, {}; agent: {}; \
+         tree: {}; load average {} at the end.",
+        r.agent_warnings, m.nproc, m.cpu, m.kernel, m.networkmanager, m.mptcpd, m.agent, m.git, m.loadavg_end
+    );
+    o
 }
 
 fn print_report(r: &SoakReport, dir: &std::path::Path) {
@@ -619,17 +782,36 @@ fn print_report(r: &SoakReport, dir: &std::path::Path) {
         fmt_opt(r.recovered_ms_median),
         fmt_opt(r.recovered_ms_p95)
     );
+    for k in &r.by_kind {
+        println!(
+            "  {} {}: {} flaps, {} misses, back after median {} / p95 {} / max {}, {} with a failed join first",
+            k.kind,
+            k.uplink,
+            k.flaps,
+            k.misses,
+            fmt_opt(k.median_ms),
+            fmt_opt(k.p95_ms),
+            fmt_opt(k.max_ms),
+            k.failed_joins
+        );
+    }
     for x in &r.restarts {
         println!(
             "  {}: {}{} — {}",
             x.what,
             if x.healthy_untouched { "ok" } else { "FAILED" },
-            x.resync_ms.map_or(String::new(), |v| format!(" (re-sync {v:.1} ms)")),
+            x.resync_ms
+                .map_or(String::new(), |v| format!(" (re-sync {v:.1} ms)")),
             x.detail
         );
     }
     for c in &r.checks {
-        println!("  [{}] {}: {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
+        println!(
+            "  [{}] {}: {}",
+            if c.ok { "ok" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
     }
     println!("  details: {}", dir.join("soak.json").display());
 }
@@ -693,11 +875,13 @@ fn soak(
                 hold_ms: 0,
                 burst: false,
                 recovered_ms: None,
+                closed_errors: Vec::new(),
                 error: Some("no subflow on the other uplink before the flap".into()),
             });
             continue;
         }
         let mut error = None;
+        let t_flap = Instant::now();
         let rounds = if burst { 2 } else { 1 };
         for _ in 0..rounds {
             if let Err(e) = set_link(sess, u, kind, false) {
@@ -709,6 +893,18 @@ fn soak(
             }
         }
         let recovered = wait_subflow(sess, &mut st.sf, u, recover);
+        let net = u.addr4.octets();
+        let closed_errors: Vec<u8> = sess
+            .obs
+            .events_between(t_flap, Instant::now())
+            .iter()
+            .filter(|(_, e)| {
+                e.token == Some(st.live.token)
+                    && e.kind == EventKind::SubClosed
+                    && matches!(e.saddr, Some(IpAddr::V4(a)) if a.octets()[..3] == net[..3])
+            })
+            .map(|(_, e)| e.error.unwrap_or(0))
+            .collect();
         if recovered.is_none() {
             log(format!(
                 "soak: flap {n} ({kind:?} {}): no subflow back within {:?}; endpoints {:?}",
@@ -724,14 +920,22 @@ fn soak(
             hold_ms: hold,
             burst,
             recovered_ms: recovered,
+            closed_errors,
             error,
         });
         if (n + 1) % 100 == 0 {
-            log(format!("soak: {} flaps, {:.0} s", n + 1, t_start.elapsed().as_secs_f64()));
+            log(format!(
+                "soak: {} flaps, {:.0} s",
+                n + 1,
+                t_start.elapsed().as_secs_f64()
+            ));
         }
         std::thread::sleep(Duration::from_millis(rng.below(100)));
         if sess.manager_pid().is_none() {
-            return Err(format!("the agent died; its log ends:\n{}", sess.manager_log_tail()));
+            return Err(format!(
+                "the agent died; its log ends:\n{}",
+                sess.manager_log_tail()
+            ));
         }
     }
     // Rounds not reached (few flaps, short soak) still run.
@@ -740,7 +944,10 @@ fn soak(
         restarts.push(st.nm_round());
     }
     let seconds_flapping = t_start.elapsed().as_secs_f64();
-    log(format!("soak: {} flaps done; checking the end state", flaps.len()));
+    log(format!(
+        "soak: {} flaps done; checking the end state",
+        flaps.len()
+    ));
 
     // --- end state ---------------------------------------------------------------------
     let mut checks = Vec::new();
@@ -793,15 +1000,22 @@ fn soak(
             let local = l.split_whitespace().nth(3).unwrap_or("");
             let addr = local.rsplit_once(':').map_or(local, |(a, _)| a);
             let addr = addr.split('%').next().unwrap_or(addr);
-            !addr.parse::<IpAddr>().is_ok_and(|a| configured.contains(&a))
+            !addr
+                .parse::<IpAddr>()
+                .is_ok_and(|a| configured.contains(&a))
         })
         .collect();
     let mut teardown: BTreeMap<String, usize> = BTreeMap::new();
     for l in socks.iter().filter(|l| !l.starts_with("ESTAB")) {
-        *teardown.entry(l.split_whitespace().next().unwrap_or("?").to_string()).or_insert(0) += 1;
+        *teardown
+            .entry(l.split_whitespace().next().unwrap_or("?").to_string())
+            .or_insert(0) += 1;
     }
     st.sf.update(sess);
-    let per_uplink: Vec<(String, usize)> = uplinks.iter().map(|u| (u.name.clone(), st.sf.on(u))).collect();
+    let per_uplink: Vec<(String, usize)> = uplinks
+        .iter()
+        .map(|u| (u.name.clone(), st.sf.count_from(u)))
+        .collect();
     check(
         "no stuck subflows",
         handshakes.is_empty()
@@ -839,7 +1053,13 @@ fn soak(
     check(
         "every flap command worked",
         flap_errors.is_empty(),
-        format!("{} errors{}", flap_errors.len(), flap_errors.first().map_or(String::new(), |e| format!(", first: {e}"))),
+        format!(
+            "{} errors{}",
+            flap_errors.len(),
+            flap_errors
+                .first()
+                .map_or(String::new(), |e| format!(", first: {e}"))
+        ),
     );
     for r in &restarts {
         check(&r.what, r.healthy_untouched, r.detail.clone());
@@ -855,14 +1075,50 @@ fn soak(
         lost == 0,
         format!("{lost} ENOBUFS on the observer's event socket"),
     );
-    let agent_log = std::fs::read_to_string(sess.lab.dir().join("log/agent.log")).unwrap_or_default();
-    let agent_warnings = agent_log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).count();
+    let agent_log =
+        std::fs::read_to_string(sess.lab.dir().join("log/agent.log")).unwrap_or_default();
+    let agent_warnings = agent_log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .count();
 
     let rec: Vec<f64> = flaps.iter().filter_map(|f| f.recovered_ms).collect();
     let mut by_kind = BTreeMap::new();
     for f in &flaps {
-        *by_kind.entry(format!("{:?}", f.kind).to_lowercase()).or_insert(0) += 1;
+        *by_kind
+            .entry(format!("{:?}", f.kind).to_lowercase())
+            .or_insert(0) += 1;
     }
+    let mut groups: BTreeMap<(String, String), Vec<&Flap>> = BTreeMap::new();
+    for f in &flaps {
+        groups
+            .entry((format!("{:?}", f.kind).to_lowercase(), f.uplink.clone()))
+            .or_default()
+            .push(f);
+    }
+    let by_kind_stats: Vec<KindStats> = groups
+        .into_iter()
+        .map(|((kind, uplink), fs)| {
+            let rec: Vec<f64> = fs.iter().filter_map(|f| f.recovered_ms).collect();
+            KindStats {
+                kind,
+                uplink,
+                flaps: fs.len(),
+                misses: fs.iter().filter(|f| f.recovered_ms.is_none()).count(),
+                median_ms: quantile(rec.clone(), 0.5),
+                p95_ms: quantile(rec.clone(), 0.95),
+                max_ms: quantile(rec, 1.0),
+                failed_joins: fs
+                    .iter()
+                    .filter(|f| {
+                        f.closed_errors
+                            .iter()
+                            .any(|e| *e == 110 || *e == 113 || *e == 111)
+                    })
+                    .count(),
+            }
+        })
+        .collect();
     machine.loadavg_end = sys::loadavg();
     Ok(SoakReport {
         started_utc: started.to_string(),
@@ -873,6 +1129,7 @@ fn soak(
         misses,
         recovered_ms_median: quantile(rec.clone(), 0.5),
         recovered_ms_p95: quantile(rec, 0.95),
+        by_kind: by_kind_stats,
         restarts,
         checks,
         flap_log: flaps,

@@ -118,7 +118,10 @@ mod tests {
         let s = summarize(&v);
         assert_eq!(s.n, 1);
         assert_eq!(s.median, Value::Num(2.0));
-        assert_eq!(summarize(&[Value::NotApplicable]).median, Value::NotApplicable);
+        assert_eq!(
+            summarize(&[Value::NotApplicable]).median,
+            Value::NotApplicable
+        );
     }
 
     #[test]

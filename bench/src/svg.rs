@@ -215,7 +215,11 @@ pub fn timeline(results: &Results) -> Option<String> {
             esc(&l1.join(" ")),
             lx + 34.0,
             ly + 18.0,
-            esc(&format!("{} (median of {})", l2.join(" "), c.timelines.len()))
+            esc(&format!(
+                "{} (median of {})",
+                l2.join(" "),
+                c.timelines.len()
+            ))
         );
     }
     o.push_str("</svg>\n");

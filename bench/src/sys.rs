@@ -50,7 +50,11 @@ fn first_line(cmd: &str, args: &[&str]) -> String {
         .output()
         .ok()
         .map(|o| {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
             String::from_utf8_lossy(&text)
                 .lines()
                 .next()
@@ -95,9 +99,24 @@ pub fn machine(agent_bin: Option<&Path>, repo: &Path) -> Machine {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let git = {
-        let rev = first_line("git", &["-C", &repo.to_string_lossy(), "rev-parse", "--short", "HEAD"]);
+        let rev = first_line(
+            "git",
+            &[
+                "-C",
+                &repo.to_string_lossy(),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+        );
         let dirty = Command::new("git")
-            .args(["-C", &repo.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"])
+            .args([
+                "-C",
+                &repo.to_string_lossy(),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ])
             .output()
             .map(|o| !o.stdout.is_empty())
             .unwrap_or(false);

@@ -81,7 +81,7 @@ def overrides(feature_on):
 def kernel_with_bbappend(tmp, with_append):
     recipe = Path(tmp) / "linux-yocto_5.10.bb"
     recipe.write_text(SYNTHETIC_KERNEL)
-    files = [recipe] + ([LAYER / "recipes-kernel/linux/linux-yocto_5.10.bbappend"] if with_append else [])
+    files = [recipe] + ([LAYER / "recipes-kernel/linux/linux-yocto_%.bbappend"] if with_append else [])
     return bbmini.evaluate(files, classes_dir=LAYER / "classes")
 
 

@@ -390,15 +390,17 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
     }
     let probe: Probe = toml::from_str(text).map_err(|e| syntax(text, &e))?;
     match probe.schema_version {
-        None => return Err(ConfigError {
-            issues: vec![Issue {
-                line: 1,
-                column: 1,
-                message: format!(
+        None => {
+            return Err(ConfigError {
+                issues: vec![Issue {
+                    line: 1,
+                    column: 1,
+                    message: format!(
                     "schema_version is missing; this agent reads schema_version = {SCHEMA_VERSION}"
                 ),
-            }],
-        }),
+                }],
+            })
+        }
         Some(v) => {
             let ok = matches!(v.get_ref(), toml::Value::Integer(n) if *n == SCHEMA_VERSION);
             if !ok {
@@ -815,20 +817,38 @@ fn validate_link(
                 ),
             );
         }
-        let gateway4 = raw.gateway4.as_ref().and_then(|g| match g.get_ref().parse::<Ipv4Addr>() {
-            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Some(a),
-            _ => {
-                issues.at(g.span(), format!("{name}: gateway4 = {:?} is not a unicast IPv4 address", g.get_ref()));
-                None
-            }
-        });
-        let gateway6 = raw.gateway6.as_ref().and_then(|g| match g.get_ref().parse::<Ipv6Addr>() {
-            Ok(a) if !a.is_unspecified() && !a.is_multicast() => Some(a),
-            _ => {
-                issues.at(g.span(), format!("{name}: gateway6 = {:?} is not a unicast IPv6 address", g.get_ref()));
-                None
-            }
-        });
+        let gateway4 = raw
+            .gateway4
+            .as_ref()
+            .and_then(|g| match g.get_ref().parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_broadcast() => Some(a),
+                _ => {
+                    issues.at(
+                        g.span(),
+                        format!(
+                            "{name}: gateway4 = {:?} is not a unicast IPv4 address",
+                            g.get_ref()
+                        ),
+                    );
+                    None
+                }
+            });
+        let gateway6 = raw
+            .gateway6
+            .as_ref()
+            .and_then(|g| match g.get_ref().parse::<Ipv6Addr>() {
+                Ok(a) if !a.is_unspecified() && !a.is_multicast() => Some(a),
+                _ => {
+                    issues.at(
+                        g.span(),
+                        format!(
+                            "{name}: gateway6 = {:?} is not a unicast IPv6 address",
+                            g.get_ref()
+                        ),
+                    );
+                    None
+                }
+            });
         rule.policy = Some(LinkPolicy {
             flags,
             on_carrier_loss,

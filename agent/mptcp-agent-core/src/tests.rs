@@ -481,11 +481,93 @@ fn lost_subflow_readds_only_its_endpoint() {
 }
 
 #[test]
-fn subflow_closed_on_purpose_is_not_a_loss() {
+fn close_without_error_is_a_loss_after_a_moment() {
     let mut w = World::new(BASE);
     w.settle();
     w.subflow_closed(7, "10.2.0.2", 0);
+    let p = w.plan();
+    assert!(
+        p.steps.is_empty(),
+        "not at once: it may be the agent's own delete"
+    );
+    assert_eq!(p.wake_at, Some(w.now.plus(500)));
+    w.advance(500);
+    let p = w.plan();
+    assert_eq!(p.steps.len(), 1);
+    assert!(
+        p.steps[0].why.contains("closed without error"),
+        "{}",
+        p.steps[0].why
+    );
+}
+
+#[test]
+fn closes_caused_by_a_readd_do_not_cascade() {
+    let mut w = World::new(BASE);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 104);
+    assert_eq!(w.settle().len(), 1, "one re-add");
+    // The delete half closed connection 8's healthy subflow; the add half brings both back.
+    w.subflow_closed(8, "10.2.0.2", 0);
+    w.advance(20);
+    w.subflow_established(7, "10.2.0.2");
+    w.subflow_established(8, "10.2.0.2");
+    w.advance(2_000);
     assert!(w.ops().is_empty());
+}
+
+#[test]
+fn subflow_closed_by_the_peer_after_a_flap_is_readded() {
+    // Seen in the lab: the peer acts on a REMOVE_ADDR from before the flap and closes the
+    // new subflow (no error) right after it was established.
+    let mut w = World::new(BASE);
+    w.settle();
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 0); // from the agent's delete
+    w.set_carrier(WWAN, true);
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+    w.advance(15);
+    w.subflow_established(7, "10.2.0.2");
+    w.advance(2);
+    w.subflow_closed(7, "10.2.0.2", 0); // the peer's doing
+    assert!(w.ops().is_empty());
+    w.advance(500);
+    assert_eq!(
+        w.ops(),
+        vec![Op::ReaddEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+}
+
+#[test]
+fn gives_up_after_max_attempts_until_the_link_changes() {
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\nmax_attempts = 3\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    let mut readds = 0;
+    for _ in 0..6 {
+        w.subflow_closed(7, "10.2.0.2", 113);
+        if let Some(wake) = w.plan().wake_at {
+            w.now = wake;
+        }
+        readds += w.settle().len();
+    }
+    assert_eq!(readds, 3);
+    let p = w.plan();
+    assert!(
+        p.diagnostics
+            .iter()
+            .any(|d| matches!(d, Diagnostic::GaveUp { attempts: 3, .. })),
+        "{:?}",
+        p.diagnostics
+    );
+    assert_eq!(p.wake_at, None, "nothing pending");
+    // A flap: fresh add, and losses after it get immediate attention again.
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.set_carrier(WWAN, true);
+    w.settle();
+    w.subflow_closed(7, "10.2.0.2", 113);
+    assert_eq!(w.ops().len(), 1);
 }
 
 #[test]
@@ -848,7 +930,9 @@ fn configured_gateway_serves_a_static_never_default_uplink() {
     // NetworkManager drops ipv4.gateway from a never-default profile: nothing else knows it.
     let cfg = "schema_version = 1\n[[link]]\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\"]\ngateway4 = \"10.2.0.1\"\n";
     let mut w = World::new(cfg);
-    w.ev(Event::RouteRemoved(default_route(WWAN, "10.2.0.1", TABLE_MAIN, 700)));
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
     let ops = w.settle();
     assert!(
         ops.iter().any(|o| matches!(o, Op::AddRoute(r) if r.is_default() && r.gateway == Some(ip("10.2.0.1")) && r.table == 1003)),

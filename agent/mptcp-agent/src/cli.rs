@@ -31,8 +31,22 @@ pub const EXIT_DENIED: u8 = 4;
 /// Bound on every call to the agent.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Print a line; false when stdout is gone (`mptcp-agent monitor | head`), which ends
+/// the output quietly instead of panicking.
+fn say(text: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("mptcp-agent: starting the tokio runtime: {e}");
@@ -111,10 +125,16 @@ impl Failure {
     }
 }
 
-async fn timed<T>(what: &str, f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+async fn timed<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     match tokio::time::timeout(CALL_TIMEOUT, f).await {
         Ok(r) => r,
-        Err(_) => Err(Failure::unreachable(format!("{what}: no answer within {}s", CALL_TIMEOUT.as_secs()))),
+        Err(_) => Err(Failure::unreachable(format!(
+            "{what}: no answer within {}s",
+            CALL_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -124,7 +144,8 @@ async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
         .await
         .map_err(|e| Failure::unreachable(format!("cannot reach the system bus: {e}")))?;
     let dbus = DBusProxy::new(&conn).await.map_err(Failure::from_call)?;
-    let name = zbus::names::BusName::try_from(service::BUS_NAME).map_err(|e| Failure::unreachable(e.to_string()))?;
+    let name = zbus::names::BusName::try_from(service::BUS_NAME)
+        .map_err(|e| Failure::unreachable(e.to_string()))?;
     if !dbus.name_has_owner(name).await.map_err(Failure::from_fdo)? {
         return Err(Failure::unreachable(format!(
             "the agent is not running (nobody owns {} on the system bus)",
@@ -186,7 +207,9 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
 }
 
 pub fn status(json: bool) -> ExitCode {
-    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
     let r = rt.block_on(timed("status", async {
         let (_conn, proxy) = agent().await?;
         read_status(&proxy).await.map_err(Failure::from_call)
@@ -194,13 +217,13 @@ pub fn status(json: bool) -> ExitCode {
     match r {
         Ok(s) if json => match serde_json::to_string_pretty(&s) {
             Ok(text) => {
-                println!("{text}");
+                say(&text);
                 ExitCode::SUCCESS
             }
             Err(e) => Failure::unreachable(format!("encoding JSON: {e}")).exit(),
         },
         Ok(s) => {
-            print!("{}", render_status(&s));
+            say(render_status(&s).trim_end());
             ExitCode::SUCCESS
         }
         Err(f) => f.exit(),
@@ -267,7 +290,11 @@ pub fn render_status(s: &Status) -> String {
         c.schema_version,
         c.digest,
         c.source,
-        if c.last_known_good_in_use { " (LAST KNOWN GOOD IN USE)" } else { "" },
+        if c.last_known_good_in_use {
+            " (LAST KNOWN GOOD IN USE)"
+        } else {
+            ""
+        },
         utc(c.applied_at_usec)
     ));
     let k = &s.kernel_capabilities;
@@ -301,7 +328,10 @@ pub fn render_status(s: &Status) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["LINK", "STATE", "CARRIER", "TYPE", "METERED", "RULE", "POLICY", "APPLIED", "NM", "DETAIL"],
+        &[
+            "LINK", "STATE", "CARRIER", "TYPE", "METERED", "RULE", "POLICY", "APPLIED", "NM",
+            "DETAIL",
+        ],
         &rows,
     ));
     out.push('\n');
@@ -315,13 +345,20 @@ pub fn render_status(s: &Status) -> String {
                 vec![
                     e.id.to_string(),
                     e.address.clone(),
-                    if e.port == 0 { "-".into() } else { e.port.to_string() },
+                    if e.port == 0 {
+                        "-".into()
+                    } else {
+                        e.port.to_string()
+                    },
                     e.flags.join(","),
                     or_dash(&e.interface).into(),
                 ]
             })
             .collect();
-        out.push_str(&table(&["ID", "ADDRESS", "PORT", "FLAGS", "INTERFACE"], &rows));
+        out.push_str(&table(
+            &["ID", "ADDRESS", "PORT", "FLAGS", "INTERFACE"],
+            &rows,
+        ));
     }
     if !s.diagnostics.is_empty() {
         out.push_str("\nwarnings:\n");
@@ -373,14 +410,16 @@ fn now_usec() -> u64 {
 // reload
 
 pub fn reload() -> ExitCode {
-    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
     let r = rt.block_on(timed("reload", async {
         let (_conn, proxy) = agent().await?;
         proxy.reload().await.map_err(Failure::from_agent)
     }));
     match r {
         Ok(digest) => {
-            println!("config applied ({digest})");
+            say(&format!("config applied ({digest})"));
             ExitCode::SUCCESS
         }
         Err(f) => f.exit(),
@@ -428,7 +467,10 @@ enum MonitorEvent {
 impl std::fmt::Display for MonitorEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MonitorEvent::EndpointChanged { change, endpoint: e } => {
+            MonitorEvent::EndpointChanged {
+                change,
+                endpoint: e,
+            } => {
                 write!(f, "endpoint {change}: id {} {}", e.id, e.address)?;
                 if e.port != 0 {
                     write!(f, " port {}", e.port)?;
@@ -462,10 +504,24 @@ impl std::fmt::Display for MonitorEvent {
                 }
                 Ok(())
             }
-            MonitorEvent::ConfigRejected { path, stage, reason } => {
-                write!(f, "config rejected ({stage}): {path}: {}", reason.replace('\n', " | "))
+            MonitorEvent::ConfigRejected {
+                path,
+                stage,
+                reason,
+            } => {
+                // The reason names the file itself when it has a position.
+                let reason = reason.replace('\n', " | ");
+                if reason.starts_with(path.as_str()) {
+                    write!(f, "config rejected ({stage}): {reason}")
+                } else {
+                    write!(f, "config rejected ({stage}): {path}: {reason}")
+                }
             }
-            MonitorEvent::ConfigApplied { path, digest, source } => {
+            MonitorEvent::ConfigApplied {
+                path,
+                digest,
+                source,
+            } => {
                 write!(f, "config applied: {path} ({digest}, source {source})")
             }
             MonitorEvent::LinkChanged { link: l } => write!(
@@ -476,7 +532,11 @@ impl std::fmt::Display for MonitorEvent {
                 yes(l.carrier),
                 or_dash(&l.rule),
                 yes(l.policy_applied),
-                if l.detail.is_empty() { String::new() } else { format!(": {}", l.detail) }
+                if l.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", l.detail)
+                }
             ),
             MonitorEvent::AgentStarted => f.write_str("agent started"),
             MonitorEvent::AgentStopped => f.write_str("agent stopped"),
@@ -484,23 +544,26 @@ impl std::fmt::Display for MonitorEvent {
     }
 }
 
-fn emit(json: bool, ev: &MonitorEvent) {
+/// Print one event; false when stdout is gone.
+fn emit(json: bool, ev: &MonitorEvent) -> bool {
     let now = now_usec();
     if json {
         let mut v = serde_json::to_value(ev).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(m) = &mut v {
             m.insert("time".into(), serde_json::Value::String(utc(now)));
         }
-        println!("{v}");
+        say(&v.to_string())
     } else {
-        println!("{} {ev}", utc(now));
+        say(&format!("{} {ev}", utc(now)))
     }
 }
 
 /// Print the agent's events until SIGINT/SIGTERM. Keeps listening across agent restarts.
 pub fn monitor(json: bool) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
-    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
     let r: Result<(), Failure> = rt.block_on(async {
         let conn = Connection::system()
             .await
@@ -539,13 +602,14 @@ pub fn monitor(json: bool) -> ExitCode {
                 BTreeMap::new()
             }
         };
-        loop {
+        let mut open = true;
+        while open {
             tokio::select! {
                 Some(s) = eps.next() => if let Ok(a) = s.args() {
-                    emit(json, &MonitorEvent::EndpointChanged { change: a.change.to_string(), endpoint: a.endpoint.clone() });
+                    open &= emit(json, &MonitorEvent::EndpointChanged { change: a.change.to_string(), endpoint: a.endpoint.clone() });
                 },
                 Some(s) = subflows.next() => if let Ok(a) = s.args() {
-                    emit(json, &MonitorEvent::SubflowEvent {
+                    open &= emit(json, &MonitorEvent::SubflowEvent {
                         kind: a.kind.to_string(),
                         token: a.token,
                         local_address: a.local_address.to_string(),
@@ -558,29 +622,30 @@ pub fn monitor(json: bool) -> ExitCode {
                     });
                 },
                 Some(s) = rejected.next() => if let Ok(a) = s.args() {
-                    emit(json, &MonitorEvent::ConfigRejected { path: a.path.to_string(), stage: a.stage.to_string(), reason: a.reason.to_string() });
+                    open &= emit(json, &MonitorEvent::ConfigRejected { path: a.path.to_string(), stage: a.stage.to_string(), reason: a.reason.to_string() });
                 },
                 Some(s) = applied.next() => if let Ok(a) = s.args() {
-                    emit(json, &MonitorEvent::ConfigApplied { path: a.path.to_string(), digest: a.digest.to_string(), source: a.source.to_string() });
+                    open &= emit(json, &MonitorEvent::ConfigApplied { path: a.path.to_string(), digest: a.digest.to_string(), source: a.source.to_string() });
                 },
                 Some(s) = props.next() => if let Ok(a) = s.args() {
                     if let Some(v) = a.changed_properties().get("Links") {
                         let new: Vec<LinkInfo> = v.try_to_owned().ok().and_then(|o| Vec::<LinkInfo>::try_from(o).ok()).unwrap_or_default();
                         for l in new {
                             if links.get(&l.name) != Some(&l) {
-                                emit(json, &MonitorEvent::LinkChanged { link: l.clone() });
+                                open &= emit(json, &MonitorEvent::LinkChanged { link: l.clone() });
                                 links.insert(l.name.clone(), l);
                             }
                         }
                     }
                 },
                 Some(s) = owners.next() => if let Ok(a) = s.args() {
-                    emit(json, if a.new_owner().is_some() { &MonitorEvent::AgentStarted } else { &MonitorEvent::AgentStopped });
+                    open &= emit(json, if a.new_owner().is_some() { &MonitorEvent::AgentStarted } else { &MonitorEvent::AgentStopped });
                 },
                 _ = sigint.recv() => return Ok(()),
                 _ = sigterm.recv() => return Ok(()),
             }
         }
+        Ok(())
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -594,13 +659,13 @@ pub fn monitor(json: bool) -> ExitCode {
 pub fn check_config(file: &Path) -> ExitCode {
     match ota::load(file) {
         Ok(l) => {
-            println!(
+            say(&format!(
                 "{}: valid (schema_version {}, {} link rule(s), {})",
                 file.display(),
                 mptcp_agent_core::config::SCHEMA_VERSION,
                 l.config.links.len(),
                 l.digest
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -613,25 +678,36 @@ pub fn check_config(file: &Path) -> ExitCode {
 /// The version, and what this network namespace's kernel MPTCP offers (probed over
 /// generic netlink like the daemon does).
 pub fn version() -> ExitCode {
-    println!("mptcp-agent {}", env!("CARGO_PKG_VERSION"));
-    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    say(&format!("mptcp-agent {}", env!("CARGO_PKG_VERSION")));
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
     match rt.block_on(mptcp_genl::PmHandle::connect()) {
         Ok(pm) => {
             let c = pm.capabilities();
             let core = crate::pm::caps_of(c);
-            println!("kernel MPTCP: {}", c.generation());
+            say(&format!("kernel MPTCP: {}", c.generation()));
             let cmds: Vec<&str> = c.commands().iter().map(|c| c.name()).collect();
-            println!("  path-manager commands: {}", cmds.join(" "));
-            println!(
+            say(&format!("  path-manager commands: {}", cmds.join(" ")));
+            say(&format!(
                 "  set_flags {}, events {}, fullmesh {}",
                 yes(core.set_flags),
                 yes(core.events),
                 yes(core.fullmesh)
-            );
+            ));
             let sysctls: Vec<&str> = c.sysctls.iter().map(String::as_str).collect();
-            println!("  net.mptcp sysctls: {}", if sysctls.is_empty() { "-".to_string() } else { sysctls.join(" ") });
+            say(&format!(
+                "  net.mptcp sysctls: {}",
+                if sysctls.is_empty() {
+                    "-".to_string()
+                } else {
+                    sysctls.join(" ")
+                }
+            ));
         }
-        Err(e) => println!("kernel MPTCP: not available here ({e})"),
+        Err(e) => {
+            say(&format!("kernel MPTCP: not available here ({e})"));
+        }
     }
     ExitCode::SUCCESS
 }
@@ -700,16 +776,28 @@ mod tests {
     #[test]
     fn status_table_shows_everything() {
         let text = render_status(&sample());
-        assert!(text.starts_with("mptcp-agent 0.1.0: ready, mode networkmanager\n"), "{text}");
+        assert!(
+            text.starts_with("mptcp-agent 0.1.0: ready, mode networkmanager\n"),
+            "{text}"
+        );
         assert!(text.contains("LAST KNOWN GOOD IN USE"), "{text}");
-        assert!(text.contains("limits:  subflows 4, add_addr_accepted 0"), "{text}");
+        assert!(
+            text.contains("limits:  subflows 4, add_addr_accepted 0"),
+            "{text}"
+        );
         let header = text.lines().find(|l| l.starts_with("LINK")).unwrap();
         let row = text.lines().find(|l| l.starts_with("wlan0")).unwrap();
         // Columns line up: DETAIL starts where its value starts.
         assert_eq!(header.find("DETAIL"), row.find("IPv4: 10.1.0.2"), "{text}");
-        assert!(text.contains("1   10.1.0.2  -     subflow  wlan0"), "{text}");
+        assert!(
+            text.contains("1   10.1.0.2  -     subflow  wlan0"),
+            "{text}"
+        );
         assert!(text.contains("warnings:\n  mptcpd (pid 7) runs"), "{text}");
-        assert!(text.contains("last config error:\n  agent.toml:3:12:"), "{text}");
+        assert!(
+            text.contains("last config error:\n  agent.toml:3:12:"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -746,6 +834,12 @@ mod tests {
             reason: "a\nb".into(),
         };
         assert_eq!(ev.to_string(), "config rejected (check): /x: a | b");
+        let ev = MonitorEvent::ConfigRejected {
+            path: "/x".into(),
+            stage: "check".into(),
+            reason: "/x:3:1: bad".into(),
+        };
+        assert_eq!(ev.to_string(), "config rejected (check): /x:3:1: bad");
     }
 
     #[test]
@@ -753,11 +847,27 @@ mod tests {
         use zbus::{message::Message, names::OwnedErrorName};
         let msg = Message::method("/x", "Y").unwrap().build(&()).unwrap();
         let err = |name: &str| {
-            zbus::Error::MethodError(OwnedErrorName::try_from(name.to_string()).unwrap(), Some("m".into()), msg.clone())
+            zbus::Error::MethodError(
+                OwnedErrorName::try_from(name.to_string()).unwrap(),
+                Some("m".into()),
+                msg.clone(),
+            )
         };
-        assert_eq!(Failure::from_call(err("org.freedesktop.DBus.Error.AccessDenied")).code, EXIT_DENIED);
-        assert_eq!(Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.AccessDenied")).code, EXIT_DENIED);
-        assert_eq!(Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.ConfigRejected")).code, EXIT_REFUSED);
-        assert_eq!(Failure::from_call(err("org.freedesktop.DBus.Error.ServiceUnknown")).code, EXIT_UNREACHABLE);
+        assert_eq!(
+            Failure::from_call(err("org.freedesktop.DBus.Error.AccessDenied")).code,
+            EXIT_DENIED
+        );
+        assert_eq!(
+            Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.AccessDenied")).code,
+            EXIT_DENIED
+        );
+        assert_eq!(
+            Failure::from_call(err("io.github.meta_mptcp.Agent1.Error.ConfigRejected")).code,
+            EXIT_REFUSED
+        );
+        assert_eq!(
+            Failure::from_call(err("org.freedesktop.DBus.Error.ServiceUnknown")).code,
+            EXIT_UNREACHABLE
+        );
     }
 }

@@ -72,7 +72,10 @@ impl fmt::Display for LoadError {
 fn explain_bare_positions(mut error: ConfigError, text: &str) -> ConfigError {
     for issue in &mut error.issues {
         if issue.message.trim().is_empty() {
-            let c = text.lines().nth(issue.line.saturating_sub(1)).and_then(|l| l.chars().nth(issue.column.saturating_sub(1)));
+            let c = text
+                .lines()
+                .nth(issue.line.saturating_sub(1))
+                .and_then(|l| l.chars().nth(issue.column.saturating_sub(1)));
             issue.message = match c {
                 Some(c) => format!("unexpected character {c:?} (U+{:04X})", u32::from(c)),
                 None => "unexpected end of file".to_string(),
@@ -86,7 +89,9 @@ fn explain_bare_positions(mut error: ConfigError, text: &str) -> ConfigError {
 /// as, writable by its owner only; and not too large.
 pub fn check_metadata(meta: &std::fs::Metadata, shown: &str) -> Result<(), LoadError> {
     if !meta.is_file() {
-        return Err(LoadError::Unreadable(format!("{shown}: not a regular file")));
+        return Err(LoadError::Unreadable(format!(
+            "{shown}: not a regular file"
+        )));
     }
     if meta.len() > MAX_BYTES {
         return Err(LoadError::Unreadable(format!(
@@ -129,7 +134,9 @@ pub fn read_checked(path: &Path) -> Result<String, LoadError> {
         .map_err(unreadable)?;
     check_metadata(&file.metadata().map_err(unreadable)?, &shown)?;
     let mut bytes = Vec::new();
-    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_BYTES {
         return Err(LoadError::Unreadable(format!(
             "{shown}: grew beyond {MAX_BYTES} bytes while being read"
@@ -139,7 +146,9 @@ pub fn read_checked(path: &Path) -> Result<String, LoadError> {
         let valid = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
         let (line, column) = mptcp_agent_core::config::position(&text, valid);
-        LoadError::Unreadable(format!("{shown}:{line}:{column}: not UTF-8 text (invalid byte sequence)"))
+        LoadError::Unreadable(format!(
+            "{shown}:{line}:{column}: not UTF-8 text (invalid byte sequence)"
+        ))
     })
 }
 
@@ -172,7 +181,8 @@ mod tests {
     #[test]
     fn shipped_default_is_valid() {
         let text = include_str!("../../../conf/agent.toml");
-        let cfg = load(text).unwrap_or_else(|e| panic!("conf/agent.toml:\n{}", e.render(Some("conf/agent.toml"))));
+        let cfg = load(text)
+            .unwrap_or_else(|e| panic!("conf/agent.toml:\n{}", e.render(Some("conf/agent.toml"))));
         assert!(!cfg.links.is_empty());
     }
 
@@ -187,10 +197,19 @@ mod tests {
         assert!(e.to_string().contains("world-writable"), "{e}");
         let gw = write(dir.path(), "gw.toml", "schema_version = 1\n", 0o664);
         assert_eq!(load_file(&gw).unwrap_err().exit_code(), 4);
-        let bad = write(dir.path(), "bad.toml", "schema_version = 1\n[limits]\nsubflows = 99\n", 0o600);
+        let bad = write(
+            dir.path(),
+            "bad.toml",
+            "schema_version = 1\n[limits]\nsubflows = 99\n",
+            0o600,
+        );
         let e = load_file(&bad).unwrap_err();
         assert_eq!(e.exit_code(), 1);
-        assert!(e.to_string().contains("bad.toml:3:12: limits.subflows = 99"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("bad.toml:3:12: limits.subflows = 99"),
+            "{e}"
+        );
         let missing = dir.path().join("missing.toml");
         assert_eq!(load_file(&missing).unwrap_err().exit_code(), 3);
         assert_eq!(load_file(dir.path()).unwrap_err().exit_code(), 3);

@@ -104,7 +104,12 @@ impl Daemon {
                 }
             }
             if !failed.is_empty() {
-                log::warn!("{} of {} operations failed: {}", failed.len(), p.steps.len(), failed.join("; "));
+                log::warn!(
+                    "{} of {} operations failed: {}",
+                    failed.len(),
+                    p.steps.len(),
+                    failed.join("; ")
+                );
             }
         }
         log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
@@ -135,7 +140,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     })
     .await;
     let start = Instant::now();
-    let pm = PmHandle::connect().await.context("connecting to the kernel's mptcp_pm family")?;
+    let pm = PmHandle::connect()
+        .await
+        .context("connecting to the kernel's mptcp_pm family")?;
     let caps = pm::caps_of(pm.capabilities());
     log::info!(
         "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}",
@@ -163,7 +170,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     };
 
     // Kernel inputs.
-    daemon.apply(Event::Sysctls(pm::read_sysctls(Path::new(pm::SYSCTL_DIR), &caps.sysctls)));
+    daemon.apply(Event::Sysctls(pm::read_sysctls(
+        Path::new(pm::SYSCTL_DIR),
+        &caps.sysctls,
+    )));
     let has_events = caps.events;
     daemon.apply(Event::Capabilities(caps));
     match pm.limits().await {
@@ -199,7 +209,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 let paths = daemon.cfg.networkmanager.conf_paths.clone();
                 tokio::spawn(async move {
                     if let Err(e) = nm::watch(conn, paths, tx.clone()).await {
-                        log::warn!("NetworkManager watcher stopped ({e}); kernel-only mode from now on");
+                        log::warn!(
+                            "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
+                        );
                         let _ = tx.send(Event::NmGone).await;
                     }
                 });
@@ -237,7 +249,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    log::info!("mptcp-agent {} running with {}", env!("CARGO_PKG_VERSION"), opts.config.display());
+    log::info!(
+        "mptcp-agent {} running with {}",
+        env!("CARGO_PKG_VERSION"),
+        opts.config.display()
+    );
 
     loop {
         let wake = daemon

@@ -44,7 +44,11 @@ impl Executor {
                 )
                 .await
                 .map_err(genl),
-            Op::AddEndpoint(e) => self.pm.add_endpoint(&pm::endpoint_to(e)).await.map_err(genl),
+            Op::AddEndpoint(e) => self
+                .pm
+                .add_endpoint(&pm::endpoint_to(e))
+                .await
+                .map_err(genl),
             Op::ReaddEndpoint(e) => {
                 // The delete may find it already gone; the add is what opens subflows.
                 let del = self.pm.del_endpoint(e.id).await;

@@ -2,17 +2,17 @@
 //! mptcp-agent: keeps the kernel's MPTCP endpoints, limits, sysctls and policy routes in
 //! line with the links NetworkManager (or the kernel alone) reports as usable.
 
+mod cli;
 mod config_file;
 mod daemon;
 mod error;
 mod executor;
 mod mptcpd;
 mod nm;
-mod pm;
-mod rtnl;
-mod cli;
 mod notify;
 mod ota;
+mod pm;
+mod rtnl;
 mod service;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -71,9 +71,11 @@ enum Command {
 }
 
 fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,netlink_packet_route=error"))
-        .format_timestamp_millis()
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,netlink_packet_route=error"),
+    )
+    .format_timestamp_millis()
+    .init();
 }
 
 fn main() -> ExitCode {
@@ -90,7 +92,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Run { config, state_dir }) => {
             init_logging();
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     log::error!("starting the tokio runtime: {e}");

@@ -11,8 +11,12 @@ pub fn find(proc_root: &Path) -> Option<u32> {
     let own_ns = std::fs::read_link(proc_root.join("self/ns/net")).ok();
     let entries = std::fs::read_dir(proc_root).ok()?;
     for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
         if comm.trim_end() != "mptcpd" {
             continue;
         }
@@ -44,9 +48,15 @@ mod tests {
 
     #[test]
     fn finds_mptcpd_in_own_namespace_only() {
-        let d = fake_proc(&[(10, "sshd", "net:[1]"), (11, "mptcpd", "net:[2]")], "net:[1]");
+        let d = fake_proc(
+            &[(10, "sshd", "net:[1]"), (11, "mptcpd", "net:[2]")],
+            "net:[1]",
+        );
         assert_eq!(find(d.path()), None);
-        let d = fake_proc(&[(10, "sshd", "net:[1]"), (12, "mptcpd", "net:[1]")], "net:[1]");
+        let d = fake_proc(
+            &[(10, "sshd", "net:[1]"), (12, "mptcpd", "net:[1]")],
+            "net:[1]",
+        );
         assert_eq!(find(d.path()), Some(12));
     }
 }

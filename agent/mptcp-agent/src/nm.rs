@@ -25,6 +25,9 @@ use zbus::{
 
 use crate::error::{Context, Result};
 
+/// A connection's settings: setting name → key → value.
+type Settings = HashMap<String, HashMap<String, OwnedValue>>;
+
 pub const NM_SERVICE: &str = "org.freedesktop.NetworkManager";
 const NM_PATH: &str = "/org/freedesktop/NetworkManager";
 
@@ -74,7 +77,7 @@ trait Device {
 
     /// The profile as applied to the device (what NetworkManager acts on, unlike the
     /// saved profile after an `nmcli connection modify` without reapply).
-    fn get_applied_connection(&self, flags: u32) -> zbus::Result<(HashMap<String, HashMap<String, OwnedValue>>, u64)>;
+    fn get_applied_connection(&self, flags: u32) -> zbus::Result<(Settings, u64)>;
 }
 
 #[zbus::proxy(
@@ -149,14 +152,24 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
     let (mut gateway4, mut gateway6) = (None, None);
     if let Ok(p) = d.ip4_config().await {
         if p.as_str() != "/" {
-            if let Ok(c) = Ip4ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+            if let Ok(c) = Ip4ConfigProxy::builder(conn)
+                .path(p)?
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+            {
                 gateway4 = c.gateway().await.ok().and_then(|g| g.parse().ok());
             }
         }
     }
     if let Ok(p) = d.ip6_config().await {
         if p.as_str() != "/" {
-            if let Ok(c) = Ip6ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+            if let Ok(c) = Ip6ConfigProxy::builder(conn)
+                .path(p)?
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+            {
                 gateway6 = c.gateway().await.ok().and_then(|g| g.parse().ok());
             }
         }
@@ -166,7 +179,12 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
     if gateway4.is_none() {
         if let Ok(p) = d.dhcp4_config().await {
             if p.as_str() != "/" {
-                if let Ok(c) = Dhcp4ConfigProxy::builder(conn).path(p)?.cache_properties(CacheProperties::No).build().await {
+                if let Ok(c) = Dhcp4ConfigProxy::builder(conn)
+                    .path(p)?
+                    .cache_properties(CacheProperties::No)
+                    .build()
+                    .await
+                {
                     gateway4 = c.options().await.ok().and_then(|o| dhcp_router(&o));
                 }
             }
@@ -179,7 +197,11 @@ pub async fn read_device(conn: &Connection, path: &str) -> zbus::Result<NmDevice
     let applied = applied_settings.map(|(a, _, _)| a);
     Ok(NmDevice {
         path: path.to_string(),
-        interface: if ip_interface.is_empty() { interface } else { ip_interface },
+        interface: if ip_interface.is_empty() {
+            interface
+        } else {
+            ip_interface
+        },
         device_type,
         state,
         metered,
@@ -197,14 +219,14 @@ fn dhcp_router(options: &HashMap<String, OwnedValue>) -> Option<std::net::Ipv4Ad
     }
 }
 
-fn setting_str(settings: &HashMap<String, HashMap<String, OwnedValue>>, group: &str, key: &str) -> Option<String> {
+fn setting_str(settings: &Settings, group: &str, key: &str) -> Option<String> {
     match &**settings.get(group)?.get(key)? {
         Value::Str(s) if !s.is_empty() => Some(s.to_string()),
         _ => None,
     }
 }
 
-fn applied_profile(settings: &HashMap<String, HashMap<String, OwnedValue>>) -> AppliedProfile {
+fn applied_profile(settings: &Settings) -> AppliedProfile {
     let conn = settings.get("connection");
     let id = conn
         .and_then(|c| c.get("id"))
@@ -241,7 +263,10 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
             };
             names.sort();
             for f in names {
-                let base = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let base = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 entries.retain(|(b, _)| *b != base);
                 entries.push((base, f));
             }
@@ -281,7 +306,12 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
         .context("subscribing to NetworkManager DeviceAdded/DeviceRemoved")?;
 
     loop {
-        let present = dbus.name_has_owner(BusName::WellKnown(zbus::names::WellKnownName::from_static_str_unchecked(NM_SERVICE))).await.unwrap_or(false);
+        let present = dbus
+            .name_has_owner(BusName::WellKnown(
+                zbus::names::WellKnownName::from_static_str_unchecked(NM_SERVICE),
+            ))
+            .await
+            .unwrap_or(false);
         if !present {
             log::info!("NetworkManager is not on the bus: kernel-only mode");
             if tx.send(Event::NmGone).await.is_err() {
@@ -388,14 +418,25 @@ fn devices_rule() -> zbus::Result<MatchRule<'static>> {
 
 /// Version, startup flag, config files and all devices. `Ok(false)` when the agent is
 /// shutting down.
-async fn snapshot(conn: &Connection, conf_paths: &[String], tx: &Sender<Event>) -> zbus::Result<bool> {
-    let nm = NetworkManagerProxy::builder(conn).cache_properties(CacheProperties::No).build().await?;
+async fn snapshot(
+    conn: &Connection,
+    conf_paths: &[String],
+    tx: &Sender<Event>,
+) -> zbus::Result<bool> {
+    let nm = NetworkManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await?;
     let version_text = nm.version().await.unwrap_or_default();
     let version = NmVersion::parse(&version_text);
     let startup = nm.startup().await.unwrap_or(false);
     log::info!(
         "NetworkManager {} on the bus{}",
-        if version_text.is_empty() { "(version unknown)" } else { &version_text },
+        if version_text.is_empty() {
+            "(version unknown)"
+        } else {
+            &version_text
+        },
         if startup { ", still starting up" } else { "" }
     );
     let files = read_conf_files(conf_paths);
@@ -459,12 +500,29 @@ async fn on_properties_changed(
     }
 }
 
-async fn refresh(conn: &Connection, path: &str, config_paths: &mut HashMap<String, String>) -> Option<Event> {
+async fn refresh(
+    conn: &Connection,
+    path: &str,
+    config_paths: &mut HashMap<String, String>,
+) -> Option<Event> {
     match read_device(conn, path).await {
         Ok(d) => {
             // Remember which IP config objects belong to the device, to follow gateway changes.
-            if let Ok(p) = DeviceProxy::builder(conn).path(path).ok()?.cache_properties(CacheProperties::No).build().await {
-                for cp in [p.ip4_config().await, p.ip6_config().await, p.dhcp4_config().await].into_iter().flatten() {
+            if let Ok(p) = DeviceProxy::builder(conn)
+                .path(path)
+                .ok()?
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+            {
+                for cp in [
+                    p.ip4_config().await,
+                    p.ip6_config().await,
+                    p.dhcp4_config().await,
+                ]
+                .into_iter()
+                .flatten()
+                {
                     if cp.as_str() != "/" {
                         config_paths.insert(cp.to_string(), path.to_string());
                     }
@@ -486,7 +544,10 @@ mod tests {
     #[test]
     fn applied_profile_reads_id_and_flags() {
         let mut conn = HashMap::new();
-        conn.insert("id".to_string(), OwnedValue::try_from(Value::from("uplink-wwan0")).unwrap());
+        conn.insert(
+            "id".to_string(),
+            OwnedValue::try_from(Value::from("uplink-wwan0")).unwrap(),
+        );
         conn.insert("mptcp-flags".to_string(), OwnedValue::from(0x1u32));
         let mut s = HashMap::new();
         s.insert("connection".to_string(), conn);
@@ -505,7 +566,10 @@ mod tests {
     #[test]
     fn dhcp_router_is_the_first_of_option_3() {
         let mut o = HashMap::new();
-        o.insert("routers".to_string(), OwnedValue::try_from(Value::from("10.2.0.1 10.2.0.254")).unwrap());
+        o.insert(
+            "routers".to_string(),
+            OwnedValue::try_from(Value::from("10.2.0.1 10.2.0.254")).unwrap(),
+        );
         assert_eq!(dhcp_router(&o), Some(std::net::Ipv4Addr::new(10, 2, 0, 1)));
         o.clear();
         assert_eq!(dhcp_router(&o), None);
@@ -530,7 +594,10 @@ mod tests {
             etc.to_string_lossy().into_owned(),
             "/nonexistent/conf.d".to_string(),
         ];
-        let texts: Vec<String> = read_conf_files(&paths).into_iter().map(|(_, t)| t).collect();
+        let texts: Vec<String> = read_conf_files(&paths)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
         assert_eq!(texts, vec!["a", "main", "b-etc"]);
     }
 }

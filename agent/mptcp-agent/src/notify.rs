@@ -19,7 +19,9 @@ impl Notifier {
     /// From `$NOTIFY_SOCKET`.
     pub fn from_env() -> Notifier {
         Notifier {
-            socket: std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty()),
+            socket: std::env::var("NOTIFY_SOCKET")
+                .ok()
+                .filter(|s| !s.is_empty()),
         }
     }
 
@@ -49,9 +51,11 @@ fn monotonic_usec() -> u128 {
     ts.as_micros()
 }
 
-/// Send one datagram; a leading `@` names an abstract socket.
+/// Send one datagram; a leading `@` names an abstract socket. Never blocks: a listener
+/// that does not read (its queue full) loses the message instead of stalling the agent.
 pub fn send_to(socket: &str, state: &str) -> io::Result<()> {
     let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
     let addr = match socket.strip_prefix('@') {
         Some(name) => {
             use std::os::linux::net::SocketAddrExt;
@@ -83,14 +87,36 @@ mod tests {
         let len = rx.recv(&mut buf).unwrap();
         let text = std::str::from_utf8(&buf[..len]).unwrap();
         assert!(text.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{text}");
-        assert!(text["RELOADING=1\nMONOTONIC_USEC=".len()..].parse::<u64>().unwrap() > 0);
+        assert!(
+            text["RELOADING=1\nMONOTONIC_USEC=".len()..]
+                .parse::<u64>()
+                .unwrap()
+                > 0
+        );
 
         use std::os::linux::net::SocketAddrExt;
         let name = format!("mptcp-agent-test-{}", std::process::id());
-        let abs = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        let abs =
+            UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+                .unwrap();
         send_to(&format!("@{name}"), "READY=1").unwrap();
         let len = abs.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"READY=1");
+
+        // A listener that never reads: the send fails at once instead of blocking.
+        let full = dir.path().join("full");
+        let _never_read = UnixDatagram::bind(&full).unwrap();
+        let full = full.to_string_lossy().into_owned();
+        let t0 = std::time::Instant::now();
+        let mut failed = false;
+        for _ in 0..10_000 {
+            if send_to(&full, "READY=1").is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "a full queue must make the send fail");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
 
         // Unset: silently nothing.
         Notifier { socket: None }.ready("x");

@@ -39,9 +39,12 @@ use tokio::{
 use crate::{
     config_file::{self, LoadError},
     executor::Executor,
-    nm, pm, rtnl,
+    nm,
     notify::Notifier,
-    service::{self, AgentError, ConfigInfo, ConfigSource, Notice, Request, ServiceHandle, Snapshot},
+    pm, rtnl,
+    service::{
+        self, AgentError, ConfigInfo, ConfigSource, Notice, Request, ServiceHandle, Snapshot,
+    },
 };
 
 /// Where the last good config is kept (systemd's StateDirectory=).
@@ -66,7 +69,11 @@ pub fn default_state_dir() -> PathBuf {
     std::env::var_os("STATE_DIRECTORY")
         .filter(|s| !s.is_empty())
         // systemd passes a colon-separated list when several are configured.
-        .and_then(|s| s.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from))
+        .and_then(|s| {
+            s.to_str()
+                .and_then(|s| s.split(':').next())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
 }
 
@@ -133,7 +140,10 @@ pub fn built_in() -> Loaded {
 /// directory, so a power cut leaves either the old or the new file.
 pub fn save_last_good(dir: &Path, text: &str) -> io::Result<()> {
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let tmp = dir.join(format!(".{LAST_GOOD_FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);
@@ -262,7 +272,10 @@ pub async fn apply_transaction<K: Kernel>(
 ) -> Result<Committed, RolledBack> {
     if !obs.ready() {
         *cfg = new;
-        return Ok(Committed { ops: 0, deferred: true });
+        return Ok(Committed {
+            ops: 0,
+            deferred: true,
+        });
     }
     if let Some(caps) = &obs.caps {
         let current = kernel.sysctls(&caps.sysctls);
@@ -302,14 +315,25 @@ pub async fn apply_transaction<K: Kernel>(
                     ops += 1;
                     match inv {
                         Some(i) => undo.push(i),
-                        None => log::warn!("config: `{}` cannot be undone (previous value unknown)", step.op),
+                        None => log::warn!(
+                            "config: `{}` cannot be undone (previous value unknown)",
+                            step.op
+                        ),
                     }
                 }
                 Err(e) if before.contains(&step.op.to_string()) => {
-                    log::warn!("config: {}: {} FAILED (failing before this config too): {e}", step.why, step.op);
+                    log::warn!(
+                        "config: {}: {} FAILED (failing before this config too): {e}",
+                        step.why,
+                        step.op
+                    );
                 }
                 Err(error) => {
-                    log::warn!("config: {}: {} FAILED: {error}; rolling back", step.why, step.op);
+                    log::warn!(
+                        "config: {}: {} FAILED: {error}; rolling back",
+                        step.why,
+                        step.op
+                    );
                     let undone = undo.len();
                     let undo_errors = roll_back(undo, obs, kernel, clock).await;
                     *cfg = old;
@@ -328,10 +352,18 @@ pub async fn apply_transaction<K: Kernel>(
             }
         }
     }
-    Ok(Committed { ops, deferred: false })
+    Ok(Committed {
+        ops,
+        deferred: false,
+    })
 }
 
-async fn roll_back<K: Kernel>(undo: Vec<Op>, obs: &mut Observed, kernel: &K, clock: &dyn Fn() -> Millis) -> Vec<String> {
+async fn roll_back<K: Kernel>(
+    undo: Vec<Op>,
+    obs: &mut Observed,
+    kernel: &K,
+    clock: &dyn Fn() -> Millis,
+) -> Vec<String> {
     let mut errors = Vec::new();
     for op in undo.into_iter().rev() {
         let result = kernel.apply(&op).await;
@@ -342,7 +374,13 @@ async fn roll_back<K: Kernel>(undo: Vec<Op>, obs: &mut Observed, kernel: &K, clo
                 errors.push(format!("{op}: {e}"));
             }
         }
-        obs.apply(&Event::OpDone { op, error: result.err() }, clock());
+        obs.apply(
+            &Event::OpDone {
+                op,
+                error: result.err(),
+            },
+            clock(),
+        );
     }
     if let Some(eps) = kernel.endpoints().await {
         obs.apply(&Event::Endpoints(eps), clock());
@@ -381,7 +419,9 @@ impl Watcher {
         };
         let name = path
             .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "config path has no file name"))?
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "config path has no file name")
+            })?
             .to_os_string();
         let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         // `new` is deprecated from tokio 1.5x on in favour of the unsafe `register`, which
@@ -397,7 +437,11 @@ impl Watcher {
             rewatch_at: None,
         };
         if let Err(e) = w.watch() {
-            log::warn!("watching {}: {e}; trying again every {}s", w.dir.display(), REWATCH.as_secs());
+            log::warn!(
+                "watching {}: {e}; trying again every {}s",
+                w.dir.display(),
+                REWATCH.as_secs()
+            );
             w.rewatch_at = Some(tokio::time::Instant::now() + REWATCH);
         }
         Ok(w)
@@ -541,7 +585,10 @@ impl Lifecycle {
             Ok(l) => {
                 log::info!("config {path_shown} ({})", l.digest);
                 if let Err(e) = save_if_changed(&opts.state_dir, &l.text) {
-                    log::warn!("keeping the last good config in {}: {e}", opts.state_dir.display());
+                    log::warn!(
+                        "keeping the last good config in {}: {e}",
+                        opts.state_dir.display()
+                    );
                 }
                 l
             }
@@ -578,7 +625,9 @@ impl Lifecycle {
         let watcher = match Watcher::new(&opts.config) {
             Ok(w) => Some(w),
             Err(e) => {
-                log::warn!("cannot watch {path_shown} ({e}); changes apply on SIGHUP or Reload only");
+                log::warn!(
+                    "cannot watch {path_shown} ({e}); changes apply on SIGHUP or Reload only"
+                );
                 None
             }
         };
@@ -609,7 +658,10 @@ impl Lifecycle {
                 Some(s)
             }
             Ok(Err(e)) => {
-                log::warn!("D-Bus: not serving {} ({e}); status and reload over D-Bus unavailable", service::BUS_NAME);
+                log::warn!(
+                    "D-Bus: not serving {} ({e}); status and reload over D-Bus unavailable",
+                    service::BUS_NAME
+                );
                 None
             }
             Err(_) => {
@@ -655,16 +707,27 @@ impl Lifecycle {
     }
 
     /// Act on a trigger.
-    pub async fn handle(&mut self, t: Trigger, cfg: &mut Config, obs: &mut Observed, exec: &Executor, start: Instant) {
+    pub async fn handle(
+        &mut self,
+        t: Trigger,
+        cfg: &mut Config,
+        obs: &mut Observed,
+        exec: &Executor,
+        start: Instant,
+    ) {
         match t {
             Trigger::FileChanged => {
-                let _ = self.reload("file change", true, cfg, obs, exec, start).await;
+                let _ = self
+                    .reload("file change", true, cfg, obs, exec, start)
+                    .await;
             }
             Trigger::Sighup => {
                 let _ = self.reload("SIGHUP", false, cfg, obs, exec, start).await;
             }
             Trigger::Request(Request::Reload(reply)) => {
-                let r = self.reload("D-Bus Reload", false, cfg, obs, exec, start).await;
+                let r = self
+                    .reload("D-Bus Reload", false, cfg, obs, exec, start)
+                    .await;
                 let _ = reply.send(r);
             }
             Trigger::Request(Request::Resync(reply)) => match resync(obs, exec, start).await {
@@ -692,7 +755,10 @@ impl Lifecycle {
             Ok(l) => l,
             Err(e) => {
                 let reason = e.to_string();
-                log::error!("{why}: config {shown} rejected, keeping the running config ({}):\n{reason}", self.info.digest);
+                log::error!(
+                    "{why}: config {shown} rejected, keeping the running config ({}):\n{reason}",
+                    self.info.digest
+                );
                 self.info.last_error = reason.clone();
                 self.file_rejected();
                 self.notice(Notice::Rejected {
@@ -703,15 +769,24 @@ impl Lifecycle {
                 return Err(AgentError::ConfigRejected(reason));
             }
         };
-        if skip_unchanged && loaded.digest == self.info.digest && self.info.source == ConfigSource::File {
+        if skip_unchanged
+            && loaded.digest == self.info.digest
+            && self.info.source == ConfigSource::File
+        {
             log::debug!("{why}: {shown} unchanged ({})", loaded.digest);
             return Ok(loaded.digest);
         }
         self.notify.reloading();
         let clock = move || Millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
-        let nm_paths_changed = loaded.config.networkmanager.conf_paths != cfg.networkmanager.conf_paths;
+        let nm_paths_changed =
+            loaded.config.networkmanager.conf_paths != cfg.networkmanager.conf_paths;
         if nm_paths_changed {
-            obs.apply(&Event::NmConfFiles(nm::read_conf_files(&loaded.config.networkmanager.conf_paths)), clock());
+            obs.apply(
+                &Event::NmConfFiles(nm::read_conf_files(
+                    &loaded.config.networkmanager.conf_paths,
+                )),
+                clock(),
+            );
         }
         let t0 = Instant::now();
         let result = apply_transaction(loaded.config, cfg, obs, exec, &clock).await;
@@ -722,14 +797,21 @@ impl Lifecycle {
                     loaded.digest,
                     c.ops,
                     t0.elapsed().as_millis(),
-                    if c.deferred { ", takes effect at the first reconciliation" } else { "" }
+                    if c.deferred {
+                        ", takes effect at the first reconciliation"
+                    } else {
+                        ""
+                    }
                 );
                 self.info.digest = loaded.digest.clone();
                 self.info.source = ConfigSource::File;
                 self.info.last_error.clear();
                 self.info.applied_at = now_usec();
                 if let Err(e) = save_if_changed(&self.state_dir, &loaded.text) {
-                    log::warn!("keeping the last good config in {}: {e}", self.state_dir.display());
+                    log::warn!(
+                        "keeping the last good config in {}: {e}",
+                        self.state_dir.display()
+                    );
                 }
                 self.notice(Notice::Applied {
                     path: shown,
@@ -740,9 +822,14 @@ impl Lifecycle {
             }
             Err(rb) => {
                 if nm_paths_changed {
-                    obs.apply(&Event::NmConfFiles(nm::read_conf_files(&cfg.networkmanager.conf_paths)), clock());
+                    obs.apply(
+                        &Event::NmConfFiles(nm::read_conf_files(&cfg.networkmanager.conf_paths)),
+                        clock(),
+                    );
                 }
-                let reason = format!("{shown}: applying it failed, the previous config stays in force: {rb}");
+                let reason = format!(
+                    "{shown}: applying it failed, the previous config stays in force: {rb}"
+                );
                 log::error!("{why}: {reason}");
                 self.info.last_error = reason.clone();
                 self.file_rejected();
@@ -829,7 +916,6 @@ async fn resync(obs: &mut Observed, exec: &Executor, start: Instant) -> Result<S
         "re-read {links} links, {addrs} addresses, {n_eps} endpoints; {retried} failed operation(s) retried"
     ))
 }
-
 
 #[cfg(test)]
 mod bad_input;

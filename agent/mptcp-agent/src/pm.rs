@@ -8,7 +8,9 @@ use std::{
 };
 
 use futures::StreamExt;
-use mptcp_agent_core::{EndpointFlags, Event, KernelCaps, KernelEndpoint, MptcpEvent, MptcpEventKind};
+use mptcp_agent_core::{
+    EndpointFlags, Event, KernelCaps, KernelEndpoint, MptcpEvent, MptcpEventKind,
+};
 use mptcp_genl::{Capabilities, Cmd, EventKind, PmEvent, PmHandle};
 use tokio::sync::mpsc::Sender;
 
@@ -40,7 +42,10 @@ pub fn endpoint_of(e: &mptcp_genl::Endpoint) -> KernelEndpoint {
 }
 
 pub fn endpoint_to(e: &KernelEndpoint) -> mptcp_genl::Endpoint {
-    let mut ep = mptcp_genl::Endpoint::new(e.addr, mptcp_genl::EndpointFlags::from_bits_retain(e.flags.0));
+    let mut ep = mptcp_genl::Endpoint::new(
+        e.addr,
+        mptcp_genl::EndpointFlags::from_bits_retain(e.flags.0),
+    );
     ep.id = e.id;
     ep.port = e.port;
     ep.ifindex = e.ifindex;
@@ -69,13 +74,21 @@ pub fn event_of(e: &PmEvent) -> MptcpEvent {
 }
 
 pub async fn endpoints(pm: &PmHandle) -> Result<Vec<KernelEndpoint>> {
-    Ok(pm.endpoints().await.context("dumping MPTCP endpoints")?.iter().map(endpoint_of).collect())
+    Ok(pm
+        .endpoints()
+        .await
+        .context("dumping MPTCP endpoints")?
+        .iter()
+        .map(endpoint_of)
+        .collect())
 }
 
 /// Forward path-manager events until the socket fails. Lost events (ENOBUFS) cannot be
 /// recovered; a fresh endpoint dump keeps at least the endpoint view right.
 pub async fn forward_events(pm: PmHandle, tx: Sender<Event>) -> Result<()> {
-    let mut stream = pm.subscribe_events().context("subscribing to mptcp_pm_events")?;
+    let mut stream = pm
+        .subscribe_events()
+        .context("subscribing to mptcp_pm_events")?;
     if let Err(e) = stream.set_receive_buffer(1 << 20) {
         log::debug!("mptcp_pm_events: could not enlarge the receive buffer: {e}");
     }
@@ -117,7 +130,8 @@ pub fn write_sysctl(dir: &Path, name: &str, value: &str) -> Result<(), String> {
     if name.contains('/') || name.starts_with('.') {
         return Err(format!("refusing sysctl name {name:?}"));
     }
-    std::fs::write(dir.join(name), format!("{value}\n")).map_err(|e| format!("writing {}/{name}: {e}", dir.display()))
+    std::fs::write(dir.join(name), format!("{value}\n"))
+        .map_err(|e| format!("writing {}/{name}: {e}", dir.display()))
 }
 
 #[cfg(test)]
@@ -146,7 +160,10 @@ mod tests {
         assert_eq!(m.kind, MptcpEventKind::SubflowClosed);
         assert_eq!(m.error, Some(104));
         assert_eq!(m.token, Some(9));
-        assert_eq!(event_of(&PmEvent::new(EventKind::Announced)).kind, MptcpEventKind::Other);
+        assert_eq!(
+            event_of(&PmEvent::new(EventKind::Announced)).kind,
+            MptcpEventKind::Other
+        );
     }
 
     #[test]
@@ -158,7 +175,10 @@ mod tests {
         assert_eq!(got.get("enabled").map(String::as_str), Some("1"));
         assert!(!got.contains_key("missing"));
         write_sysctl(dir.path(), "enabled", "0").unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("enabled")).unwrap(), "0\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("enabled")).unwrap(),
+            "0\n"
+        );
         assert!(write_sysctl(dir.path(), "../x", "1").is_err());
     }
 }

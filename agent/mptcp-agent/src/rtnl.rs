@@ -13,7 +13,8 @@ use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
     link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage, State},
     route::{
-        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType, RouteVia,
+        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+        RouteType, RouteVia,
     },
     rule::{RuleAction, RuleAttribute, RuleMessage},
     AddressFamily, RouteNetlinkMessage,
@@ -47,7 +48,8 @@ type Messages = UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAd
 /// returned receiver until [`monitor`] consumes them, so nothing is lost between
 /// subscribing and dumping.
 pub fn connect() -> Result<(Handle, Messages)> {
-    let (mut conn, handle, messages) = rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+    let (mut conn, handle, messages) =
+        rtnetlink::new_connection().context("opening an rtnetlink socket")?;
     let groups = [
         RTNLGRP_LINK,
         RTNLGRP_IPV4_IFADDR,
@@ -60,7 +62,8 @@ pub fn connect() -> Result<(Handle, Messages)> {
     .iter()
     .fold(0, |acc, g| acc | group_bit(*g));
     let sock = conn.socket_mut().socket_mut();
-    sock.bind(&SocketAddr::new(0, groups)).context("subscribing to rtnetlink groups")?;
+    sock.bind(&SocketAddr::new(0, groups))
+        .context("subscribing to rtnetlink groups")?;
     if let Err(e) = sock.set_rx_buf_sz(MONITOR_RCVBUF) {
         log::debug!("rtnetlink: could not enlarge the receive buffer: {e}");
     }
@@ -120,13 +123,27 @@ fn events_of(msg: NetlinkMessage<RouteNetlinkMessage>) -> Vec<Event> {
     };
     match inner {
         RouteNetlinkMessage::NewLink(m) => vec![Event::LinkChanged(link_of(&m))],
-        RouteNetlinkMessage::DelLink(m) => vec![Event::LinkRemoved { ifindex: m.header.index }],
-        RouteNetlinkMessage::NewAddress(m) => address_of(&m).into_iter().map(Event::AddressAdded).collect(),
-        RouteNetlinkMessage::DelAddress(m) => address_of(&m).into_iter().map(Event::AddressRemoved).collect(),
-        RouteNetlinkMessage::NewRoute(m) => routes_of(&m).into_iter().map(Event::RouteAdded).collect(),
-        RouteNetlinkMessage::DelRoute(m) => routes_of(&m).into_iter().map(Event::RouteRemoved).collect(),
+        RouteNetlinkMessage::DelLink(m) => vec![Event::LinkRemoved {
+            ifindex: m.header.index,
+        }],
+        RouteNetlinkMessage::NewAddress(m) => address_of(&m)
+            .into_iter()
+            .map(Event::AddressAdded)
+            .collect(),
+        RouteNetlinkMessage::DelAddress(m) => address_of(&m)
+            .into_iter()
+            .map(Event::AddressRemoved)
+            .collect(),
+        RouteNetlinkMessage::NewRoute(m) => {
+            routes_of(&m).into_iter().map(Event::RouteAdded).collect()
+        }
+        RouteNetlinkMessage::DelRoute(m) => {
+            routes_of(&m).into_iter().map(Event::RouteRemoved).collect()
+        }
         RouteNetlinkMessage::NewRule(m) => rule_of(&m).into_iter().map(Event::RuleAdded).collect(),
-        RouteNetlinkMessage::DelRule(m) => rule_of(&m).into_iter().map(Event::RuleRemoved).collect(),
+        RouteNetlinkMessage::DelRule(m) => {
+            rule_of(&m).into_iter().map(Event::RuleRemoved).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -359,16 +376,19 @@ fn route_message(r: &Route) -> RouteMessage {
     m.header.scope = RouteScope::from(r.scope);
     m.header.kind = RouteType::Unicast;
     if r.prefix_len > 0 {
-        m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
     }
     if let Some(g) = r.gateway {
-        m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(g)));
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(g)));
     }
     if let Some(i) = r.ifindex {
         m.attributes.push(RouteAttribute::Oif(i));
     }
     if let Some(s) = r.prefsrc {
-        m.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(s)));
+        m.attributes
+            .push(RouteAttribute::PrefSource(RouteAddress::from(s)));
     }
     if r.metric != 0 {
         m.attributes.push(RouteAttribute::Priority(r.metric));
@@ -392,7 +412,8 @@ fn rule_message(r: &Rule) -> RuleMessage {
     m.attributes.push(RuleAttribute::Priority(r.priority));
     m.attributes.push(RuleAttribute::Table(r.table));
     if r.protocol != 0 {
-        m.attributes.push(RuleAttribute::Protocol(RouteProtocol::from(r.protocol)));
+        m.attributes
+            .push(RuleAttribute::Protocol(RouteProtocol::from(r.protocol)));
     }
     m
 }

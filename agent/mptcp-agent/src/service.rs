@@ -80,7 +80,9 @@ pub struct EndpointInfo {
 }
 
 /// The in-kernel path manager's limits (property `Limits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue,
+)]
 pub struct LimitsInfo {
     pub subflows: u32,
     pub add_addr_accepted: u32,
@@ -148,13 +150,19 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Built from the daemon's state; `diagnostics` are the ones it currently reports.
-    pub fn build(cfg: &Config, obs: &Observed, diagnostics: &BTreeSet<Diagnostic>, config: ConfigInfo) -> Snapshot {
+    pub fn build(
+        cfg: &Config,
+        obs: &Observed,
+        diagnostics: &BTreeSet<Diagnostic>,
+        config: ConfigInfo,
+    ) -> Snapshot {
         let mode = match &obs.nm {
             NmObserved::Unknown => "starting",
             NmObserved::Present(_) if cfg.networkmanager.follow => "networkmanager",
             _ => "kernel-only",
         };
-        let kernel_eps: Vec<&KernelEndpoint> = obs.endpoints.iter().flat_map(|m| m.values()).collect();
+        let kernel_eps: Vec<&KernelEndpoint> =
+            obs.endpoints.iter().flat_map(|m| m.values()).collect();
         let fullmesh_ok = obs.caps.as_ref().map_or(true, |c| c.fullmesh);
         let links = assess(cfg, obs)
             .into_iter()
@@ -166,7 +174,10 @@ impl Snapshot {
                     device_type: a.device_type.map(|t| t.name()).unwrap_or_default(),
                     metered: a.metered,
                     rule: a.rule.clone().unwrap_or_default(),
-                    nm_state: a.nm_state.map(|s| mptcp_agent_core::nm_state::name(s).to_string()).unwrap_or_default(),
+                    nm_state: a
+                        .nm_state
+                        .map(|s| mptcp_agent_core::nm_state::name(s).to_string())
+                        .unwrap_or_default(),
                     policy_applied: true,
                     ..LinkInfo::default()
                 };
@@ -183,7 +194,8 @@ impl Snapshot {
                         let (mut active, mut demoted) = (false, false);
                         for fam in &a.families {
                             let addr = fam.address.as_ref().map(|x| x.addr);
-                            let present = addr.and_then(|ad| kernel_eps.iter().find(|e| e.addr == ad));
+                            let present =
+                                addr.and_then(|ad| kernel_eps.iter().find(|e| e.addr == ad));
                             let applied = match (&fam.want, present) {
                                 (Want::Active(f) | Want::Demoted(f), Some(e)) => {
                                     let mut want = *f;
@@ -201,7 +213,11 @@ impl Snapshot {
                             match &fam.want {
                                 Want::Active(_) => {
                                     active = true;
-                                    details.push(format!("{}: {}", fam.family, addr.map(|a| a.to_string()).unwrap_or_default()));
+                                    details.push(format!(
+                                        "{}: {}",
+                                        fam.family,
+                                        addr.map(|a| a.to_string()).unwrap_or_default()
+                                    ));
                                 }
                                 Want::Demoted(_) => {
                                     demoted = true;
@@ -273,7 +289,10 @@ pub fn flag_names(flags: EndpointFlags) -> Vec<String> {
 }
 
 fn endpoint_info(obs: &Observed, e: &KernelEndpoint) -> EndpointInfo {
-    let by_index = e.ifindex.and_then(|i| obs.links.get(&i)).map(|l| l.name.clone());
+    let by_index = e
+        .ifindex
+        .and_then(|i| obs.links.get(&i))
+        .map(|l| l.name.clone());
     let by_address = || {
         obs.addresses
             .values()
@@ -292,7 +311,10 @@ fn endpoint_info(obs: &Observed, e: &KernelEndpoint) -> EndpointInfo {
 }
 
 /// Endpoint changes between two snapshots, by id: ("added" | "removed" | "changed", endpoint).
-pub fn endpoint_changes(old: &[EndpointInfo], new: &[EndpointInfo]) -> Vec<(&'static str, EndpointInfo)> {
+pub fn endpoint_changes(
+    old: &[EndpointInfo],
+    new: &[EndpointInfo],
+) -> Vec<(&'static str, EndpointInfo)> {
     let old: BTreeMap<u8, &EndpointInfo> = old.iter().map(|e| (e.id, e)).collect();
     let new_map: BTreeMap<u8, &EndpointInfo> = new.iter().map(|e| (e.id, e)).collect();
     let mut out = Vec::new();
@@ -349,8 +371,16 @@ pub enum Request {
 /// Config outcomes the daemon reports as signals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    Applied { path: String, digest: String, source: String },
-    Rejected { path: String, stage: String, reason: String },
+    Applied {
+        path: String,
+        digest: String,
+        source: String,
+    },
+    Rejected {
+        path: String,
+        stage: String,
+        reason: String,
+    },
 }
 
 /// The daemon's end: publish snapshots and notices, receive requests.
@@ -438,7 +468,7 @@ pub fn is_admin(uid: u32, group: &str) -> bool {
     let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
         return false;
     };
-    if user.gid == g.gid || g.mem.iter().any(|m| *m == user.name) {
+    if user.gid == g.gid || g.mem.contains(&user.name) {
         return true;
     }
     let Ok(name) = std::ffi::CString::new(user.name) else {
@@ -482,7 +512,11 @@ impl Agent1 {
 
     /// An endpoint appeared ("added"), went away ("removed") or changed flags ("changed").
     #[zbus(signal)]
-    async fn endpoint_changed(ctxt: &SignalContext<'_>, change: &str, endpoint: EndpointInfo) -> zbus::Result<()>;
+    async fn endpoint_changed(
+        ctxt: &SignalContext<'_>,
+        change: &str,
+        endpoint: EndpointInfo,
+    ) -> zbus::Result<()>;
 
     /// A subflow event from the kernel's path manager: kind is "sf_established",
     /// "sf_closed" or "sf_priority"; error is the subflow's sk_err (0 = none).
@@ -504,11 +538,21 @@ impl Agent1 {
     /// A config was refused: stage "check" (unreadable, unsafe permissions, invalid) or
     /// "apply" (a kernel operation failed and everything was rolled back).
     #[zbus(signal)]
-    async fn config_rejected(ctxt: &SignalContext<'_>, path: &str, stage: &str, reason: &str) -> zbus::Result<()>;
+    async fn config_rejected(
+        ctxt: &SignalContext<'_>,
+        path: &str,
+        stage: &str,
+        reason: &str,
+    ) -> zbus::Result<()>;
 
     /// A config was applied; source is "file", "last-good" or "built-in".
     #[zbus(signal)]
-    async fn config_applied(ctxt: &SignalContext<'_>, path: &str, digest: &str, source: &str) -> zbus::Result<()>;
+    async fn config_applied(
+        ctxt: &SignalContext<'_>,
+        path: &str,
+        digest: &str,
+        source: &str,
+    ) -> zbus::Result<()>;
 
     /// Version of the running agent.
     #[zbus(property(emits_changed_signal = "const"))]
@@ -610,7 +654,11 @@ pub async fn start(initial: Snapshot) -> zbus::Result<ServiceHandle> {
 }
 
 /// Serve on an existing connection (tests use private buses).
-pub async fn serve(conn: Connection, initial: Snapshot, admin_group: &str) -> zbus::Result<ServiceHandle> {
+pub async fn serve(
+    conn: Connection,
+    initial: Snapshot,
+    admin_group: &str,
+) -> zbus::Result<ServiceHandle> {
     let snap = Arc::new(Mutex::new(initial.clone()));
     let (req_tx, req_rx) = mpsc::channel(16);
     let iface = Agent1 {
@@ -624,11 +672,9 @@ pub async fn serve(conn: Connection, initial: Snapshot, admin_group: &str) -> zb
         .await?
     {
         RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => {}
-        other => {
-            return Err(zbus::Error::Failure(format!(
-                "{BUS_NAME} is owned by another process ({other:?}); is another mptcp-agent running?"
-            )))
-        }
+        other => return Err(zbus::Error::Failure(format!(
+            "{BUS_NAME} is owned by another process ({other:?}); is another mptcp-agent running?"
+        ))),
     }
     let (snap_tx, snap_rx) = watch::channel(initial);
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
@@ -648,7 +694,11 @@ async fn publisher(
     mut snaps: watch::Receiver<Snapshot>,
     mut notices: mpsc::UnboundedReceiver<Notice>,
 ) {
-    let iface = match conn.object_server().interface::<_, Agent1>(OBJECT_PATH).await {
+    let iface = match conn
+        .object_server()
+        .interface::<_, Agent1>(OBJECT_PATH)
+        .await
+    {
         Ok(i) => i,
         Err(e) => {
             log::warn!("D-Bus: {e}");
@@ -769,7 +819,10 @@ async fn subflow_events(conn: Connection) {
                 return;
             }
         };
-        if !matches!(ev.kind, EventKind::SubEstablished | EventKind::SubClosed | EventKind::SubPriority) {
+        if !matches!(
+            ev.kind,
+            EventKind::SubEstablished | EventKind::SubClosed | EventKind::SubPriority
+        ) {
             continue;
         }
         let addr = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
@@ -806,7 +859,6 @@ pub fn introspection_xml() -> String {
     iface.introspect_to_writer(&mut out, 1);
     out
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -110,7 +110,10 @@ impl Agent {
     fn spawn(lab: &Lab, config: PathBuf) -> Result<Agent, String> {
         let log = lab.dir().join("log/agent.log");
         let out = ctx(
-            std::fs::OpenOptions::new().create(true).append(true).open(&log),
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log),
             "agent log",
         )?;
         let err = ctx(out.try_clone(), "agent log")?;
@@ -119,6 +122,8 @@ impl Agent {
             lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
                 .args(["run", "--config"])
                 .arg(&config)
+                .arg("--state-dir")
+                .arg(lab.dir().join("agent-state"))
                 .env("RUST_LOG", "info,netlink_packet_route=error")
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -202,7 +207,9 @@ impl EndpointWatch {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let thread = ctx(
             run_in_netns(lab.dev_ns(), move || -> io::Result<()> {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 rt.block_on(async move {
                     let pm = match mptcp_genl::PmHandle::connect().await {
                         Ok(pm) => pm,
@@ -215,7 +222,8 @@ impl EndpointWatch {
                     let mut last: Option<EpSet> = None;
                     while !s.load(Ordering::Relaxed) {
                         if let Ok(eps) = pm.endpoints().await {
-                            let set: EpSet = eps.iter().map(|e| (e.addr, e.id, e.flags.bits())).collect();
+                            let set: EpSet =
+                                eps.iter().map(|e| (e.addr, e.id, e.flags.bits())).collect();
                             if last.as_ref() != Some(&set) {
                                 if let Ok(mut v) = c.lock() {
                                     v.push((Instant::now(), set.clone()));
@@ -243,11 +251,20 @@ impl EndpointWatch {
     }
 
     fn current(&self) -> EpSet {
-        self.changes.lock().ok().and_then(|v| v.last().map(|x| x.1.clone())).unwrap_or_default()
+        self.changes
+            .lock()
+            .ok()
+            .and_then(|v| v.last().map(|x| x.1.clone()))
+            .unwrap_or_default()
     }
 
     /// First time at or after `since` when `pred` held, waiting up to `timeout`.
-    fn wait(&self, since: Instant, timeout: Duration, pred: impl Fn(&EpSet) -> bool) -> Option<Instant> {
+    fn wait(
+        &self,
+        since: Instant,
+        timeout: Duration,
+        pred: impl Fn(&EpSet) -> bool,
+    ) -> Option<Instant> {
         let end = Instant::now() + timeout;
         loop {
             if let Ok(v) = self.changes.lock() {
@@ -300,15 +317,32 @@ fn has(set: &EpSet, addr: IpAddr) -> bool {
 /// TCP subflows to the server port: (local address, local port).
 fn subflows(lab: &Lab, port: u16) -> Result<BTreeSet<(String, u16)>, String> {
     let out = ctx(
-        lab.exec(Node::Device, "ss", &["-Htn", "state", "established", &format!("( dport = :{port} )")]),
+        lab.exec(
+            Node::Device,
+            "ss",
+            &[
+                "-Htn",
+                "state",
+                "established",
+                &format!("( dport = :{port} )"),
+            ],
+        ),
         "ss",
     )?;
     let mut set = BTreeSet::new();
     for line in out.lines() {
         // Recv-Q Send-Q Local:Port Peer:Port
-        let Some(local) = line.split_whitespace().nth(2) else { continue };
-        let Some((addr, p)) = local.rsplit_once(':') else { continue };
-        let addr = addr.split('%').next().unwrap_or(addr).trim_matches(|c| c == '[' || c == ']');
+        let Some(local) = line.split_whitespace().nth(2) else {
+            continue;
+        };
+        let Some((addr, p)) = local.rsplit_once(':') else {
+            continue;
+        };
+        let addr = addr
+            .split('%')
+            .next()
+            .unwrap_or(addr)
+            .trim_matches(|c| c == '[' || c == ']');
         if let Ok(p) = p.parse() {
             set.insert((addr.to_string(), p));
         }
@@ -328,7 +362,9 @@ fn start_iperf3(lab: &Lab, name: &str, secs: u32) -> Result<(), String> {
         lab.spawn(
             Node::Device,
             name,
-            &["mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", &secs, "-i", "1"],
+            &[
+                "mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", &secs, "-i", "1",
+            ],
         ),
         "starting iperf3",
     )?;
@@ -337,7 +373,12 @@ fn start_iperf3(lab: &Lab, name: &str, secs: u32) -> Result<(), String> {
         let s = subflows(lab, 5201).ok()?;
         (!from(&s, "10.1.0.2").is_empty() && !from(&s, "10.2.0.2").is_empty()).then_some(())
     })
-    .ok_or_else(|| format!("iperf3 did not get subflows on both uplinks: {:?}", subflows(lab, 5201)))
+    .ok_or_else(|| {
+        format!(
+            "iperf3 did not get subflows on both uplinks: {:?}",
+            subflows(lab, 5201)
+        )
+    })
 }
 
 fn lab_with(opts: LabOptions) -> Result<Lab, String> {
@@ -363,19 +404,44 @@ fn with_log<T>(agent: &Agent, r: Result<T, String>) -> Result<T, String> {
 fn start_gives_endpoints_within_1s() -> R {
     let lab = lab_with(LabOptions::default())?;
     let watch = EndpointWatch::start(&lab)?;
-    ensure(watch.current().is_empty(), || format!("endpoints before the agent: {:?}", watch.current()))?;
+    ensure(watch.current().is_empty(), || {
+        format!("endpoints before the agent: {:?}", watch.current())
+    })?;
     let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
-    let addrs = [v4(&lab, "wlan0")?, v4(&lab, "wwan0")?, v6(&lab, "wlan0")?, v6(&lab, "wwan0")?];
-    let t = watch.wait(agent.started, Duration::from_secs(5), |s| addrs.iter().all(|a| has(s, *a)));
-    let t = with_log(&agent, t.ok_or_else(|| format!("endpoints after 5 s: {:?}", watch.current())))?;
+    let addrs = [
+        v4(&lab, "wlan0")?,
+        v4(&lab, "wwan0")?,
+        v6(&lab, "wlan0")?,
+        v6(&lab, "wwan0")?,
+    ];
+    let t = watch.wait(agent.started, Duration::from_secs(5), |s| {
+        addrs.iter().all(|a| has(s, *a))
+    });
+    let t = with_log(
+        &agent,
+        t.ok_or_else(|| format!("endpoints after 5 s: {:?}", watch.current())),
+    )?;
     let took = t - agent.started;
-    eprintln!("start -> endpoints on both uplinks (v4+v6): {:.1} ms (process start included)", ms(took));
-    let shown = ctx(lab.dev_ip(&["mptcp", "endpoint", "show"]), "ip mptcp endpoint show")?;
+    eprintln!(
+        "start -> endpoints on both uplinks (v4+v6): {:.1} ms (process start included)",
+        ms(took)
+    );
+    let shown = ctx(
+        lab.dev_ip(&["mptcp", "endpoint", "show"]),
+        "ip mptcp endpoint show",
+    )?;
     eprintln!("{}", shown.trim_end());
-    ensure(shown.contains("10.2.0.2 id ") && shown.contains("subflow dev wwan0"), || shown.clone())?;
+    ensure(
+        shown.contains("10.2.0.2 id ") && shown.contains("subflow dev wwan0"),
+        || shown.clone(),
+    )?;
     let limits = ctx(lab.dev_ip(&["mptcp", "limits", "show"]), "limits")?;
-    ensure(limits.contains("subflows 4"), || format!("limits: {limits}"))?;
-    ensure(took <= Duration::from_secs(1), || format!("took {:.0} ms > 1 s", ms(took)))
+    ensure(limits.contains("subflows 4"), || {
+        format!("limits: {limits}")
+    })?;
+    ensure(took <= Duration::from_secs(1), || {
+        format!("took {:.0} ms > 1 s", ms(took))
+    })
 }
 
 /// Carrier cut from the far side → endpoint withdrawn (median ≤ 50 ms over 20 cycles);
@@ -392,23 +458,39 @@ fn carrier_flaps_withdraw_and_restore_fast() -> R {
             .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
             .ok_or_else(|| "no wwan0 endpoint".to_string()),
     )?;
-    let id_before: BTreeSet<u8> = watch.current().iter().filter(|e| e.0 == wwan).map(|e| e.1).collect();
+    let id_before: BTreeSet<u8> = watch
+        .current()
+        .iter()
+        .filter(|e| e.0 == wwan)
+        .map(|e| e.1)
+        .collect();
     let (mut down, mut back) = (Vec::new(), Vec::new());
     for i in 0..CYCLES {
         let t0 = Instant::now();
         ctx(lab.carrier("wwan0", false), "carrier off")?;
         let t = watch.wait(t0, Duration::from_secs(3), |s| !has(s, wwan));
-        let t = with_log(&agent, t.ok_or_else(|| format!("cycle {i}: endpoint not withdrawn within 3 s")))?;
+        let t = with_log(
+            &agent,
+            t.ok_or_else(|| format!("cycle {i}: endpoint not withdrawn within 3 s")),
+        )?;
         down.push(ms(t - t0));
         std::thread::sleep(Duration::from_millis(200));
         let t1 = Instant::now();
         ctx(lab.carrier("wwan0", true), "carrier on")?;
         let t = watch.wait(t1, Duration::from_secs(3), |s| has(s, wwan));
-        let t = with_log(&agent, t.ok_or_else(|| format!("cycle {i}: endpoint not back within 3 s")))?;
+        let t = with_log(
+            &agent,
+            t.ok_or_else(|| format!("cycle {i}: endpoint not back within 3 s")),
+        )?;
         back.push(ms(t - t1));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let ids_after: BTreeSet<u8> = watch.current().iter().filter(|e| e.0 == wwan).map(|e| e.1).collect();
+    let ids_after: BTreeSet<u8> = watch
+        .current()
+        .iter()
+        .filter(|e| e.0 == wwan)
+        .map(|e| e.1)
+        .collect();
     let (md, mb) = (median(&mut down.clone()), median(&mut back.clone()));
     eprintln!(
         "carrier cut -> endpoint withdrawn: median {md:.1} ms, max {:.1} ms over {CYCLES} cycles",
@@ -418,9 +500,15 @@ fn carrier_flaps_withdraw_and_restore_fast() -> R {
         "carrier back -> endpoint back: median {mb:.1} ms, max {:.1} ms over {CYCLES} cycles (routes stayed in place)",
         back.iter().cloned().fold(0.0, f64::max)
     );
-    ensure(id_before == ids_after, || format!("endpoint id changed: {id_before:?} -> {ids_after:?}"))?;
-    ensure(md <= 50.0, || format!("median withdraw {md:.1} ms > 50 ms: {down:?}"))?;
-    ensure(mb <= 100.0, || format!("median restore {mb:.1} ms > 100 ms: {back:?}"))
+    ensure(id_before == ids_after, || {
+        format!("endpoint id changed: {id_before:?} -> {ids_after:?}")
+    })?;
+    ensure(md <= 50.0, || {
+        format!("median withdraw {md:.1} ms > 50 ms: {down:?}")
+    })?;
+    ensure(mb <= 100.0, || {
+        format!("median restore {mb:.1} ms > 100 ms: {back:?}")
+    })
 }
 
 /// 100 flaps with a live MPTCP connection: the wwan0 subflow comes back every time.
@@ -443,10 +531,14 @@ fn hundred_flaps_with_live_connection() -> R {
     for i in 0..FLAPS {
         ctx(lab.carrier("wwan0", false), "carrier off")?;
         let gone = wait_for(Duration::from_secs(3), || {
-            from(&subflows(&lab, 5201).ok()?, "10.2.0.2").is_empty().then_some(())
+            from(&subflows(&lab, 5201).ok()?, "10.2.0.2")
+                .is_empty()
+                .then_some(())
         });
         if gone.is_none() {
-            misses.push(format!("flap {i}: wwan0 subflow still there 3 s after carrier loss"));
+            misses.push(format!(
+                "flap {i}: wwan0 subflow still there 3 s after carrier loss"
+            ));
         }
         let t1 = Instant::now();
         ctx(lab.carrier("wwan0", true), "carrier on")?;
@@ -455,7 +547,9 @@ fn hundred_flaps_with_live_connection() -> R {
         });
         match up {
             Some(t) => back_ms.push(ms(t - t1)),
-            None => misses.push(format!("flap {i}: no wwan0 subflow 5 s after carrier came back")),
+            None => misses.push(format!(
+                "flap {i}: no wwan0 subflow 5 s after carrier came back"
+            )),
         }
     }
     let still_wlan = from(&subflows(&lab, 5201)?, "10.1.0.2");
@@ -466,7 +560,9 @@ fn hundred_flaps_with_live_connection() -> R {
         median(&mut back_ms)
     );
     ensure(agent.alive(), || "agent died".into())?;
-    ensure(still_wlan == wlan_ports, || format!("wlan0 subflows changed: {wlan_ports:?} -> {still_wlan:?}"))?;
+    ensure(still_wlan == wlan_ports, || {
+        format!("wlan0 subflows changed: {wlan_ports:?} -> {still_wlan:?}")
+    })?;
     with_log(&agent, ensure(misses.is_empty(), || misses.join("\n")))
 }
 
@@ -497,7 +593,12 @@ fn killed_subflow_comes_back_within_1s() -> R {
         });
         let t = with_log(
             &agent,
-            back.ok_or_else(|| format!("round {round}: no new wwan0 subflow within 3 s: {:?}", subflows(&lab, 5201))),
+            back.ok_or_else(|| {
+                format!(
+                    "round {round}: no new wwan0 subflow within 3 s: {:?}",
+                    subflows(&lab, 5201)
+                )
+            }),
         )?;
         times.push(ms(t - t0));
         let wlan_after = from(&subflows(&lab, 5201)?, "10.1.0.2");
@@ -515,7 +616,9 @@ fn killed_subflow_comes_back_within_1s() -> R {
         median(&mut times.clone())
     );
     ensure(agent.alive(), || "agent died".into())?;
-    ensure(worst <= 1000.0, || format!("re-establishment took {worst:.0} ms > 1 s: {times:?}"))
+    ensure(worst <= 1000.0, || {
+        format!("re-establishment took {worst:.0} ms > 1 s: {times:?}")
+    })
 }
 
 /// Agent SIGKILL + restart, then NetworkManager restart: the same subflows afterwards.
@@ -542,7 +645,9 @@ fn restarts_leave_subflows_alone() -> R {
     with_log(&agent, ensure(alive, || "agent died after restart".into()))?;
     with_log(
         &agent,
-        ensure(after_agent == before, || format!("agent restart changed subflows: {before:?} -> {after_agent:?}")),
+        ensure(after_agent == before, || {
+            format!("agent restart changed subflows: {before:?} -> {after_agent:?}")
+        }),
     )?;
 
     ctx(lab.nm_restart(), "NetworkManager restart")?;
@@ -557,16 +662,22 @@ fn restarts_leave_subflows_alone() -> R {
         changes_after - changes_before
     );
     let alive = agent.alive();
-    with_log(&agent, ensure(alive, || "agent died after NetworkManager restart".into()))?;
     with_log(
         &agent,
-        ensure(after_nm == before, || format!("NetworkManager restart changed subflows: {before:?} -> {after_nm:?}")),
+        ensure(alive, || "agent died after NetworkManager restart".into()),
     )?;
     with_log(
         &agent,
-        ensure(watch.current() == eps_before && changes_after == changes_before, || {
-            format!("endpoints changed: {eps_before:?} -> {:?}", watch.current())
+        ensure(after_nm == before, || {
+            format!("NetworkManager restart changed subflows: {before:?} -> {after_nm:?}")
         }),
+    )?;
+    with_log(
+        &agent,
+        ensure(
+            watch.current() == eps_before && changes_after == changes_before,
+            || format!("endpoints changed: {eps_before:?} -> {:?}", watch.current()),
+        ),
     )
 }
 
@@ -575,7 +686,9 @@ fn restarts_leave_subflows_alone() -> R {
 fn uplink_without_default_route_uses_policy_routing() -> R {
     let lab = lab_with(LabOptions::default().no_default_route("wwan0"))?;
     let main = ctx(lab.dev_ip(&["route", "show", "default"]), "ip route")?;
-    ensure(!main.contains("wwan0"), || format!("lab gave wwan0 a default route: {main}"))?;
+    ensure(!main.contains("wwan0"), || {
+        format!("lab gave wwan0 a default route: {main}")
+    })?;
     // NetworkManager drops the gateway of a static never-default profile, so nothing on the
     // device knows it: the link rule names it.
     let u = ctx(lab.uplink("wwan0"), "uplink")?.clone();
@@ -593,16 +706,36 @@ fn uplink_without_default_route_uses_policy_routing() -> R {
             .ok_or_else(|| format!("no wwan0 endpoint: {:?}", watch.current())),
     )?;
     let rules = ctx(lab.dev_ip(&["rule", "show"]), "ip rule")?;
-    let ifindex = ctx(lab.exec(Node::Device, "cat", &["/sys/class/net/wwan0/ifindex"]), "ifindex")?;
+    let ifindex = ctx(
+        lab.exec(Node::Device, "cat", &["/sys/class/net/wwan0/ifindex"]),
+        "ifindex",
+    )?;
     let table = 1000 + ifindex.trim().parse::<u32>().unwrap_or(0);
-    let routes = ctx(lab.dev_ip(&["route", "show", "table", &table.to_string()]), "ip route table")?;
-    eprintln!("policy routing for wwan0:\n{}\n{}", rules.trim_end(), routes.trim_end());
-    ensure(rules.contains(&format!("from 10.2.0.2 lookup {table}")), || rules.clone())?;
-    ensure(routes.contains("default via 10.2.0.1 dev wwan0"), || routes.clone())?;
+    let routes = ctx(
+        lab.dev_ip(&["route", "show", "table", &table.to_string()]),
+        "ip route table",
+    )?;
+    eprintln!(
+        "policy routing for wwan0:\n{}\n{}",
+        rules.trim_end(),
+        routes.trim_end()
+    );
+    ensure(
+        rules.contains(&format!("from 10.2.0.2 lookup {table}")),
+        || rules.clone(),
+    )?;
+    ensure(routes.contains("default via 10.2.0.1 dev wwan0"), || {
+        routes.clone()
+    })?;
     // Traffic: a subflow from wwan0's address must come up and carry data.
-    let server = lab.traffic_server(5301).map_err(|e| format!("traffic server: {e}"))?;
+    let server = lab
+        .traffic_server(5301)
+        .map_err(|e| format!("traffic server: {e}"))?;
     let client = ctx(
-        lab.spawn_traffic_client(ClientConfig::upload_for(lab.server_sockaddr(false, 5301), 6)),
+        lab.spawn_traffic_client(ClientConfig::upload_for(
+            lab.server_sockaddr(false, 5301),
+            6,
+        )),
         "traffic client",
     )?;
     let sub = wait_for(Duration::from_secs(4), || {
@@ -611,17 +744,32 @@ fn uplink_without_default_route_uses_policy_routing() -> R {
     let transfer = client.join().map_err(|_| "client panicked".to_string())?;
     let transfer = ctx(transfer, "transfer")?;
     drop(server);
-    eprintln!("upload over both uplinks (wwan0 via policy routes): {:.1} Mbit/s", transfer.mbps());
-    with_log(&agent, ensure(sub.is_some(), || "no subflow from 10.2.0.2 (wwan0)".into()))?;
-    ensure(transfer.ok(), || format!("transfer failed: {:?}", transfer.error))?;
+    eprintln!(
+        "upload over both uplinks (wwan0 via policy routes): {:.1} Mbit/s",
+        transfer.mbps()
+    );
+    with_log(
+        &agent,
+        ensure(sub.is_some(), || "no subflow from 10.2.0.2 (wwan0)".into()),
+    )?;
+    ensure(transfer.ok(), || {
+        format!("transfer failed: {:?}", transfer.error)
+    })?;
     // Uplink loses carrier: endpoint, table and rule go.
     ctx(lab.carrier("wwan0", false), "carrier off")?;
     let gone = wait_for(Duration::from_secs(3), || {
         let r = lab.dev_ip(&["rule", "show"]).ok()?;
         (!r.contains(&format!("lookup {table}"))).then_some(())
     });
-    with_log(&agent, ensure(gone.is_some(), || "policy rule not removed after carrier loss".into()))?;
-    ensure(!has(&watch.current(), wwan), || "endpoint not removed".into())
+    with_log(
+        &agent,
+        ensure(gone.is_some(), || {
+            "policy rule not removed after carrier loss".into()
+        }),
+    )?;
+    ensure(!has(&watch.current(), wwan), || {
+        "endpoint not removed".into()
+    })
 }
 
 /// Two 20 Mbit/s uplinks aggregate (iperf3 through mptcpize, 10 s upload).
@@ -638,19 +786,36 @@ fn two_uplinks_aggregate() -> R {
     with_log(
         &agent,
         watch
-            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wlan) && has(s, wwan))
+            .wait(Instant::now(), Duration::from_secs(5), |s| {
+                has(s, wlan) && has(s, wwan)
+            })
             .ok_or_else(|| "endpoints missing".to_string()),
     )?;
     let server = lab.server_addr4().to_string();
     let out = ctx(
-        lab.exec(Node::Device, "timeout", &["60", "mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", "10", "-J"]),
+        lab.exec(
+            Node::Device,
+            "timeout",
+            &[
+                "60", "mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", "10", "-J",
+            ],
+        ),
         "iperf3",
     )?;
-    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("iperf3 JSON: {e}"))?;
-    let sent = v["end"]["sum_sent"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6;
-    let received = v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e6;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("iperf3 JSON: {e}"))?;
+    let sent = v["end"]["sum_sent"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e6;
+    let received = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e6;
     eprintln!("iperf3 over 2 x 20 Mbit/s uplinks, 10 s: sender {sent:.1} Mbit/s, receiver {received:.1} Mbit/s");
-    ensure(received >= 34.0, || format!("receiver {received:.1} Mbit/s < 34 (sender {sent:.1})"))
+    ensure(received >= 34.0, || {
+        format!("receiver {received:.1} Mbit/s < 34 (sender {sent:.1})")
+    })
 }
 
 /// NetworkManager's own MPTCP on: the agent leaves the interfaces alone and says what to do.
@@ -666,14 +831,20 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
     let said = wait_for(Duration::from_secs(5), || {
         let log = agent.log_text();
-        (log.contains("wwan0: left alone: NetworkManager 1.42") && log.contains("connection.mptcp-flags=0x1"))
-            .then_some(log)
+        (log.contains("wwan0: left alone: NetworkManager 1.42")
+            && log.contains("connection.mptcp-flags=0x1"))
+        .then_some(log)
     });
     let log = with_log(&agent, said.ok_or_else(|| "no refusal message".to_string()))?;
-    let line = log.lines().find(|l| l.contains("wwan0: left alone")).unwrap_or_default();
+    let line = log
+        .lines()
+        .find(|l| l.contains("wwan0: left alone"))
+        .unwrap_or_default();
     eprintln!("refusal: {line}");
     std::thread::sleep(Duration::from_millis(500));
-    ensure(watch.current() == before, || format!("endpoints changed: {before:?} -> {:?}", watch.current()))
+    ensure(watch.current() == before, || {
+        format!("endpoints changed: {before:?} -> {:?}", watch.current())
+    })
 }
 
 fn main() {
@@ -687,15 +858,37 @@ fn main() {
         Need::Program("mptcpize"),
         Need::Program("nft"),
     ];
-    let tests: Vec<(&'static str, fn() -> R)> = vec![
-        ("start_gives_endpoints_within_1s", start_gives_endpoints_within_1s),
-        ("carrier_flaps_withdraw_and_restore_fast", carrier_flaps_withdraw_and_restore_fast),
-        ("hundred_flaps_with_live_connection", hundred_flaps_with_live_connection),
-        ("killed_subflow_comes_back_within_1s", killed_subflow_comes_back_within_1s),
-        ("restarts_leave_subflows_alone", restarts_leave_subflows_alone),
-        ("uplink_without_default_route_uses_policy_routing", uplink_without_default_route_uses_policy_routing),
+    type Test = (&'static str, fn() -> R);
+    let tests: Vec<Test> = vec![
+        (
+            "start_gives_endpoints_within_1s",
+            start_gives_endpoints_within_1s,
+        ),
+        (
+            "carrier_flaps_withdraw_and_restore_fast",
+            carrier_flaps_withdraw_and_restore_fast,
+        ),
+        (
+            "hundred_flaps_with_live_connection",
+            hundred_flaps_with_live_connection,
+        ),
+        (
+            "killed_subflow_comes_back_within_1s",
+            killed_subflow_comes_back_within_1s,
+        ),
+        (
+            "restarts_leave_subflows_alone",
+            restarts_leave_subflows_alone,
+        ),
+        (
+            "uplink_without_default_route_uses_policy_routing",
+            uplink_without_default_route_uses_policy_routing,
+        ),
         ("two_uplinks_aggregate", two_uplinks_aggregate),
-        ("refuses_interfaces_networkmanager_manages", refuses_interfaces_networkmanager_manages),
+        (
+            "refuses_interfaces_networkmanager_manages",
+            refuses_interfaces_networkmanager_manages,
+        ),
     ];
     let trials = trials(&needs, tests);
     // Timing assertions: one lab at a time, so the tests do not measure each other.

@@ -300,7 +300,19 @@ impl PatchWriter<'_> {
             &id[..12]
         );
         let reason = match entry.kind {
-            Kind::Extra => format!("extra commit: {}", entry.why.as_deref().unwrap_or("")),
+            // A header line: the first sentence of the reason, kept short (the full text is
+            // in series.toml), RFC 2047-encoded if it is not ASCII.
+            Kind::Extra => {
+                let why = entry.why.as_deref().unwrap_or("");
+                let first: String = why
+                    .split(". ")
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(160)
+                    .collect();
+                encode_header(&format!("extra commit: {first}"))
+            }
             _ => "touches the MPTCP path set".into(),
         };
         let _ = writeln!(

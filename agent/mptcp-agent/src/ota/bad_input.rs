@@ -14,9 +14,18 @@ use super::*;
 
 const SEEDS: [(&str, &str); 4] = [
     ("agent.toml", BUILT_IN),
-    ("dual-wan.toml", include_str!("../../../../conf/examples/dual-wan.toml")),
-    ("wifi-plus-cellular.toml", include_str!("../../../../conf/examples/wifi-plus-cellular.toml")),
-    ("lte-backup.toml", include_str!("../../../../conf/examples/lte-backup.toml")),
+    (
+        "dual-wan.toml",
+        include_str!("../../../../conf/examples/dual-wan.toml"),
+    ),
+    (
+        "wifi-plus-cellular.toml",
+        include_str!("../../../../conf/examples/wifi-plus-cellular.toml"),
+    ),
+    (
+        "lte-backup.toml",
+        include_str!("../../../../conf/examples/lte-backup.toml"),
+    ),
 ];
 
 /// xorshift64*: small, fixed-seed, reproducible.
@@ -67,7 +76,11 @@ fn lines_of(seed: &str) -> Vec<Line> {
 }
 
 fn join(lines: &[Line]) -> String {
-    let mut s: String = lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");
+    let mut s: String = lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     s.push('\n');
     s
 }
@@ -103,13 +116,31 @@ fn set(seed: &str, table: &str, key: &str, value: &str) -> String {
     }
     if table.is_empty() {
         // Top-level keys go before the first header.
-        let at = lines.iter().position(|l| l.text.trim_start().starts_with('[')).unwrap_or(lines.len());
-        lines.insert(at, Line { table: String::new(), text: new });
+        let at = lines
+            .iter()
+            .position(|l| l.text.trim_start().starts_with('['))
+            .unwrap_or(lines.len());
+        lines.insert(
+            at,
+            Line {
+                table: String::new(),
+                text: new,
+            },
+        );
         return join(&lines);
     }
     if table != "link" {
-        if let Some(h) = lines.iter().position(|l| l.text.trim() == format!("[{table}]")) {
-            lines.insert(h + 1, Line { table: table.into(), text: new });
+        if let Some(h) = lines
+            .iter()
+            .position(|l| l.text.trim() == format!("[{table}]"))
+        {
+            lines.insert(
+                h + 1,
+                Line {
+                    table: table.into(),
+                    text: new,
+                },
+            );
             return join(&lines);
         }
     }
@@ -125,10 +156,35 @@ fn set(seed: &str, table: &str, key: &str, value: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Generators: each returns the bytes of a config that must be rejected.
 
-const WRONG_FOR_BOOL: [&str; 7] = ["1", "\"true\"", "[true]", "{ v = true }", "1.5", "1979-05-27T07:32:00Z", "\"\""];
-const WRONG_FOR_INT: [&str; 8] = ["\"4\"", "true", "4.0", "[4]", "{ v = 4 }", "1979-05-27", "nan", "inf"];
+const WRONG_FOR_BOOL: [&str; 7] = [
+    "1",
+    "\"true\"",
+    "[true]",
+    "{ v = true }",
+    "1.5",
+    "1979-05-27T07:32:00Z",
+    "\"\"",
+];
+const WRONG_FOR_INT: [&str; 8] = [
+    "\"4\"",
+    "true",
+    "4.0",
+    "[4]",
+    "{ v = 4 }",
+    "1979-05-27",
+    "nan",
+    "inf",
+];
 const WRONG_FOR_STR: [&str; 6] = ["1", "true", "[\"x\"]", "{ a = 1 }", "2.5", "07:32:00"];
-const WRONG_FOR_LIST: [&str; 7] = ["\"subflow\"", "[1, 2]", "[true]", "[[\"a\"]]", "{ x = 1 }", "7", "[\"a\", 1]"];
+const WRONG_FOR_LIST: [&str; 7] = [
+    "\"subflow\"",
+    "[1, 2]",
+    "[true]",
+    "[[\"a\"]]",
+    "{ x = 1 }",
+    "7",
+    "[\"a\", 1]",
+];
 
 fn type_change(rng: &mut Rng, seed: &str) -> Vec<u8> {
     let mut lines = lines_of(seed);
@@ -151,21 +207,45 @@ fn type_change(rng: &mut Rng, seed: &str) -> Vec<u8> {
 
 /// (table, key, values outside its range or type).
 const OUT_OF_RANGE: [(&str, &str, &[&str]); 14] = [
-    ("", "schema_version", &["0", "2", "-1", "9223372036854775807", "1_000"]),
-    ("limits", "subflows", &["9", "-1", "256", "4294967296", "-9223372036854775808"]),
+    (
+        "",
+        "schema_version",
+        &["0", "2", "-1", "9223372036854775807", "1_000"],
+    ),
+    (
+        "limits",
+        "subflows",
+        &["9", "-1", "256", "4294967296", "-9223372036854775808"],
+    ),
     ("limits", "add_addr_accepted", &["9", "-1", "1000000"]),
-    ("sysctl", "add_addr_timeout", &["0", "86401", "-5", "9223372036854775807"]),
+    (
+        "sysctl",
+        "add_addr_timeout",
+        &["0", "86401", "-5", "9223372036854775807"],
+    ),
     ("sysctl", "stale_loss_cnt", &["0", "1001", "-1"]),
     ("sysctl", "close_timeout", &["0", "86401"]),
     ("sysctl", "blackhole_timeout", &["-1", "86401"]),
     ("sysctl", "syn_retrans_before_tcp_fallback", &["-1", "256"]),
-    ("routing", "table_base", &["0", "255", "254", "1879048193", "-1"]),
+    (
+        "routing",
+        "table_base",
+        &["0", "255", "254", "1879048193", "-1"],
+    ),
     ("routing", "rule_priority", &["0", "32766", "32767", "-1"]),
     ("routing", "protocol", &["0", "4", "256", "-77"]),
-    ("reestablish", "initial_delay_ms", &["9", "600001", "0", "-250"]),
+    (
+        "reestablish",
+        "initial_delay_ms",
+        &["9", "600001", "0", "-250"],
+    ),
     ("reestablish", "max_delay_ms", &["9", "3600001", "-1"]),
     // Integers too large for TOML itself: a syntax error, also with a position.
-    ("limits", "subflows", &["99999999999999999999", "0x1_0000_0000_0000_0000", "1e999"]),
+    (
+        "limits",
+        "subflows",
+        &["99999999999999999999", "0x1_0000_0000_0000_0000", "1e999"],
+    ),
 ];
 
 fn out_of_range(rng: &mut Rng, seed: &str) -> Vec<u8> {
@@ -173,27 +253,80 @@ fn out_of_range(rng: &mut Rng, seed: &str) -> Vec<u8> {
     let mut text = set(seed, table, key, rng.pick(values));
     if key == "max_delay_ms" && rng.below(2) == 0 {
         // In range on its own, but below initial_delay_ms.
-        text = set(&set(seed, "reestablish", "initial_delay_ms", "5000"), "reestablish", "max_delay_ms", "4999");
+        text = set(
+            &set(seed, "reestablish", "initial_delay_ms", "5000"),
+            "reestablish",
+            "max_delay_ms",
+            "4999",
+        );
     }
     text.into_bytes()
 }
 
 const UNKNOWN_KEYS: [&str; 14] = [
-    "subflow", "interface", "flag", "device_type", "schema", "limit", "enable", "on_carrier", "ipv_4", "table",
-    "priority", "Subflows", "follow_nm", "max_subflows",
+    "subflow",
+    "interface",
+    "flag",
+    "device_type",
+    "schema",
+    "limit",
+    "enable",
+    "on_carrier",
+    "ipv_4",
+    "table",
+    "priority",
+    "Subflows",
+    "follow_nm",
+    "max_subflows",
 ];
 
 fn unknown_key(rng: &mut Rng, seed: &str) -> Vec<u8> {
-    let tables = ["", "networkmanager", "limits", "sysctl", "routing", "reestablish", "link"];
+    let tables = [
+        "",
+        "networkmanager",
+        "limits",
+        "sysctl",
+        "routing",
+        "reestablish",
+        "link",
+    ];
     match rng.below(4) {
-        0 => format!("{seed}\n[{}]\nx = 1\n", rng.pick(&["frobnicate", "limit", "sysctls", "links.extra", "Link"])).into_bytes(),
-        1 => set(seed, rng.pick(&tables), &format!("unknown_{}", rng.below(1000)), "1").into_bytes(),
-        _ => set(seed, rng.pick(&tables), rng.pick(&UNKNOWN_KEYS), rng.pick(&["1", "true", "\"x\"", "[]"])).into_bytes(),
+        0 => format!(
+            "{seed}\n[{}]\nx = 1\n",
+            rng.pick(&["frobnicate", "limit", "sysctls", "links.extra", "Link"])
+        )
+        .into_bytes(),
+        1 => set(
+            seed,
+            rng.pick(&tables),
+            &format!("unknown_{}", rng.below(1000)),
+            "1",
+        )
+        .into_bytes(),
+        _ => set(
+            seed,
+            rng.pick(&tables),
+            rng.pick(&UNKNOWN_KEYS),
+            rng.pick(&["1", "true", "\"x\"", "[]"]),
+        )
+        .into_bytes(),
     }
 }
 
 const BAD_GLOBS: [&str; 14] = [
-    "wl[an", "[]", "[!]", "[z-a]", "", "eth 0", "eth/0", "x:y", "\\t", "[a-", "[!", "wlan[0-9", "tab\\there",
+    "wl[an",
+    "[]",
+    "[!]",
+    "[z-a]",
+    "",
+    "eth 0",
+    "eth/0",
+    "x:y",
+    "\\t",
+    "[a-",
+    "[!",
+    "wlan[0-9",
+    "tab\\there",
     "0123456789012345678901234567890123456789012345678901234567890123456789",
 ];
 
@@ -206,9 +339,13 @@ fn bad_glob(rng: &mut Rng, seed: &str) -> Vec<u8> {
         format!("[\"{bad}\"]")
     };
     let mut lines = lines_of(seed);
-    let idx: Vec<usize> = assignments(&lines).into_iter().filter(|&i| key_of(&lines[i].text) == "interfaces").collect();
+    let idx: Vec<usize> = assignments(&lines)
+        .into_iter()
+        .filter(|&i| key_of(&lines[i].text) == "interfaces")
+        .collect();
     if idx.is_empty() || rng.below(4) == 0 {
-        return format!("{seed}\n[[link]]\ninterfaces = {list}\nflags = [\"subflow\"]\n").into_bytes();
+        return format!("{seed}\n[[link]]\ninterfaces = {list}\nflags = [\"subflow\"]\n")
+            .into_bytes();
     }
     let i = rng.pick(&idx);
     lines[i].text = format!("interfaces = {list}");
@@ -268,7 +405,10 @@ fn bad_values(rng: &mut Rng, seed: &str) -> Vec<u8> {
         format!("{seed}\n[[link]]\n{rule}\n").into_bytes()
     } else {
         let lines = lines_of(seed);
-        let first = lines.iter().position(|l| l.text.trim() == "[[link]]").unwrap_or(lines.len());
+        let first = lines
+            .iter()
+            .position(|l| l.text.trim() == "[[link]]")
+            .unwrap_or(lines.len());
         let mut out = join(&lines[..first]);
         out.push_str(&format!("[[link]]\n{rule}\n"));
         out.push_str(&join(&lines[first..]));
@@ -322,7 +462,10 @@ fn nul_bytes(rng: &mut Rng, seed: &str) -> Vec<u8> {
     for _ in 0..n {
         let at = rng.below(b.len());
         // Keep UTF-8 intact so the parser, not the decoder, has to find it.
-        let at = (0..=at).rev().find(|&j| seed.is_char_boundary(j)).unwrap_or(0);
+        let at = (0..=at)
+            .rev()
+            .find(|&j| seed.is_char_boundary(j))
+            .unwrap_or(0);
         b.insert(at, 0);
     }
     b
@@ -342,7 +485,10 @@ const BAD_UTF8: [&[u8]; 8] = [
 fn invalid_utf8(rng: &mut Rng, seed: &str) -> Vec<u8> {
     let mut b = seed.as_bytes().to_vec();
     let at = rng.below(b.len());
-    let at = (0..=at).rev().find(|&j| seed.is_char_boundary(j)).unwrap_or(0);
+    let at = (0..=at)
+        .rev()
+        .find(|&j| seed.is_char_boundary(j))
+        .unwrap_or(0);
     let bad = rng.pick(&BAD_UTF8);
     b.splice(at..at, bad.iter().copied());
     b
@@ -359,7 +505,12 @@ fn deep_nesting(rng: &mut Rng, seed: &str) -> Vec<u8> {
             return format!("{seed}\n[limits]\n{key} = 1\n").into_bytes();
         }
     };
-    let (table, key) = rng.pick(&[("limits", "subflows"), ("", "schema_version"), ("link", "flags"), ("sysctl", "nested")]);
+    let (table, key) = rng.pick(&[
+        ("limits", "subflows"),
+        ("", "schema_version"),
+        ("link", "flags"),
+        ("sysctl", "nested"),
+    ]);
     set(seed, table, key, &value).into_bytes()
 }
 
@@ -374,8 +525,16 @@ fn oversized(rng: &mut Rng, seed: &str) -> Vec<u8> {
             s.into_bytes()
         }
         // Under the limit, hostile values: a 600 kB name and pattern.
-        1 => format!("{seed}\n[[link]]\nname = \"{}\"\nflags = [\"subflow\"]\n", "n".repeat(600_000)).into_bytes(),
-        2 => format!("{seed}\n[[link]]\ninterfaces = [\"{}\"]\nflags = [\"subflow\"]\n", "i".repeat(600_000)).into_bytes(),
+        1 => format!(
+            "{seed}\n[[link]]\nname = \"{}\"\nflags = [\"subflow\"]\n",
+            "n".repeat(600_000)
+        )
+        .into_bytes(),
+        2 => format!(
+            "{seed}\n[[link]]\ninterfaces = [\"{}\"]\nflags = [\"subflow\"]\n",
+            "i".repeat(600_000)
+        )
+        .into_bytes(),
         // Thousands of rules that all share a name.
         3 => {
             let mut s = seed.to_string();
@@ -389,7 +548,11 @@ fn oversized(rng: &mut Rng, seed: &str) -> Vec<u8> {
             let mut list: Vec<String> = (0..100_000).map(|i| format!("\"e{i}\"")).collect();
             let n = list.len();
             list[rng.below(n)] = "\"bad one\"".into();
-            format!("{seed}\n[[link]]\ninterfaces = [{}]\nflags = [\"subflow\"]\n", list.join(",")).into_bytes()
+            format!(
+                "{seed}\n[[link]]\ninterfaces = [{}]\nflags = [\"subflow\"]\n",
+                list.join(",")
+            )
+            .into_bytes()
         }
     }
 }
@@ -456,9 +619,16 @@ fn check_rejection(path: &Path, bytes: &[u8]) -> Result<String, String> {
         return Err("empty message".into());
     }
     if let Some(l) = text.lines().find(|l| l.chars().count() > MAX_LINE) {
-        return Err(format!("message line of {} characters: {}…", l.chars().count(), &l[..80]));
+        return Err(format!(
+            "message line of {} characters: {}…",
+            l.chars().count(),
+            &l[..80]
+        ));
     }
-    let n_lines = bytes.split(|b| *b == b'\n').count().max(bytes.split(|b| *b == b'\r').count());
+    let n_lines = bytes
+        .split(|b| *b == b'\n')
+        .count()
+        .max(bytes.split(|b| *b == b'\r').count());
     match &e {
         LoadError::Invalid { error, .. } => {
             if error.issues.is_empty() {
@@ -466,11 +636,17 @@ fn check_rejection(path: &Path, bytes: &[u8]) -> Result<String, String> {
             }
             for i in &error.issues {
                 if i.line == 0 || i.column == 0 || i.line > n_lines + 1 {
-                    return Err(format!("implausible position {}:{} ({} lines): {text}", i.line, i.column, n_lines));
+                    return Err(format!(
+                        "implausible position {}:{} ({} lines): {text}",
+                        i.line, i.column, n_lines
+                    ));
                 }
             }
             if let Some(i) = error.issues.iter().find(|i| i.message.trim().is_empty()) {
-                return Err(format!("issue at {}:{} without a message", i.line, i.column));
+                return Err(format!(
+                    "issue at {}:{} without a message",
+                    i.line, i.column
+                ));
             }
             if text.lines().count() > 21 {
                 return Err(format!("{} message lines", text.lines().count()));
@@ -530,15 +706,26 @@ fn over_a_thousand_bad_configs_are_rejected_with_positions() {
                     }
                 }
                 Err(why) => {
-                    let snippet: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-                    failures.push(format!("{kind} #{n} (from {seed_name}): {why}\n--- input (start):\n{snippet}\n---"));
+                    let snippet: String =
+                        String::from_utf8_lossy(&bytes).chars().take(300).collect();
+                    failures.push(format!(
+                        "{kind} #{n} (from {seed_name}): {why}\n--- input (start):\n{snippet}\n---"
+                    ));
                 }
             }
         }
     }
-    eprintln!("{total} bad configs rejected; one message per kind:\n  {}", examples.join("\n  "));
+    eprintln!(
+        "{total} bad configs rejected; one message per kind:\n  {}",
+        examples.join("\n  ")
+    );
     assert!(total >= 1000, "{total}");
-    assert!(failures.is_empty(), "{} of {total} bad configs not handled:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} bad configs not handled:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -546,9 +733,16 @@ fn mutation_helpers_keep_seeds_valid() {
     // The editing helpers themselves must not break a config: setting a valid value
     // keeps every seed valid, so rejections above come from the mutation.
     for (name, seed) in SEEDS {
-        for (t, k, v) in [("limits", "subflows", "3"), ("", "schema_version", "1"), ("routing", "protocol", "99")] {
+        for (t, k, v) in [
+            ("limits", "subflows", "3"),
+            ("", "schema_version", "1"),
+            ("routing", "protocol", "99"),
+        ] {
             let text = set(seed, t, k, v);
-            assert!(mptcp_agent_core::config::load(&text).is_ok(), "{name} with {t}.{k} = {v}:\n{text}");
+            assert!(
+                mptcp_agent_core::config::load(&text).is_ok(),
+                "{name} with {t}.{k} = {v}:\n{text}"
+            );
         }
     }
 }

@@ -11,8 +11,8 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    config::load as parse, AddrFlags, Address, EndpointFlags, Family, KernelCaps, KernelSnapshot, Limits, Link,
-    OperState, Route, Rule, TABLE_MAIN,
+    config::load as parse, AddrFlags, Address, EndpointFlags, Family, KernelCaps, KernelSnapshot,
+    Limits, Link, OperState, Route, Rule, TABLE_MAIN,
 };
 
 use super::*;
@@ -71,11 +71,16 @@ impl Kernel for FakeKernel {
                 s.endpoints.remove(&e.id).ok_or("address not found")?;
             }
             Op::SetEndpointFlags { endpoint, flags } => {
-                let e = s.endpoints.values_mut().find(|x| x.addr == endpoint.addr).ok_or("address not found")?;
+                let e = s
+                    .endpoints
+                    .values_mut()
+                    .find(|x| x.addr == endpoint.addr)
+                    .ok_or("address not found")?;
                 e.flags = *flags;
             }
             Op::AddEndpoint(e) => {
-                if s.endpoints.contains_key(&e.id) || s.endpoints.values().any(|x| x.addr == e.addr) {
+                if s.endpoints.contains_key(&e.id) || s.endpoints.values().any(|x| x.addr == e.addr)
+                {
                     return Err("exists".into());
                 }
                 s.endpoints.insert(e.id, e.clone());
@@ -94,7 +99,8 @@ impl Kernel for FakeKernel {
             Op::AddRule(r) => s.rules.push(r.clone()),
             Op::DelRule(r) => {
                 let before = s.rules.len();
-                s.rules.retain(|x| !mptcp_agent_core::state::same_rule(x, r));
+                s.rules
+                    .retain(|x| !mptcp_agent_core::state::same_rule(x, r));
                 if before == s.rules.len() {
                     return Err("no such rule".into());
                 }
@@ -199,7 +205,11 @@ fn observed(k: &FakeKernel) -> Observed {
     obs.apply(
         &Event::KernelSnapshot(KernelSnapshot {
             links: vec![link(WLAN, "wlan0"), link(WWAN, "wwan0"), link(PPP, "ppp0")],
-            addresses: vec![addr(WLAN, "10.1.0.2"), addr(WWAN, "10.2.0.2"), addr(PPP, "10.4.0.2")],
+            addresses: vec![
+                addr(WLAN, "10.1.0.2"),
+                addr(WWAN, "10.2.0.2"),
+                addr(PPP, "10.4.0.2"),
+            ],
             routes: st.routes.clone(),
             rules: st.rules.clone(),
         }),
@@ -215,7 +225,10 @@ fn observed(k: &FakeKernel) -> Observed {
         }),
         t,
     );
-    obs.apply(&Event::Endpoints(st.endpoints.values().cloned().collect()), t);
+    obs.apply(
+        &Event::Endpoints(st.endpoints.values().cloned().collect()),
+        t,
+    );
     obs.apply(&Event::Limits(st.limits.unwrap()), t);
     obs.apply(&Event::Sysctls(st.sysctls.clone()), t);
     obs.apply(&Event::Mptcpd(None), t);
@@ -258,7 +271,14 @@ fn settled_on_old() -> (FakeKernel, Config, Observed) {
     let k = FakeKernel::new(initial_kernel());
     let mut obs = observed(&k);
     let mut cfg = Config::default();
-    run(apply_transaction(parse(OLD).unwrap(), &mut cfg, &mut obs, &k, &clock)).unwrap();
+    run(apply_transaction(
+        parse(OLD).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock,
+    ))
+    .unwrap();
     assert_eq!(k.state().endpoints.len(), 1, "{:?}", k.state());
     k.log.borrow_mut().clear();
     (k, cfg, obs)
@@ -267,18 +287,46 @@ fn settled_on_old() -> (FakeKernel, Config, Observed) {
 #[test]
 fn transaction_commits_every_change() {
     let (k, mut cfg, mut obs) = settled_on_old();
-    let c = run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &k, &clock)).unwrap();
+    let c = run(apply_transaction(
+        parse(NEW).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock,
+    ))
+    .unwrap();
     assert!(!c.deferred);
     let st = k.state();
-    assert_eq!(st.limits, Some(Limits { subflows: 4, add_addr_accepted: 1 }));
-    assert_eq!(st.sysctls.get("add_addr_timeout").map(String::as_str), Some("60"));
-    let addrs: Vec<String> = st.endpoints.values().map(|e| format!("{} {}", e.addr, e.flags)).collect();
-    assert!(addrs.contains(&"10.1.0.2 subflow backup".to_string()), "{addrs:?}");
+    assert_eq!(
+        st.limits,
+        Some(Limits {
+            subflows: 4,
+            add_addr_accepted: 1
+        })
+    );
+    assert_eq!(
+        st.sysctls.get("add_addr_timeout").map(String::as_str),
+        Some("60")
+    );
+    let addrs: Vec<String> = st
+        .endpoints
+        .values()
+        .map(|e| format!("{} {}", e.addr, e.flags))
+        .collect();
+    assert!(
+        addrs.contains(&"10.1.0.2 subflow backup".to_string()),
+        "{addrs:?}"
+    );
     assert!(addrs.contains(&"10.2.0.2 subflow".to_string()), "{addrs:?}");
     assert!(addrs.contains(&"10.4.0.2 subflow".to_string()), "{addrs:?}");
     // ppp0 has no default route in main: a table of its own and a source rule.
     assert_eq!(st.rules.len(), 1, "{st:?}");
-    assert!(st.routes.iter().any(|r| r.ifindex == Some(PPP) && r.table != TABLE_MAIN), "{st:?}");
+    assert!(
+        st.routes
+            .iter()
+            .any(|r| r.ifindex == Some(PPP) && r.table != TABLE_MAIN),
+        "{st:?}"
+    );
     assert_eq!(c.ops, k.log.borrow().len());
     assert_eq!(cfg, parse(NEW).unwrap());
 }
@@ -288,7 +336,14 @@ fn transaction_commits_every_change() {
 #[test]
 fn any_failure_rolls_everything_back() {
     let (probe, mut cfg, mut obs) = settled_on_old();
-    run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &probe, &clock)).unwrap();
+    run(apply_transaction(
+        parse(NEW).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &probe,
+        &clock,
+    ))
+    .unwrap();
     let ops: Vec<String> = probe.log.borrow().clone();
     assert!(ops.len() >= 7, "{ops:?}");
     for (i, failing) in ops.iter().enumerate() {
@@ -296,15 +351,30 @@ fn any_failure_rolls_everything_back() {
         let before = k.state();
         let old_cfg = cfg.clone();
         k.fail_on(failing);
-        let rb = run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &k, &clock))
-            .expect_err(&format!("failing `{failing}` must roll back"));
+        let rb = run(apply_transaction(
+            parse(NEW).unwrap(),
+            &mut cfg,
+            &mut obs,
+            &k,
+            &clock,
+        ))
+        .expect_err(&format!("failing `{failing}` must roll back"));
         assert_eq!(rb.op, *failing);
         assert_eq!(rb.undone, i, "{rb}");
         assert!(rb.undo_errors.is_empty(), "{rb}");
         let after = k.state();
-        assert_eq!(after.endpoints, before.endpoints, "endpoints after failing `{failing}`");
-        assert_eq!(after.limits, before.limits, "limits after failing `{failing}`");
-        assert_eq!(after.sysctls, before.sysctls, "sysctls after failing `{failing}`");
+        assert_eq!(
+            after.endpoints, before.endpoints,
+            "endpoints after failing `{failing}`"
+        );
+        assert_eq!(
+            after.limits, before.limits,
+            "limits after failing `{failing}`"
+        );
+        assert_eq!(
+            after.sysctls, before.sysctls,
+            "sysctls after failing `{failing}`"
+        );
         assert_eq!(after.rules, before.rules, "rules after failing `{failing}`");
         let mut r1 = after.routes.clone();
         let mut r2 = before.routes.clone();
@@ -314,7 +384,11 @@ fn any_failure_rolls_everything_back() {
         assert_eq!(cfg, old_cfg);
         assert!(rb.to_string().contains("earlier change(s) undone"), "{rb}");
         // The observed state follows the kernel: planning with the old config wants nothing.
-        assert!(plan(&cfg, &obs, clock()).steps.is_empty(), "{:?}", plan(&cfg, &obs, clock()).steps);
+        assert!(
+            plan(&cfg, &obs, clock()).steps.is_empty(),
+            "{:?}",
+            plan(&cfg, &obs, clock()).steps
+        );
     }
 }
 
@@ -322,9 +396,23 @@ fn any_failure_rolls_everything_back() {
 fn failed_config_fails_again_on_the_next_reload() {
     let (k, mut cfg, mut obs) = settled_on_old();
     k.fail_on("sysctl net.mptcp.add_addr_timeout=60");
-    assert!(run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &k, &clock)).is_err());
+    assert!(run(apply_transaction(
+        parse(NEW).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock
+    ))
+    .is_err());
     // Within the failure backoff: the op is not held back, it is tried and fails again.
-    assert!(run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &k, &clock)).is_err());
+    assert!(run(apply_transaction(
+        parse(NEW).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock
+    ))
+    .is_err());
     assert_eq!(k.state().limits, initial_kernel().limits);
 }
 
@@ -337,7 +425,14 @@ fn an_op_failing_before_does_not_block_a_new_config() {
     k.fail_on("add_addr_timeout=61");
     let mut obs = observed(&k);
     let mut cfg = parse(old).unwrap();
-    let c = run(apply_transaction(parse(new).unwrap(), &mut cfg, &mut obs, &k, &clock)).unwrap();
+    let c = run(apply_transaction(
+        parse(new).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock,
+    ))
+    .unwrap();
     assert_eq!(c.ops, 1);
     assert_eq!(k.state().limits.unwrap().subflows, 3);
 }
@@ -347,7 +442,14 @@ fn before_the_first_reconciliation_the_config_is_just_taken() {
     let k = FakeKernel::new(initial_kernel());
     let mut obs = Observed::new();
     let mut cfg = Config::default();
-    let c = run(apply_transaction(parse(NEW).unwrap(), &mut cfg, &mut obs, &k, &clock)).unwrap();
+    let c = run(apply_transaction(
+        parse(NEW).unwrap(),
+        &mut cfg,
+        &mut obs,
+        &k,
+        &clock,
+    ))
+    .unwrap();
     assert!(c.deferred);
     assert!(k.log.borrow().is_empty());
     assert_eq!(cfg, parse(NEW).unwrap());
@@ -357,10 +459,16 @@ fn before_the_first_reconciliation_the_config_is_just_taken() {
 fn inverses() {
     let (k, _cfg, obs) = settled_on_old();
     let e = k.state().endpoints.values().next().unwrap().clone();
-    assert_eq!(inverse(&Op::AddEndpoint(e.clone()), &obs), Some(Op::DelEndpoint(e.clone())));
+    assert_eq!(
+        inverse(&Op::AddEndpoint(e.clone()), &obs),
+        Some(Op::DelEndpoint(e.clone()))
+    );
     let mut implicit = e.clone();
     implicit.flags = EndpointFlags::IMPLICIT.union(EndpointFlags::SUBFLOW);
-    assert_eq!(inverse(&Op::DelEndpoint(implicit), &obs), Some(Op::AddEndpoint(e.clone())));
+    assert_eq!(
+        inverse(&Op::DelEndpoint(implicit), &obs),
+        Some(Op::AddEndpoint(e.clone()))
+    );
     let set = Op::SetEndpointFlags {
         endpoint: e.clone(),
         flags: EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP),
@@ -368,25 +476,64 @@ fn inverses() {
     match inverse(&set, &obs) {
         Some(Op::SetEndpointFlags { endpoint, flags }) => {
             assert_eq!(flags, e.flags);
-            assert_eq!(endpoint.flags, EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP));
+            assert_eq!(
+                endpoint.flags,
+                EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP)
+            );
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        inverse(&Op::SetLimits(Limits { subflows: 8, add_addr_accepted: 8 }), &obs),
-        Some(Op::SetLimits(Limits { subflows: 2, add_addr_accepted: 0 }))
+        inverse(
+            &Op::SetLimits(Limits {
+                subflows: 8,
+                add_addr_accepted: 8
+            }),
+            &obs
+        ),
+        Some(Op::SetLimits(Limits {
+            subflows: 2,
+            add_addr_accepted: 0
+        }))
     );
     assert_eq!(
-        inverse(&Op::SetSysctl { name: "add_addr_timeout".into(), value: "1".into() }, &obs),
-        Some(Op::SetSysctl { name: "add_addr_timeout".into(), value: "120".into() })
+        inverse(
+            &Op::SetSysctl {
+                name: "add_addr_timeout".into(),
+                value: "1".into()
+            },
+            &obs
+        ),
+        Some(Op::SetSysctl {
+            name: "add_addr_timeout".into(),
+            value: "120".into()
+        })
     );
-    assert_eq!(inverse(&Op::SetSysctl { name: "unknown".into(), value: "1".into() }, &obs), None);
+    assert_eq!(
+        inverse(
+            &Op::SetSysctl {
+                name: "unknown".into(),
+                value: "1".into()
+            },
+            &obs
+        ),
+        None
+    );
     let r = default_via(WLAN, "10.1.0.1");
-    assert_eq!(inverse(&Op::AddRoute(r.clone()), &obs), Some(Op::DelRoute(r.clone())));
-    assert_eq!(inverse(&Op::DelRoute(r.clone()), &obs), Some(Op::AddRoute(r)));
+    assert_eq!(
+        inverse(&Op::AddRoute(r.clone()), &obs),
+        Some(Op::DelRoute(r.clone()))
+    );
+    assert_eq!(
+        inverse(&Op::DelRoute(r.clone()), &obs),
+        Some(Op::AddRoute(r))
+    );
     let mut readd = e.clone();
     readd.flags = EndpointFlags::SIGNAL;
-    assert_eq!(inverse(&Op::ReaddEndpoint(readd), &obs), Some(Op::ReaddEndpoint(e)));
+    assert_eq!(
+        inverse(&Op::ReaddEndpoint(readd), &obs),
+        Some(Op::ReaddEndpoint(e))
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -415,14 +562,45 @@ fn shipped_configs_are_valid() {
     assert!(n >= 3, "conf/examples has {n} configs");
     // Every key of the schema appears (set or commented out) in the annotated default.
     for key in [
-        "schema_version", "[networkmanager]", "follow", "conf_paths", "[limits]", "subflows", "add_addr_accepted",
-        "[sysctl]", "enabled", "add_addr_timeout", "checksum_enabled", "allow_join_initial_addr_port",
-        "stale_loss_cnt", "scheduler", "close_timeout", "blackhole_timeout", "syn_retrans_before_tcp_fallback",
-        "[routing]", "table_base", "rule_priority", "protocol", "[reestablish]", "initial_delay_ms",
-        "max_delay_ms", "[[link]]", "name", "interfaces", "device_types", "metered", "manage", "flags",
-        "on_carrier_loss", "ipv4", "ipv6",
+        "schema_version",
+        "[networkmanager]",
+        "follow",
+        "conf_paths",
+        "[limits]",
+        "subflows",
+        "add_addr_accepted",
+        "[sysctl]",
+        "enabled",
+        "add_addr_timeout",
+        "checksum_enabled",
+        "allow_join_initial_addr_port",
+        "stale_loss_cnt",
+        "scheduler",
+        "close_timeout",
+        "blackhole_timeout",
+        "syn_retrans_before_tcp_fallback",
+        "[routing]",
+        "table_base",
+        "rule_priority",
+        "protocol",
+        "[reestablish]",
+        "initial_delay_ms",
+        "max_delay_ms",
+        "[[link]]",
+        "name",
+        "interfaces",
+        "device_types",
+        "metered",
+        "manage",
+        "flags",
+        "on_carrier_loss",
+        "ipv4",
+        "ipv6",
     ] {
-        assert!(BUILT_IN.contains(key), "conf/agent.toml does not document {key}");
+        assert!(
+            BUILT_IN.contains(key),
+            "conf/agent.toml does not document {key}"
+        );
     }
 }
 
@@ -430,7 +608,10 @@ fn shipped_configs_are_valid() {
 fn digest_is_stable_and_content_bound() {
     assert_eq!(digest(""), "fnv1a64:cbf29ce484222325");
     assert_eq!(digest("a"), "fnv1a64:af63dc4c8601ec8c");
-    assert_ne!(digest("schema_version = 1\n"), digest("schema_version = 1 \n"));
+    assert_ne!(
+        digest("schema_version = 1\n"),
+        digest("schema_version = 1 \n")
+    );
 }
 
 #[test]
@@ -445,7 +626,10 @@ fn last_good_is_saved_atomically_and_privately() {
     save_last_good(&state, "schema_version = 1\n# two\n").unwrap();
     assert!(std::fs::read_to_string(&p).unwrap().ends_with("# two\n"));
     // No temporary file is left behind.
-    let names: Vec<_> = std::fs::read_dir(&state).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(load(&p).is_ok());
 }
@@ -469,15 +653,28 @@ fn start_falls_back_to_last_good_then_built_in() {
     assert_eq!(cfg, parse(OLD).unwrap());
     assert_eq!(lc.info.source, ConfigSource::File);
     assert_eq!(lc.info.digest, digest(OLD));
-    assert_eq!(std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(), OLD);
+    assert_eq!(
+        std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(),
+        OLD
+    );
     drop(lc);
 
     // Broken file: the last good one runs; the error names the position.
-    write(&opts.config, "schema_version = 1\n[limits]\nsubflows = 99\n", 0o644);
+    write(
+        &opts.config,
+        "schema_version = 1\n[limits]\nsubflows = 99\n",
+        0o644,
+    );
     let (lc, cfg) = run(Lifecycle::start(options(dir.path())));
     assert_eq!(cfg, parse(OLD).unwrap());
     assert_eq!(lc.info.source, ConfigSource::LastGood);
-    assert!(lc.info.last_error.contains("agent.toml:3:12: limits.subflows = 99"), "{}", lc.info.last_error);
+    assert!(
+        lc.info
+            .last_error
+            .contains("agent.toml:3:12: limits.subflows = 99"),
+        "{}",
+        lc.info.last_error
+    );
     assert_eq!(lc.info.digest, digest(OLD));
     drop(lc);
 
@@ -487,7 +684,11 @@ fn start_falls_back_to_last_good_then_built_in() {
     let (lc, cfg) = run(Lifecycle::start(options(dir.path())));
     assert_eq!(cfg, built_in().config);
     assert_eq!(lc.info.source, ConfigSource::BuiltIn);
-    assert!(lc.info.last_error.contains("world-writable"), "{}", lc.info.last_error);
+    assert!(
+        lc.info.last_error.contains("world-writable"),
+        "{}",
+        lc.info.last_error
+    );
     drop(lc);
 
     // An unsafe last good file is not used either.
@@ -509,8 +710,15 @@ fn reload_rejects_or_applies_and_keeps_last_good() {
     run(async {
         let (mut lc, mut cfg) = Lifecycle::start(options(dir.path())).await;
         // Invalid: rejected with the position, nothing touched, last good in use.
-        write(&opts.config, "schema_version = 1\n[[link]]\ninterfaces = [\"wl[an\"]\nflags = [\"subflow\"]\n", 0o600);
-        let e = lc.reload("test", false, &mut cfg, &mut obs, &k, start).await.unwrap_err();
+        write(
+            &opts.config,
+            "schema_version = 1\n[[link]]\ninterfaces = [\"wl[an\"]\nflags = [\"subflow\"]\n",
+            0o600,
+        );
+        let e = lc
+            .reload("test", false, &mut cfg, &mut obs, &k, start)
+            .await
+            .unwrap_err();
         match &e {
             AgentError::ConfigRejected(m) => assert!(m.contains("agent.toml:3:15:"), "{m}"),
             other => panic!("{other:?}"),
@@ -522,17 +730,28 @@ fn reload_rejects_or_applies_and_keeps_last_good() {
 
         // Valid: applied, saved as last good, error cleared.
         write(&opts.config, NEW, 0o600);
-        let d = lc.reload("test", false, &mut cfg, &mut obs, &k, start).await.unwrap();
+        let d = lc
+            .reload("test", false, &mut cfg, &mut obs, &k, start)
+            .await
+            .unwrap();
         assert_eq!(d, digest(NEW));
         assert_eq!(cfg, parse(NEW).unwrap());
         assert_eq!(lc.info.source, ConfigSource::File);
         assert!(lc.info.last_error.is_empty());
-        assert_eq!(std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(), NEW);
+        assert_eq!(
+            std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(),
+            NEW
+        );
         assert!(k.state().endpoints.len() >= 3);
 
         // Unchanged file on a file event: nothing happens.
         k.log.borrow_mut().clear();
-        assert_eq!(lc.reload("test", true, &mut cfg, &mut obs, &k, start).await.unwrap(), digest(NEW));
+        assert_eq!(
+            lc.reload("test", true, &mut cfg, &mut obs, &k, start)
+                .await
+                .unwrap(),
+            digest(NEW)
+        );
         assert!(k.log.borrow().is_empty());
 
         // Valid but a kernel op fails: rolled back, last good unchanged.
@@ -540,12 +759,21 @@ fn reload_rejects_or_applies_and_keeps_last_good() {
         write(&opts.config, &third, 0o600);
         k.fail_on("limits set subflows 5");
         let before = k.state();
-        let e = lc.reload("test", false, &mut cfg, &mut obs, &k, start).await.unwrap_err();
-        assert!(matches!(e, AgentError::ApplyFailed(ref m) if m.contains("limits set subflows 5")), "{e:?}");
+        let e = lc
+            .reload("test", false, &mut cfg, &mut obs, &k, start)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AgentError::ApplyFailed(ref m) if m.contains("limits set subflows 5")),
+            "{e:?}"
+        );
         assert_eq!(k.state(), before);
         assert_eq!(cfg, parse(NEW).unwrap());
         assert_eq!(lc.info.source, ConfigSource::LastGood);
-        assert_eq!(std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(), NEW);
+        assert_eq!(
+            std::fs::read_to_string(opts.state_dir.join(LAST_GOOD_FILE)).unwrap(),
+            NEW
+        );
     });
 }
 
@@ -564,28 +792,44 @@ fn watcher_sees_rename_and_in_place_write_only_of_its_file() {
         let tmp = dir.path().join(".agent.toml.new");
         write(&tmp, NEW, 0o600);
         std::fs::rename(&tmp, &path).unwrap();
-        tokio::time::timeout(bound, w.changed()).await.expect("rename seen");
+        tokio::time::timeout(bound, w.changed())
+            .await
+            .expect("rename seen");
         // In-place write in several pieces: one change after the writer is done.
         let t0 = tokio::time::Instant::now();
         {
-            let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)
+                .unwrap();
             for chunk in OLD.as_bytes().chunks(16) {
                 f.write_all(chunk).unwrap();
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        tokio::time::timeout(bound, w.changed()).await.expect("in-place write seen");
+        tokio::time::timeout(bound, w.changed())
+            .await
+            .expect("in-place write seen");
         assert!(t0.elapsed() >= DEBOUNCE, "debounced");
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), w.changed()).await.is_err(),
+            tokio::time::timeout(Duration::from_millis(300), w.changed())
+                .await
+                .is_err(),
             "one change per write burst"
         );
         // Other files in the directory are not the config.
         write(&dir.path().join("other.toml"), "x", 0o600);
-        assert!(tokio::time::timeout(Duration::from_millis(400), w.changed()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), w.changed())
+                .await
+                .is_err()
+        );
         // chmod counts (permissions are part of the check).
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        tokio::time::timeout(bound, w.changed()).await.expect("chmod seen");
+        tokio::time::timeout(bound, w.changed())
+            .await
+            .expect("chmod seen");
     });
 }
 
@@ -600,11 +844,17 @@ fn watcher_survives_the_directory_being_replaced() {
         let mut w = Watcher::new(&path).unwrap();
         std::fs::remove_dir_all(&etc).unwrap();
         // The deletion itself is a change of the file.
-        tokio::time::timeout(Duration::from_secs(3), w.changed()).await.expect("delete seen");
+        tokio::time::timeout(Duration::from_secs(3), w.changed())
+            .await
+            .expect("delete seen");
         std::fs::create_dir(&etc).unwrap();
         write(&path, NEW, 0o600);
-        tokio::time::timeout(REWATCH * 3, w.changed()).await.expect("seen again after re-watch");
+        tokio::time::timeout(REWATCH * 3, w.changed())
+            .await
+            .expect("seen again after re-watch");
         write(&path, OLD, 0o600);
-        tokio::time::timeout(Duration::from_secs(3), w.changed()).await.expect("watching the new directory");
+        tokio::time::timeout(Duration::from_secs(3), w.changed())
+            .await
+            .expect("watching the new directory");
     });
 }

@@ -5,8 +5,8 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, AddrFlags, Address, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot, Link, Millis,
-    Observed, OperState, Route, TABLE_MAIN,
+    config::load, AddrFlags, Address, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot,
+    Link, Millis, Observed, OperState, Route, TABLE_MAIN,
 };
 
 use super::*;
@@ -69,7 +69,10 @@ fn introspection_xml_is_checked_in() {
          MPTCP_AGENT_BLESS=1 cargo test -p mptcp-agent introspection\n--- served:\n{served}\n--- {XML_PATH}:\n{checked_in}"
     );
     // The interface block must sit inside a <node>, like every D-Bus interface file.
-    assert!(file.contains("<node>") && file.trim_end().ends_with("</node>"), "{file}");
+    assert!(
+        file.contains("<node>") && file.trim_end().ends_with("</node>"),
+        "{file}"
+    );
 }
 
 /// Member names of the interface (methods, signals, properties) and the error names.
@@ -99,18 +102,32 @@ fn dbus_api_doc_mentions_every_member_and_error() {
             missing.push(m.clone());
         }
     }
-    for e in ["AccessDenied", "ConfigRejected", "ApplyFailed", "ResyncFailed", "Unavailable"] {
+    for e in [
+        "AccessDenied",
+        "ConfigRejected",
+        "ApplyFailed",
+        "ResyncFailed",
+        "Unavailable",
+    ] {
         let full = format!("io.github.meta_mptcp.Agent1.Error.{e}");
         if !doc.contains(&full) {
             missing.push(full);
         }
     }
-    for word in [BUS_NAME, OBJECT_PATH, ADMIN_GROUP, "org.freedesktop.DBus.Error.AccessDenied"] {
+    for word in [
+        BUS_NAME,
+        OBJECT_PATH,
+        ADMIN_GROUP,
+        "org.freedesktop.DBus.Error.AccessDenied",
+    ] {
         if !doc.contains(word) {
             missing.push(word.to_string());
         }
     }
-    assert!(missing.is_empty(), "{DOC_PATH} does not mention: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "{DOC_PATH} does not mention: {missing:?}"
+    );
 }
 
 #[test]
@@ -124,7 +141,10 @@ fn error_names() {
         AgentError::ConfigRejected("x".into()).name().as_str(),
         "io.github.meta_mptcp.Agent1.Error.ConfigRejected"
     );
-    assert_eq!(AgentError::ApplyFailed("why".into()).description(), Some("why"));
+    assert_eq!(
+        AgentError::ApplyFailed("why".into()).description(),
+        Some("why")
+    );
 }
 
 const CFG: &str = r#"
@@ -152,7 +172,11 @@ fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
         lower_up: carrier,
         loopback: false,
         point_to_point: false,
-        oper: if carrier { OperState::Up } else { OperState::LowerLayerDown },
+        oper: if carrier {
+            OperState::Up
+        } else {
+            OperState::LowerLayerDown
+        },
         kind: None,
     }
 }
@@ -190,7 +214,12 @@ fn world() -> (Config, Observed) {
     let now = Millis(0);
     obs.apply(
         &Event::KernelSnapshot(KernelSnapshot {
-            links: vec![link(2, "wlan0", true), link(3, "wwan0", true), link(4, "veth0", true), link(5, "eth9", false)],
+            links: vec![
+                link(2, "wlan0", true),
+                link(3, "wwan0", true),
+                link(4, "veth0", true),
+                link(5, "eth9", false),
+            ],
             addresses: vec![addr(2, "10.1.0.2"), addr(3, "10.2.0.2")],
             routes: vec![default_via(2, "10.1.0.1"), default_via(3, "10.2.0.1")],
             rules: vec![],
@@ -246,11 +275,22 @@ fn snapshot_shows_links_endpoints_limits_caps() {
     assert_eq!(s.mode, "kernel-only");
     let by = |n: &str| s.links.iter().find(|l| l.name == n).unwrap().clone();
     let wlan = by("wlan0");
-    assert_eq!((wlan.state.as_str(), wlan.carrier, wlan.rule.as_str(), wlan.policy.as_str()), ("active", true, "wifi", "subflow"));
+    assert_eq!(
+        (
+            wlan.state.as_str(),
+            wlan.carrier,
+            wlan.rule.as_str(),
+            wlan.policy.as_str()
+        ),
+        ("active", true, "wifi", "subflow")
+    );
     assert!(wlan.policy_applied, "{wlan:?}");
     assert!(wlan.detail.contains("10.1.0.2"), "{wlan:?}");
     let wwan = by("wwan0");
-    assert_eq!((wwan.state.as_str(), wwan.policy.as_str()), ("active", "subflow backup"));
+    assert_eq!(
+        (wwan.state.as_str(), wwan.policy.as_str()),
+        ("active", "subflow backup")
+    );
     assert!(!wwan.policy_applied, "no endpoint yet: {wwan:?}");
     assert_eq!(by("veth0").state, "ignored");
     assert!(by("veth0").policy_applied);
@@ -258,9 +298,18 @@ fn snapshot_shows_links_endpoints_limits_caps() {
     assert_eq!((eth.state.as_str(), eth.carrier), ("unmatched", false));
     assert_eq!(s.endpoints.len(), 1);
     let e = &s.endpoints[0];
-    assert_eq!((e.id, e.address.as_str(), e.interface.as_str(), e.port), (1, "10.1.0.2", "wlan0", 0));
+    assert_eq!(
+        (e.id, e.address.as_str(), e.interface.as_str(), e.port),
+        (1, "10.1.0.2", "wlan0", 0)
+    );
     assert_eq!(e.flags, vec!["subflow".to_string()]);
-    assert_eq!(s.limits, LimitsInfo { subflows: 2, add_addr_accepted: 0 });
+    assert_eq!(
+        s.limits,
+        LimitsInfo {
+            subflows: 2,
+            add_addr_accepted: 0
+        }
+    );
     assert_eq!(s.caps.generation, "test kernel");
     assert!(s.caps.events && s.caps.set_flags);
     assert_eq!(s.config, info);
@@ -285,9 +334,18 @@ fn endpoint_changes_by_id() {
         flags: flags.iter().map(|s| s.to_string()).collect(),
         ..EndpointInfo::default()
     };
-    let old = vec![e(1, "10.1.0.2", &["subflow"]), e(2, "10.2.0.2", &["subflow"])];
-    let new = vec![e(2, "10.2.0.2", &["subflow", "backup"]), e(3, "10.3.0.2", &["subflow"])];
-    let ch: Vec<(&str, u8)> = endpoint_changes(&old, &new).into_iter().map(|(c, e)| (c, e.id)).collect();
+    let old = vec![
+        e(1, "10.1.0.2", &["subflow"]),
+        e(2, "10.2.0.2", &["subflow"]),
+    ];
+    let new = vec![
+        e(2, "10.2.0.2", &["subflow", "backup"]),
+        e(3, "10.3.0.2", &["subflow"]),
+    ];
+    let ch: Vec<(&str, u8)> = endpoint_changes(&old, &new)
+        .into_iter()
+        .map(|(c, e)| (c, e.id))
+        .collect();
     assert_eq!(ch, vec![("removed", 1), ("changed", 2), ("added", 3)]);
     assert!(endpoint_changes(&new, &new).is_empty());
 }
@@ -304,6 +362,9 @@ fn admin_is_root_or_group_member() {
 
 #[test]
 fn flag_names_split() {
-    assert_eq!(flag_names(EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP)), vec!["subflow", "backup"]);
+    assert_eq!(
+        flag_names(EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP)),
+        vec!["subflow", "backup"]
+    );
     assert!(flag_names(EndpointFlags::empty()).is_empty());
 }
