@@ -48,11 +48,16 @@ wwan_subflows() { ip netns exec "$DEV" ss -tnH state established "( sport != :22
 has_wwan_subflow() { [ "$(wwan_subflows)" -gt 0 ]; }
 
 bold "starting mptcp-agent in the device namespace (config: conf/agent.toml)"
-install -m 0644 conf/agent.toml "$LAB_DIR/agent.toml"
+# The shipped default config, told where this lab's NetworkManager keeps its configuration
+# (the agent reads it to check that NetworkManager's own MPTCP handling is off).
+sed "s|^\[networkmanager\]|&\nconf_paths = [\"$LAB_DIR/nm/etc/NetworkManager.conf\", \"$LAB_DIR/nm/etc/conf.d\"]|" \
+  conf/agent.toml > "$LAB_DIR/agent.toml"
+chmod 0644 "$LAB_DIR/agent.toml"
+"$BIN/mptcp-agent" check-config "$LAB_DIR/agent.toml"
 "$LAB" spawn dev monitor ip -ts mptcp monitor >/dev/null
 t0=$(now_ms)
-RUST_LOG=${RUST_LOG:-info} "$LAB" spawn dev agent env RUST_LOG="${RUST_LOG:-info}" \
-  MPTCP_AGENT_STATE_DIR="$LAB_DIR/agent-state" "$BIN/mptcp-agent" run --config "$LAB_DIR/agent.toml" >/dev/null
+RUST_LOG=${RUST_LOG:-info,netlink_packet_route=error} "$LAB" spawn dev agent env RUST_LOG="${RUST_LOG:-info,netlink_packet_route=error}" \
+  "$BIN/mptcp-agent" run --config "$LAB_DIR/agent.toml" --state-dir "$LAB_DIR/agent-state" >/dev/null
 wait_until 5000 has_ep wlan0 >/dev/null; wait_until 5000 has_ep wwan0 >/dev/null
 echo "endpoints on both uplinks $(( $(now_ms) - t0 )) ms after start (includes process start-up):"
 ip -n "$DEV" mptcp endpoint show | sed 's/^/  /'
