@@ -672,9 +672,11 @@ pub async fn serve(
         .await?
     {
         RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => {}
-        other => return Err(zbus::Error::Failure(format!(
+        other => {
+            return Err(zbus::Error::Failure(format!(
             "{BUS_NAME} is owned by another process ({other:?}); is another mptcp-agent running?"
-        ))),
+        )))
+        }
     }
     let (snap_tx, snap_rx) = watch::channel(initial);
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
