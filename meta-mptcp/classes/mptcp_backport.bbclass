@@ -161,7 +161,7 @@ do_configure:prepend:mptcp() {
 }
 
 # After it: merge the fragments where kernel-yocto does not, then check that every option a
-# fragment sets (or unsets) has that value in the final .config.
+# fragment sets (or unsets) has that value in the final .config ("=y" also satisfies "=m").
 do_configure:append:mptcp() {
     if [ "${@mptcp_merge_needed(d)}" = "1" ]; then
         ${S}/scripts/kconfig/merge_config.sh -m -O ${B} ${B}/.config ${@' '.join(mptcp_fragments(d))}
@@ -194,7 +194,8 @@ do_configure:append:mptcp() {
                 if [ -z "$got" ]; then
                     got=n
                 fi
-                if [ "$got" != "$want" ]; then
+                # Built in satisfies a module request: the feature is there either way.
+                if [ "$got" != "$want" ] && ! { [ "$want" = m ] && [ "$got" = y ]; }; then
                     case "$sym" in
                     CONFIG_MPTCP_IPV6) hint=" (needs CONFIG_IPV6=y: IPv6 as a module drops it)" ;;
                     CONFIG_INET_MPTCP_DIAG) hint=" (needs CONFIG_INET_DIAG)" ;;

@@ -299,16 +299,17 @@ class KernelClass(unittest.TestCase):
         return subprocess.run(["sh", "-c", sh], capture_output=True, text=True, timeout=30)
 
     def test_kconfig_check_passes_when_every_option_arrived(self):
-        r = self.run_kconfig_check("CONFIG_INET=y\nCONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\nCONFIG_INET_MPTCP_DIAG=m\n")
+        # "=y" satisfies the fragment's "=m".
+        r = self.run_kconfig_check("CONFIG_INET=y\nCONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\nCONFIG_INET_MPTCP_DIAG=y\n")
         self.assertEqual(r.returncode, 0, msg=r.stderr)
         self.assertIn("are in .config", r.stdout)
 
     def test_kconfig_check_names_the_dropped_options(self):
-        r = self.run_kconfig_check("CONFIG_MPTCP=y\n# CONFIG_MPTCP_IPV6 is not set\nCONFIG_INET_MPTCP_DIAG=y\n"
+        r = self.run_kconfig_check("CONFIG_MPTCP=y\n# CONFIG_MPTCP_IPV6 is not set\n"
                                    "CONFIG_MPTCP_KUNIT_TEST=y\n")
         self.assertEqual(r.returncode, 1)
         self.assertIn("CONFIG_MPTCP_IPV6: fragment mptcp.cfg wants y, .config has n (needs CONFIG_IPV6=y", r.stderr)
-        self.assertIn("CONFIG_INET_MPTCP_DIAG: fragment mptcp.cfg wants m, .config has y", r.stderr)
+        self.assertIn("CONFIG_INET_MPTCP_DIAG: fragment mptcp.cfg wants m, .config has n", r.stderr)
         self.assertIn("CONFIG_MPTCP_KUNIT_TEST: fragment mptcp.cfg wants n, .config has y", r.stderr)
         self.assertNotIn("CONFIG_MPTCP:", r.stderr)
 
@@ -491,20 +492,21 @@ class Buildroot(unittest.TestCase):
     def run_check(self, dotconfig):
         with tempfile.TemporaryDirectory() as tmp:
             frag = Path(tmp) / "mptcp.cfg"
-            frag.write_text("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\n# CONFIG_MPTCP_KUNIT_TEST is not set\n")
+            frag.write_text("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\n# CONFIG_MPTCP_KUNIT_TEST is not set\n"
+                            "CONFIG_INET_MPTCP_DIAG=m\n")
             conf = Path(tmp) / ".config"
             conf.write_text(dotconfig)
             return subprocess.run([str(BR / "scripts/check-kernel-config"), str(conf), str(frag)],
                                   capture_output=True, text=True, timeout=30)
 
     def test_check_kernel_config_script(self):
-        ok = self.run_check("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\n")
+        ok = self.run_check("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=y\nCONFIG_INET_MPTCP_DIAG=y\n")
         self.assertEqual(ok.returncode, 0, msg=ok.stderr)
-        bad = self.run_check("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=m\nCONFIG_MPTCP_KUNIT_TEST=y\n")
+        bad = self.run_check("CONFIG_MPTCP=y\nCONFIG_MPTCP_IPV6=m\nCONFIG_MPTCP_KUNIT_TEST=y\nCONFIG_INET_MPTCP_DIAG=m\n")
         self.assertEqual(bad.returncode, 1)
         self.assertIn("CONFIG_MPTCP_IPV6: mptcp.cfg wants y", bad.stderr)
         self.assertIn("CONFIG_MPTCP_KUNIT_TEST: mptcp.cfg wants n", bad.stderr)
-        self.assertIn("2 of 3", bad.stderr)
+        self.assertIn("2 of 4", bad.stderr)
 
 
 class Report(unittest.TextTestResult):

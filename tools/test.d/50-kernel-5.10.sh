@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel under QEMU
 # (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the MPTCP selftests
-# pm_netlink.sh and diag.sh (per case) and the KUnit MPTCP tests; the genl root tests also
+# pm_netlink.sh (per case) and the KUnit MPTCP tests; the genl root tests also
 # run on the host kernel for the table. Counts are test cases; the table goes to
-# $KMX_TABLE (default: the results directory under the kmx cache).
-# Cost: ~1 min warm (cached image), plus the kernel build when cold (see docs/kernel-matrix.md).
+# $KMX_TABLE (default: the results directory under the kmx cache). KMX_CI_SELFTESTS picks the
+# selftest subset (default pm_netlink; diag.sh uses 100 ms socket timeouts that an emulated
+# guest misses on a loaded host, so it runs in the full matrix only).
+# Cost measured (TCG, host loaded by other builds): 469 s warm; a cold 5.10 build adds 5-60 min
+# depending on load (docs/kernel-matrix.md).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KMX=$ROOT/kernel-matrix/kmx
@@ -22,7 +25,13 @@ fail_setup() {
 [ -f "$SOURCE" ] || fail_setup "$SOURCE missing (tools/setup.sh installs linux-source-5.10)"
 [ -x "$ROOT/.venv/bin/vng" ] || fail_setup "virtme-ng missing (tools/setup.sh installs it into .venv)"
 command -v qemu-system-x86_64 >/dev/null || fail_setup "qemu-system-x86_64 missing (tools/setup.sh)"
-[ "$(id -u)" = 0 ] || fail_setup "needs root (the host half runs root tests)"
+if [ "$(id -u)" != 0 ]; then
+	# Same rule as the Rust root tests: skipped loudly, or failed when they are required.
+	[ "${MPTCP_REQUIRE_ROOT_TESTS:-0}" = 1 ] && fail_setup "needs root (MPTCP_REQUIRE_ROOT_TESTS=1)"
+	echo "*** kernel-5.10: SKIPPED, needs root ***" >&2
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
 
 t0=$(date +%s)
 "$KMX" build >"$work/build.out" 2>"$work/build.err" || { cat "$work/build.err" >&2; fail_setup "kernel build failed"; }
@@ -39,7 +48,7 @@ for l in sys.stdin:
 [ -n "$genl" ] || { tail -20 "$work/cargo.err" >&2; fail_setup "cargo test -p mptcp-genl --test kernel --no-run failed"; }
 
 "$KMX" libtest --suite mptcp-genl:kernel --json "$work/genl-5.10.json" -- "$genl"
-"$KMX" selftests --tests pm_netlink,diag --per-test-timeout 600 --json "$work/selftests-5.10.json"
+"$KMX" selftests --tests "${KMX_CI_SELFTESTS:-pm_netlink}" --per-test-timeout 600 --retries 1 --json "$work/selftests-5.10.json"
 "$KMX" libtest --host --suite mptcp-genl:kernel --json "$work/genl-host.json" -- "$genl"
 
 table=${KMX_TABLE:-$work/table.md}
@@ -48,19 +57,36 @@ cat "$table"
 [ -n "${KMX_TABLE:-}" ] || cp "$table" "$(dirname "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results_dir"])' "$work/selftests-5.10.json")")/table-5.10-host.md"
 echo "kernel-5.10: total $(($(date +%s) - t0))s (build ${t_build}s)" >&2
 
-# Counted per test case, over all result files.
-python3 - "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json <<'EOF'
+# Counted per test case, over all result files. On plain 5.10 the cases listed in
+# kernel-matrix/expected/5.10.223.tsv must fail (5.10 lacks what they test): they count as passed
+# with their reason printed; any other failure, or a listed case that passes, is a failure.
+python3 - "$ROOT/kernel-matrix/expected/5.10.223.tsv" "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json <<'EOF'
 import json, sys
+expected = {}
+for line in open(sys.argv[1]):
+    if line.strip() and not line.startswith("#"):
+        suite, case, why = line.rstrip("\n").split("\t", 2)
+        expected[(suite, case)] = why
 n = {"pass": 0, "fail": 0, "skip": 0}
-for f in sys.argv[1:]:
+for f in sys.argv[2:]:
+    guest = "host" not in f.rsplit("/", 1)[-1]
     try:
         r = json.load(open(f))
     except (OSError, ValueError):
+        print(f"FAIL  no results in {f}")
         n["fail"] += 1
         continue
     for s in r["suites"]:
         for c in s["cases"]:
-            n[c["status"]] += 1
+            why = expected.get((s["suite"], c["name"])) if guest else None
+            if why is None:
+                n[c["status"]] += 1
+            elif c["status"] == "fail":
+                print(f"ok    expected failure on 5.10: {s['suite']} {c['name']}: {why}")
+                n["pass"] += 1
+            else:
+                print(f"FAIL  {s['suite']} {c['name']} was expected to fail on 5.10 ({why}) but is {c['status']}: update kernel-matrix/expected/5.10.223.tsv")
+                n["fail"] += 1
 print(f"{n['pass']} passed, {n['fail']} failed, {n['skip']} skipped")
 sys.exit(1 if n["fail"] else 0)
 EOF
