@@ -341,8 +341,23 @@ impl<'a> Session<'a> {
         move |eps: &[Ep]| Self::has(eps, a4) && Self::has(eps, a6)
     }
 
+    /// All four namespaces of the lab still exist (a concurrent `tools/test.sh` deletes
+    /// namespaces that appeared during its run, which tears down the lab's veths).
+    pub fn lab_intact(&self) -> Result<(), String> {
+        for node in [Node::Device, Node::Router, Node::Nat, Node::Server] {
+            let ns = self.lab.ns(node);
+            if !Path::new("/run/netns").join(ns).exists() {
+                return Err(format!(
+                    "the lab was destroyed from outside: namespace {ns} is gone (another process deleted it)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Wait until every uplink has its endpoints (the state each repetition starts from).
     pub fn ensure_steady(&self) -> Result<(), String> {
+        self.lab_intact()?;
         if let Some(e) = self.obs.error() {
             return Err(format!("the observer failed: {e}"));
         }

@@ -239,6 +239,11 @@ fn step(
         log(format!("  {}: {what}: {e}", sess.c.id()));
         r.errors.push(format!("{what}: {e}"));
     }
+    if let Err(e) = sess.lab_intact() {
+        log(&e);
+        r.not_run = Some(e);
+        return false;
+    }
     if sess.manager_pid().is_none() {
         let why = format!(
             "{} is no longer running (after {what}); its log ends:\n{}",

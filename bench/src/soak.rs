@@ -931,6 +931,7 @@ fn soak(
             ));
         }
         std::thread::sleep(Duration::from_millis(rng.below(100)));
+        sess.lab_intact()?;
         if sess.manager_pid().is_none() {
             return Err(format!(
                 "the agent died; its log ends:\n{}",
