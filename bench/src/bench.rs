@@ -37,6 +37,8 @@ pub const TRAFFIC_PORT: u16 = 5000;
 /// one (wlan0 has the lower route metric), so the flapped path always carries a join.
 pub const FLAPPED: &str = "wwan0";
 pub const STEADY: &str = "wlan0";
+/// How the error of a lab that someone else tore down begins.
+pub const DESTROYED_FROM_OUTSIDE: &str = "the lab was destroyed from outside";
 
 /// What a run needs besides its parameters.
 pub struct Settings {
@@ -348,7 +350,7 @@ impl<'a> Session<'a> {
             let ns = self.lab.ns(node);
             if !Path::new("/run/netns").join(ns).exists() {
                 return Err(format!(
-                    "the lab was destroyed from outside: namespace {ns} is gone (another process deleted it)"
+                    "{DESTROYED_FROM_OUTSIDE}: namespace {ns} is gone (another process deleted it)"
                 ));
             }
         }

@@ -370,15 +370,34 @@ fn run_contender(c: Contender, s: &Settings, m: &model::Machine) -> ContenderRes
             return r;
         }
     }
-    match Session::open(c, s) {
-        Err(e) => {
-            log(format!("  {}: {e}", c.id()));
-            r.not_run = Some(e);
+    // A lab destroyed from outside (a concurrent `tools/test.sh` deletes namespaces that
+    // appeared during its run) says nothing about the contender: start it over, fresh.
+    const ATTEMPTS: usize = 3;
+    let mut destroyed = 0;
+    for attempt in 1..=ATTEMPTS {
+        match Session::open(c, s) {
+            Err(e) => {
+                log(format!("  {}: {e}", c.id()));
+                r.not_run = Some(e);
+            }
+            Ok(sess) => {
+                scenarios(&sess, &mut r);
+                sess.save_logs(&s.results.join("logs").join(c.id()));
+            }
         }
-        Ok(sess) => {
-            scenarios(&sess, &mut r);
-            sess.save_logs(&s.results.join("logs").join(c.id()));
+        let outside = r
+            .not_run
+            .as_deref()
+            .is_some_and(|w| w.starts_with(bench::DESTROYED_FROM_OUTSIDE));
+        if !outside || attempt == ATTEMPTS {
+            break;
         }
+        destroyed += 1;
+        log(format!("  {}: starting over with a fresh lab (attempt {})", c.id(), attempt + 1));
+        r = ContenderResult::new(c, r.label.clone());
+    }
+    if destroyed > 0 {
+        r.add_fact("labs_destroyed_from_outside", destroyed as f64);
     }
     sizes(c, s, &mut r);
     r.seconds = t.elapsed().as_secs_f64();
