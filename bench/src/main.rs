@@ -393,7 +393,11 @@ fn run_contender(c: Contender, s: &Settings, m: &model::Machine) -> ContenderRes
             break;
         }
         destroyed += 1;
-        log(format!("  {}: starting over with a fresh lab (attempt {})", c.id(), attempt + 1));
+        log(format!(
+            "  {}: starting over with a fresh lab (attempt {})",
+            c.id(),
+            attempt + 1
+        ));
         r = ContenderResult::new(c, r.label.clone());
     }
     if destroyed > 0 {

@@ -64,7 +64,14 @@ pub struct Loss {
 pub struct Readds {
     pub attempts: u32,
     pub last_at: Millis,
+    /// The latest subflow established from this address during the episode. A loss at
+    /// least [`READD_STABLE_MS`] after it means the re-adds worked: a new episode starts.
+    /// Not cleared by a re-add: its SF_ESTABLISHED may be read before the op's own result.
+    pub worked_at: Option<Millis>,
 }
+
+/// How long a re-established subflow must live before its loss counts as a new episode.
+pub const READD_STABLE_MS: u64 = 1_000;
 
 /// An op that failed, kept so the same op is retried with backoff instead of in a loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +180,11 @@ impl Observed {
                 self.kernel_synced = true;
             }
             Event::LinkChanged(l) => {
+                // Set down, the kernel drops every IPv4 route via the link (fib_disable_ip),
+                // without an RTM_DELROUTE for any of them. IPv6 reports its own removals.
+                if !l.up {
+                    self.forget_ipv4_routes_via(l.ifindex);
+                }
                 self.links.insert(l.ifindex, l.clone());
             }
             Event::LinkRemoved { ifindex } => {
@@ -185,6 +197,11 @@ impl Observed {
             }
             Event::AddressRemoved(a) => {
                 self.addresses.remove(&(a.ifindex, a.addr));
+                // The link's last IPv4 address gone: the kernel drops its IPv4 routes the
+                // same silent way as on down.
+                if a.addr.is_ipv4() && !self.addresses_of(a.ifindex).any(|x| x.addr.is_ipv4()) {
+                    self.forget_ipv4_routes_via(a.ifindex);
+                }
             }
             Event::RouteAdded(r) => self.add_route(r),
             Event::RouteRemoved(r) => self.routes.retain(|x| !x.same_as(r)),
@@ -243,6 +260,11 @@ impl Observed {
         }
     }
 
+    fn forget_ipv4_routes_via(&mut self, ifindex: u32) {
+        self.routes
+            .retain(|r| !(r.ifindex == Some(ifindex) && r.dst.is_ipv4()));
+    }
+
     fn add_route(&mut self, r: &Route) {
         if keep_route(r) && !self.routes.iter().any(|x| x.same_as(r)) {
             self.routes.push(r.clone());
@@ -252,6 +274,9 @@ impl Observed {
     fn subflow_event(&mut self, ev: &crate::model::MptcpEvent, now: Millis) {
         match ev.kind {
             MptcpEventKind::SubflowClosed => {
+                if let Some(addr) = ev.saddr {
+                    self.end_worked_episode(addr, now);
+                }
                 // Every close counts: with an error (reset, failed join, timeout) or without
                 // (the peer closed it, e.g. on a late REMOVE_ADDR from before a flap). Closes
                 // caused by the agent's own delete are followed by the add's SF_ESTABLISHED,
@@ -273,6 +298,9 @@ impl Observed {
             MptcpEventKind::SubflowEstablished => {
                 if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
                     self.forget_loss(addr, token);
+                    if let Some(r) = self.readds.get_mut(&addr) {
+                        r.worked_at = Some(now);
+                    }
                 }
             }
             MptcpEventKind::Closed => {
@@ -284,6 +312,17 @@ impl Observed {
                 }
             }
             MptcpEventKind::Created | MptcpEventKind::Established | MptcpEventKind::Other => {}
+        }
+    }
+
+    /// Backoff is for re-adds that do not help (the join fails, or is reset at once). A
+    /// subflow that a re-add brought back and that then stayed up for the minimum stable
+    /// time ends the episode: its next loss gets an immediate re-add again.
+    fn end_worked_episode(&mut self, addr: IpAddr, now: Millis) {
+        if let Some(worked) = self.readds.get(&addr).and_then(|r| r.worked_at) {
+            if now.since(worked) >= READD_STABLE_MS {
+                self.readds.remove(&addr);
+            }
         }
     }
 
@@ -347,6 +386,7 @@ impl Observed {
                 let r = self.readds.entry(e.addr).or_insert(Readds {
                     attempts: 0,
                     last_at: now,
+                    worked_at: None,
                 });
                 r.attempts += 1;
                 r.last_at = now;

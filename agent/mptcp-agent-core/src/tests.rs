@@ -332,10 +332,12 @@ fn kernel_only_mode_needs_address_and_carrier() {
     assert!(w.settle().is_empty());
     w.set_carrier(WLAN, true);
     w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
-    assert_eq!(
-        w.settle(),
-        vec![add(1, "10.1.0.2", WLAN), add(2, "10.2.0.2", WWAN)]
-    );
+    // The kernel dropped wwan0's IPv4 routes with its last IPv4 address: no route yet.
+    assert_eq!(w.settle(), vec![add(1, "10.1.0.2", WLAN)]);
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
 }
 
 #[test]
@@ -613,6 +615,69 @@ fn backoff_starts_over_after_a_quiet_period() {
 }
 
 #[test]
+fn a_readd_that_worked_ends_the_backoff_episode() {
+    // Seen in the bench: resets from the server a few seconds apart, each one repaired at
+    // once. Backoff is for re-adds that do not help, so each reset gets an immediate re-add.
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    for round in 0..10 {
+        w.subflow_closed(7, "10.2.0.2", 104);
+        assert_eq!(w.settle().len(), 1, "round {round}: immediate re-add");
+        w.advance(20);
+        w.subflow_established(7, "10.2.0.2");
+        w.advance(2_000);
+        assert!(w.ops().is_empty());
+    }
+}
+
+#[test]
+fn a_readd_that_worked_counts_even_when_its_join_is_read_before_its_result() {
+    // The kernel's SF_ESTABLISHED for the new subflow can reach the agent before the
+    // netlink answer to the add does.
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    for round in 0..6 {
+        w.subflow_closed(7, "10.2.0.2", 104);
+        let ops = w.ops();
+        assert_eq!(ops.len(), 1, "round {round}: immediate re-add");
+        w.advance(5);
+        w.subflow_established(7, "10.2.0.2");
+        w.ev(Event::OpDone {
+            op: ops[0].clone(),
+            error: None,
+        });
+        w.advance(1_500);
+        assert!(w.ops().is_empty());
+    }
+}
+
+#[test]
+fn a_subflow_reset_right_after_its_readd_still_backs_off() {
+    // A middlebox that resets every join once it is up: the re-add did not really help.
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    let mut gaps = Vec::new();
+    let mut last = w.now;
+    for _ in 0..5 {
+        w.subflow_closed(7, "10.2.0.2", 104);
+        loop {
+            let p = w.plan();
+            if !p.steps.is_empty() {
+                break;
+            }
+            w.now = p.wake_at.expect("a re-add is pending");
+        }
+        gaps.push(w.now.since(last));
+        last = w.now;
+        w.settle();
+        w.advance(10);
+        w.subflow_established(7, "10.2.0.2");
+        w.advance(50);
+    }
+    assert_eq!(gaps, vec![0, 100, 200, 400, 400]);
+}
+
+#[test]
 fn reestablished_subflow_clears_the_loss() {
     let mut w = World::new(BASE);
     w.settle();
@@ -662,8 +727,9 @@ fn loss_on_a_link_without_carrier_waits_for_the_link() {
 fn address_change_replaces_the_endpoint_and_ids_stay_per_address() {
     let mut w = World::new(BASE);
     w.settle();
-    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    // The new address first: with an IPv4 address left on the link, its routes stay.
     w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.3", 24)));
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
     assert_eq!(
         w.settle(),
         vec![
@@ -671,8 +737,8 @@ fn address_change_replaces_the_endpoint_and_ids_stay_per_address() {
             add(3, "10.2.0.3", WWAN)
         ]
     );
-    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.3", 24)));
     w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.3", 24)));
     assert_eq!(
         w.settle(),
         vec![
@@ -680,6 +746,56 @@ fn address_change_replaces_the_endpoint_and_ids_stay_per_address() {
             add(2, "10.2.0.2", WWAN)
         ]
     );
+}
+
+#[test]
+fn last_ipv4_address_gone_takes_the_links_ipv4_routes_with_it() {
+    // A new DHCP lease: the old address goes first. The kernel then drops every IPv4 route
+    // via the link without an RTM_DELROUTE, so the new address waits for its route.
+    let mut w = World::new(BASE);
+    w.settle();
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    assert_eq!(
+        w.settle(),
+        vec![Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.3", 24)));
+    assert_eq!(w.settle(), vec![], "no IPv4 route via wwan0 any more");
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(w.settle(), vec![add(3, "10.2.0.3", WWAN)]);
+}
+
+#[test]
+fn admin_down_takes_the_links_ipv4_routes_with_it() {
+    // `ip link set wwan0 down` drops every IPv4 route via it without an RTM_DELROUTE (the
+    // foreign table's and the agent's own); `up` does not bring them back.
+    let mut w = World::new(BASE);
+    w.ev(Event::RouteAdded(default_route(WWAN, "10.2.0.1", 200, 0)));
+    w.settle();
+    let mut l = w.obs.links[&WWAN].clone();
+    l.up = false;
+    l.lower_up = false;
+    w.ev(Event::LinkChanged(l.clone()));
+    w.settle();
+    assert!(
+        w.obs.routes.iter().all(|r| r.ifindex != Some(WWAN)),
+        "{:?}",
+        w.obs.routes
+    );
+    l.up = true;
+    l.lower_up = true;
+    w.ev(Event::LinkChanged(l));
+    assert_eq!(w.settle(), vec![], "carrier and address, but no route");
+    w.ev(Event::RouteAdded(default_route(WWAN, "10.2.0.1", 200, 0)));
+    let ops = w.settle();
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::AddRoute(r) if r.is_default() && r.table == 1003)),
+        "the agent's own table is filled again: {ops:?}"
+    );
+    assert_eq!(ops.last(), Some(&add(2, "10.2.0.2", WWAN)));
 }
 
 #[test]

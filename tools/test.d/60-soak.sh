@@ -1,7 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# Reliability soak of mptcp-agent, short form (by hand; not in CI while misses under load are
-# investigated, see issue 8): in the NetworkManager lab, random link
+# Reliability soak of mptcp-agent, short form (CI): in the NetworkManager lab, random link
 # flaps (far-side carrier, admin down, nmcli down/up, address change) on one uplink at a
 # time with a live MPTCP connection, plus NetworkManager SIGKILL + restart and agent SIGKILL
 # + restart rounds; then exact end-state checks (endpoints as configured, stable ids, no
