@@ -37,6 +37,8 @@ pub const TRAFFIC_PORT: u16 = 5000;
 /// one (wlan0 has the lower route metric), so the flapped path always carries a join.
 pub const FLAPPED: &str = "wwan0";
 pub const STEADY: &str = "wlan0";
+/// How long the live connection's join has been up when the reset scenario kills it.
+pub const RESET_AFTER_JOIN: Duration = Duration::from_millis(1500);
 /// How the error of a lab that someone else tore down begins.
 pub const DESTROYED_FROM_OUTSIDE: &str = "the lab was destroyed from outside";
 
@@ -94,6 +96,8 @@ pub struct Live {
     pub token: u32,
     /// The flapped uplink's join was established.
     pub joined: bool,
+    /// When it was.
+    pub joined_at: Option<Instant>,
 }
 
 /// The `$NOTIFY_SOCKET` the agent is started with: it sends `READY=1` (sd_notify) after
@@ -398,14 +402,15 @@ impl<'a> Session<'a> {
             .ok_or("no CREATED event for the live connection")?;
         let token = created.token.ok_or("CREATED event without a token")?;
         let flap4 = IpAddr::from(self.flap.addr4);
-        let joined = self
+        let joined_at = self
             .obs
             .wait_event(since, self.timeout, |e| is_sub_established(e, token, flap4))
-            .is_some();
+            .map(|(t, _)| t);
         Ok(Live {
             holder,
             token,
-            joined,
+            joined: joined_at.is_some(),
+            joined_at,
         })
     }
 
@@ -578,6 +583,12 @@ impl<'a> Session<'a> {
                 Some("the live connection never joined over the flapped uplink".into()),
             );
             return Ok(());
+        }
+        // A subflow that lives on for a while and is then reset, as in the field. A join
+        // reset the moment it is up is what a middlebox that kills joins does, and a
+        // manager is right to back off from that (the agent does, for 1 s of life).
+        if let Some(t) = live.joined_at {
+            sleep_until(t + RESET_AFTER_JOIN);
         }
         let flap4 = IpAddr::from(self.flap.addr4);
         let seen = self.flap.seen4.to_string();
