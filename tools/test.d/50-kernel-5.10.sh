@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel under QEMU
-# (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the MPTCP selftests
-# pm_netlink.sh (per case) and the KUnit MPTCP tests; the genl root tests also
-# run on the host kernel for the table. Counts are test cases; the table goes to
-# $KMX_TABLE (default: the results directory under the kmx cache). KMX_CI_SELFTESTS picks the
+# (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the agent's kernel-only
+# tests (mptcp-agent tests/kernel_only.rs), the MPTCP selftests pm_netlink.sh (per case) and
+# the KUnit MPTCP tests; the two Rust suites also run on the host kernel for the table.
+# Counts are test cases; the table goes to $KMX_TABLE (default: the results directory under
+# the kmx cache). KMX_CI_SELFTESTS picks the
 # selftest subset (default pm_netlink; diag.sh uses 100 ms socket timeouts that an emulated
 # guest misses on a loaded host, so it runs in the full matrix only).
 # Cost measured (TCG, host loaded by other builds): 469 s warm; a cold 5.10 build adds 5-60 min
@@ -38,21 +39,29 @@ t0=$(date +%s)
 t_build=$(($(date +%s) - t0))
 echo "kernel-5.10: image $(cat "$work/build.out") ready in ${t_build}s" >&2
 
-# The genl root tests: built on the host, the same binary runs in the guest and on the host.
-genl=$(cd "$ROOT" && cargo test -p mptcp-genl --test kernel --no-run --message-format=json 2>"$work/cargo.err" |
-	python3 -c 'import json,sys
+# Rust root tests: built on the host, the same binary runs in the guest and on the host (the
+# guest sees the host's root filesystem, so the agent binary the test starts is there too).
+test_binary() { # package test-target
+	(cd "$ROOT" && cargo test -p "$1" --test "$2" --no-run --message-format=json 2>"$work/cargo.err" |
+		python3 -c 'import json,sys
 for l in sys.stdin:
     try: m = json.loads(l)
     except ValueError: continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel": print(m["executable"])' | tail -n1)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]: print(m["executable"])' "$2" | tail -n1)
+}
+genl=$(test_binary mptcp-genl kernel)
 [ -n "$genl" ] || { tail -20 "$work/cargo.err" >&2; fail_setup "cargo test -p mptcp-genl --test kernel --no-run failed"; }
+agent=$(test_binary mptcp-agent kernel_only)
+[ -n "$agent" ] || { tail -20 "$work/cargo.err" >&2; fail_setup "cargo test -p mptcp-agent --test kernel_only --no-run failed"; }
 
 "$KMX" libtest --suite mptcp-genl:kernel --json "$work/genl-5.10.json" -- "$genl"
+"$KMX" libtest --suite mptcp-agent:kernel_only --json "$work/agent-5.10.json" -- "$agent"
 "$KMX" selftests --tests "${KMX_CI_SELFTESTS:-pm_netlink}" --per-test-timeout 600 --retries 1 --json "$work/selftests-5.10.json"
 "$KMX" libtest --host --suite mptcp-genl:kernel --json "$work/genl-host.json" -- "$genl"
+"$KMX" libtest --host --suite mptcp-agent:kernel_only --json "$work/agent-host.json" -- "$agent"
 
 table=${KMX_TABLE:-$work/table.md}
-"$KMX" table "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json > "$table"
+"$KMX" table "$work"/genl-5.10.json "$work"/agent-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json "$work"/agent-host.json > "$table"
 cat "$table"
 [ -n "${KMX_TABLE:-}" ] || cp "$table" "$(dirname "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results_dir"])' "$work/selftests-5.10.json")")/table-5.10-host.md"
 echo "kernel-5.10: total $(($(date +%s) - t0))s (build ${t_build}s)" >&2
@@ -60,7 +69,7 @@ echo "kernel-5.10: total $(($(date +%s) - t0))s (build ${t_build}s)" >&2
 # Counted per test case, over all result files. On plain 5.10 the cases listed in
 # kernel-matrix/expected/5.10.223.tsv must fail (5.10 lacks what they test): they count as passed
 # with their reason printed; any other failure, or a listed case that passes, is a failure.
-python3 - "$ROOT/kernel-matrix/expected/5.10.223.tsv" "$work"/genl-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json <<'EOF'
+python3 - "$ROOT/kernel-matrix/expected/5.10.223.tsv" "$work"/genl-5.10.json "$work"/agent-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json "$work"/agent-host.json <<'EOF'
 import json, sys
 expected = {}
 for line in open(sys.argv[1]):

@@ -561,6 +561,10 @@ pub struct KernelCaps {
     pub events: bool,
     /// The fullmesh endpoint flag is honoured.
     pub fullmesh: bool,
+    /// Endpoint ids run out (Linux 5.10): the kernel ignores a requested id, numbers
+    /// endpoints next_id++ and never reuses a number; past 255 every add fails until a
+    /// flush starts over at 1. Newer kernels (and the backport) reuse freed ids.
+    pub ids_run_out: bool,
     /// Files under `/proc/sys/net/mptcp`.
     pub sysctls: BTreeSet<String>,
     /// One-line description for messages, e.g. "5.10 (endpoints and limits only)".

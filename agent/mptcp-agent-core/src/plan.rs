@@ -104,6 +104,12 @@ pub enum Diagnostic {
         addr: IpAddr,
         attempts: u32,
     },
+    /// Linux 5.10: few endpoint ids left in this namespace; withdrawals are paused.
+    EndpointIdsLow {
+        left: u16,
+    },
+    /// Linux 5.10: no endpoint id left; every add fails until a reboot.
+    EndpointIdsUsedUp,
     RetryLater {
         op: String,
         error: String,
@@ -166,6 +172,18 @@ impl fmt::Display for Diagnostic {
                 f,
                 "{interface}: subflows from {addr} keep failing; gave up after {attempts} re-adds (reestablish.max_attempts) \
                  until the link or its address changes"
+            ),
+            Diagnostic::EndpointIdsLow { left } => write!(
+                f,
+                "this kernel (Linux 5.10) has {left} of 255 MPTCP endpoint ids left in this network namespace: it \
+                 never reuses one, not even after a flush, and only a reboot starts over. To make them last, \
+                 endpoints now stay in place while their uplink lacks carrier or a route instead of being \
+                 withdrawn and added again. The MPTCP backport (kernel-patches/) lifts the limit"
+            ),
+            Diagnostic::EndpointIdsUsedUp => f.write_str(
+                "this kernel (Linux 5.10) has used all 255 MPTCP endpoint ids of this network namespace and \
+                 refuses every new endpoint (\"too many addresses or duplicate one\") until a reboot; the MPTCP \
+                 backport (kernel-patches/) reuses ids",
             ),
             Diagnostic::RetryLater { op, error, at } => write!(f, "`{op}` failed ({error}); retrying at {at}"),
         }
@@ -338,6 +356,25 @@ fn assess_link(
 }
 
 fn want_for(
+    obs: &Observed,
+    policy: &LinkPolicy,
+    link: &Link,
+    addr: &Address,
+    carrier: bool,
+    nm_gate: &Result<(), String>,
+    route: RoutePath,
+) -> Want {
+    let want = want_for_usable(obs, policy, link, addr, carrier, nm_gate, route);
+    if matches!(want, Want::Absent(_)) && conserving_ids(obs) {
+        // The address is still there: keep its endpoint as it is (see conserving_ids).
+        if let Some(e) = kernel_endpoint_for(obs, &addr.addr).filter(|e| e.ifindex == Some(link.ifindex)) {
+            return Want::Active(e.flags);
+        }
+    }
+    want
+}
+
+fn want_for_usable(
     obs: &Observed,
     policy: &LinkPolicy,
     link: &Link,
@@ -583,6 +620,18 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
     let any_managed = links
         .iter()
         .any(|l| matches!(l.control, Control::Managed(_)));
+    if let Some(left) = ids_left(obs) {
+        let endpoints = obs.endpoints.as_ref().map_or(0, |m| m.len());
+        let refused = obs
+            .failures
+            .iter()
+            .any(|(op, f)| op.starts_with("endpoint add ") && ids_used_up(&f.error));
+        if refused && endpoints < MAX_ENDPOINTS_510 {
+            plan.diagnostics.insert(Diagnostic::EndpointIdsUsedUp);
+        } else if left < IDS_RESERVE_510 {
+            plan.diagnostics.insert(Diagnostic::EndpointIdsLow { left });
+        }
+    }
     if any_managed && !caps.events {
         plan.diagnostics.insert(Diagnostic::NoEvents);
     }
@@ -982,6 +1031,33 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         plan.steps.push(step);
     }
     plan
+}
+
+/// Endpoints Linux 5.10 holds at most (MPTCP_PM_ADDR_MAX); beyond that EINVAL is real.
+const MAX_ENDPOINTS_510: usize = 8;
+/// Endpoint ids a Linux 5.10 network namespace hands out in its lifetime.
+const IDS_510: u16 = 255;
+/// Ids left below which the agent stops spending them on temporary withdrawals.
+pub const IDS_RESERVE_510: u16 = 32;
+
+/// The 5.10 kernel's answer to an add when it has no id left (or, with 8 endpoints, no
+/// room; or a duplicate address, which plan() never asks for).
+fn ids_used_up(error: &str) -> bool {
+    error.contains("too many addresses")
+}
+
+/// Endpoint ids this namespace still has, on kernels whose ids run out.
+fn ids_left(obs: &Observed) -> Option<u16> {
+    obs.caps
+        .as_ref()
+        .filter(|c| c.ids_run_out)
+        .map(|_| IDS_510.saturating_sub(u16::from(obs.highest_endpoint_id)))
+}
+
+/// Few ids left: an endpoint stays while its uplink lacks carrier or a route, instead of
+/// being withdrawn and added again (each add spends an id for good).
+fn conserving_ids(obs: &Observed) -> bool {
+    ids_left(obs).is_some_and(|left| left < IDS_RESERVE_510)
 }
 
 /// Re-adds count towards backoff only while they are recent: after twice the maximum

@@ -107,6 +107,9 @@ pub struct Observed {
     pub readds: BTreeMap<IpAddr, Readds>,
     pub failures: BTreeMap<String, Failure>,
     pub ids: IdAllocator,
+    /// The highest endpoint id the kernel has shown. Linux 5.10 numbers endpoints
+    /// next_id++ and never reuses one, so this tells how many ids it has left.
+    pub highest_endpoint_id: u8,
 }
 
 impl Observed {
@@ -216,6 +219,7 @@ impl Observed {
                 let mut map = BTreeMap::new();
                 for e in list {
                     self.ids.bind(e.addr, e.id);
+                    self.highest_endpoint_id = self.highest_endpoint_id.max(e.id);
                     map.insert(e.id, e.clone());
                 }
                 self.endpoints = Some(map);

@@ -37,7 +37,7 @@ fn caps() -> KernelCaps {
     KernelCaps {
         set_flags: true,
         events: true,
-        fullmesh: true,
+        fullmesh: true,        ids_run_out: false,
         sysctls: ["enabled", "add_addr_timeout", "checksum_enabled"]
             .iter()
             .map(|s| s.to_string())
@@ -1451,5 +1451,105 @@ fn config_change_is_planned_as_a_diff() {
             endpoint: ep(2, "10.2.0.2", SUBFLOW, Some(WWAN)),
             flags: SUBFLOW.union(EndpointFlags::BACKUP)
         }]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Linux 5.10: endpoint ids run out (next_id++ up to 255, never reused)
+
+const EINVAL_510: &str = "kernel rejected MPTCP_PM_CMD_ADD_ADDR: Invalid argument (os error 22) \
+                          (errno 22): \"too many addresses or duplicate one\"";
+
+fn caps_510() -> KernelCaps {
+    let mut c = caps();
+    c.set_flags = false;
+    c.events = false;
+    c.fullmesh = false;
+    c.ids_run_out = true;
+    c
+}
+
+/// The kernel has handed out ids up to `highest` (5.10 never reuses one).
+fn ids_spent_up_to(w: &mut World, highest: u8) {
+    w.ev(Event::Endpoints(vec![
+        ep(highest - 1, "10.1.0.2", SUBFLOW, Some(WLAN)),
+        ep(highest, "10.2.0.2", SUBFLOW, Some(WWAN)),
+    ]));
+}
+
+#[test]
+fn few_ids_left_on_5_10_keeps_endpoints_through_carrier_loss() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Capabilities(caps_510()));
+    w.settle();
+    ids_spent_up_to(&mut w, 230);
+    assert!(w.ops().is_empty());
+    w.set_carrier(WWAN, false);
+    let p = w.plan();
+    assert!(p.steps.is_empty(), "no withdrawal: {:?}", p.steps);
+    assert!(
+        p.diagnostics
+            .contains(&Diagnostic::EndpointIdsLow { left: 25 }),
+        "{:?}",
+        p.diagnostics
+    );
+    assert!(p.diagnostics.iter().any(|d| d.to_string().contains("reboot")));
+    // The address goes away: that endpoint has to go, ids or not.
+    w.ev(Event::AddressRemoved(w.obs.addresses[&(WWAN, ip("10.2.0.2"))].clone()));
+    assert_eq!(
+        w.ops(),
+        vec![Op::DelEndpoint(ep(230, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+}
+
+#[test]
+fn enough_ids_left_on_5_10_withdraws_as_usual() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Capabilities(caps_510()));
+    w.settle();
+    ids_spent_up_to(&mut w, 200);
+    w.set_carrier(WWAN, false);
+    let p = w.plan();
+    assert_eq!(
+        p.steps.iter().map(|s| s.op.clone()).collect::<Vec<_>>(),
+        vec![Op::DelEndpoint(ep(200, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+    assert!(!p
+        .diagnostics
+        .iter()
+        .any(|d| matches!(d, Diagnostic::EndpointIdsLow { .. })));
+}
+
+#[test]
+fn kernels_that_reuse_ids_always_withdraw() {
+    let mut w = World::new(BASE);
+    w.settle();
+    ids_spent_up_to(&mut w, 250);
+    w.set_carrier(WWAN, false);
+    assert_eq!(
+        w.ops(),
+        vec![Op::DelEndpoint(ep(250, "10.2.0.2", SUBFLOW, Some(WWAN)))]
+    );
+}
+
+#[test]
+fn ids_used_up_on_5_10_is_said_plainly() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Capabilities(caps_510()));
+    w.settle();
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.set_carrier(WWAN, true);
+    let ops = w.ops();
+    assert_eq!(ops, vec![add(2, "10.2.0.2", WWAN)]);
+    w.ev(Event::OpDone {
+        op: ops[0].clone(),
+        error: Some(EINVAL_510.into()),
+    });
+    let p = w.plan();
+    assert!(
+        p.diagnostics.contains(&Diagnostic::EndpointIdsUsedUp),
+        "{:?}",
+        p.diagnostics
     );
 }

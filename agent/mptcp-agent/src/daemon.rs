@@ -145,11 +145,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         .context("connecting to the kernel's mptcp_pm family")?;
     let caps = pm::caps_of(pm.capabilities());
     log::info!(
-        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}",
+        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}, ids_run_out {}",
         caps.description,
         caps.set_flags,
         caps.events,
-        caps.fullmesh
+        caps.fullmesh,
+        caps.ids_run_out
     );
     let (rt, messages) = rtnl::connect()?;
     let (tx, mut rx) = mpsc::channel::<Event>(4096);

@@ -26,6 +26,7 @@ pub fn caps_of(c: &Capabilities) -> KernelCaps {
         set_flags: c.supports(Cmd::SetFlags),
         events: c.has_events(),
         fullmesh: c.has_events() && c.has_sysctl("checksum_enabled"),
+        ids_run_out: c.generation() == mptcp_genl::KernelGeneration::Mainline510,
         sysctls: c.sysctls.clone(),
         description: c.generation().to_string(),
     }

@@ -292,6 +292,24 @@ impl Agent {
             stop_child(&mut c, Duration::from_secs(5));
         }
     }
+
+    /// SIGTERM, and the exit status if the agent exits within `grace`; otherwise it is
+    /// killed and `None` returned. Either way it is reaped.
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + grace;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
 }
 
 impl Drop for Agent {
