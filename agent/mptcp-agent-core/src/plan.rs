@@ -367,7 +367,9 @@ fn want_for(
     let want = want_for_usable(obs, policy, link, addr, carrier, nm_gate, route);
     if matches!(want, Want::Absent(_)) && conserving_ids(obs) {
         // The address is still there: keep its endpoint as it is (see conserving_ids).
-        if let Some(e) = kernel_endpoint_for(obs, &addr.addr).filter(|e| e.ifindex == Some(link.ifindex)) {
+        if let Some(e) =
+            kernel_endpoint_for(obs, &addr.addr).filter(|e| e.ifindex == Some(link.ifindex))
+        {
             return Want::Active(e.flags);
         }
     }

@@ -37,7 +37,8 @@ fn caps() -> KernelCaps {
     KernelCaps {
         set_flags: true,
         events: true,
-        fullmesh: true,        ids_run_out: false,
+        fullmesh: true,
+        ids_run_out: false,
         sysctls: ["enabled", "add_addr_timeout", "checksum_enabled"]
             .iter()
             .map(|s| s.to_string())
@@ -1493,9 +1494,14 @@ fn few_ids_left_on_5_10_keeps_endpoints_through_carrier_loss() {
         "{:?}",
         p.diagnostics
     );
-    assert!(p.diagnostics.iter().any(|d| d.to_string().contains("reboot")));
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| d.to_string().contains("reboot")));
     // The address goes away: that endpoint has to go, ids or not.
-    w.ev(Event::AddressRemoved(w.obs.addresses[&(WWAN, ip("10.2.0.2"))].clone()));
+    w.ev(Event::AddressRemoved(
+        w.obs.addresses[&(WWAN, ip("10.2.0.2"))].clone(),
+    ));
     assert_eq!(
         w.ops(),
         vec![Op::DelEndpoint(ep(230, "10.2.0.2", SUBFLOW, Some(WWAN)))]

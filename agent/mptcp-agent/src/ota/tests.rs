@@ -219,7 +219,8 @@ fn observed(k: &FakeKernel) -> Observed {
         &Event::Capabilities(KernelCaps {
             set_flags: true,
             events: true,
-            fullmesh: true,            ids_run_out: false,
+            fullmesh: true,
+            ids_run_out: false,
             sysctls: ["enabled".to_string(), "add_addr_timeout".to_string()].into(),
             description: "fake".into(),
         }),

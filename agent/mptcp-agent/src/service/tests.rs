@@ -230,7 +230,8 @@ fn world() -> (Config, Observed) {
         &Event::Capabilities(KernelCaps {
             set_flags: true,
             events: true,
-            fullmesh: true,            ids_run_out: false,
+            fullmesh: true,
+            ids_run_out: false,
             sysctls: ["enabled".to_string()].into(),
             description: "test kernel".into(),
         }),
