@@ -1090,17 +1090,9 @@ fn policy_routing(
     gateway: Option<IpAddr>,
 ) -> (Vec<Route>, Rule) {
     let family = Family::of(&d.addr.addr);
-    let mut routes = vec![Route {
-        table,
-        dst: family.any(),
-        prefix_len: 0,
-        gateway,
-        ifindex: Some(d.ifindex),
-        protocol: cfg.routing.protocol,
-        metric: 0,
-        scope: 0,
-        prefsrc: None,
-    }];
+    // The subnet route first: the kernel accepts a gateway only when it can reach it, and
+    // while NetworkManager re-adds main's routes the table's own subnet route is the way.
+    let mut routes = Vec::new();
     if d.addr.prefix_len < family.host_prefix() {
         routes.push(Route {
             table,
@@ -1114,6 +1106,17 @@ fn policy_routing(
             prefsrc: Some(d.addr.addr),
         });
     }
+    routes.push(Route {
+        table,
+        dst: family.any(),
+        prefix_len: 0,
+        gateway,
+        ifindex: Some(d.ifindex),
+        protocol: cfg.routing.protocol,
+        metric: 0,
+        scope: 0,
+        prefsrc: None,
+    });
     let rule = Rule {
         family,
         priority: cfg.routing.rule_priority,

@@ -1004,8 +1004,8 @@ fn uplink_without_main_default_gets_table_and_rule_then_endpoint() {
     assert_eq!(
         first,
         vec![
-            Op::AddRoute(default_r.clone()),
             Op::AddRoute(subnet_r.clone()),
+            Op::AddRoute(default_r.clone()),
             Op::AddRule(rule.clone()),
             add(1, "10.1.0.2", WLAN)
         ],
@@ -1019,8 +1019,8 @@ fn uplink_without_main_default_gets_table_and_rule_then_endpoint() {
         w.settle(),
         vec![
             Op::DelEndpoint(ep(2, "10.2.0.2", SUBFLOW, Some(WWAN))),
-            Op::DelRoute(default_r),
             Op::DelRoute(subnet_r),
+            Op::DelRoute(default_r),
             Op::DelRule(rule)
         ]
     );

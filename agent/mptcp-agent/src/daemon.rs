@@ -27,6 +27,9 @@ use crate::{
 const MAX_ROUNDS: usize = 4;
 /// How often to look for a running mptcpd.
 const MPTCPD_SCAN: Duration = Duration::from_secs(5);
+/// A missing route is reported only when it lasts this long: NetworkManager removes and
+/// adds routes around every address change, which is not worth a warning each time.
+const NO_ROUTE_REPORT_MS: u64 = 1500;
 
 pub struct RunOptions {
     pub config: PathBuf,
@@ -40,6 +43,8 @@ struct Daemon {
     start: Instant,
     exec: Executor,
     reported: BTreeSet<Diagnostic>,
+    /// Diagnostics seen but not reported yet (see NO_ROUTE_REPORT_MS), with when first seen.
+    pending: std::collections::BTreeMap<Diagnostic, Millis>,
     wake_at: Option<Millis>,
     was_ready: bool,
 }
@@ -72,8 +77,11 @@ impl Daemon {
         }
         for _ in 0..MAX_ROUNDS {
             let p = plan(&self.cfg, &self.obs, self.now());
-            self.report(&p.diagnostics);
-            self.wake_at = p.wake_at;
+            let report_at = self.report(&p.diagnostics);
+            self.wake_at = match (p.wake_at, report_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if p.steps.is_empty() {
                 return;
             }
@@ -115,10 +123,27 @@ impl Daemon {
         log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
     }
 
-    /// Log diagnostics when they appear and when they are resolved.
-    fn report(&mut self, now: &BTreeSet<Diagnostic>) {
+    /// Log diagnostics when they appear and when they are resolved. A missing route counts
+    /// only once it has lasted NO_ROUTE_REPORT_MS; returns when to look again for that.
+    fn report(&mut self, now: &BTreeSet<Diagnostic>) -> Option<Millis> {
+        let t = self.now();
         let stable = |d: &&Diagnostic| !matches!(d, Diagnostic::RetryLater { .. });
-        let current: BTreeSet<Diagnostic> = now.iter().filter(stable).cloned().collect();
+        let seen: BTreeSet<Diagnostic> = now.iter().filter(stable).cloned().collect();
+        self.pending.retain(|d, _| seen.contains(d));
+        let mut current = BTreeSet::new();
+        let mut look_again: Option<Millis> = None;
+        for d in seen {
+            if matches!(d, Diagnostic::NoRoute { .. }) && !self.reported.contains(&d) {
+                let since = *self.pending.entry(d.clone()).or_insert(t);
+                let due = since.plus(NO_ROUTE_REPORT_MS);
+                if t < due {
+                    look_again = Some(look_again.map_or(due, |l| l.min(due)));
+                    continue;
+                }
+                self.pending.remove(&d);
+            }
+            current.insert(d);
+        }
         for d in current.difference(&self.reported) {
             log::warn!("{d}");
         }
@@ -126,6 +151,7 @@ impl Daemon {
             log::info!("resolved: {d}");
         }
         self.reported = current;
+        look_again
     }
 }
 
@@ -166,6 +192,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             sysctl_dir: PathBuf::from(pm::SYSCTL_DIR),
         },
         reported: BTreeSet::new(),
+        pending: Default::default(),
         wake_at: None,
         was_ready: false,
     };

@@ -145,13 +145,23 @@ pub fn bench(opts: &BenchOptions, out: &mut dyn Write) -> Result<f64> {
     let mut nums = text.lines().filter_map(|l| l.trim().parse::<usize>().ok());
     let looped = nums.next().unwrap_or(0);
     let found = nums.next().unwrap_or(0);
-    let (field_full, note) = if opts.field_limit.is_some() && looped < p.scanned {
+    let (field_full, covered, note) = if opts.field_limit.is_some() && looped < p.scanned {
         let est = field_secs * p.scanned as f64 / looped.max(1) as f64;
-        (est, format!(" (measured {field_secs:.1} s on the first {looped} commits, EXTRAPOLATED linearly to {})", p.scanned))
+        (
+            est,
+            p.scanned,
+            format!(
+                " (EXTRAPOLATED linearly: measured {field_secs:.1} s on the first {looped} commits, \
+                 {found} of them touching net/mptcp)"
+            ),
+        )
     } else {
-        (field_secs, String::new())
+        (field_secs, looped, format!(", {found} touching net/mptcp"))
     };
-    let _ = writeln!(out, "field per-commit loop: {field_full:.1} s for {looped} commits, {found} touching net/mptcp{note}");
+    let _ = writeln!(
+        out,
+        "field per-commit loop: {field_full:.1} s for {covered} commits{note}"
+    );
     if opts.field_limit.is_none() {
         let agree = if found == p.touching_paths {
             "yes"
