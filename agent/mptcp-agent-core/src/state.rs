@@ -64,13 +64,10 @@ pub struct Loss {
 pub struct Readds {
     pub attempts: u32,
     pub last_at: Millis,
-    /// The latest subflow established from this address during the episode. A loss at
-    /// least [`READD_STABLE_MS`] after it means the re-adds worked: a new episode starts.
-    /// Not cleared by a re-add: its SF_ESTABLISHED may be read before the op's own result.
-    pub worked_at: Option<Millis>,
 }
 
-/// How long a re-established subflow must live before its loss counts as a new episode.
+/// How long a subflow must have lived for its loss to start a new episode (see
+/// [`Observed::subflows_up`]).
 pub const READD_STABLE_MS: u64 = 1_000;
 
 /// An op that failed, kept so the same op is retried with backoff instead of in a loop.
@@ -106,6 +103,11 @@ pub struct Observed {
     pub losses: BTreeMap<IpAddr, Loss>,
     pub readds: BTreeMap<IpAddr, Readds>,
     pub failures: BTreeMap<String, Failure>,
+    /// When each live subflow was established, by (local address, connection token).
+    /// Backoff is for re-adds that do not help: a lost subflow that had lived at least
+    /// READD_STABLE_MS ends its address's episode, so the loss gets an immediate re-add; one
+    /// reset right after its join (a middlebox that kills joins) keeps backing off.
+    pub subflows_up: BTreeMap<(IpAddr, u32), Millis>,
     pub ids: IdAllocator,
     /// The highest endpoint id the kernel has shown. Linux 5.10 numbers endpoints
     /// next_id++ and never reuses one, so this tells how many ids it has left.
@@ -278,8 +280,14 @@ impl Observed {
     fn subflow_event(&mut self, ev: &crate::model::MptcpEvent, now: Millis) {
         match ev.kind {
             MptcpEventKind::SubflowClosed => {
-                if let Some(addr) = ev.saddr {
-                    self.end_worked_episode(addr, now);
+                if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
+                    let lived = self
+                        .subflows_up
+                        .remove(&(addr, token))
+                        .map(|t| now.since(t));
+                    if lived.is_some_and(|ms| ms >= READD_STABLE_MS) {
+                        self.readds.remove(&addr);
+                    }
                 }
                 // Every close counts: with an error (reset, failed join, timeout) or without
                 // (the peer closed it, e.g. on a late REMOVE_ADDR from before a flap). Closes
@@ -302,13 +310,12 @@ impl Observed {
             MptcpEventKind::SubflowEstablished => {
                 if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
                     self.forget_loss(addr, token);
-                    if let Some(r) = self.readds.get_mut(&addr) {
-                        r.worked_at = Some(now);
-                    }
+                    self.subflows_up.insert((addr, token), now);
                 }
             }
             MptcpEventKind::Closed => {
                 if let Some(token) = ev.token {
+                    self.subflows_up.retain(|(_, t), _| *t != token);
                     for loss in self.losses.values_mut() {
                         loss.tokens.remove(&token);
                     }
@@ -316,17 +323,6 @@ impl Observed {
                 }
             }
             MptcpEventKind::Created | MptcpEventKind::Established | MptcpEventKind::Other => {}
-        }
-    }
-
-    /// Backoff is for re-adds that do not help (the join fails, or is reset at once). A
-    /// subflow that a re-add brought back and that then stayed up for the minimum stable
-    /// time ends the episode: its next loss gets an immediate re-add again.
-    fn end_worked_episode(&mut self, addr: IpAddr, now: Millis) {
-        if let Some(worked) = self.readds.get(&addr).and_then(|r| r.worked_at) {
-            if now.since(worked) >= READD_STABLE_MS {
-                self.readds.remove(&addr);
-            }
         }
     }
 
@@ -390,7 +386,6 @@ impl Observed {
                 let r = self.readds.entry(e.addr).or_insert(Readds {
                     attempts: 0,
                     last_at: now,
-                    worked_at: None,
                 });
                 r.attempts += 1;
                 r.last_at = now;

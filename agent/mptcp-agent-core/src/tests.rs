@@ -653,6 +653,24 @@ fn a_readd_that_worked_counts_even_when_its_join_is_read_before_its_result() {
 }
 
 #[test]
+fn a_lost_subflow_that_lived_ends_the_episode_whatever_its_neighbours_did() {
+    // iperf3 has two connections: one's new subflow can come up well after the other's.
+    // The one that lived long enough decides.
+    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    w.settle();
+    for round in 0..4 {
+        w.subflow_closed(7, "10.2.0.2", 104);
+        w.subflow_closed(8, "10.2.0.2", 104);
+        assert_eq!(w.settle().len(), 1, "round {round}: immediate re-add");
+        w.advance(10);
+        w.subflow_established(7, "10.2.0.2");
+        w.advance(600);
+        w.subflow_established(8, "10.2.0.2");
+        w.advance(900);
+    }
+}
+
+#[test]
 fn a_subflow_reset_right_after_its_readd_still_backs_off() {
     // A middlebox that resets every join once it is up: the re-add did not really help.
     let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
