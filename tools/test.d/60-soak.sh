@@ -10,7 +10,7 @@
 # Env: SOAK_SECONDS (default 120), SOAK_SEED (default: from the clock; printed),
 # SOAK_RESULTS (keep soak.json and the lab logs there; default: a temporary directory).
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
 skip_or_fail() {
