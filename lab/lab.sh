@@ -362,6 +362,9 @@ write_env() {
     echo "LAB_DIR=$LAB"
     echo "LAB_OWNER_PID=${LAB_OWNER_PID:-}"
     echo "LAB_OWNER_START=$( [ -n "${LAB_OWNER_PID:-}" ] && starttime "$LAB_OWNER_PID" || true)"
+    # A QEMU guest that shares this /tmp (virtme-ng) runs another kernel: its pids say
+    # nothing about our labs, so sweep only labs of this boot.
+    echo "LAB_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)"
     echo "LAB_DEV_NS=$DEV"
     echo "LAB_RTR_NS=$RTR"
     echo "LAB_NAT_NS=$NAT"
@@ -506,6 +509,7 @@ sweep() {
     start=$(sed -n 's/^LAB_OWNER_START=//p' "$d/lab.env")
     prefix=$(sed -n 's/^LAB_PREFIX=//p' "$d/lab.env")
     [ -n "$owner" ] && [ -n "$prefix" ] || continue
+    [ "$(sed -n 's/^LAB_BOOT_ID=//p' "$d/lab.env")" = "$(cat /proc/sys/kernel/random/boot_id)" ] || continue
     if [ "$(starttime "$owner" 2>/dev/null)" != "$start" ]; then
       log "sweeping lab '$prefix' (owner pid $owner is gone)"
       LAB_PREFIX=$prefix LAB_DIR=${d%/} "$0" down || true
