@@ -332,7 +332,12 @@ fn assess_link(
             let route = route_path(cfg, obs, link, family, nm_device, policy);
             let want = match &address {
                 None => Want::Absent(format!("no usable {family} address")),
-                Some(a) => want_for(obs, policy, link, a, carrier, &nm_gate, route),
+                Some(a) => conserve_ids(
+                    obs,
+                    link,
+                    a,
+                    want_for(obs, policy, link, a, carrier, &nm_gate, route),
+                ),
             };
             families.push(FamilyAssessment {
                 family,
@@ -355,28 +360,19 @@ fn assess_link(
     }
 }
 
-fn want_for(
-    obs: &Observed,
-    policy: &LinkPolicy,
-    link: &Link,
-    addr: &Address,
-    carrier: bool,
-    nm_gate: &Result<(), String>,
-    route: RoutePath,
-) -> Want {
-    let want = want_for_usable(obs, policy, link, addr, carrier, nm_gate, route);
-    if matches!(want, Want::Absent(_)) && conserving_ids(obs) {
-        // The address is still there: keep its endpoint as it is (see conserving_ids).
-        if let Some(e) =
-            kernel_endpoint_for(obs, &addr.addr).filter(|e| e.ifindex == Some(link.ifindex))
-        {
-            return Want::Active(e.flags);
-        }
+/// With few endpoint ids left (Linux 5.10, see conserving_ids) an uplink that is not usable
+/// for now keeps its endpoint as it is, as long as the address is still there.
+fn conserve_ids(obs: &Observed, link: &Link, addr: &Address, want: Want) -> Want {
+    if !matches!(want, Want::Absent(_)) || !conserving_ids(obs) {
+        return want;
     }
-    want
+    match kernel_endpoint_for(obs, &addr.addr).filter(|e| e.ifindex == Some(link.ifindex)) {
+        Some(e) => Want::Active(e.flags),
+        None => want,
+    }
 }
 
-fn want_for_usable(
+fn want_for(
     obs: &Observed,
     policy: &LinkPolicy,
     link: &Link,

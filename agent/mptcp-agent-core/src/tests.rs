@@ -467,6 +467,11 @@ fn demoted_endpoint_with_lost_subflow_is_readded_on_return() {
 // ---------------------------------------------------------------------------------------
 // Rule 3: lost subflow → re-add only that endpoint, bounded backoff
 
+/// Every link managed, with the shipped backoff (1 s doubling to 30 s).
+const SHIPPED_BACKOFF: &str = "schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n";
+/// Every link managed, with a short backoff (100 ms doubling to 400 ms).
+const FAST_BACKOFF: &str = "schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n";
+
 #[test]
 fn lost_subflow_readds_only_its_endpoint() {
     let mut w = World::new(BASE);
@@ -575,7 +580,7 @@ fn gives_up_after_max_attempts_until_the_link_changes() {
 
 #[test]
 fn readd_backoff_doubles_and_is_bounded() {
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(FAST_BACKOFF);
     w.settle();
     let mut gaps = Vec::new();
     let mut last = w.now;
@@ -603,7 +608,7 @@ fn readd_backoff_doubles_and_is_bounded() {
 
 #[test]
 fn backoff_starts_over_after_a_quiet_period() {
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(FAST_BACKOFF);
     w.settle();
     for _ in 0..3 {
         w.subflow_closed(7, "10.2.0.2", 104);
@@ -619,7 +624,7 @@ fn backoff_starts_over_after_a_quiet_period() {
 fn a_readd_that_worked_ends_the_backoff_episode() {
     // Seen in the bench: resets from the server a few seconds apart, each one repaired at
     // once. Backoff is for re-adds that do not help, so each reset gets an immediate re-add.
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(SHIPPED_BACKOFF);
     w.settle();
     for round in 0..10 {
         w.subflow_closed(7, "10.2.0.2", 104);
@@ -635,7 +640,7 @@ fn a_readd_that_worked_ends_the_backoff_episode() {
 fn a_readd_that_worked_counts_even_when_its_join_is_read_before_its_result() {
     // The kernel's SF_ESTABLISHED for the new subflow can reach the agent before the
     // netlink answer to the add does.
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(SHIPPED_BACKOFF);
     w.settle();
     for round in 0..6 {
         w.subflow_closed(7, "10.2.0.2", 104);
@@ -656,7 +661,7 @@ fn a_readd_that_worked_counts_even_when_its_join_is_read_before_its_result() {
 fn a_lost_subflow_that_lived_ends_the_episode_whatever_its_neighbours_did() {
     // iperf3 has two connections: one's new subflow can come up well after the other's.
     // The one that lived long enough decides.
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 1000\nmax_delay_ms = 30000\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(SHIPPED_BACKOFF);
     w.settle();
     for round in 0..4 {
         w.subflow_closed(7, "10.2.0.2", 104);
@@ -673,7 +678,7 @@ fn a_lost_subflow_that_lived_ends_the_episode_whatever_its_neighbours_did() {
 #[test]
 fn a_subflow_reset_right_after_its_readd_still_backs_off() {
     // A middlebox that resets every join once it is up: the re-add did not really help.
-    let mut w = World::new("schema_version = 1\n[reestablish]\ninitial_delay_ms = 100\nmax_delay_ms = 400\n[[link]]\nflags = [\"subflow\"]\n");
+    let mut w = World::new(FAST_BACKOFF);
     w.settle();
     let mut gaps = Vec::new();
     let mut last = w.now;
