@@ -35,6 +35,8 @@ add_bullseye() {
 PKGS+=(linux-source-5.10)
 # kernel-matrix: build kernels (5.10 / 6.1 / a BSP tree) and boot them under QEMU with virtme-ng
 PKGS+=(build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils rsync qemu-system-x86 busybox-static ethtool)
+# iptables: the 6.1 selftests mptcp_sockopt.sh and mptcp_join.sh skip (or fail) without it
+PKGS+=(iptables)
 
 need=()
 for p in "${PKGS[@]}"; do
