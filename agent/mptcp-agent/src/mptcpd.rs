@@ -5,8 +5,9 @@
 use std::path::Path;
 
 /// pid of an mptcpd process in the same network namespace as this process. A process
-/// whose namespace cannot be read (another user's, without CAP_SYS_PTRACE) counts as
-/// the same namespace: on a device, that is where it would be.
+/// whose namespace cannot be read for want of permission (another user's, without
+/// CAP_SYS_PTRACE) counts as the same namespace: on a device, that is where it would be.
+/// One that is exiting (its namespace link is already gone) does not count.
 pub fn find(proc_root: &Path) -> Option<u32> {
     let own_ns = std::fs::read_link(proc_root.join("self/ns/net")).ok();
     let entries = std::fs::read_dir(proc_root).ok()?;
@@ -22,6 +23,7 @@ pub fn find(proc_root: &Path) -> Option<u32> {
         }
         match (std::fs::read_link(entry.path().join("ns/net")), &own_ns) {
             (Ok(ns), Some(own)) if ns != *own => continue,
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => continue,
             _ => return Some(pid),
         }
     }
@@ -58,5 +60,13 @@ mod tests {
             "net:[1]",
         );
         assert_eq!(find(d.path()), Some(12));
+    }
+
+    #[test]
+    fn an_exiting_mptcpd_does_not_count() {
+        // Seen while another lab stopped its mptcpd: a zombie's ns link is gone (ENOENT).
+        let d = fake_proc(&[(12, "mptcpd", "net:[1]")], "net:[1]");
+        std::fs::remove_file(d.path().join("12/ns/net")).unwrap();
+        assert_eq!(find(d.path()), None);
     }
 }

@@ -124,7 +124,11 @@ impl Agent {
                 .arg(&config)
                 .arg("--state-dir")
                 .arg(lab.dir().join("agent-state"))
-                .env("RUST_LOG", "info,netlink_packet_route=error")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("MPTCP_TEST_AGENT_LOG")
+                        .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
+                )
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
@@ -568,8 +572,9 @@ fn hundred_flaps_with_live_connection() -> R {
 
 /// A subflow reset by the server (`ss -K`) is re-established within 1 s; the other
 /// uplink's subflows keep their ports. With the shipped backoff (1 s doubling to 30 s):
-/// resets 1.5 s apart that are each repaired must each get an immediate re-add, not an
-/// ever longer wait (the benchmark once found 11 of 20 never repaired within 10 s).
+/// resets 2.5 s apart that are each repaired must each get an immediate re-add, not an
+/// ever longer wait (the benchmark once found 11 of 20 never repaired within 10 s; the
+/// old rule failed here at round 3, waiting 4 s).
 fn killed_subflow_comes_back_within_1s() -> R {
     const ROUNDS: usize = 8;
     let lab = lab_with(LabOptions::default().iperf3_server(true))?;
@@ -613,20 +618,24 @@ fn killed_subflow_comes_back_within_1s() -> R {
         ensure(wlan_after == wlan_before, || {
             format!("round {round}: wlan0 subflows changed: {wlan_before:?} -> {wlan_after:?}")
         })?;
-        // The repaired subflow lives past the agent's 1 s stability mark, then dies again.
-        std::thread::sleep(Duration::from_millis(1500));
+        // The repaired subflows (both of iperf3's connections) live well past the agent's
+        // 1 s mark, then die again.
+        std::thread::sleep(Duration::from_millis(2500));
     }
     let _ = lab.stop("iperf-kill");
     let worst = times.iter().cloned().fold(0.0, f64::max);
     eprintln!(
-        "ss -K on the wwan0 subflows -> new wwan0 subflow: median {:.1} ms, max {worst:.1} ms over {ROUNDS} rounds 1.5 s apart; \
+        "ss -K on the wwan0 subflows -> new wwan0 subflow: median {:.1} ms, max {worst:.1} ms over {ROUNDS} rounds 2.5 s apart; \
          wlan0 subflow ports unchanged",
         median(&mut times.clone())
     );
     ensure(agent.alive(), || "agent died".into())?;
-    ensure(worst <= 1000.0, || {
-        format!("re-establishment took {worst:.0} ms > 1 s: {times:?}")
-    })
+    with_log(
+        &agent,
+        ensure(worst <= 1000.0, || {
+            format!("re-establishment took {worst:.0} ms > 1 s: {times:?}")
+        }),
+    )
 }
 
 /// Agent SIGKILL + restart, then NetworkManager restart: the same subflows afterwards.
