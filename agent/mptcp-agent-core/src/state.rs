@@ -70,6 +70,11 @@ pub struct Readds {
 /// [`Observed::subflows_up`]).
 pub const READD_STABLE_MS: u64 = 1_000;
 
+/// Most subflows tracked in [`Observed::subflows_up`]. A subflow whose SUB_CLOSED and
+/// CLOSED events were lost (a receive-buffer overrun) is never removed; past this bound the
+/// oldest entry goes. Far above what a device carries (8 subflows per connection).
+pub const SUBFLOWS_UP_MAX: usize = 4_096;
+
 /// An op that failed, kept so the same op is retried with backoff instead of in a loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -311,6 +316,12 @@ impl Observed {
                 if let (Some(addr), Some(token)) = (ev.saddr, ev.token) {
                     self.forget_loss(addr, token);
                     self.subflows_up.insert((addr, token), now);
+                    if self.subflows_up.len() > SUBFLOWS_UP_MAX {
+                        let oldest = self.subflows_up.iter().min_by_key(|(_, at)| **at);
+                        if let Some(key) = oldest.map(|(k, _)| *k) {
+                            self.subflows_up.remove(&key);
+                        }
+                    }
                 }
             }
             MptcpEventKind::Closed => {

@@ -676,6 +676,26 @@ fn a_lost_subflow_that_lived_ends_the_episode_whatever_its_neighbours_did() {
 }
 
 #[test]
+fn subflows_whose_close_was_never_seen_are_bounded() {
+    // Events lost to a receive-buffer overrun: subflows come up, their closes never arrive.
+    let mut w = World::new(SHIPPED_BACKOFF);
+    w.settle();
+    let extra = 10u32;
+    for token in 0..(crate::state::SUBFLOWS_UP_MAX as u32 + extra) {
+        w.advance(1);
+        w.subflow_established(token, "10.2.0.2");
+    }
+    assert_eq!(w.obs.subflows_up.len(), crate::state::SUBFLOWS_UP_MAX);
+    // The oldest went; the newest is kept and still ends its episode when lost.
+    assert!(!w.obs.subflows_up.contains_key(&(ip("10.2.0.2"), extra - 1)));
+    let newest = crate::state::SUBFLOWS_UP_MAX as u32 + extra - 1;
+    assert!(w.obs.subflows_up.contains_key(&(ip("10.2.0.2"), newest)));
+    w.advance(2_000);
+    w.subflow_closed(newest, "10.2.0.2", 104);
+    assert_eq!(w.settle().len(), 1, "immediate re-add");
+}
+
+#[test]
 fn a_subflow_reset_right_after_its_readd_still_backs_off() {
     // A middlebox that resets every join once it is up: the re-add did not really help.
     let mut w = World::new(FAST_BACKOFF);

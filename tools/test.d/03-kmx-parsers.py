@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""kmx's result parsers on excerpts of real guest output (5.10.223, 6.1.192): the names
+they give cases must not depend on measured values, or expected lists and tables break."""
+import importlib.machinery
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+loader = importlib.machinery.SourceFileLoader("kmx", str(ROOT / "kernel-matrix/kmx"))
+spec = importlib.util.spec_from_loader("kmx", loader)
+kmx = importlib.util.module_from_spec(spec)
+loader.exec_module(kmx)
+
+failures = []
+
+
+def check(what, got, want):
+    if got != want:
+        failures.append(f"{what}:\n  got  {got!r}\n  want {want!r}")
+
+
+def cases(parse, text):
+    return [(c["name"], c["status"], c["checks"]) for c in parse(text)]
+
+
+# simult_flows.sh: measured and allowed ms after the name, glued when the name fills its column.
+SIMULT_510 = """balanced bwidth                                     5765 max 5005  [ fail ]
+client exit code 0, server 0
+"""
+SIMULT_61 = """balanced bwidth                                             7459 max 7906       [ OK ]
+balanced bwidth - reverse direction                         7412 max 7906       [ OK ]
+unbalanced bwidth with opposed, unbalanced delay - reverse direction11255 max 11921      [ OK ]
+"""
+check("simult_flows 5.10", cases(kmx.parse_selftest, SIMULT_510), [("balanced bwidth", "fail", 1)])
+check("simult_flows 6.1", cases(kmx.parse_selftest, SIMULT_61), [
+    ("balanced bwidth", "pass", 1),
+    ("balanced bwidth - reverse direction", "pass", 1),
+    ("unbalanced bwidth with opposed, unbalanced delay - reverse direction", "pass", 1),
+])
+
+# mptcp_join.sh: a numbered header, continuation lines belong to it.
+JOIN = """Created /tmp/tmp.Odo9nLxXnW (size 1 KB) containing data sent by client
+001 no JOIN                              syn[ ok ] - synack[ ok ] - ack[ ok ]
+012 unused signal address                syn[ ok ] - synack[ ok ] - ack[ ok ]
+                                         add[ ok ] - echo  [ ok ]
+015 subflow and signal together          syn[ ok ] - synack[ ok ] - ack[ ok ]
+                                         add[ ok ] - echo  [ ok ]
+                                         rtx[ ok ] - rstrx [fail]   invert
+"""
+check("mptcp_join", cases(kmx.parse_selftest, JOIN), [
+    ("001 no JOIN", "pass", 3),
+    ("012 unused signal address", "pass", 5),
+    ("015 subflow and signal together", "fail", 7),
+])
+
+# KUnit in dmesg: TAP "ok 1 - name" (5.10) and KTAP v1 "ok 1 name" (6.1).
+KTAP_510 = """[    1.10] # Subtest: mptcp-crypto
+[    1.11]     ok 1 - mptcp_crypto_test_basic
+[    1.12] ok 1 - mptcp-crypto
+"""
+KTAP_61 = """[    1.385000]     # Subtest: mptcp-token
+[    1.387157]     ok 1 mptcp_token_test_req_basic
+[    1.388171]     not ok 2 mptcp_token_test_msk_basic
+[    1.389142]     ok 3 mptcp_token_test_accept # SKIP no reason
+[    1.390231] ok 2 mptcp-token
+"""
+check("KUnit 5.10", cases(kmx.parse_ktap, KTAP_510), [("mptcp-crypto.mptcp_crypto_test_basic", "pass", 1)])
+check("KUnit 6.1", [c[:2] for c in cases(kmx.parse_ktap, KTAP_61)], [
+    ("mptcp-token.mptcp_token_test_req_basic", "pass"),
+    ("mptcp-token.mptcp_token_test_msk_basic", "fail"),
+    ("mptcp-token.mptcp_token_test_accept", "skip"),
+])
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("kmx parsers: simult_flows, mptcp_join and KUnit (TAP, KTAP v1) excerpts parsed as expected")
