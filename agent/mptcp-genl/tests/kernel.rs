@@ -1005,6 +1005,12 @@ fn limits_get_set_and_maximum() -> TestResult {
     })
 }
 
+/// Line `i` of `ip mptcp endpoint show` (sorted) is `want`.
+fn ip_endpoint_is(ns: &Netns, i: usize, want: &str, what: &str) -> TestResult {
+    let lines = ip_endpoints(ns)?;
+    eq(lines.get(i).map(String::as_str), Some(want), what)
+}
+
 fn set_flags_backup_and_fullmesh() -> TestResult {
     in_netns("flags", |ns, rt| {
         rt.block_on(async {
@@ -1047,20 +1053,12 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
                         && err.kernel_message() == Some("missing family"),
                     || format!("SET_FLAGS by id on {}: want EINVAL \"missing family\", got {err:?}", answers.describe()),
                 )?;
-                eq(
-                    ip_endpoints(ns)?[0].clone(),
-                    "10.4.0.1 id 1 subflow".into(),
-                    "ip after the refused SET_FLAGS by id",
-                )?;
+                ip_endpoint_is(ns, 0, "10.4.0.1 id 1 subflow", "ip after the refused SET_FLAGS by id")?;
                 pm.set_endpoint_flags(key, EndpointFlags::BACKUP)
                     .await
                     .ctx("backup on by address")?;
             }
-            eq(
-                ip_endpoints(ns)?[0].clone(),
-                "10.4.0.1 id 1 subflow backup".into(),
-                "ip after backup on",
-            )?;
+            ip_endpoint_is(ns, 0, "10.4.0.1 id 1 subflow backup", "ip after backup on")?;
             eq(
                 pm.endpoint(1).await.ctx("get")?.flags,
                 EndpointFlags::SUBFLOW | EndpointFlags::BACKUP,
@@ -1075,19 +1073,11 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
             } else {
                 "10.4.0.1 id 1 subflow"
             };
-            eq(
-                ip_endpoints(ns)?[0].clone(),
-                want.into(),
-                "ip after change",
-            )?;
+            ip_endpoint_is(ns, 0, want, "ip after change")?;
             pm.set_endpoint_flags(key, EndpointFlags::empty())
                 .await
                 .ctx("all off")?;
-            eq(
-                ip_endpoints(ns)?[0].clone(),
-                "10.4.0.1 id 1 subflow".into(),
-                "ip after all off",
-            )?;
+            ip_endpoint_is(ns, 0, "10.4.0.1 id 1 subflow", "ip after all off")?;
             // SET_FLAGS changes only backup/fullmesh: SIGNAL in the request is ignored.
             let v6 = EndpointKey::Addr {
                 addr: "fd00::2".parse().unwrap(),
@@ -1096,11 +1086,7 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
             pm.set_endpoint_flags(v6, EndpointFlags::BACKUP | EndpointFlags::SUBFLOW)
                 .await
                 .ctx("v6 backup")?;
-            eq(
-                ip_endpoints(ns)?[1].clone(),
-                "fd00::2 id 2 signal backup".into(),
-                "ip v6 after backup",
-            )?;
+            ip_endpoint_is(ns, 1, "fd00::2 id 2 signal backup", "ip v6 after backup")?;
             if answers.set_flags_fullmesh() {
                 // Fullmesh on a signal endpoint: refused (EINVAL, "invalid addr flags" on
                 // 6.18), nothing changes.
@@ -1110,21 +1096,13 @@ fn set_flags_backup_and_fullmesh() -> TestResult {
                     .err()
                     .ok_or("fullmesh on signal accepted")?;
                 answers.check_set_flags_refused(&err, "invalid addr flags", "fullmesh on a signal endpoint")?;
-                eq(
-                    ip_endpoints(ns)?[1].clone(),
-                    "fd00::2 id 2 signal backup".into(),
-                    "ip v6 after the refused fullmesh",
-                )?;
+                ip_endpoint_is(ns, 1, "fd00::2 id 2 signal backup", "ip v6 after the refused fullmesh")?;
             } else {
                 // Taken as "backup off": fullmesh is not a flag this SET_FLAGS changes.
                 pm.set_endpoint_flags(v6, EndpointFlags::FULLMESH)
                     .await
                     .ctx("fullmesh on signal (backup off before 5.17)")?;
-                eq(
-                    ip_endpoints(ns)?[1].clone(),
-                    "fd00::2 id 2 signal".into(),
-                    "ip v6 after a fullmesh request before 5.17",
-                )?;
+                ip_endpoint_is(ns, 1, "fd00::2 id 2 signal", "ip v6 after a fullmesh request before 5.17")?;
             }
             // Unknown endpoint: EINVAL ("address not found" on 6.18).
             let unknown = if answers.set_flags_by_id() {
