@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """kmx's result parsers on excerpts of real guest output (5.10.223, 6.1.192): the names
-they give cases must not depend on measured values, or expected lists and tables break."""
+they give cases must not depend on measured values, or expected lists and tables break. Also
+how expected failures are counted and marked per kernel."""
+import contextlib
 import importlib.machinery
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
@@ -73,7 +76,25 @@ check("KUnit 6.1", [c[:2] for c in cases(kmx.parse_ktap, KTAP_61)], [
     ("mptcp-token.mptcp_token_test_accept", "skip"),
 ])
 
+# Expected failures per kernel: a listed failing case is marked and accepted, a listed case
+# that passes (stale list) and an unlisted failure are not; a kernel without a list counts all.
+def result(label, statuses):
+    return {"kernel": {"label": label, "release": label + ".0"},
+            "suites": [{"suite": "s", "status": "fail",
+                        "cases": [{"name": n, "status": st, "checks": 1, "detail": ""} for n, st in statuses]}]}
+
+
+listed = {("s", "a"): "lacks a", ("s", "b"): "lacks b"}
+runs = [result("5.10", [("a", "fail"), ("b", "pass"), ("c", "fail"), ("d", "pass")]),
+        result("6.1", [("a", "fail"), ("b", "pass")])]
+with contextlib.redirect_stdout(io.StringIO()):
+    bad = kmx.apply_expected_by_kernel(runs, {"5.10": listed})
+check("unexpected outcomes (stale b, unlisted c on 5.10; a on 6.1)", bad, 3)
+table = kmx.render_table(runs)
+check("expected failure marked", "| s | a | **FAIL** (expected) | **FAIL** |" in table, True)
+check("unlisted failure not marked", "| s | c | **FAIL** | – |" in table, True)
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)
-print("kmx parsers: simult_flows, mptcp_join and KUnit (TAP, KTAP v1) excerpts parsed as expected")
+print("kmx: simult_flows, mptcp_join and KUnit (TAP, KTAP v1) excerpts parsed as expected; expected failures counted and marked per kernel")
