@@ -7,7 +7,9 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,24 @@ check("simult_flows 6.1", cases(kmx.parse_selftest, SIMULT_61), [
     ("balanced bwidth", "pass", 1),
     ("balanced bwidth - reverse direction", "pass", 1),
     ("unbalanced bwidth with opposed, unbalanced delay - reverse direction", "pass", 1),
+])
+
+# mptcp_connect.sh: a message breaks a case's line; its result follows on the next line.
+CONNECT = """ns1 MPTCP -> ns2 (10.0.1.2:10006      ) MPTCP\t(duration   553ms) [ OK ]
+ns1 MPTCP -> ns2 (10.0.2.1:10008      ) MPTCP\tcopyfd_io_poll: poll timed out (events: POLLIN 1, POLLOUT 0)
+(duration 30630ms) [ FAIL ] client exit code 0, server 2
+
+netns ns2-6b138dae-YNkwhE socket stat for 10008:
+ns1 MPTCP -> ns3 (dead:beef:2::2:10011) MPTCP\t(duration   913ms) [ OK ]
+ns1 MPTCP -> ns3 (10.0.3.2:10012      ) MPTCP\tcopyfd_io_poll: poll timed out (events: POLLIN 1, POLLOUT 4)
+copyfd_io_poll: poll timed out (events: POLLIN 1, POLLOUT 0)
+(duration 30943ms) [ FAIL ] client exit code 2, server 2
+"""
+check("mptcp_connect broken line", cases(kmx.parse_selftest, CONNECT), [
+    ("ns1 MPTCP -> ns2 (10.0.1.2:10006 ) MPTCP", "pass", 1),
+    ("ns1 MPTCP -> ns2 (10.0.2.1:10008 ) MPTCP", "fail", 1),
+    ("ns1 MPTCP -> ns3 (dead:beef:2::2:10011) MPTCP", "pass", 1),
+    ("ns1 MPTCP -> ns3 (10.0.3.2:10012 ) MPTCP", "fail", 1),
 ])
 
 # mptcp_join.sh: a numbered header, continuation lines belong to it.
@@ -93,6 +113,12 @@ check("unexpected outcomes (stale b, unlisted c on 5.10; a on 6.1)", bad, 3)
 table = kmx.render_table(runs)
 check("expected failure marked", "| s | a | **FAIL** (expected) | **FAIL** |" in table, True)
 check("unlisted failure not marked", "| s | c | **FAIL** | – |" in table, True)
+
+# Two runs started by one process within the same second get two results directories.
+with tempfile.TemporaryDirectory() as tmp:
+    os.environ["KMX_CACHE"] = tmp
+    dirs = {kmx.new_results_dir("host", "libtest") for _ in range(3)}
+    check("distinct results directories", len(dirs), 3)
 
 if failures:
     print("\n".join(failures))
