@@ -85,5 +85,24 @@ else
   bad "setup added a source although the machine has one: '$out'"
 fi
 
+# The same with apt itself: both files -> apt warns (on stderr); after setup's clean-up -> silent.
+if command -v apt-cache >/dev/null; then
+  etc=$TMP/apt; mkdir -p "$etc/sources.list.d" "$etc/preferences.d" "$TMP/lists/partial"
+  apt_quiet() { # apt-cache on this copy of the sources only: prints apt's stderr
+    apt-cache -o Dir::Etc::sourcelist=/dev/null -o Dir::Etc::sourceparts="$etc/sources.list.d" \
+      -o Dir::State::lists="$TMP/lists" policy 2>&1 >/dev/null
+  }
+  printf 'deb http://deb.debian.org/debian bullseye main\n' > "$etc/sources.list.d/bullseye.list"
+  SETUP_APT_ETC=$etc bash -c '. "$1"; rm -f "$OUR_LIST"; printf "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye\nComponents: main\n" > "$OUR_LIST"' _ "$ROOT/tools/setup.sh"
+  before=$(apt_quiet)
+  SETUP_APT_ETC=$etc bash -c '. "$1"; drop_duplicate_bullseye' _ "$ROOT/tools/setup.sh" 2>/dev/null
+  after=$(apt_quiet)
+  if [ -n "$before" ] && [ -z "$after" ]; then
+    ok "apt: duplicate bullseye sources warned before setup's clean-up, silent after"
+  else
+    bad "apt before the clean-up: '${before:0:200}'; after: '${after:0:300}'"
+  fi
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
