@@ -13,10 +13,11 @@
 #
 # Each mode prints every package group, why it is needed and what is missing.
 # Host packages are never upgraded: packages are installed with --no-install-recommends, apt's plan
-# is simulated first (apt-get -s), and every installed package apt would upgrade is held at its
-# installed version (pkg=VERSION, its auto/manual mark restored afterwards). If the missing
-# packages cannot be installed without an upgrade, setup refuses and names the packages;
-# SETUP_ALLOW_UPGRADES=1 lets apt upgrade them.
+# is simulated first (apt-get -s), and every installed package apt would upgrade is kept at its
+# installed version (pkg=VERSION), as is every new package built from the same source (perl next to
+# perl-base) when the archive has that version; auto/manual marks are restored afterwards. If the
+# missing packages still cannot be installed without an upgrade, setup refuses, with apt's reason
+# and the packages; SETUP_ALLOW_UPGRADES=1 lets apt upgrade them.
 # linux-source-5.10 comes from Debian bullseye: an existing bullseye source in any file apt reads
 # (sources.list, sources.list.d/*.list, sources.list.d/*.sources) is used as it is; only without
 # one does setup add its own (pinned to priority 100, so nothing else comes from bullseye).
@@ -125,28 +126,57 @@ drop_duplicate_bullseye() {
 
 # --- installing without upgrading ----------------------------------------------------------------
 
-# Installed packages apt's simulation of `install "$@"` would upgrade ("Inst PKG [OLD] (NEW ...)").
-would_upgrade() {
-  LC_ALL=C apt-get install -s --no-install-recommends "$@" | awk '$1 == "Inst" && $3 ~ /^\[/ { print $2 }'
+# apt's plan for `install "$@"`: its "Inst PKG [OLD] (NEW ...)" lines ([OLD] only for an upgrade of
+# an installed package). When apt has no plan, its own explanation goes to stderr.
+apt_plan() {
+  local out
+  if ! out=$(LC_ALL=C apt-get install -s --no-install-recommends "$@" 2>&1); then
+    printf '%s\n' "$out" | grep -vE '^(Reading|Building|NOTE:|This is only|Some packages could)' >&2
+    return 1
+  fi
+  printf '%s\n' "$out" | awk '$1 == "Inst"'
+}
+version_available() { # pkg version
+  apt-cache madison "$1" 2>/dev/null | awk -F'|' -v v="$2" '{ gsub(/ /, "", $2) } $2 == v { f = 1 } END { exit !f }'
 }
 
 apt_install() { # packages...
-  local ups holds=() autos=() p v
-  ups=$(would_upgrade "$@") || die "apt cannot install: $*"
+  local plan ups holds=() autos=() p v s n
+  plan=$(apt_plan "$@") || die "apt cannot install: $* (apt's reason above)"
+  ups=$(awk '$3 ~ /^\[/ { print $2 }' <<<"$plan")
   if [ -n "$ups" ] && [ "${SETUP_ALLOW_UPGRADES:-0}" != 1 ]; then
+    say "apt would upgrade installed $(echo $ups); keeping them at their installed versions"
+    local -A held_src=()
     for p in $ups; do
       v=$(dpkg-query -W -f='${Version}' "$p")
       holds+=("$p=$v")
+      held_src[$(dpkg-query -W -f='${source:Package}' "$p")]=$v
       apt-mark showauto "$p" | grep -q . && autos+=("$p")
     done
-    say "apt would upgrade installed $(echo $ups); holding them at their installed versions"
-    ups=$(would_upgrade "$@" "${holds[@]}") ||
-      die "$* cannot be installed without upgrading installed packages ($(echo "${holds[@]}")).
+    # A new package built from the same source as a held one (perl next to perl-base, zlib1g-dev
+    # next to zlib1g) must match its version: ask for that version when the archive has it.
+    # One apt-cache call for all new packages: "PACKAGE SOURCE" per line.
+    while read -r n s; do
+      v=${held_src[$s]:-}
+      [ -n "$v" ] && version_available "$n" "$v" || continue
+      holds+=("$n=$v")
+      case " $* " in *" $n "*) ;; *) autos+=("$n");; esac   # a dependency, not asked for
+    done < <(awk '$3 !~ /^\[/ { print $2 }' <<<"$plan" | xargs -r apt-cache show --no-all-versions 2>/dev/null |
+             awk '/^Package:/ { p = $2; s = $2 } /^Source:/ { s = $2 } /^$/ && p { print p, s; p = "" } END { if (p) print p, s }')
+    plan=$(apt_plan "$@" "${holds[@]}") ||
+      die "$* cannot be installed without upgrading installed packages ($(echo $ups)): apt's reason above.
   Upgrade them yourself (apt-get install --only-upgrade PKG...) or run again with SETUP_ALLOW_UPGRADES=1."
+    ups=$(awk '$3 ~ /^\[/ { print $2 }' <<<"$plan")
     [ -z "$ups" ] || die "apt would still upgrade $(echo $ups); refusing (SETUP_ALLOW_UPGRADES=1 allows it)"
+    say "with ${holds[*]}: no installed package is upgraded"
+  fi
+  if [ "${DRY:-0}" = 1 ]; then
+    say "would run: apt-get install --no-install-recommends $* ${holds[*]}"
+    say "apt's plan: $(grep -c . <<<"$plan") new packages, 0 upgrades"
+    return 0
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" "${holds[@]}"
-  # pkg=VERSION marks a package manual; put back what was automatic.
+  # Naming a package marks it manual: those that were automatic, or are only dependencies, go back.
   [ ${#autos[@]} -eq 0 ] || apt-mark auto "${autos[@]}" >/dev/null
 }
 
@@ -170,6 +200,9 @@ main() {
   [ "$mode" = test ] && say "Python venv $ROOT/.venv with $(grep -v '^#' "$ROOT/tools/requirements.txt" | tr '\n' ' ')(layer checks, kernel matrix)"
   if [ $plan = 1 ]; then
     say "plan only: would install ${need[*]:-nothing}"
+    # apt's own plan for them, with the packages kept at their versions (apt's lists as they are;
+    # linux-source-5.10 needs the bullseye source, which plan does not add).
+    [ ${#need[@]} -eq 0 ] || DRY=1 apt_install "${need[@]}"
     return 0
   fi
 
