@@ -53,7 +53,7 @@ if [ -z "$BIN" ]; then
   if [ -x "$TARGET/debug/mptcp-agent" ]; then
     bold "building mptcp-agent and the lab's traffic tool (debug; only what changed is rebuilt)"
   else
-    bold "building mptcp-agent and the lab's traffic tool (first build: about 4 min on 2 cores; cargo lists each crate)"
+    bold "building mptcp-agent and the lab's traffic tool (first build: 4 min on an idle 2-core machine, 15 min on a busy one; cargo lists each crate)"
   fi
   b0=$(now_ms)
   cargo build --locked -p mptcp-agent -p mptcp-lab --bins
