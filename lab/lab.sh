@@ -49,7 +49,17 @@
 #   mptcpd-start | mptcpd-stop
 #   spawn dev|rtr|nat|srv NAME CMD...   background process, logged to LAB_DIR/log/NAME.log,
 #                           stopped by `stop NAME` or `down`
-#   stop NAME               stop a process started with spawn (or nm, dbus, mptcpd, iperf3)
+#   stop NAME               stop a process started with spawn (or nm, dbus, mptcpd, iperf3, agent)
+#   agent-config [FILE]     write LAB_DIR/agent.toml: FILE (default conf/agent.toml, as shipped) plus
+#                           networkmanager.conf_paths naming this lab's NetworkManager config (not the
+#                           host's /etc/NetworkManager); prints the path
+#   agent [--bg] [SUBCOMMAND ARGS...]   mptcp-agent in the device namespace on the lab's bus.
+#                           `run` (the default) gets --config LAB_DIR/agent.toml (agent-config writes it
+#                           if missing) and --state-dir LAB_DIR/agent-state unless given; `check-config`
+#                           without a file checks LAB_DIR/agent.toml. --bg: in the background as process
+#                           "agent" (log LAB_DIR/log/agent.log; `stop agent` or `down` ends it), prints
+#                           its pid. Binary: $MPTCP_AGENT, else the newer of target/release and
+#                           target/debug in this repository, else mptcp-agent on PATH.
 #   sweep                   `down` every lab under /tmp/mptcp-lab whose LAB_OWNER_PID is gone
 set -euo pipefail
 
@@ -395,6 +405,68 @@ write_env() {
   } > $f
 }
 
+# --- the agent -----------------------------------------------------------------------------------
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+agent_bin() {
+  if [ -n "${MPTCP_AGENT:-}" ]; then
+    [ -x "$MPTCP_AGENT" ] || die "MPTCP_AGENT=$MPTCP_AGENT is not an executable"
+    echo "$MPTCP_AGENT"; return
+  fi
+  local t=${CARGO_TARGET_DIR:-$REPO/target} best="" b
+  for b in "$t/release/mptcp-agent" "$t/debug/mptcp-agent"; do
+    [ -x "$b" ] || continue
+    if [ -z "$best" ] || [ "$b" -nt "$best" ]; then best=$b; fi
+  done
+  [ -n "$best" ] || best=$(command -v mptcp-agent) ||
+    die "mptcp-agent not found: build it (cargo build -p mptcp-agent) or set MPTCP_AGENT=PATH"
+  echo "$best"
+}
+
+# The agent's config for this lab: the given file plus the lab's NetworkManager config paths,
+# so that the agent checks the lab's NetworkManager (its own MPTCP off), not the host's.
+agent_config() { # [FILE]
+  local src=${1:-$REPO/conf/agent.toml} out=$LAB/agent.toml
+  [ -r "$src" ] || die "agent-config: cannot read $src"
+  grep -qE '^[[:space:]]*conf_paths[[:space:]]*=' "$src" &&
+    die "agent-config: $src sets networkmanager.conf_paths itself; remove it, the lab supplies its own"
+  awk -v paths="conf_paths = [\"$LAB/nm/etc/NetworkManager.conf\", \"$LAB/nm/etc/conf.d\"]" '
+    { print } /^[[:space:]]*\[networkmanager\][[:space:]]*(#.*)?$/ && !done { print paths; done = 1 }
+    END { if (!done) { print ""; print "[networkmanager]"; print paths } }' "$src" > "$out.tmp"
+  # check-config refuses group/world-writable files; the agent reads it as root.
+  chmod 0644 "$out.tmp"
+  mv -f "$out.tmp" "$out"
+  echo "$out"
+}
+
+agent() {
+  local bg=0 bin
+  if [ "${1:-}" = --bg ]; then bg=1; shift; fi
+  [ $# -gt 0 ] || set -- run
+  bin=$(agent_bin)
+  local sub=$1; shift
+  local args=("$sub")
+  case $sub in
+    run)
+      case " $* " in *" --config "*|*" -c "*|*" --config="*) ;;
+        *) [ -e "$LAB/agent.toml" ] || agent_config >/dev/null; args+=(--config "$LAB/agent.toml");; esac
+      case " $* " in *" --state-dir"*) ;; *) args+=(--state-dir "$LAB/agent-state");; esac ;;
+    check-config)
+      if [ $# -eq 0 ]; then [ -e "$LAB/agent.toml" ] || agent_config >/dev/null; args+=("$LAB/agent.toml"); fi ;;
+  esac
+  args+=("$@")
+  local env=(env "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS" "RUST_LOG=${RUST_LOG:-info,netlink_packet_route=error}")
+  if [ $bg = 1 ]; then
+    recorded_alive $LAB/pids/agent.pid && die "agent already running (pid $(pid_of agent))"
+    echo "=== $bin ${args[*]} $(date -Is)" >> $LAB/log/agent.log
+    start_bg agent $LAB/log/agent.log ip netns exec $DEV "${env[@]}" "$bin" "${args[@]}"
+    pid_of agent
+  else
+    exec ip netns exec $DEV "${env[@]}" "$bin" "${args[@]}"
+  fi
+}
+
 # --- up / down -----------------------------------------------------------------------------------
 
 lab_exists() {
@@ -601,6 +673,8 @@ case "$cmd" in
     fi
     pid_of "$name" ;;
   stop) need_lab; [ -n "${1:-}" ] || die "stop NAME"; stop_recorded "$1" ;;
+  agent-config) need_lab; agent_config "$@" ;;
+  agent) need_lab; agent "$@" ;;
   ""|-h|--help|help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd' (try: $0 help)" ;;
 esac

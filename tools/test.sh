@@ -21,7 +21,7 @@ fi
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUST_BACKTRACE=1
 
-bash tools/setup.sh || { echo "tools/setup.sh failed" >&2; exit 1; }
+bash tools/setup.sh test || { echo "tools/setup.sh test failed" >&2; exit 1; }
 
 results=()
 failed=0
