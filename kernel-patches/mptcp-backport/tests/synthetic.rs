@@ -878,7 +878,7 @@ fn verify_features_before_and_after_apply() {
         "{}",
         String::from_utf8_lossy(&after.stdout)
     );
-    assert!(String::from_utf8_lossy(&after.stdout).contains("present  renamed pm file"));
+    assert!(String::from_utf8_lossy(&after.stdout).contains("has      renamed pm file"));
 }
 
 #[test]
