@@ -209,24 +209,31 @@ pub fn boot_probe(tree: &Path, b: &BootOptions) -> Result<BootReport> {
     }
     let tree = fs::canonicalize(tree).map_err(|e| Error::io(tree, e))?;
     let probe = fs::canonicalize(&b.probe).map_err(|e| Error::io(&b.probe, e))?;
+    // kmx's progress (stderr) goes to the user as it happens; its stdout (the guest's output)
+    // is echoed to stderr too, so that `--json` stays parseable, and kept for the report.
     let run = |args: &[&std::ffi::OsStr]| -> Result<(Option<i32>, String)> {
-        let out = Command::new(&b.kmx)
+        use std::io::BufRead;
+        let mut child = Command::new(&b.kmx)
             .args(args)
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .spawn()
             .map_err(|e| Error::Command {
                 command: b.kmx.display().to_string(),
                 message: e.to_string(),
             })?;
-        Ok((
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        ))
+        let mut text = String::new();
+        if let Some(out) = child.stdout.take() {
+            for line in std::io::BufReader::new(out).lines() {
+                let line = line.map_err(|e| Error::io(&b.kmx, e))?;
+                eprintln!("{line}");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let status = child.wait().map_err(|e| Error::io(&b.kmx, e))?;
+        Ok((status.code(), text))
     };
     let tail = |t: &str| {
         let lines: Vec<&str> = t.lines().collect();
@@ -252,6 +259,7 @@ pub fn boot_probe(tree: &Path, b: &BootOptions) -> Result<BootReport> {
     ])?;
     let lines: Vec<String> = text
         .lines()
+        .map(|l| l.trim_end_matches('\r').trim_start())
         .filter(|l| l.starts_with("pass ") || l.starts_with("FAIL "))
         .map(str::to_string)
         .collect();

@@ -525,3 +525,72 @@ fn cli_transplant_and_verify_show_provenance() {
     assert!(text.contains("Text checks"), "{text}");
     assert!(text.contains("not booted"), "{text}");
 }
+
+/// `verify --boot` drives kmx as `kmx build --source TREE` then `kmx run --source TREE --
+/// PROBE probe`. A stand-in kmx that runs the command on this machine checks the plumbing
+/// (the real boot is `kmx`'s job, tested with kernel-matrix).
+#[test]
+fn verify_boot_runs_probe_through_kmx() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, src) = proven(dir.path());
+    let tree = bsp(dir.path(), "5.10.223", true);
+    transplant(&m, &opts(&src, &tree)).unwrap();
+    let kmx = dir.path().join("kmx");
+    let log = dir.path().join("kmx.log");
+    fs::write(
+        &kmx,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\ncase \"$1\" in\n  build) [ -n \"$FAIL_BUILD\" ] && exit 3; exit 0 ;;\n  run) while [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\" ;;\nesac\nexit 2\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&kmx, fs::Permissions::from_mode(0o755)).unwrap();
+    let verify = |fail_build: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mptcp-backport"));
+        cmd.arg("--manifest")
+            .arg(m.dir.join("series.toml"))
+            .args(["verify", "--json", "--boot", "--kmx"])
+            .arg(&kmx)
+            .arg("--tree")
+            .arg(&tree);
+        if fail_build {
+            cmd.env("FAIL_BUILD", "1");
+        }
+        let out = cmd.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code(), v)
+    };
+    let (code, v) = verify(true);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["boot"]["built"], false);
+    let (code, v) = verify(false);
+    let calls = read(&log);
+    let tree_s = fs::canonicalize(&tree).unwrap().display().to_string();
+    assert!(
+        calls.contains(&format!("build --source {tree_s}")),
+        "{calls}"
+    );
+    assert!(
+        calls.contains(&format!("run --source {tree_s} -- ")) && calls.contains(" probe"),
+        "{calls}"
+    );
+    let lines = v["boot"]["lines"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("sysctl net.mptcp.enabled")),
+        "{v}"
+    );
+    // The probe passes only as root on an MPTCP kernel; verify's verdict follows it.
+    let root = nix::unistd::geteuid().is_root();
+    let mptcp = Path::new("/proc/sys/net/mptcp/stale_loss_cnt").exists();
+    assert_eq!(v["boot"]["ok"], root && mptcp, "{v}");
+    assert_eq!(code, Some(if root && mptcp { 0 } else { 1 }), "{v}");
+}
