@@ -94,6 +94,14 @@ pub enum Error {
     #[error("{tree}: already transplanted with other inputs ({differences}); start from a fresh BSP tree")]
     AlreadyTransplanted { tree: PathBuf, differences: String },
 
+    /// An earlier transplant of this git tree stopped after its path-set commit.
+    #[error("{tree}: an earlier transplant stopped part-way (its path-set commit {commit} is in HEAD's history, no provenance file); go back to the BSP commit before it with `git reset --hard {reset_to}`")]
+    PartialTransplant {
+        tree: PathBuf,
+        commit: String,
+        reset_to: String,
+    },
+
     /// A core patch or fixup did not apply during transplant.
     #[error("transplant: {step} {patch} does not apply; {state}\n{output}")]
     PatchFailed {

@@ -30,6 +30,9 @@ use crate::sha256::{self, Sha256};
 /// Provenance file at the top of a transplanted tree.
 pub const PROVENANCE_FILE: &str = ".mptcp-backport.json";
 
+/// Trailer of the path-set commit: finds a transplant that stopped before its provenance.
+const TRAILER: &str = "Mptcp-backport-transplant";
+
 /// What to transplant where.
 #[derive(Debug, Clone)]
 pub struct TransplantOptions {
@@ -613,6 +616,23 @@ pub fn transplant(manifest: &Manifest, opts: &TransplantOptions) -> Result<Trans
                 "a `git am` or rebase is in progress in the tree; finish or abort it first".into(),
             ));
         }
+        // A copy commit without provenance: an earlier transplant stopped at a fixup.
+        let grep = format!("--grep=^{TRAILER}: ");
+        let partial = git.run_text(&["log", "-1", "--format=%H%n%B", &grep, "HEAD"])?;
+        if let Some(commit) = partial.lines().next().filter(|c| !c.is_empty()) {
+            let n = partial
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{TRAILER}: ")))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            let short = &commit[..12.min(commit.len())];
+            return Err(Error::PartialTransplant {
+                tree: tree.clone(),
+                commit: short.to_string(),
+                reset_to: format!("{short}~{}", n + 1),
+            });
+        }
     }
 
     // 1. Core series.
@@ -635,7 +655,7 @@ pub fn transplant(manifest: &Manifest, opts: &TransplantOptions) -> Result<Trans
         args.extend(specs.iter().map(String::as_str));
         git.run(&args)?;
         let msg = format!(
-            "mptcp: MPTCP path set of Linux {source_version} (transplant)\n\nCopied by mptcp-backport transplant from {} ({}).\nPath set: {}\nPath-set sha256: {digest} ({} files){}\n",
+            "mptcp: MPTCP path set of Linux {source_version} (transplant)\n\nCopied by mptcp-backport transplant from {} ({}).\nPath set: {}\nPath-set sha256: {digest} ({} files){}\n\n{TRAILER}: {} core patches before this commit\n",
             opts.source.display(),
             source.kind,
             paths.join(" "),
@@ -644,7 +664,8 @@ pub fn transplant(manifest: &Manifest, opts: &TransplantOptions) -> Result<Trans
                 .tarball_sha256
                 .as_ref()
                 .map(|s| format!("\nTarball sha256: {s}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            core.len()
         );
         commit(git, &msg)?;
     }

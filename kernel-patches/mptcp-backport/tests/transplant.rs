@@ -454,6 +454,33 @@ fn a_failing_core_patch_leaves_the_last_good_commit() {
     assert!(!read(&plain.join("net/ipv4/tcp.c")).contains("never"));
 }
 
+/// A fixup that fails after the copy: HEAD stays at the path-set commit; running again says
+/// the earlier run stopped part-way and how to go back, instead of failing on the core series.
+#[test]
+fn a_failing_fixup_then_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, src) = proven(dir.path());
+    // The fixup's context is not in this source's sockopt.c.
+    write(&src, "net/mptcp/sockopt.c", "/* other 5.15 sockopt */\n");
+    let mut o = opts(&src, &bsp(dir.path(), "5.10.223", true));
+    o.allow_modified_source = true;
+    match transplant(&m, &o) {
+        Err(Error::PatchFailed { step, .. }) => assert_eq!(step, "fixup"),
+        other => panic!("{other:?}"),
+    }
+    let tree = o.tree.clone();
+    assert!(git(&tree, &["log", "-1", "--format=%s"]).starts_with("mptcp: MPTCP path set"));
+    assert_eq!(git(&tree, &["status", "--porcelain"]), "");
+    match transplant(&m, &o) {
+        Err(Error::PartialTransplant { reset_to, .. }) => {
+            // The advice is right: it leads back to the BSP commit.
+            git(&tree, &["reset", "-q", "--hard", &reset_to]);
+            assert_eq!(git(&tree, &["log", "-1", "--format=%s"]).trim(), "BSP");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn compare_pathset_names_the_differences() {
     let dir = tempfile::tempdir().unwrap();
