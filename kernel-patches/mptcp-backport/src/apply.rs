@@ -447,7 +447,7 @@ fn run_plain(
     finish(state, state_path, log)
 }
 
-fn patch_cmd(tree: &Path, file: &Path, dry: bool) -> Result<(bool, String)> {
+pub(crate) fn patch_cmd(tree: &Path, file: &Path, dry: bool) -> Result<(bool, String)> {
     let mut cmd = Command::new("patch");
     cmd.args([
         "-p1",
@@ -813,7 +813,7 @@ fn patch_conflict_files(output: &str) -> Vec<(String, Vec<u32>)> {
     files
 }
 
-fn git_toplevel(tree: &Path) -> Option<Git> {
+pub(crate) fn git_toplevel(tree: &Path) -> Option<Git> {
     let git = Git::open(tree).ok()?;
     let top = git.run_text(&["rev-parse", "--show-toplevel"]).ok()?;
     let top = fs::canonicalize(top.trim()).ok()?;
@@ -848,7 +848,7 @@ fn save_state(path: &Path, state: &State) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-fn summarize(files: &[String]) -> String {
+pub(crate) fn summarize(files: &[String]) -> String {
     let mut s: Vec<&str> = files.iter().take(5).map(String::as_str).collect();
     let more;
     if files.len() > 5 {
@@ -858,7 +858,7 @@ fn summarize(files: &[String]) -> String {
     s.join(", ")
 }
 
-fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -883,7 +883,7 @@ impl Log {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` without a date crate.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

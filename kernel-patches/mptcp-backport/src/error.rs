@@ -62,6 +62,55 @@ pub enum Error {
     #[error("series {path}: {message}")]
     Series { path: PathBuf, message: String },
 
+    /// The transplant source is not a 5.15.y kernel (tree or tarball).
+    #[error("{path}: source is Linux {found}, not 5.15.y (give a 5.15.y tree or tarball)")]
+    SourceVersion { path: PathBuf, found: String },
+
+    /// The tree to transplant into is not a 5.10.y kernel.
+    #[error("{path}: tree is Linux {found}, not {series}.y")]
+    BaseVersion {
+        path: PathBuf,
+        found: String,
+        series: String,
+    },
+
+    /// A tarball's sha256 differs from the one given with --sha256.
+    #[error("{path}: sha256 is {actual}, expected {expected} (--sha256)")]
+    Sha256Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    /// A proven 5.15.y version whose path set differs from the recorded digest.
+    #[error("source {version}: path-set sha256 is {actual}, but the manifest records {expected} for {version} (a modified source; --allow-modified-source takes it anyway and records that)")]
+    PathsetMismatch {
+        version: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The tree was transplanted before with other inputs.
+    #[error("{tree}: already transplanted with other inputs ({differences}); start from a fresh BSP tree")]
+    AlreadyTransplanted { tree: PathBuf, differences: String },
+
+    /// An earlier transplant of this git tree stopped after its path-set commit.
+    #[error("{tree}: an earlier transplant stopped part-way (its path-set commit {commit} is in HEAD's history, no provenance file); go back to the BSP commit before it with `git reset --hard {reset_to}`")]
+    PartialTransplant {
+        tree: PathBuf,
+        commit: String,
+        reset_to: String,
+    },
+
+    /// A core patch or fixup did not apply during transplant.
+    #[error("transplant: {step} {patch} does not apply; {state}\n{output}")]
+    PatchFailed {
+        step: String,
+        patch: PathBuf,
+        state: String,
+        output: String,
+    },
+
     /// A command-line argument is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),

@@ -13,7 +13,10 @@ pub mod git;
 pub mod history;
 pub mod manifest;
 pub mod plan;
+pub mod probe;
+pub mod sha256;
 pub mod synth;
+pub mod transplant;
 pub mod verify;
 
 pub use error::{Error, Result};

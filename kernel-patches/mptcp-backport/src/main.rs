@@ -16,6 +16,7 @@ use mptcp_backport::git::Git;
 use mptcp_backport::manifest::Manifest;
 use mptcp_backport::plan::{plan, render_text, PlanOptions};
 use mptcp_backport::verify::{self, ConfigOptions, VerifyOptions};
+use mptcp_backport::{probe, transplant};
 use mptcp_backport::{Error, Result};
 
 /// Plan, export, apply and verify the Linux 5.15 MPTCP backport onto 5.10 BSP kernels.
@@ -95,6 +96,50 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Carry the 5.15 MPTCP stack onto a 5.10 tree from a 5.15.y tree or tarball (no clone
+    /// needed): our core series, then the path set copied from SRC, then our fixups.
+    Transplant {
+        /// 5.15.y kernel tree (plain or git) or tarball (.tar, .tar.gz, .tgz, .tar.xz).
+        #[arg(long, value_name = "SRC")]
+        source: PathBuf,
+        /// The 5.10.y BSP tree (git work tree or plain directory).
+        #[arg(long, value_name = "BSP")]
+        tree: PathBuf,
+        /// Expected sha256 of a tarball SRC; a mismatch is an error.
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Take a proven 5.15.y version whose path set differs from the manifest's digest
+        /// (recorded in the provenance).
+        #[arg(long)]
+        allow_modified_source: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the MPTCP path set of two kernel trees (e.g. per-commit flow vs transplant).
+    ComparePathset {
+        /// First tree.
+        tree_a: PathBuf,
+        /// Second tree.
+        tree_b: PathBuf,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the version and path-set sha256 of a 5.15.y tree or tarball (for
+    /// `[[transplant.source]]` in the manifest).
+    PathsetDigest {
+        /// Kernel tree or tarball.
+        source: PathBuf,
+    },
+    /// Check what the running kernel really does (run as root, e.g. inside `verify --boot`):
+    /// 5.15 sysctls, PM netlink commands and events, a transfer whose second subflow joins,
+    /// SO_TIMESTAMPNS on an MPTCP socket. Exit 1 on any failure.
+    Probe {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a kernel tree: MPTCP features, the config fragments through kconfig, compile.
     Verify {
         /// Kernel source tree.
@@ -127,6 +172,13 @@ enum Commands {
         /// Parallel make jobs [default: number of CPUs].
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
+        /// Build and boot the tree with kernel-matrix/kmx and run `mptcp-backport probe` in
+        /// the guest: what the kernel does, not only what its source says.
+        #[arg(long)]
+        boot: bool,
+        /// kmx to use for --boot [default: <manifest dir>/../kernel-matrix/kmx].
+        #[arg(long, value_name = "PATH", requires = "boot")]
+        kmx: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -337,6 +389,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cross_compile,
             compile,
             jobs,
+            boot,
+            kmx,
             json,
         } => {
             let manifest = find_manifest(cli.manifest.as_deref())?;
@@ -372,6 +426,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|n| n.get())
                     .unwrap_or(1)
             });
+            let boot = boot.then(|| verify::BootOptions {
+                kmx: kmx.unwrap_or_else(|| manifest.dir.join("../kernel-matrix/kmx")),
+                probe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mptcp-backport")),
+            });
             let report = verify::verify(
                 &manifest,
                 &VerifyOptions {
@@ -379,12 +437,104 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     config,
                     compile,
                     jobs,
+                    boot,
                 },
             )?;
             if json {
                 println!("{}", to_json(&report)?);
             } else {
                 print!("{}", verify::render_text(&report));
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Commands::Transplant {
+            source,
+            tree,
+            sha256,
+            allow_modified_source,
+            json,
+        } => {
+            let manifest = find_manifest(cli.manifest.as_deref())?;
+            let report = transplant::transplant(
+                &manifest,
+                &transplant::TransplantOptions {
+                    source,
+                    tree: tree.clone(),
+                    sha256,
+                    allow_modified_source,
+                },
+            )?;
+            for w in &report.warnings {
+                eprintln!("mptcp-backport: warning: {w}");
+            }
+            if json {
+                println!("{}", to_json(&report)?);
+            } else if report.changed {
+                print!("{}", transplant::render_provenance(&report.provenance));
+                println!(
+                    "transplant done; provenance in {}",
+                    tree.join(transplant::PROVENANCE_FILE).display()
+                );
+            } else {
+                println!(
+                    "already transplanted with the same inputs ({}); nothing to do",
+                    report.provenance.time
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::ComparePathset {
+            tree_a,
+            tree_b,
+            json,
+        } => {
+            let manifest = find_manifest(cli.manifest.as_deref())?;
+            let c = transplant::compare_pathsets(&manifest, &tree_a, &tree_b)?;
+            if json {
+                println!("{}", to_json(&c)?);
+            } else {
+                println!("{}  {}", c.a_sha256, c.a.display());
+                println!("{}  {}", c.b_sha256, c.b.display());
+                for f in &c.only_in_a {
+                    println!("only in A: {f}");
+                }
+                for f in &c.only_in_b {
+                    println!("only in B: {f}");
+                }
+                for f in &c.differ {
+                    println!("differs:   {f}");
+                }
+                println!(
+                    "{}",
+                    if c.same {
+                        "path sets are identical"
+                    } else {
+                        "path sets DIFFER"
+                    }
+                );
+            }
+            Ok(if c.same {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Commands::PathsetDigest { source } => {
+            let manifest = find_manifest(cli.manifest.as_deref())?;
+            let (version, digest, files) = transplant::source_digest(&manifest, &source)?;
+            println!("[[transplant.source]]\nversion = \"{version}\"\npathset_sha256 = \"{digest}\"  # {files} files");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Probe { json } => {
+            let report = probe::probe();
+            if json {
+                println!("{}", to_json(&report)?);
+            } else {
+                print!("{}", probe::render_text(&report));
             }
             Ok(if report.ok {
                 ExitCode::SUCCESS

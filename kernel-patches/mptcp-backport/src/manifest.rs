@@ -31,6 +31,9 @@ pub struct Manifest {
     pub config: ConfigSection,
     #[serde(default)]
     pub feature: Vec<Feature>,
+    /// The transplant flow (`mptcp-backport transplant`): core series and proven sources.
+    #[serde(default)]
+    pub transplant: TransplantSection,
     /// Directory of the manifest file; fixup and fragment paths are relative to it.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -56,6 +59,42 @@ pub struct Source {
     pub target: String,
     /// Path set: a commit touching any of these is taken (entries ending in `/` are directories).
     pub paths: Vec<String>,
+}
+
+/// `[transplant]`: our core series and the 5.15.y sources the path set was proven with.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransplantSection {
+    /// Core-prerequisite series file (one patch file per line, `#` comments), relative to the
+    /// manifest directory; patch files are relative to the series file.
+    #[serde(default = "default_core_series")]
+    pub core_series: String,
+    /// 5.15.y releases whose path set was proven, with its digest.
+    #[serde(default)]
+    pub source: Vec<ProvenSource>,
+}
+
+impl Default for TransplantSection {
+    fn default() -> Self {
+        TransplantSection {
+            core_series: default_core_series(),
+            source: Vec::new(),
+        }
+    }
+}
+
+fn default_core_series() -> String {
+    "core/series".into()
+}
+
+/// A 5.15.y release the backport was proven with.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenSource {
+    /// `5.15.162` (no `v`).
+    pub version: String,
+    /// Path-set digest of that release (`mptcp-backport pathset-digest`).
+    pub pathset_sha256: String,
 }
 
 /// Kernels the series is for.
@@ -273,6 +312,22 @@ impl Manifest {
             check_id(&k.id, Status::Confirmed, &k.subject, &what)?;
             if let Some(c) = &k.when {
                 c.validate(&what)?;
+            }
+        }
+        for s in &self.transplant.source {
+            if s.pathset_sha256.len() != 64
+                || !s.pathset_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(format!(
+                    "[[transplant.source]] {}: pathset_sha256 must be 64 hex digits",
+                    s.version
+                ));
+            }
+            if parse_version(&format!("v{}", s.version)).is_none() {
+                return Err(format!(
+                    "[[transplant.source]] `{}` is not a version like 5.15.162",
+                    s.version
+                ));
             }
         }
         for f in &self.feature {

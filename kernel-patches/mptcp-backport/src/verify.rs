@@ -37,6 +37,30 @@ pub struct VerifyOptions {
     /// Also build `net/mptcp/` (needs `config`).
     pub compile: bool,
     pub jobs: usize,
+    /// Build and boot the tree with kmx and run `probe` in the guest.
+    pub boot: Option<BootOptions>,
+}
+
+/// `verify --boot`: kernel-matrix/kmx and the binary to run as `probe` in the guest (the guest
+/// sees the host's root filesystem).
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    pub kmx: PathBuf,
+    pub probe: PathBuf,
+}
+
+/// What the booted kernel did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootReport {
+    /// `kmx build` succeeded.
+    pub built: bool,
+    /// Exit code of `kmx run -- mptcp-backport probe` (the probe's own, or kmx's).
+    pub exit_code: Option<i32>,
+    /// Probe result lines (`pass`/`FAIL`) seen in the guest output.
+    pub lines: Vec<String>,
+    /// Last lines of the output.
+    pub output: String,
+    pub ok: bool,
 }
 
 /// Result of one source-level feature check.
@@ -102,6 +126,9 @@ pub struct VerifyReport {
     pub missing_required: Vec<String>,
     pub config: Option<ConfigReport>,
     pub compile: Option<CompileReport>,
+    /// Provenance of a transplanted tree (`.mptcp-backport.json`).
+    pub provenance: Option<crate::transplant::Provenance>,
+    pub boot: Option<BootReport>,
     pub ok: bool,
 }
 
@@ -150,9 +177,15 @@ pub fn verify(manifest: &Manifest, opts: &VerifyOptions) -> Result<VerifyReport>
         }
         _ => None,
     };
+    let provenance = crate::transplant::read_provenance(&opts.tree)?;
+    let boot = match &opts.boot {
+        Some(b) => Some(boot_probe(&opts.tree, b)?),
+        None => None,
+    };
     let ok = missing_required.is_empty()
         && config.as_ref().map(|c| c.ok).unwrap_or(true)
-        && compile.as_ref().map(|c| c.ok).unwrap_or(true);
+        && compile.as_ref().map(|c| c.ok).unwrap_or(true)
+        && boot.as_ref().map(|b| b.ok).unwrap_or(true);
     Ok(VerifyReport {
         tree: opts.tree.clone(),
         kernel,
@@ -160,7 +193,82 @@ pub fn verify(manifest: &Manifest, opts: &VerifyOptions) -> Result<VerifyReport>
         missing_required,
         config,
         compile,
+        provenance,
+        boot,
         ok,
+    })
+}
+
+/// `kmx build --source TREE`, then `kmx run --source TREE -- PROBE probe` (as root in the guest).
+pub fn boot_probe(tree: &Path, b: &BootOptions) -> Result<BootReport> {
+    if !b.kmx.is_file() {
+        return Err(Error::Usage(format!(
+            "--boot: no kmx at {} (give --kmx PATH)",
+            b.kmx.display()
+        )));
+    }
+    let tree = fs::canonicalize(tree).map_err(|e| Error::io(tree, e))?;
+    let probe = fs::canonicalize(&b.probe).map_err(|e| Error::io(&b.probe, e))?;
+    // kmx's progress (stderr) goes to the user as it happens; its stdout (the guest's output)
+    // is echoed to stderr too, so that `--json` stays parseable, and kept for the report.
+    let run = |args: &[&std::ffi::OsStr]| -> Result<(Option<i32>, String)> {
+        use std::io::BufRead;
+        let mut child = Command::new(&b.kmx)
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Command {
+                command: b.kmx.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let mut text = String::new();
+        if let Some(out) = child.stdout.take() {
+            for line in std::io::BufReader::new(out).lines() {
+                let line = line.map_err(|e| Error::io(&b.kmx, e))?;
+                eprintln!("{line}");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let status = child.wait().map_err(|e| Error::io(&b.kmx, e))?;
+        Ok((status.code(), text))
+    };
+    let tail = |t: &str| {
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    let (code, text) = run(&["build".as_ref(), "--source".as_ref(), tree.as_os_str()])?;
+    if code != Some(0) {
+        return Ok(BootReport {
+            built: false,
+            exit_code: code,
+            lines: Vec::new(),
+            output: tail(&text),
+            ok: false,
+        });
+    }
+    let (code, text) = run(&[
+        "run".as_ref(),
+        "--source".as_ref(),
+        tree.as_os_str(),
+        "--".as_ref(),
+        probe.as_os_str(),
+        "probe".as_ref(),
+    ])?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').trim_start())
+        .filter(|l| l.starts_with("pass ") || l.starts_with("FAIL "))
+        .map(str::to_string)
+        .collect();
+    Ok(BootReport {
+        built: true,
+        exit_code: code,
+        ok: code == Some(0) && !lines.is_empty(),
+        lines,
+        output: tail(&text),
     })
 }
 
@@ -479,12 +587,18 @@ pub fn render_text(r: &VerifyReport) -> String {
         r.tree.display(),
         r.kernel
     );
-    let _ = writeln!(s, "\nFeatures:");
+    if let Some(p) = &r.provenance {
+        let _ = write!(s, "\n{}", crate::transplant::render_provenance(p));
+    }
+    let _ = writeln!(
+        s,
+        "\nText checks (the source has the text; says nothing about what a built kernel does — `--boot` checks that):"
+    );
     for f in &r.features {
         let state = match (f.present, f.required) {
-            (true, _) => "present",
-            (false, true) => "MISSING",
-            (false, false) => "absent",
+            (true, _) => "has",
+            (false, true) => "LACKS",
+            (false, false) => "lacks",
         };
         let kind = if f.required { "" } else { " (info)" };
         let _ = writeln!(
@@ -532,15 +646,52 @@ pub fn render_text(r: &VerifyReport) -> String {
             let _ = writeln!(s, "{}", c.output);
         }
     }
+    if let Some(b) = &r.boot {
+        let _ = writeln!(
+            s,
+            "\nBoot (kmx) and probe in the guest: {}",
+            match (b.built, b.ok) {
+                (false, _) => "BUILD FAILED".to_string(),
+                (true, true) => "all checks pass".to_string(),
+                (true, false) => format!("FAILED (exit {:?})", b.exit_code),
+            }
+        );
+        for l in &b.lines {
+            let _ = writeln!(s, "  {l}");
+        }
+        if !b.ok {
+            let _ = writeln!(s, "{}", b.output);
+        }
+    }
+    let mut parts = vec![if r.missing_required.is_empty() {
+        "text checks: the source has every required feature".to_string()
+    } else {
+        format!(
+            "text checks: the source LACKS {} required features",
+            r.missing_required.len()
+        )
+    }];
+    if let Some(c) = &r.config {
+        parts.push(format!("config: {}", if c.ok { "ok" } else { "NOT OK" }));
+    }
+    if let Some(c) = &r.compile {
+        parts.push(format!(
+            "compile net/mptcp/: {}",
+            if c.ok { "ok" } else { "FAILED" }
+        ));
+    }
+    match &r.boot {
+        Some(b) => parts.push(format!(
+            "boot probe: {}",
+            if b.ok { "pass" } else { "FAILED" }
+        )),
+        None => parts.push("not booted (add --boot to check the running kernel)".into()),
+    }
     let _ = writeln!(
         s,
-        "\nResult: {}{}",
-        if r.ok { "OK" } else { "NOT OK" },
-        if r.missing_required.is_empty() {
-            String::new()
-        } else {
-            format!(" — {} required features missing", r.missing_required.len())
-        }
+        "\nResult: {} ({})",
+        if r.ok { "pass" } else { "FAIL" },
+        parts.join("; ")
     );
     s
 }

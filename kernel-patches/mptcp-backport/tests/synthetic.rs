@@ -878,7 +878,7 @@ fn verify_features_before_and_after_apply() {
         "{}",
         String::from_utf8_lossy(&after.stdout)
     );
-    assert!(String::from_utf8_lossy(&after.stdout).contains("present  renamed pm file"));
+    assert!(String::from_utf8_lossy(&after.stdout).contains("has      renamed pm file"));
 }
 
 #[test]
@@ -935,4 +935,123 @@ fn shipped_manifest_is_valid_and_plans_on_a_synthetic_clone() {
     .unwrap();
     assert!(p.attention.iter().any(|a| a.topic == "extra-missing"));
     assert!(p.extras.iter().any(|e| e.state == "disabled"));
+}
+
+/// Deliverable of the transplant flow: where a clone exists, export+apply on one copy of the
+/// BSP and transplant (from the target's files) on another give the same MPTCP path set,
+/// except for what the manifest makes differ on purpose (the skipped commit).
+#[test]
+fn per_commit_and_transplant_give_the_same_path_set() {
+    let h = history();
+    let f = &h.facts;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, series) = exported(dir.path(), true, &f.base_tag);
+    let a = bsp(&dir.path().join("a"), &f.base_tag, true, false);
+    let out = apply::apply(
+        Action::Start { series, mode: None },
+        &ApplyOptions {
+            tree: a.clone(),
+            source: None,
+            manifest: Some(m.clone()),
+        },
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::Done { skipped: 0, .. }), "{out:?}");
+
+    // The target's files as a plain 5.15.y tree (the synthetic Makefile never changes version).
+    let src = dir.path().join("linux-5.15.7");
+    fs::create_dir_all(&src).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git -C '{}' archive {} | tar -x -C '{}'",
+            h.repo.display(),
+            f.target_tag,
+            src.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::write(
+        src.join("Makefile"),
+        "VERSION = 5\nPATCHLEVEL = 15\nSUBLEVEL = 7\nEXTRAVERSION =\n",
+    )
+    .unwrap();
+    // Core series: the core prerequisite the per-commit flow carries as an extra.
+    let patch = Command::new("git")
+        .arg("-C")
+        .arg(&h.repo)
+        .args(["format-patch", "-1", "--stdout", &f.prereq])
+        .output()
+        .unwrap();
+    assert!(patch.status.success());
+    fs::create_dir_all(m.dir.join("core")).unwrap();
+    fs::write(m.dir.join("core/0001-prereq.patch"), &patch.stdout).unwrap();
+    fs::write(m.dir.join("core/series"), "0001-prereq.patch\n").unwrap();
+
+    let b = bsp(&dir.path().join("b"), &f.base_tag, false, false);
+    let r = mptcp_backport::transplant::transplant(
+        &m,
+        &mptcp_backport::transplant::TransplantOptions {
+            source: src,
+            tree: b.clone(),
+            sha256: None,
+            allow_modified_source: false,
+        },
+    )
+    .unwrap();
+    assert!(r.changed);
+    assert!(b.join("net/mptcp/BACKPORT").exists(), "fixup not applied");
+    let c = mptcp_backport::transplant::compare_pathsets(&m, &a, &b).unwrap();
+    assert!(c.only_in_a.is_empty() && c.only_in_b.is_empty(), "{c:#?}");
+    // The two differences the per-commit flow makes on purpose: the skipped commit ("mptcp:
+    // touch the renamed pm_new.c"), and 5.10.y's adapted backports ("commit X upstream.")
+    // that the base keeps where the transplant has the 5.15 text.
+    assert_eq!(
+        c.differ,
+        vec![
+            "net/mptcp/pm_new.c".to_string(),
+            "net/mptcp/protocol.c".to_string()
+        ],
+        "{c:#?}"
+    );
+    let (pa, pb) = (
+        fs::read_to_string(a.join("net/mptcp/protocol.c")).unwrap(),
+        fs::read_to_string(b.join("net/mptcp/protocol.c")).unwrap(),
+    );
+    let changed: Vec<(&str, &str)> = pa.lines().zip(pb.lines()).filter(|(x, y)| x != y).collect();
+    assert_eq!(pa.lines().count(), pb.lines().count());
+    assert!(!changed.is_empty());
+    for (x, y) in &changed {
+        assert_eq!(
+            *x,
+            format!("{y} adapted").replace(" */ adapted", " adapted */")
+        );
+    }
+    // The core prerequisite arrived in both: every line it adds is in each tree.
+    let diff = Command::new("git")
+        .arg("-C")
+        .arg(&h.repo)
+        .args(["show", "--format=", &f.prereq])
+        .output()
+        .unwrap();
+    let diff = String::from_utf8_lossy(&diff.stdout);
+    let mut file = String::new();
+    let mut checked = 0;
+    for line in diff.lines() {
+        if let Some(p) = line.strip_prefix("+++ b/") {
+            file = p.to_string();
+        } else if let Some(added) = line.strip_prefix('+') {
+            for t in [&a, &b] {
+                let text = fs::read_to_string(t.join(&file)).unwrap();
+                assert!(
+                    text.lines().any(|l| l == added),
+                    "{file} in {} lacks {added:?}",
+                    t.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{diff}");
 }
