@@ -25,7 +25,9 @@ use crate::apply::{git_toplevel, patch_cmd, summarize, tail, utc_now, Mode};
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::manifest::{path_matches, Manifest};
-use crate::sha256::{self, Sha256};
+use sha2::{Digest, Sha256};
+
+use crate::sha256;
 
 /// Provenance file at the top of a transplanted tree.
 pub const PROVENANCE_FILE: &str = ".mptcp-backport.json";
@@ -241,7 +243,7 @@ pub fn pathset_digest(set: &Pathset) -> String {
         h.update(format!("{:o} {path}\0{}\0", f.mode, f.data.len()).as_bytes());
         h.update(&f.data);
     }
-    h.hex()
+    sha256::finish_hex(h)
 }
 
 /// A source made readable: a directory (the tree, or a tarball's extracted subset).
