@@ -879,12 +879,18 @@ pub fn render_preview(shown: &str, p: &crate::preview::Preview) -> String {
     let mut out = String::new();
     out.push_str(&wrap(
         &format!(
-            "Applying {shown} now ({} mode) would {}; nothing was changed:",
-            p.mode,
+            "{} (dry run: nothing was changed)",
             if p.steps.is_empty() {
-                "change nothing".to_string()
+                format!(
+                    "Applying {shown} now ({} mode) would change nothing",
+                    p.mode
+                )
             } else {
-                format!("make {} change(s)", p.steps.len())
+                format!(
+                    "Applying {shown} now ({} mode) would make {} change(s)",
+                    p.mode,
+                    p.steps.len()
+                )
             }
         ),
         "",
@@ -892,7 +898,7 @@ pub fn render_preview(shown: &str, p: &crate::preview::Preview) -> String {
         WIDTH,
     ));
     for s in &p.steps {
-        out.push_str(&wrap(&s.op.to_string(), "  ", "      ", WIDTH));
+        out.push_str(&wrap(&s.op.to_string(), "  ", "    ", WIDTH));
         out.push_str(&wrap(
             &format!("because {}", s.why),
             "      ",
@@ -1051,7 +1057,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("config:  /etc/mptcp-agent/agent.toml was rejected (below); the last good config\n"),
+            text.contains(
+                "config:  /etc/mptcp-agent/agent.toml was rejected (below); the last good config\n"
+            ),
             "{text}"
         );
         assert!(

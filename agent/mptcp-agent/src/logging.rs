@@ -94,6 +94,15 @@ pub fn init(cli: Option<LogLevel>) {
         (None, Some(_)) => FIXED.store(true, Ordering::Relaxed),
         (None, None) => log::set_max_level(LevelFilter::Info),
     }
+    log::debug!(
+        "logging at {} to {}",
+        log::max_level(),
+        if journal {
+            "the journal (syslog priority prefixes)"
+        } else {
+            "stderr"
+        }
+    );
 }
 
 /// Apply the config's `[log] level` (at start and after each reload), unless the level was

@@ -152,6 +152,8 @@ fn main() -> ExitCode {
 /// `mptcp-agent help [COMMAND]`.
 fn help(command: Option<&str>) -> ExitCode {
     let mut cli = Cli::command();
+    // Propagates the global options (-v, --log-level) into each command's help.
+    cli.build();
     let shown = match command {
         None => cli.print_help(),
         Some(name) => match cli.find_subcommand_mut(name) {
