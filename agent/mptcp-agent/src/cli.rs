@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The client verbs of `mptcp-agent`: `status`, `reload`, `monitor` talk to the running
-//! agent over the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket);
-//! `check-config` and `--version` work without it.
+//! The client verbs of `mptcp-agent`: `status`, `reload`, `resync`, `monitor` talk to the
+//! running agent over the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket);
+//! `check-config` and `--version` work without it. Documented in docs/cli.md.
 //!
-//! Exit status of `status`, `reload` and `monitor`: 0 done; 1 the agent refused (config
-//! rejected, apply rolled back, resync failed); 3 the agent is not reachable (no system bus,
-//! or it is not running); 4 access denied (`reload` needs root or group mptcp-admin).
+//! Exit status of `status`, `reload`, `resync` and `monitor`: 0 done; 1 the agent refused
+//! (config rejected, apply rolled back, resync failed); 3 the agent is not reachable (no
+//! system bus, or it is not running); 4 access denied (`reload` and `resync` need root or
+//! group mptcp-admin); 5 (`status` only) shown, and a configured link is refused or degraded.
 //! `check-config`: 0 valid; 1 invalid (positions on stderr); 2 usage error; 3 unreadable
 //! (missing, not a regular file, too large, not UTF-8); 4 unsafe ownership or permissions.
 

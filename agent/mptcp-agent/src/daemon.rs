@@ -246,7 +246,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 });
             }
             Err(e) => {
-                log::warn!("no system D-Bus ({e}): kernel-only mode");
+                log::warn!("{}: kernel-only mode", crate::cli::bus_failure_message(&e));
                 daemon.apply(Event::NmGone);
             }
         }
