@@ -1498,6 +1498,76 @@ enabled = true
         );
     }
 
+    /// Over the whole schema: every key given a value of the wrong type, all in one file,
+    /// gives one issue per key, on its line, naming the key and what it expects in words;
+    /// every key misspelt gives one issue per key that suggests the right one.
+    #[test]
+    fn every_key_of_the_schema_reported_at_once() {
+        let wrong = |k: Kind| match k {
+            Kind::Bool | Kind::StrList => "1",
+            Kind::Int => "\"1\"",
+            Kind::Str => "true",
+            Kind::Table | Kind::Tables => unreachable!(),
+        };
+        let sections: [(&str, &[(&str, Kind)]); 7] = [
+            ("networkmanager", NM_KEYS),
+            ("limits", LIMITS_KEYS),
+            ("sysctl", SYSCTL_KEYS),
+            ("routing", ROUTING_KEYS),
+            ("reestablish", REESTABLISH_KEYS),
+            ("log", LOG_KEYS),
+            ("[link]", LINK_KEYS),
+        ];
+        let mut text = String::from("schema_version = 1\n");
+        let mut misspelt = String::from("schema_version = 1\n");
+        let mut expected = Vec::new();
+        for (section, keys) in sections {
+            text.push_str(&format!("[{section}]\n"));
+            misspelt.push_str(&format!("[{section}]\n"));
+            let prefix = if section == "[link]" {
+                "link[1].".to_string()
+            } else {
+                format!("{section}.")
+            };
+            for (key, kind) in keys {
+                text.push_str(&format!("{key} = {}\n", wrong(*kind)));
+                let line = text.lines().count();
+                expected.push((line, format!("{prefix}{key}: expected {}", kind.words())));
+                // One letter doubled: a typo the suggestion must catch.
+                let typo = format!("{}{}", &key[..1], key);
+                misspelt.push_str(&format!("{typo} = 1\n"));
+            }
+        }
+        let e = load(&text).unwrap_err();
+        let got: Vec<(usize, String)> = e
+            .issues
+            .iter()
+            .map(|i| (i.line, i.message.clone()))
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{e}");
+        for ((line, msg), (want_line, want)) in got.iter().zip(&expected) {
+            assert_eq!(line, want_line, "{msg}");
+            assert!(msg.starts_with(want.as_str()), "{msg} / {want}");
+        }
+        let e = load(&misspelt).unwrap_err();
+        // The [[link]] rule now lacks its flags: validation says so too.
+        let (unknown, other): (Vec<&Issue>, Vec<&Issue>) = e
+            .issues
+            .iter()
+            .partition(|i| i.message.starts_with("unknown key"));
+        assert_eq!(unknown.len(), expected.len(), "{e}");
+        assert_eq!(other.len(), 1, "{e}");
+        assert!(other[0].message.contains("flags is missing"), "{e}");
+        for (i, (_, want)) in unknown.iter().zip(&expected) {
+            let key = want.split(':').next().unwrap();
+            assert!(
+                i.message.ends_with(&format!("did you mean `{key}`?")),
+                "{} / {key}",
+                i.message
+            );
+        }
+    }
+
     #[test]
     fn scheduler_is_lower_case_as_documented() {
         for bad in [
