@@ -422,12 +422,17 @@ pub fn render_status(s: &Status) -> String {
         WIDTH,
     ));
     let k = &s.kernel_capabilities;
-    out.push_str(&format!(
-        "kernel:  {}; set_flags {}, events {}, fullmesh {}\n",
-        or_dash(&k.generation),
-        yes(k.set_flags),
-        yes(k.events),
-        yes(k.fullmesh)
+    out.push_str(&wrap(
+        &format!(
+            "{}; set_flags {}, events {}, fullmesh {}",
+            or_dash(&k.generation),
+            yes(k.set_flags),
+            yes(k.events),
+            yes(k.fullmesh)
+        ),
+        "kernel:  ",
+        "         ",
+        WIDTH,
     ));
     out.push_str(&format!(
         "limits:  subflows {}, add_addr_accepted {}\n\n",
@@ -990,7 +995,7 @@ mod tests {
                 applied_at_usec: 0,
             },
             kernel_capabilities: KernelCapsInfo {
-                generation: "5.19+".into(),
+                generation: "5.19+ (set_flags, events, userspace PM)".into(),
                 set_flags: true,
                 events: true,
                 fullmesh: true,
