@@ -3,7 +3,8 @@
 //! journal: systemd says so with `JOURNAL_STREAM=DEVICE:INODE` of the stream it connected.
 //! Here stderr is a file and JOURNAL_STREAM names that file, exactly as journald's stream
 //! would be named. The agent runs with a config that manages nothing and no reachable bus,
-//! in a throwaway network namespace when root, so it changes nothing anywhere.
+//! in a throwaway network namespace when root, so it changes nothing anywhere. The last
+//! test runs the real systemd-journald (root) and reads the priorities back with journalctl.
 
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt},
@@ -145,4 +146,103 @@ fn log_level_from_the_config() {
     assert!(text.lines().any(|l| l.starts_with("<4>")), "{text}");
     let text = run_agent_at(dir.path(), true, &[], "debug");
     assert!(text.contains("<6>log level debug"), "{text}");
+}
+
+/// The real thing: systemd-journald in a private mount namespace (its sockets and its
+/// volatile journal on tmpfs, nothing of the host's touched), the agent's stderr connected
+/// to it as systemd connects a service's (systemd-cat, JOURNAL_STREAM set as systemd sets
+/// it), then journalctl: each line arrives with its priority and without the prefix.
+#[test]
+fn journald_stores_the_priorities() {
+    let journald = Path::new("/lib/systemd/systemd-journald");
+    if !nix::unistd::geteuid().is_root() || !journald.exists() {
+        let msg = format!(
+            "SKIPPED (needs root and {}): journald priorities",
+            journald.display()
+        );
+        if std::env::var("MPTCP_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
+            && nix::unistd::geteuid().is_root()
+        {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** {msg} ***\n");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        "schema_version = 1\n[networkmanager]\nfollow = false\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = format!(
+        r#"set -e
+mkdir -p /run/systemd /run/log
+mount -t tmpfs tmpfs /run/systemd
+mount -t tmpfs tmpfs /run/log
+mkdir -p /run/systemd/journal
+{journald} & jpid=$!
+trap 'kill $jpid 2>/dev/null' EXIT
+for i in $(seq 100); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.05; done
+ip link set lo up
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path={dir}/no-bus
+systemd-cat -t mptcp-agent-test --level-prefix=true sh -c \
+  'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec {agent} run --config {cfg} --state-dir {dir}/state' &
+apid=$!
+sleep 3
+kill -TERM $apid
+wait $apid || true
+sleep 0.5
+journalctl -D /run/log/journal -t mptcp-agent-test -o json --no-pager
+"#,
+        journald = journald.display(),
+        dir = dir.path().display(),
+        agent = env!("CARGO_BIN_EXE_mptcp-agent"),
+        cfg = cfg.display(),
+    );
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "unshare",
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let entries: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|j| {
+            (
+                j["PRIORITY"].as_str().unwrap_or("").to_string(),
+                j["MESSAGE"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let all = format!("{entries:?}\n{stderr}");
+    assert!(!entries.is_empty(), "nothing in the journal: {all}");
+    assert!(
+        entries
+            .iter()
+            .any(|(p, m)| p == "6" && m.contains("running with")),
+        "{all}"
+    );
+    assert!(
+        entries.iter().any(|(p, m)| p == "4" && m.contains("D-Bus")),
+        "{all}"
+    );
+    assert!(
+        entries.iter().all(|(_, m)| !m.starts_with('<')),
+        "a prefix reached the journal: {all}"
+    );
 }
