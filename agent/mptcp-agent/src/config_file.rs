@@ -132,8 +132,16 @@ fn check_symlink_target(path: &Path, file: &std::fs::File, shown: &str) -> Resul
         .map(|m| m.file_type().is_symlink())
         .unwrap_or(false);
     // A symlinked directory on the way counts too: compare with what was really opened.
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|e| LoadError::Unreadable(format!("{shown}: resolving what was opened: {e}")))?;
+    let real = match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(r) => r,
+        // Without /proc (early boot) a plain path is still fine; a symlink cannot be checked.
+        Err(_) if !is_link => return Ok(()),
+        Err(e) => {
+            return Err(LoadError::Unsafe(format!(
+                "{shown}: a symlink, and what it leads to cannot be checked ({e}); refused"
+            )))
+        }
+    };
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
