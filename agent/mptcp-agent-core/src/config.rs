@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The agent's configuration: TOML text → [`RawConfig`] (serde, unknown keys refused,
-//! every value with its position) → [`validate`] → [`Config`] (plain, checked values that
-//! `plan()` uses). Parsing and validation are separate steps, and both report positions as
-//! line and column, so an OTA hook can show exactly what is wrong.
+//! The agent's configuration: TOML text → [`RawConfig`] (the TOML tree read against the
+//! schema: unknown keys and wrong types refused, every value with its position) →
+//! [`validate`] → [`Config`] (plain, checked values that `plan()` uses). Both steps report
+//! every problem they find, as line and column, so an OTA hook can show exactly what is
+//! wrong.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +12,6 @@ use std::{
     ops::Range,
 };
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
@@ -35,37 +35,30 @@ pub const DEFAULT_NM_CONF_PATHS: [&str; 5] = [
 // ---------------------------------------------------------------------------------------
 // Raw (as written)
 
-/// The config file as written. Integers are read as `i64` so that range errors come from
-/// [`validate`] with a message that names the allowed range.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The config file as written (what [`parse`] could read). Integers are read as `i64` so
+/// that range errors come from [`validate`] with a message that names the allowed range.
+#[derive(Debug, Clone)]
 pub struct RawConfig {
     pub schema_version: Spanned<i64>,
-    #[serde(default)]
     pub networkmanager: RawNetworkManager,
-    #[serde(default)]
     pub limits: RawLimits,
-    #[serde(default)]
     pub sysctl: RawSysctl,
-    #[serde(default)]
     pub routing: RawRouting,
-    #[serde(default)]
     pub reestablish: RawReestablish,
-    #[serde(default, rename = "link")]
+    pub log: RawLog,
+    /// `[[link]]` sections.
     pub links: Vec<Spanned<RawLinkRule>>,
 }
 
 type SpannedList = Spanned<Vec<Spanned<String>>>;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawNetworkManager {
     pub follow: Option<Spanned<bool>>,
     pub conf_paths: Option<SpannedList>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawLimits {
     pub subflows: Option<Spanned<i64>>,
     pub add_addr_accepted: Option<Spanned<i64>>,
@@ -73,8 +66,7 @@ pub struct RawLimits {
 
 /// `net.mptcp.*` sysctls the agent knows how to set. Each is written only if this kernel
 /// has it; see [`SYSCTLS`].
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawSysctl {
     pub enabled: Option<Spanned<bool>>,
     pub add_addr_timeout: Option<Spanned<i64>>,
@@ -87,24 +79,26 @@ pub struct RawSysctl {
     pub syn_retrans_before_tcp_fallback: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawRouting {
     pub table_base: Option<Spanned<i64>>,
     pub rule_priority: Option<Spanned<i64>>,
     pub protocol: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct RawReestablish {
     pub initial_delay_ms: Option<Spanned<i64>>,
     pub max_delay_ms: Option<Spanned<i64>>,
     pub max_attempts: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
+pub struct RawLog {
+    pub level: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct RawLinkRule {
     pub name: Option<Spanned<String>>,
     pub interfaces: Option<SpannedList>,
@@ -117,6 +111,8 @@ pub struct RawLinkRule {
     pub ipv6: Option<Spanned<bool>>,
     pub gateway4: Option<Spanned<String>>,
     pub gateway6: Option<Spanned<String>>,
+    /// `flags` was given but could not be read (already reported): not "missing".
+    pub flags_unreadable: bool,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,6 +127,8 @@ pub struct Config {
     pub sysctls: BTreeMap<String, String>,
     pub routing: RoutingConfig,
     pub reestablish: ReestablishConfig,
+    /// `[log] level`; `None`: the agent's default (`info`).
+    pub log_level: Option<LogLevel>,
     /// Link rules, first match wins.
     pub links: Vec<LinkRule>,
 }
@@ -144,6 +142,7 @@ impl Default for Config {
             sysctls: BTreeMap::new(),
             routing: RoutingConfig::default(),
             reestablish: ReestablishConfig::default(),
+            log_level: None,
             links: Vec::new(),
         }
     }
@@ -205,6 +204,41 @@ impl RoutingConfig {
         } else {
             Some(t)
         }
+    }
+}
+
+/// How much the agent logs: each level includes the ones above it. In the journal they
+/// are the syslog priorities err (3), warning (4), info (6) and debug (7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const NAMES: [(&'static str, LogLevel); 5] = [
+        ("error", LogLevel::Error),
+        ("warning", LogLevel::Warning),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        LogLevel::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| *l)
+    }
+
+    pub fn name(self) -> &'static str {
+        LogLevel::NAMES
+            .iter()
+            .find(|(_, l)| *l == self)
+            .map_or("info", |(n, _)| n)
     }
 }
 
@@ -377,19 +411,312 @@ impl<'a> Issues<'a> {
 
 /// Read and validate a config file's text.
 pub fn load(text: &str) -> Result<Config, ConfigError> {
-    let raw = parse(text)?;
-    validate(&raw, text)
+    let (raw, mut issues) = parse_all(text)?;
+    match validate(&raw, text) {
+        Ok(cfg) if issues.is_empty() => Ok(cfg),
+        Ok(_) => Err(ConfigError {
+            issues: in_file_order(issues),
+        }),
+        Err(e) => {
+            issues.extend(e.issues);
+            Err(ConfigError {
+                issues: in_file_order(issues),
+            })
+        }
+    }
 }
 
-/// Parse TOML into [`RawConfig`]: syntax, types, unknown keys and `schema_version`.
+/// As a compiler lists them (the sort is stable: one position keeps its order).
+fn in_file_order(mut issues: Vec<Issue>) -> Vec<Issue> {
+    issues.sort_by_key(|i| (i.line, i.column));
+    issues
+}
+
+/// Parse TOML into [`RawConfig`]: syntax, `schema_version`, unknown keys and types.
+/// A syntax error stops there (the rest of the file cannot be read reliably); otherwise
+/// every unknown key and every value of the wrong type is reported, and [`load`] goes on
+/// to validate the values that could be read.
 pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
-    // A newer schema has keys this agent does not know; say that rather than "unknown key".
-    #[derive(Deserialize)]
-    struct Probe {
-        schema_version: Option<Spanned<toml::Value>>,
+    let (raw, issues) = parse_all(text)?;
+    if issues.is_empty() {
+        Ok(raw)
+    } else {
+        Err(ConfigError { issues })
     }
-    let probe: Probe = toml::from_str(text).map_err(|e| syntax(text, &e))?;
-    match probe.schema_version {
+}
+
+/// What a key holds, in words a user knows.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    Int,
+    Str,
+    StrList,
+    /// A `[name]` section (its keys are checked on their own).
+    Table,
+    /// `[[name]]` sections (or a list of inline tables).
+    Tables,
+}
+
+impl Kind {
+    fn words(self) -> &'static str {
+        match self {
+            Kind::Bool => "true or false",
+            Kind::Int => "a whole number",
+            Kind::Str => "a text in quotes",
+            Kind::StrList => "a list of texts in quotes, e.g. [\"a\", \"b\"]",
+            Kind::Table => "a section ([name])",
+            Kind::Tables => "a list of sections ([[name]])",
+        }
+    }
+}
+
+const NM_KEYS: &[(&str, Kind)] = &[("follow", Kind::Bool), ("conf_paths", Kind::StrList)];
+const LIMITS_KEYS: &[(&str, Kind)] = &[("subflows", Kind::Int), ("add_addr_accepted", Kind::Int)];
+const SYSCTL_KEYS: &[(&str, Kind)] = &[
+    ("enabled", Kind::Bool),
+    ("add_addr_timeout", Kind::Int),
+    ("checksum_enabled", Kind::Bool),
+    ("allow_join_initial_addr_port", Kind::Bool),
+    ("stale_loss_cnt", Kind::Int),
+    ("scheduler", Kind::Str),
+    ("close_timeout", Kind::Int),
+    ("blackhole_timeout", Kind::Int),
+    ("syn_retrans_before_tcp_fallback", Kind::Int),
+];
+const ROUTING_KEYS: &[(&str, Kind)] = &[
+    ("table_base", Kind::Int),
+    ("rule_priority", Kind::Int),
+    ("protocol", Kind::Int),
+];
+const REESTABLISH_KEYS: &[(&str, Kind)] = &[
+    ("initial_delay_ms", Kind::Int),
+    ("max_delay_ms", Kind::Int),
+    ("max_attempts", Kind::Int),
+];
+const LOG_KEYS: &[(&str, Kind)] = &[("level", Kind::Str)];
+const LINK_KEYS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("interfaces", Kind::StrList),
+    ("device_types", Kind::StrList),
+    ("metered", Kind::Bool),
+    ("manage", Kind::Bool),
+    ("flags", Kind::StrList),
+    ("on_carrier_loss", Kind::Str),
+    ("ipv4", Kind::Bool),
+    ("ipv6", Kind::Bool),
+    ("gateway4", Kind::Str),
+    ("gateway6", Kind::Str),
+];
+/// The whole file.
+const TOP_KEYS: &[(&str, Kind)] = &[
+    ("schema_version", Kind::Int),
+    ("networkmanager", Kind::Table),
+    ("limits", Kind::Table),
+    ("sysctl", Kind::Table),
+    ("routing", Kind::Table),
+    ("reestablish", Kind::Table),
+    ("log", Kind::Table),
+    ("link", Kind::Tables),
+];
+
+/// A value as found, for "found …" in messages.
+fn found(v: &toml_edit::Value) -> String {
+    use toml_edit::Value as V;
+    fn cut(s: &str) -> String {
+        if s.chars().count() > 40 {
+            format!("{}…", s.chars().take(40).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    }
+    match v {
+        V::String(s) => format!("the text {:?}", cut(s.value())),
+        V::Integer(i) => format!("the whole number {}", i.value()),
+        V::Float(f) => format!("the number {}", f.value()),
+        V::Boolean(b) => format!("{}", b.value()),
+        V::Datetime(d) => format!("the date/time {}", d.value()),
+        V::Array(_) => "a list".to_string(),
+        V::InlineTable(_) => "a table".to_string(),
+    }
+}
+
+fn found_item(i: &toml_edit::Item) -> String {
+    match i {
+        toml_edit::Item::Value(v) => found(v),
+        toml_edit::Item::Table(_) => "a section".to_string(),
+        toml_edit::Item::ArrayOfTables(_) => "a list of sections".to_string(),
+        toml_edit::Item::None => "nothing".to_string(),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Reads the document against the schema: every unknown key and wrong type becomes an
+/// issue; the values that fit are kept with their positions.
+struct Reader<'a> {
+    issues: Issues<'a>,
+    /// Known keys of the last table read whose value had the wrong type.
+    bad: Vec<&'static str>,
+}
+
+fn span_of(item: &toml_edit::Item) -> Option<Range<usize>> {
+    match item {
+        toml_edit::Item::Value(v) => v.span(),
+        toml_edit::Item::Table(t) => t.span(),
+        toml_edit::Item::ArrayOfTables(a) => a.span(),
+        toml_edit::Item::None => None,
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// Check the keys of one table; returns the items whose type fits, by key.
+    fn table<'t>(
+        &mut self,
+        table: &'t dyn toml_edit::TableLike,
+        prefix: &str,
+        keys: &'static [(&'static str, Kind)],
+        fallback: Range<usize>,
+    ) -> BTreeMap<&'static str, (&'t toml_edit::Item, Range<usize>)> {
+        let mut out = BTreeMap::new();
+        self.bad.clear();
+        for (key, item) in table.iter() {
+            let key_span = table
+                .key(key)
+                .and_then(|k| k.span())
+                .unwrap_or_else(|| fallback.clone());
+            let full = format!("{prefix}{key}");
+            let Some((name, kind)) = keys.iter().find(|(n, _)| *n == key) else {
+                let mut near: Vec<&str> = keys
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| distance(n, key) <= 2.max(n.len() / 4))
+                    .collect();
+                near.sort_by_key(|n| distance(n, key));
+                let known: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+                let hint = match near.first() {
+                    Some(n) => format!("did you mean `{prefix}{n}`?"),
+                    None => format!("known here: {}", known.join(", ")),
+                };
+                self.issues
+                    .at(key_span, format!("unknown key `{full}`; {hint}"));
+                continue;
+            };
+            let span = span_of(item).unwrap_or_else(|| key_span.clone());
+            let fits = match (kind, item) {
+                (Kind::Bool, toml_edit::Item::Value(v)) => v.is_bool(),
+                (Kind::Int, toml_edit::Item::Value(v)) => v.is_integer(),
+                (Kind::Str, toml_edit::Item::Value(v)) => v.is_str(),
+                (Kind::StrList, toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+                    let mut ok = true;
+                    for v in a.iter() {
+                        if !v.is_str() {
+                            ok = false;
+                            self.issues.at(
+                                v.span().unwrap_or_else(|| span.clone()),
+                                format!(
+                                    "{full}: every entry must be a text in quotes; found {}",
+                                    found(v)
+                                ),
+                            );
+                        }
+                    }
+                    if !ok {
+                        self.bad.push(name);
+                        continue;
+                    }
+                    true
+                }
+                (Kind::Table, i) => i.is_table_like(),
+                (Kind::Tables, toml_edit::Item::ArrayOfTables(_)) => true,
+                (Kind::Tables, toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+                    a.iter().all(|v| v.is_inline_table())
+                }
+                _ => false,
+            };
+            if fits {
+                out.insert(*name, (item, span));
+            } else {
+                self.bad.push(name);
+                self.issues.at(
+                    span,
+                    format!(
+                        "{full}: expected {}, found {}",
+                        kind.words(),
+                        found_item(item)
+                    ),
+                );
+            }
+        }
+        out
+    }
+}
+
+fn sp<T>(span: &Range<usize>, v: T) -> Spanned<T> {
+    Spanned::new(span.clone(), v)
+}
+
+fn get_bool(
+    m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>,
+    k: &str,
+) -> Option<Spanned<bool>> {
+    m.get(k).and_then(|(i, s)| i.as_bool().map(|b| sp(s, b)))
+}
+
+fn get_int(m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>, k: &str) -> Option<Spanned<i64>> {
+    m.get(k).and_then(|(i, s)| i.as_integer().map(|n| sp(s, n)))
+}
+
+fn get_str(
+    m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>,
+    k: &str,
+) -> Option<Spanned<String>> {
+    m.get(k)
+        .and_then(|(i, s)| i.as_str().map(|t| sp(s, t.to_string())))
+}
+
+fn get_list(m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>, k: &str) -> Option<SpannedList> {
+    let (i, s) = m.get(k)?;
+    let a = i.as_array()?;
+    let list = a
+        .iter()
+        .filter_map(|v| {
+            let vs = v.span().unwrap_or_else(|| s.clone());
+            v.as_str().map(|t| sp(&vs, t.to_string()))
+        })
+        .collect();
+    Some(sp(s, list))
+}
+
+/// Parse and read the whole file: the config as far as it could be read, and every problem
+/// found on the way. `Err` only for a syntax error or an unsupported `schema_version`.
+pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
+    let doc = toml_edit::ImDocument::parse(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
+        ConfigError {
+            issues: vec![Issue {
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }],
+        }
+    })?;
+    let root = doc.as_table();
+    // A newer schema has keys this agent does not know; say that rather than "unknown key".
+    match root.get("schema_version") {
         None => {
             return Err(ConfigError {
                 issues: vec![Issue {
@@ -402,34 +729,129 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
             })
         }
         Some(v) => {
-            let ok = matches!(v.get_ref(), toml::Value::Integer(n) if *n == SCHEMA_VERSION);
-            if !ok {
-                let (line, column) = position(text, v.span().start);
+            if v.as_integer() != Some(SCHEMA_VERSION) {
+                let (line, column) = position(text, span_of(v).map_or(0, |s| s.start));
+                let shown = v
+                    .as_value()
+                    .map_or_else(|| found_item(v), |v| v.to_string());
                 return Err(ConfigError {
                     issues: vec![Issue {
                         line,
                         column,
                         message: format!(
                             "schema_version = {} is not supported; this agent reads schema_version = {SCHEMA_VERSION}",
-                            v.get_ref()
+                            shown.trim()
                         ),
                     }],
                 });
             }
         }
     }
-    toml::from_str(text).map_err(|e| syntax(text, &e))
-}
-
-fn syntax(text: &str, e: &toml::de::Error) -> ConfigError {
-    let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
-    ConfigError {
-        issues: vec![Issue {
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }],
+    let mut r = Reader {
+        issues: Issues {
+            text,
+            list: Vec::new(),
+        },
+        bad: Vec::new(),
+    };
+    let top = r.table(root, "", TOP_KEYS, 0..0);
+    let section = |r: &mut Reader<'_>, name: &str, keys| match top.get(name) {
+        Some((item, span)) => match item.as_table_like() {
+            Some(t) => r.table(t, &format!("{name}."), keys, span.clone()),
+            None => BTreeMap::new(),
+        },
+        None => BTreeMap::new(),
+    };
+    let nm = section(&mut r, "networkmanager", NM_KEYS);
+    let limits = section(&mut r, "limits", LIMITS_KEYS);
+    let sysctl = section(&mut r, "sysctl", SYSCTL_KEYS);
+    let routing = section(&mut r, "routing", ROUTING_KEYS);
+    let reestablish = section(&mut r, "reestablish", REESTABLISH_KEYS);
+    let log = section(&mut r, "log", LOG_KEYS);
+    let mut links = Vec::new();
+    if let Some((item, span)) = top.get("link") {
+        let tables: Vec<(&dyn toml_edit::TableLike, Range<usize>)> = match item {
+            toml_edit::Item::ArrayOfTables(a) => a
+                .iter()
+                .map(|t| {
+                    (
+                        t as &dyn toml_edit::TableLike,
+                        t.span().unwrap_or_else(|| span.clone()),
+                    )
+                })
+                .collect(),
+            _ => item
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| {
+                            let s = v.span().unwrap_or_else(|| span.clone());
+                            v.as_inline_table()
+                                .map(|t| (t as &dyn toml_edit::TableLike, s))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        for (i, (t, tspan)) in tables.into_iter().enumerate() {
+            let m = r.table(t, &format!("link[{}].", i + 1), LINK_KEYS, tspan.clone());
+            links.push(sp(
+                &tspan,
+                RawLinkRule {
+                    name: get_str(&m, "name"),
+                    interfaces: get_list(&m, "interfaces"),
+                    device_types: get_list(&m, "device_types"),
+                    metered: get_bool(&m, "metered"),
+                    manage: get_bool(&m, "manage"),
+                    flags: get_list(&m, "flags"),
+                    on_carrier_loss: get_str(&m, "on_carrier_loss"),
+                    ipv4: get_bool(&m, "ipv4"),
+                    ipv6: get_bool(&m, "ipv6"),
+                    gateway4: get_str(&m, "gateway4"),
+                    gateway6: get_str(&m, "gateway6"),
+                    flags_unreadable: r.bad.contains(&"flags"),
+                },
+            ));
+        }
     }
+    let sv_span = top.get("schema_version").map_or(0..0, |(_, s)| s.clone());
+    let raw = RawConfig {
+        schema_version: sp(&sv_span, SCHEMA_VERSION),
+        networkmanager: RawNetworkManager {
+            follow: get_bool(&nm, "follow"),
+            conf_paths: get_list(&nm, "conf_paths"),
+        },
+        limits: RawLimits {
+            subflows: get_int(&limits, "subflows"),
+            add_addr_accepted: get_int(&limits, "add_addr_accepted"),
+        },
+        sysctl: RawSysctl {
+            enabled: get_bool(&sysctl, "enabled"),
+            add_addr_timeout: get_int(&sysctl, "add_addr_timeout"),
+            checksum_enabled: get_bool(&sysctl, "checksum_enabled"),
+            allow_join_initial_addr_port: get_bool(&sysctl, "allow_join_initial_addr_port"),
+            stale_loss_cnt: get_int(&sysctl, "stale_loss_cnt"),
+            scheduler: get_str(&sysctl, "scheduler"),
+            close_timeout: get_int(&sysctl, "close_timeout"),
+            blackhole_timeout: get_int(&sysctl, "blackhole_timeout"),
+            syn_retrans_before_tcp_fallback: get_int(&sysctl, "syn_retrans_before_tcp_fallback"),
+        },
+        routing: RawRouting {
+            table_base: get_int(&routing, "table_base"),
+            rule_priority: get_int(&routing, "rule_priority"),
+            protocol: get_int(&routing, "protocol"),
+        },
+        reestablish: RawReestablish {
+            initial_delay_ms: get_int(&reestablish, "initial_delay_ms"),
+            max_delay_ms: get_int(&reestablish, "max_delay_ms"),
+            max_attempts: get_int(&reestablish, "max_attempts"),
+        },
+        log: RawLog {
+            level: get_str(&log, "level"),
+        },
+        links,
+    };
+    Ok((raw, r.issues.list))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -585,9 +1007,11 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     }
     if let Some(v) = &s.scheduler {
         let w = v.get_ref();
+        // Kernel scheduler names are lower case (MPTCP_SCHED_NAME_MAX is 16 with the NUL).
         let ok = !w.is_empty()
             && w.len() <= 15
-            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if ok {
             cfg.sysctls.insert("scheduler".to_string(), w.clone());
         } else {
@@ -636,6 +1060,24 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
                     format!(
                         "reestablish.max_delay_ms = {n} is below reestablish.initial_delay_ms = {}",
                         cfg.reestablish.initial_delay_ms
+                    ),
+                );
+            }
+        }
+    }
+
+    // [log]
+    if let Some(v) = &raw.log.level {
+        match LogLevel::from_name(v.get_ref()) {
+            Some(l) => cfg.log_level = Some(l),
+            None => {
+                let known: Vec<&str> = LogLevel::NAMES.iter().map(|(n, _)| *n).collect();
+                issues.at(
+                    v.span(),
+                    format!(
+                        "log.level = {:?}: use one of {}",
+                        v.get_ref(),
+                        known.join(", ")
                     ),
                 );
             }
@@ -755,6 +1197,7 @@ fn validate_link(
     } else {
         let mut flags = EndpointFlags::empty();
         match &raw.flags {
+            None if raw.flags_unreadable => {}
             None => issues.at(
                 span.clone(),
                 format!("{name}: flags is missing (e.g. flags = [\"subflow\"])"),
@@ -965,7 +1408,201 @@ flags = ["subflow"]
     fn unknown_key_has_position() {
         let i = first_issue("schema_version = 1\n[limits]\nsubflow = 2\n");
         assert_eq!((i.line, i.column), (3, 1), "{i}");
-        assert!(i.message.contains("unknown field `subflow`"), "{i}");
+        assert_eq!(
+            i.message,
+            "unknown key `limits.subflow`; did you mean `limits.subflows`?"
+        );
+        let i = first_issue(
+            "schema_version = 1
+[limits]
+zzz = 2
+",
+        );
+        assert!(
+            i.message
+                .ends_with("known here: subflows, add_addr_accepted"),
+            "{i}"
+        );
+    }
+
+    #[test]
+    fn every_problem_in_one_run() {
+        // Two misspelt keys, a type error and a range error: all four, in file order.
+        let text = "schema_version = 1\n[limits]\nsubflow = 2\nadd_addr_accepted = \"two\"\n\
+                    [routing]\ntable_bse = 5\nprotocol = 1\n[[link]]\nflags = \"subflow\"\n";
+        let e = load(text).unwrap_err();
+        let got: Vec<(usize, usize)> = e.issues.iter().map(|i| (i.line, i.column)).collect();
+        assert_eq!(got, [(3, 1), (4, 21), (6, 1), (7, 12), (9, 9)], "{e}");
+        assert_eq!(
+            e.issues[1].message,
+            "limits.add_addr_accepted: expected a whole number, found the text \"two\""
+        );
+        assert!(
+            e.issues[3].message.contains("out of range (5..=255)"),
+            "{e}"
+        );
+        assert!(
+            e.issues[4]
+                .message
+                .starts_with("link[1].flags: expected a list of texts in quotes"),
+            "{e}"
+        );
+        let rendered = e.to_string();
+        for word in ["i64", "u32", "invalid type", "field"] {
+            assert!(!rendered.contains(word), "{word:?} in {rendered}");
+        }
+    }
+
+    #[test]
+    fn types_in_words_a_user_knows() {
+        let e = load(
+            "schema_version = 1\n[networkmanager]\nfollow = \"yes\"\nconf_paths = [\"/a\", 3]\n\
+             [sysctl]\nadd_addr_timeout = 1.5\nscheduler = 7\nlimits = 3\n",
+        )
+        .unwrap_err();
+        let all = e.render(None);
+        assert!(
+            all.contains("networkmanager.follow: expected true or false, found the text \"yes\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("networkmanager.conf_paths: every entry must be a text in quotes; found the whole number 3"),
+            "{all}"
+        );
+        assert!(
+            all.contains("sysctl.add_addr_timeout: expected a whole number, found the number 1.5"),
+            "{all}"
+        );
+        assert!(
+            all.contains("sysctl.scheduler: expected a text in quotes, found the whole number 7"),
+            "{all}"
+        );
+        assert!(all.contains("unknown key `sysctl.limits`"), "{all}");
+        // A section where a value belongs and the other way round.
+        let e = load(
+            "schema_version = 1
+limits = 4
+[[sysctl]]
+enabled = true
+",
+        )
+        .unwrap_err();
+        let all = e.render(None);
+        assert!(
+            all.contains("limits: expected a section ([name]), found the whole number 4"),
+            "{all}"
+        );
+        assert!(
+            all.contains("sysctl: expected a section ([name]), found a list of sections"),
+            "{all}"
+        );
+    }
+
+    /// Over the whole schema: every key given a value of the wrong type, all in one file,
+    /// gives one issue per key, on its line, naming the key and what it expects in words;
+    /// every key misspelt gives one issue per key that suggests the right one.
+    #[test]
+    fn every_key_of_the_schema_reported_at_once() {
+        let wrong = |k: Kind| match k {
+            Kind::Bool | Kind::StrList => "1",
+            Kind::Int => "\"1\"",
+            Kind::Str => "true",
+            Kind::Table | Kind::Tables => unreachable!(),
+        };
+        let sections: [(&str, &[(&str, Kind)]); 7] = [
+            ("networkmanager", NM_KEYS),
+            ("limits", LIMITS_KEYS),
+            ("sysctl", SYSCTL_KEYS),
+            ("routing", ROUTING_KEYS),
+            ("reestablish", REESTABLISH_KEYS),
+            ("log", LOG_KEYS),
+            ("[link]", LINK_KEYS),
+        ];
+        let mut text = String::from("schema_version = 1\n");
+        let mut misspelt = String::from("schema_version = 1\n");
+        let mut expected = Vec::new();
+        for (section, keys) in sections {
+            text.push_str(&format!("[{section}]\n"));
+            misspelt.push_str(&format!("[{section}]\n"));
+            let prefix = if section == "[link]" {
+                "link[1].".to_string()
+            } else {
+                format!("{section}.")
+            };
+            for (key, kind) in keys {
+                text.push_str(&format!("{key} = {}\n", wrong(*kind)));
+                let line = text.lines().count();
+                expected.push((line, format!("{prefix}{key}: expected {}", kind.words())));
+                // One letter doubled: a typo the suggestion must catch.
+                let typo = format!("{}{}", &key[..1], key);
+                misspelt.push_str(&format!("{typo} = 1\n"));
+            }
+        }
+        let e = load(&text).unwrap_err();
+        let got: Vec<(usize, String)> = e
+            .issues
+            .iter()
+            .map(|i| (i.line, i.message.clone()))
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{e}");
+        for ((line, msg), (want_line, want)) in got.iter().zip(&expected) {
+            assert_eq!(line, want_line, "{msg}");
+            assert!(msg.starts_with(want.as_str()), "{msg} / {want}");
+        }
+        let e = load(&misspelt).unwrap_err();
+        // The [[link]] rule now lacks its flags: validation says so too.
+        let (unknown, other): (Vec<&Issue>, Vec<&Issue>) = e
+            .issues
+            .iter()
+            .partition(|i| i.message.starts_with("unknown key"));
+        assert_eq!(unknown.len(), expected.len(), "{e}");
+        assert_eq!(other.len(), 1, "{e}");
+        assert!(other[0].message.contains("flags is missing"), "{e}");
+        for (i, (_, want)) in unknown.iter().zip(&expected) {
+            let key = want.split(':').next().unwrap();
+            assert!(
+                i.message.ends_with(&format!("did you mean `{key}`?")),
+                "{} / {key}",
+                i.message
+            );
+        }
+    }
+
+    #[test]
+    fn scheduler_is_lower_case_as_documented() {
+        for bad in [
+            "BLEST",
+            "Default",
+            "a b",
+            "",
+            "sixteen_chars_xx",
+            "bl\u{e9}st",
+        ] {
+            let text = format!("schema_version = 1\n[sysctl]\nscheduler = {bad:?}\n");
+            let e = load(&text).unwrap_err();
+            assert!(
+                e.issues[0]
+                    .message
+                    .contains("1-15 characters of a-z, 0-9 and _"),
+                "{bad}: {e}"
+            );
+        }
+        for good in ["default", "blest", "round_robin2"] {
+            let text = format!("schema_version = 1\n[sysctl]\nscheduler = {good:?}\n");
+            assert!(load(&text).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn log_level() {
+        let cfg = load("schema_version = 1\n[log]\nlevel = \"debug\"\n").unwrap();
+        assert_eq!(cfg.log_level, Some(LogLevel::Debug));
+        assert_eq!(load("schema_version = 1\n").unwrap().log_level, None);
+        let e = load("schema_version = 1\n[log]\nlevel = \"verbose\"\n").unwrap_err();
+        assert_eq!(
+            e.issues[0].message,
+            "log.level = \"verbose\": use one of error, warning, info, debug, trace"
+        );
     }
 
     #[test]
@@ -1093,8 +1730,12 @@ on_carrier_loss = "panic"
             "schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\nbogus = 1\n",
         )
         .unwrap_err();
-        // unknown key is a parse error and stops there
-        assert!(e.issues[0].message.contains("unknown field `bogus`"), "{e}");
+        // The unknown key does not hide the range and pattern errors.
+        assert_eq!(e.issues.len(), 3, "{e}");
+        assert!(
+            e.issues[2].message.contains("unknown key `sysctl.bogus`"),
+            "{e}"
+        );
         let e = load("schema_version = 1\n[sysctl]\nadd_addr_timeout = 0\nscheduler = \"a b\"\n")
             .unwrap_err();
         assert_eq!(e.issues.len(), 2, "{e}");

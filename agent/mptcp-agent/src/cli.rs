@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The client verbs of `mptcp-agent`: `status`, `reload`, `monitor` talk to the running
-//! agent over the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket);
-//! `check-config` and `--version` work without it.
+//! The client verbs of `mptcp-agent`: `status`, `reload`, `resync`, `monitor` talk to the
+//! running agent over the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket);
+//! `check-config` and `--version` work without it. Documented in docs/cli.md.
 //!
-//! Exit status of `status`, `reload` and `monitor`: 0 done; 1 the agent refused (config
-//! rejected, apply rolled back, resync failed); 3 the agent is not reachable (no system bus,
-//! or it is not running); 4 access denied (`reload` needs root or group mptcp-admin).
+//! Exit status of `status`, `reload`, `resync` and `monitor`: 0 done; 1 the agent refused
+//! (config rejected, apply rolled back, resync failed); 3 the agent is not reachable (no
+//! system bus, or it is not running); 4 access denied (`reload` and `resync` need root or
+//! group mptcp-admin); 5 (`status` only) shown, and a configured link is refused or degraded.
 //! `check-config`: 0 valid; 1 invalid (positions on stderr); 2 usage error; 3 unreadable
 //! (missing, not a regular file, too large, not UTF-8); 4 unsafe ownership or permissions.
 
@@ -138,11 +139,33 @@ async fn timed<T>(
     }
 }
 
+/// The system bus socket zbus tries: `$DBUS_SYSTEM_BUS_ADDRESS`, else the default.
+pub fn system_bus_address() -> (String, bool) {
+    match std::env::var("DBUS_SYSTEM_BUS_ADDRESS") {
+        Ok(a) if !a.is_empty() => (a, true),
+        _ => (
+            "unix:path=/var/run/dbus/system_bus_socket".to_string(),
+            false,
+        ),
+    }
+}
+
+/// "cannot reach the system bus at ADDRESS (error)" and what to check.
+pub fn bus_failure_message(e: &zbus::Error) -> String {
+    let (address, from_env) = system_bus_address();
+    let hint = if from_env {
+        "(from DBUS_SYSTEM_BUS_ADDRESS); is that bus running?"
+    } else {
+        "(the default); is dbus running? Set DBUS_SYSTEM_BUS_ADDRESS=unix:path=SOCKET for another bus"
+    };
+    format!("cannot reach the system bus at {address} {hint} ({e})")
+}
+
 /// Connect to the system bus and make sure the agent is there.
 async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
     let conn = Connection::system()
         .await
-        .map_err(|e| Failure::unreachable(format!("cannot reach the system bus: {e}")))?;
+        .map_err(|e| Failure::unreachable(bus_failure_message(&e)))?;
     let dbus = DBusProxy::new(&conn).await.map_err(Failure::from_call)?;
     let name = zbus::names::BusName::try_from(service::BUS_NAME)
         .map_err(|e| Failure::unreachable(e.to_string()))?;
@@ -159,12 +182,22 @@ async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
 // ---------------------------------------------------------------------------------------
 // status
 
+/// Version of the `status --json` layout (docs/cli.md). Raised when a key is removed or
+/// changes meaning; new keys may appear without a change.
+pub const STATUS_SCHEMA: u32 = 1;
+
+/// Exit status of `status` when a configured link is refused or degraded.
+pub const EXIT_UNHEALTHY: u8 = 5;
+
 /// Everything `status` shows; also its `--json` form.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    pub schema: u32,
     pub version: String,
     pub ready: bool,
     pub mode: String,
+    /// "healthy", or "unhealthy" (then `status` exits with 5): see [`Status::unhealthy`].
+    pub health: String,
     pub config: ConfigStatus,
     pub kernel_capabilities: KernelCapsInfo,
     pub limits: LimitsInfo,
@@ -179,21 +212,51 @@ pub struct ConfigStatus {
     pub schema_version: u32,
     pub digest: String,
     pub source: String,
+    pub file_missing: bool,
     pub last_known_good_in_use: bool,
     pub last_error: String,
     pub applied_at_usec: u64,
 }
 
+impl Status {
+    /// Links a `[[link]]` rule manages that are not where the policy wants them: refused
+    /// (someone else manages MPTCP there), down, kept as backup for lack of carrier, or
+    /// whose endpoints differ from the policy. Links no rule manages never count.
+    pub fn unhealthy(&self) -> Vec<&LinkInfo> {
+        self.links
+            .iter()
+            .filter(|l| match l.state.as_str() {
+                "refused" | "down" | "backup" => true,
+                "active" => !l.policy_applied,
+                _ => false,
+            })
+            .collect()
+    }
+
+    fn with_health(mut self) -> Status {
+        self.health = if self.unhealthy().is_empty() {
+            "healthy"
+        } else {
+            "unhealthy"
+        }
+        .into();
+        self
+    }
+}
+
 async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
-    Ok(Status {
+    let s = Status {
+        schema: STATUS_SCHEMA,
         version: p.version().await?,
         ready: p.ready().await?,
         mode: p.mode().await?,
+        health: String::new(),
         config: ConfigStatus {
             path: p.config_path().await?,
             schema_version: p.config_schema_version().await?,
             digest: p.config_digest().await?,
             source: p.config_source().await?,
+            file_missing: p.config_file_missing().await?,
             last_known_good_in_use: p.last_known_good_in_use().await?,
             last_error: p.config_last_error().await?,
             applied_at_usec: p.config_applied_at().await?,
@@ -203,7 +266,8 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
         links: p.links().await?,
         endpoints: p.endpoints().await?,
         diagnostics: p.diagnostics().await?,
-    })
+    };
+    Ok(s.with_health())
 }
 
 pub fn status(json: bool) -> ExitCode {
@@ -214,19 +278,24 @@ pub fn status(json: bool) -> ExitCode {
         let (_conn, proxy) = agent().await?;
         read_status(&proxy).await.map_err(Failure::from_call)
     }));
-    match r {
-        Ok(s) if json => match serde_json::to_string_pretty(&s) {
+    let s = match r {
+        Ok(s) => s,
+        Err(f) => return f.exit(),
+    };
+    if json {
+        match serde_json::to_string_pretty(&s) {
             Ok(text) => {
                 say(&text);
-                ExitCode::SUCCESS
             }
-            Err(e) => Failure::unreachable(format!("encoding JSON: {e}")).exit(),
-        },
-        Ok(s) => {
-            say(render_status(&s).trim_end());
-            ExitCode::SUCCESS
+            Err(e) => return Failure::unreachable(format!("encoding JSON: {e}")).exit(),
         }
-        Err(f) => f.exit(),
+    } else {
+        say(render_status(&s).trim_end());
+    }
+    if s.unhealthy().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNHEALTHY)
     }
 }
 
@@ -275,65 +344,142 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The width `status` fits in.
+pub const WIDTH: usize = 80;
+
+/// Words filled into lines of at most `width` characters, each starting with `indent`
+/// (the first with `first`); a word longer than a line stands alone.
+pub fn wrap(text: &str, first: &str, indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if !empty && len + 1 + word.chars().count() > width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+/// Where the running config came from, in words.
+fn config_source_words(c: &ConfigStatus) -> String {
+    match (c.source.as_str(), c.file_missing) {
+        ("file", _) => format!("{} (applied {})", c.path, utc(c.applied_at_usec)),
+        ("last-good", true) => format!(
+            "{} does not exist; the last good config runs (applied {})",
+            c.path,
+            utc(c.applied_at_usec)
+        ),
+        ("last-good", false) => format!(
+            "{} was rejected (below); the last good config runs (applied {})",
+            c.path,
+            utc(c.applied_at_usec)
+        ),
+        ("built-in", true) => format!("{} does not exist; the built-in default runs", c.path),
+        ("built-in", false) => format!(
+            "{} was rejected (below) and there is no last good config; the built-in default runs",
+            c.path
+        ),
+        (other, _) => format!("{} (source {other})", c.path),
+    }
+}
+
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();
+    let unhealthy = s.unhealthy();
     out.push_str(&format!(
-        "mptcp-agent {}: {}, mode {}\n",
+        "mptcp-agent {}: {}, mode {}, {}\n",
         s.version,
         if s.ready { "ready" } else { "starting" },
-        s.mode
+        s.mode,
+        if unhealthy.is_empty() {
+            "all configured links healthy".to_string()
+        } else {
+            format!("{} link(s) refused or degraded", unhealthy.len())
+        }
     ));
     let c = &s.config;
-    out.push_str(&format!(
-        "config:  {} (schema_version {}, {}), source {}{}, applied {}\n",
-        c.path,
-        c.schema_version,
-        c.digest,
-        c.source,
-        if c.last_known_good_in_use {
-            " (LAST KNOWN GOOD IN USE)"
-        } else {
-            ""
-        },
-        utc(c.applied_at_usec)
+    out.push_str(&wrap(
+        &format!(
+            "{} [schema_version {}, {}]",
+            config_source_words(c),
+            c.schema_version,
+            c.digest
+        ),
+        "config:  ",
+        "         ",
+        WIDTH,
     ));
     let k = &s.kernel_capabilities;
-    out.push_str(&format!(
-        "kernel:  {}; set_flags {}, events {}, fullmesh {}\n",
-        or_dash(&k.generation),
-        yes(k.set_flags),
-        yes(k.events),
-        yes(k.fullmesh)
+    out.push_str(&wrap(
+        &format!(
+            "{}; set_flags {}, events {}, fullmesh {}",
+            or_dash(&k.generation),
+            yes(k.set_flags),
+            yes(k.events),
+            yes(k.fullmesh)
+        ),
+        "kernel:  ",
+        "         ",
+        WIDTH,
     ));
     out.push_str(&format!(
         "limits:  subflows {}, add_addr_accepted {}\n\n",
         s.limits.subflows, s.limits.add_addr_accepted
     ));
+    // One row per link; what explains it (carrier, metered, why) on wrapped lines below,
+    // so the table stays within 80 columns whatever the explanation's length.
     let rows: Vec<Vec<String>> = s
         .links
         .iter()
         .map(|l| {
             vec![
                 l.name.clone(),
-                l.state.clone(),
-                yes(l.carrier).into(),
                 or_dash(&l.device_type).into(),
-                yes(l.metered).into(),
+                l.state.clone(),
                 or_dash(&l.rule).into(),
                 or_dash(&l.policy).into(),
-                yes(l.policy_applied).into(),
                 or_dash(&l.nm_state).into(),
-                l.detail.clone(),
             ]
         })
         .collect();
-    out.push_str(&table(
-        &[
-            "LINK", "STATE", "CARRIER", "TYPE", "METERED", "RULE", "POLICY", "APPLIED", "NM",
-            "DETAIL",
-        ],
-        &rows,
-    ));
+    let header = table(&["LINK", "TYPE", "STATE", "RULE", "POLICY", "NM"], &rows);
+    let mut lines = header.lines();
+    if let Some(h) = lines.next() {
+        out.push_str(h);
+        out.push('\n');
+    }
+    for (l, row) in s.links.iter().zip(lines) {
+        out.push_str(row);
+        out.push('\n');
+        let mut notes = Vec::new();
+        if !l.carrier {
+            notes.push("no carrier".to_string());
+        }
+        if l.metered {
+            notes.push("metered".to_string());
+        }
+        if l.state == "active" && !l.policy_applied {
+            notes.push("endpoints differ from the policy".to_string());
+        }
+        if !l.detail.is_empty() {
+            notes.push(l.detail.clone());
+        }
+        if !notes.is_empty() {
+            out.push_str(&wrap(&notes.join("; "), "    ", "    ", WIDTH));
+        }
+    }
     out.push('\n');
     if s.endpoints.is_empty() {
         out.push_str("no MPTCP endpoints\n");
@@ -360,16 +506,28 @@ pub fn render_status(s: &Status) -> String {
             &rows,
         ));
     }
-    if !s.diagnostics.is_empty() {
+    // A refusal's advice is shown under its link already: not again here.
+    let shown: Vec<&str> = s
+        .links
+        .iter()
+        .filter(|l| l.state == "refused" && !l.detail.is_empty())
+        .map(|l| l.detail.as_str())
+        .collect();
+    let warnings: Vec<&String> = s
+        .diagnostics
+        .iter()
+        .filter(|d| !shown.iter().any(|x| d.contains(x)))
+        .collect();
+    if !warnings.is_empty() {
         out.push_str("\nwarnings:\n");
-        for d in &s.diagnostics {
-            out.push_str(&format!("  {d}\n"));
+        for d in warnings {
+            out.push_str(&wrap(d, "  ", "    ", WIDTH));
         }
     }
     if !c.last_error.is_empty() {
         out.push_str("\nlast config error:\n");
         for l in c.last_error.lines() {
-            out.push_str(&format!("  {l}\n"));
+            out.push_str(&wrap(l, "  ", "    ", WIDTH));
         }
     }
     out
@@ -420,6 +578,23 @@ pub fn reload() -> ExitCode {
     match r {
         Ok(digest) => {
             say(&format!("config applied ({digest})"));
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.exit(),
+    }
+}
+
+pub fn resync() -> ExitCode {
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let r = rt.block_on(timed("resync", async {
+        let (_conn, proxy) = agent().await?;
+        proxy.resync().await.map_err(Failure::from_agent)
+    }));
+    match r {
+        Ok(summary) => {
+            say(&format!("resynced: {summary}"));
             ExitCode::SUCCESS
         }
         Err(f) => f.exit(),
@@ -567,7 +742,7 @@ pub fn monitor(json: bool) -> ExitCode {
     let r: Result<(), Failure> = rt.block_on(async {
         let conn = Connection::system()
             .await
-            .map_err(|e| Failure::unreachable(format!("cannot reach the system bus: {e}")))?;
+            .map_err(|e| Failure::unreachable(bus_failure_message(&e)))?;
         let proxy = Agent1Proxy::builder(&conn)
             .cache_properties(zbus::CacheProperties::No)
             .build()
@@ -656,23 +831,102 @@ pub fn monitor(json: bool) -> ExitCode {
 // ---------------------------------------------------------------------------------------
 // check-config and --version
 
-pub fn check_config(file: &Path) -> ExitCode {
-    match ota::load(file) {
-        Ok(l) => {
-            say(&format!(
-                "{}: valid (schema_version {}, {} link rule(s), {})",
-                file.display(),
-                mptcp_agent_core::config::SCHEMA_VERSION,
-                l.config.links.len(),
-                l.digest
-            ));
+/// `check-config FILE|-` and, with `diff`, what applying it would change now.
+pub fn check_config(file: &Path, diff: bool) -> ExitCode {
+    let stdin = file.as_os_str() == "-";
+    let shown = if stdin {
+        crate::config_file::STDIN_NAME.to_string()
+    } else {
+        file.display().to_string()
+    };
+    let loaded = if stdin {
+        crate::config_file::read_stdin()
+            .and_then(|text| crate::config_file::load_text(text, &shown))
+            .map(|(config, text)| ota::Loaded {
+                config,
+                digest: ota::digest(&text),
+                text,
+            })
+    } else {
+        ota::load(file)
+    };
+    let l = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
+        }
+    };
+    say(&format!(
+        "{shown}: valid (schema_version {}, {} link rule(s), {})",
+        mptcp_agent_core::config::SCHEMA_VERSION,
+        l.config.links.len(),
+        l.digest
+    ));
+    if !diff {
+        return ExitCode::SUCCESS;
+    }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(crate::preview::preview(&l.config)) {
+        Ok(p) => {
+            say(render_preview(&shown, &p).trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            eprintln!("mptcp-agent: cannot read this device's state for --diff: {e}");
+            ExitCode::from(EXIT_UNREACHABLE)
         }
     }
+}
+
+pub fn render_preview(shown: &str, p: &crate::preview::Preview) -> String {
+    let mut out = String::new();
+    out.push_str(&wrap(
+        &format!(
+            "{} (dry run: nothing was changed)",
+            if p.steps.is_empty() {
+                format!(
+                    "Applying {shown} now ({} mode) would change nothing",
+                    p.mode
+                )
+            } else {
+                format!(
+                    "Applying {shown} now ({} mode) would make {} change(s)",
+                    p.mode,
+                    p.steps.len()
+                )
+            }
+        ),
+        "",
+        "",
+        WIDTH,
+    ));
+    for s in &p.steps {
+        out.push_str(&wrap(&s.op.to_string(), "  ", "    ", WIDTH));
+        out.push_str(&wrap(
+            &format!("because {}", s.why),
+            "      ",
+            "      ",
+            WIDTH,
+        ));
+    }
+    if !p.missing.is_empty() {
+        out.push_str(&wrap(
+            &format!("incomplete: no answer yet from {}", p.missing.join(", ")),
+            "note: ",
+            "      ",
+            WIDTH,
+        ));
+    }
+    if !p.diagnostics.is_empty() {
+        out.push_str("with this config the agent would also report:\n");
+        for d in &p.diagnostics {
+            out.push_str(&wrap(&d.to_string(), "  ", "    ", WIDTH));
+        }
+    }
+    out
 }
 
 /// The version, and what this network namespace's kernel MPTCP offers (probed over
@@ -725,20 +979,23 @@ mod tests {
 
     fn sample() -> Status {
         Status {
+            schema: STATUS_SCHEMA,
             version: "0.1.0".into(),
             ready: true,
             mode: "networkmanager".into(),
+            health: String::new(),
             config: ConfigStatus {
                 path: "/etc/mptcp-agent/agent.toml".into(),
                 schema_version: 1,
                 digest: "fnv1a64:0011223344556677".into(),
                 source: "last-good".into(),
+                file_missing: false,
                 last_known_good_in_use: true,
                 last_error: "agent.toml:3:12: limits.subflows = 99 is out of range (0..=8)".into(),
                 applied_at_usec: 0,
             },
             kernel_capabilities: KernelCapsInfo {
-                generation: "5.19+".into(),
+                generation: "5.19+ (set_flags, events, userspace PM)".into(),
                 set_flags: true,
                 events: true,
                 fullmesh: true,
@@ -773,22 +1030,54 @@ mod tests {
         }
     }
 
+    /// The advice NetworkManager's coexistence gives, as long as the agent prints it.
+    const ADVICE: &str = "NetworkManager manages MPTCP endpoints on this device (connection.mptcp-flags 0x22 \
+        from the profile \"uplink2\"); set `nmcli connection modify uplink2 connection.mptcp-flags disabled` \
+        and reactivate it, or install 90-mptcp-agent.conf with connection.mptcp-flags=0x1";
+
+    fn refused_link() -> LinkInfo {
+        LinkInfo {
+            name: "eth1".into(),
+            ifindex: 3,
+            state: "refused".into(),
+            carrier: true,
+            device_type: "ethernet".into(),
+            metered: true,
+            rule: "wired".into(),
+            policy: "subflow".into(),
+            policy_applied: true,
+            nm_state: "ACTIVATED".into(),
+            detail: ADVICE.into(),
+        }
+    }
+
     #[test]
     fn status_table_shows_everything() {
-        let text = render_status(&sample());
+        let mut s = sample().with_health();
+        assert_eq!(s.health, "healthy");
+        let text = render_status(&s);
         assert!(
-            text.starts_with("mptcp-agent 0.1.0: ready, mode networkmanager\n"),
+            text.starts_with(
+                "mptcp-agent 0.1.0: ready, mode networkmanager, all configured links healthy\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("LAST KNOWN GOOD IN USE"), "{text}");
+        assert!(
+            text.contains(
+                "config:  /etc/mptcp-agent/agent.toml was rejected (below); the last good config\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("limits:  subflows 4, add_addr_accepted 0"),
             "{text}"
         );
         let header = text.lines().find(|l| l.starts_with("LINK")).unwrap();
         let row = text.lines().find(|l| l.starts_with("wlan0")).unwrap();
-        // Columns line up: DETAIL starts where its value starts.
-        assert_eq!(header.find("DETAIL"), row.find("IPv4: 10.1.0.2"), "{text}");
+        // Columns line up.
+        assert_eq!(header.find("STATE"), row.find("active"), "{text}");
+        assert_eq!(header.find("NM"), row.find("ACTIVATED"), "{text}");
+        assert!(text.contains("\n    IPv4: 10.1.0.2\n"), "{text}");
         assert!(
             text.contains("1   10.1.0.2  -     subflow  wlan0"),
             "{text}"
@@ -798,15 +1087,81 @@ mod tests {
             text.contains("last config error:\n  agent.toml:3:12:"),
             "{text}"
         );
+        for l in text.lines() {
+            assert!(l.chars().count() <= WIDTH, "{l:?} is wider than {WIDTH}");
+        }
+
+        // A refused link: the advice once, under the link, wrapped; exit status 5.
+        s.links.push(refused_link());
+        s.diagnostics.push(format!("eth1: left alone: {ADVICE}"));
+        let s = s.with_health();
+        assert_eq!(s.health, "unhealthy");
+        assert_eq!(s.unhealthy().len(), 1);
+        let text = render_status(&s);
+        assert!(text.contains(", 1 link(s) refused or degraded\n"), "{text}");
+        assert_eq!(text.matches("mptcp-flags disabled").count(), 1, "{text}");
+        assert!(
+            text.contains("\n    metered; NetworkManager manages"),
+            "{text}"
+        );
+        for l in text.lines() {
+            assert!(l.chars().count() <= WIDTH, "{l:?} is wider than {WIDTH}");
+        }
+        // The other warning stays.
+        assert!(text.contains("mptcpd (pid 7) runs"), "{text}");
     }
 
     #[test]
-    fn status_json_has_stable_keys() {
-        let v = serde_json::to_value(sample()).unwrap();
-        assert_eq!(v["config"]["last_known_good_in_use"], true);
-        assert_eq!(v["links"][0]["policy_applied"], true);
-        assert_eq!(v["endpoints"][0]["flags"][0], "subflow");
-        assert_eq!(v["kernel_capabilities"]["events"], true);
+    fn health_counts_configured_links_only() {
+        let mut s = sample();
+        let mut l = s.links[0].clone();
+        for (state, applied, bad) in [
+            ("active", true, false),
+            ("active", false, true),
+            ("backup", true, true),
+            ("down", true, true),
+            ("refused", true, true),
+            ("ignored", true, false),
+            ("unmatched", true, false),
+        ] {
+            l.state = state.into();
+            l.policy_applied = applied;
+            s.links = vec![l.clone()];
+            assert_eq!(s.unhealthy().len(), usize::from(bad), "{state} {applied}");
+        }
+    }
+
+    #[test]
+    fn config_source_in_words() {
+        let mut c = sample().config;
+        c.source = "built-in".into();
+        c.file_missing = true;
+        let w = config_source_words(&c);
+        assert_eq!(
+            w,
+            "/etc/mptcp-agent/agent.toml does not exist; the built-in default runs"
+        );
+        assert!(!w.contains("LAST KNOWN GOOD"));
+        c.file_missing = false;
+        assert!(config_source_words(&c)
+            .contains("was rejected (below) and there is no last good config"));
+        c.source = "last-good".into();
+        c.file_missing = true;
+        assert!(config_source_words(&c).contains("does not exist; the last good config runs"));
+        c.source = "file".into();
+        assert!(config_source_words(&c).starts_with("/etc/mptcp-agent/agent.toml (applied 1970-"));
+    }
+
+    #[test]
+    fn wrap_fits_the_width() {
+        let text = "a ".repeat(100) + &"x".repeat(90);
+        let w = wrap(&text, "  ", "    ", 20);
+        for l in w.lines() {
+            assert!(l.chars().count() <= 20 || !l.trim().contains(' '), "{l:?}");
+        }
+        assert!(w.starts_with("  a a"));
+        assert!(w.lines().nth(1).unwrap().starts_with("    a"));
+        assert_eq!(wrap("short", "> ", "  ", 80), "> short\n");
     }
 
     #[test]

@@ -120,6 +120,120 @@ pub fn check_metadata(meta: &std::fs::Metadata, shown: &str) -> Result<(), LoadE
     Ok(())
 }
 
+/// The rule for symlinks. A config path may be a symlink (A/B OTA layouts point
+/// `/etc/mptcp-agent/agent.toml` into the active slot), but only to a file that could be a
+/// config: its real name ends in `.toml` and the directory holding it is owned by root (or
+/// the agent's user) and writable by its owner only (plus the ownership and mode checks every config file passes).
+/// So a link planted to `/etc/shadow` or any other system file is refused before a byte of
+/// it is read, and nothing of its content can appear in an error message.
+fn check_symlink_target(path: &Path, file: &std::fs::File, shown: &str) -> Result<(), LoadError> {
+    use std::os::fd::AsRawFd;
+    let is_link = std::fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
+    // A symlinked directory on the way counts too: compare with what was really opened.
+    let real = match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(r) => r,
+        // Without /proc (early boot) a plain path is still fine; a symlink cannot be checked.
+        Err(_) if !is_link => return Ok(()),
+        Err(e) => {
+            return Err(LoadError::Unsafe(format!(
+                "{shown}: a symlink, and what it leads to cannot be checked ({e}); refused"
+            )))
+        }
+    };
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_or_else(|_| path.to_path_buf(), |d| d.join(path))
+    };
+    // Lexically: `.` dropped, `..` taken back; a symlink on the way shows as a difference.
+    let mut plain = std::path::PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                plain.pop();
+            }
+            c => plain.push(c),
+        }
+    }
+    if !is_link && real == plain {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        LoadError::Unsafe(format!(
+            "{shown}: a symlink to {}, which {why}; refused (a config symlink must lead to a              *.toml file in a directory only its owner, root, can write)",
+            real.display()
+        ))
+    };
+    if real.extension().and_then(|e| e.to_str()) != Some("toml") {
+        return Err(refuse("is not a *.toml file".into()));
+    }
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| refuse(format!("has a directory that cannot be checked ({e})")))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(refuse(format!(
+            "lies in {}, owned by uid {}, not root (or uid {euid}, which runs the agent)",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "lies in {}, writable by group or others (mode {:04o})",
+            dir.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Read a config from standard input (`check-config -`): the same size and UTF-8 rules,
+/// no ownership checks (there is no file).
+pub fn read_stdin() -> Result<String, LoadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| LoadError::Unreadable(format!("{STDIN_NAME}: {e}")))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(LoadError::Unreadable(format!(
+            "{STDIN_NAME}: more than {MAX_BYTES} bytes; a config file may have at most {MAX_BYTES}"
+        )));
+    }
+    utf8(bytes, STDIN_NAME)
+}
+
+/// How standard input is named in messages (as compilers do).
+pub const STDIN_NAME: &str = "<stdin>";
+
+fn utf8(bytes: Vec<u8>, shown: &str) -> Result<String, LoadError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        let (line, column) = mptcp_agent_core::config::position(&text, valid);
+        LoadError::Unreadable(format!(
+            "{shown}:{line}:{column}: not UTF-8 text (invalid byte sequence)"
+        ))
+    })
+}
+
+/// Validate config text read from somewhere other than a file.
+pub fn load_text(text: String, shown: &str) -> Result<(Config, String), LoadError> {
+    match load(&text) {
+        Ok(cfg) => Ok((cfg, text)),
+        Err(error) => Err(LoadError::Invalid {
+            path: shown.to_string(),
+            error: explain_bare_positions(error, &text),
+        }),
+    }
+}
+
 /// Open the file once, check what was opened (so a file swapped in after the check is
 /// never read), and read it as UTF-8 text.
 pub fn read_checked(path: &Path) -> Result<String, LoadError> {
@@ -133,6 +247,7 @@ pub fn read_checked(path: &Path) -> Result<String, LoadError> {
         .open(path)
         .map_err(unreadable)?;
     check_metadata(&file.metadata().map_err(unreadable)?, &shown)?;
+    check_symlink_target(path, &file, &shown)?;
     let mut bytes = Vec::new();
     file.take(MAX_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -142,27 +257,13 @@ pub fn read_checked(path: &Path) -> Result<String, LoadError> {
             "{shown}: grew beyond {MAX_BYTES} bytes while being read"
         )));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-        let (line, column) = mptcp_agent_core::config::position(&text, valid);
-        LoadError::Unreadable(format!(
-            "{shown}:{line}:{column}: not UTF-8 text (invalid byte sequence)"
-        ))
-    })
+    utf8(bytes, &shown)
 }
 
 /// Check, read and validate a config file; the config and its text.
 pub fn load_file(path: &Path) -> Result<(Config, String), LoadError> {
-    let shown = path.display().to_string();
     let text = read_checked(path)?;
-    match load(&text) {
-        Ok(cfg) => Ok((cfg, text)),
-        Err(error) => Err(LoadError::Invalid {
-            path: shown,
-            error: explain_bare_positions(error, &text),
-        }),
-    }
+    load_text(text, &path.display().to_string())
 }
 
 #[cfg(test)]

@@ -165,6 +165,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         dbus: true,
     })
     .await;
+    crate::logging::apply_config(cfg.log_level);
     let start = Instant::now();
     let pm = PmHandle::connect()
         .await
@@ -245,7 +246,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 });
             }
             Err(e) => {
-                log::warn!("no system D-Bus ({e}): kernel-only mode");
+                log::warn!("{}: kernel-only mode", crate::cli::bus_failure_message(&e));
                 daemon.apply(Event::NmGone);
             }
         }
@@ -303,6 +304,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             // Config file changed, SIGHUP, D-Bus Reload/Resync.
             t = ota.next() => {
                 ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
+                crate::logging::apply_config(daemon.cfg.log_level);
             }
             _ = sigterm.recv() => {
                 log::info!("SIGTERM: exiting; endpoints, routes and rules stay as they are");

@@ -627,6 +627,18 @@ impl Agent1 {
         self.with(|s| s.config.source.name().to_string())
     }
 
+    /// The config file does not exist now (then `ConfigSource` says what runs instead:
+    /// the last good config or the built-in default).
+    #[zbus(property)]
+    async fn config_file_missing(&self) -> bool {
+        let path = self.with(|s| s.config.path.clone());
+        // Typed: only "not found" counts; an unreadable file is not missing.
+        matches!(
+            std::fs::symlink_metadata(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+        )
+    }
+
     /// The config file was rejected and the last good (or built-in) config runs instead.
     #[zbus(property)]
     async fn last_known_good_in_use(&self) -> bool {
@@ -787,6 +799,8 @@ async fn emit_changes(
     }
     if o.last_error != n.last_error {
         i.config_last_error_changed(ctxt).await?;
+        // A missing file shows up as a rejection (and goes with the next apply).
+        i.config_file_missing_changed(ctxt).await?;
     }
     if o.applied_at != n.applied_at {
         i.config_applied_at_changed(ctxt).await?;
