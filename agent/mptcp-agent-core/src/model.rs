@@ -468,6 +468,8 @@ pub mod nm_state {
     pub const UNMANAGED: u32 = 10;
     pub const UNAVAILABLE: u32 = 20;
     pub const DISCONNECTED: u32 = 30;
+    pub const PREPARE: u32 = 40;
+    pub const SECONDARIES: u32 = 90;
     pub const ACTIVATED: u32 = 100;
     pub const DEACTIVATING: u32 = 110;
 

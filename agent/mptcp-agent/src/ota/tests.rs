@@ -88,6 +88,7 @@ impl Kernel for FakeKernel {
             Op::ReaddEndpoint(e) => {
                 s.endpoints.insert(e.id, e.clone());
             }
+            Op::ResetNeighbours { .. } => {}
             Op::AddRoute(r) => s.routes.push(r.clone()),
             Op::DelRoute(r) => {
                 let before = s.routes.len();
