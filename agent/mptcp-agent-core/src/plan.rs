@@ -317,6 +317,12 @@ fn assess_link(
                      for it to activate the device again"
                         .to_string(),
                 )
+            } else if obs.nm_verdict.contains_key(&link.ifindex) {
+                NmGate::Closed(format!(
+                    "carrier came back about when NetworkManager's carrier-wait ({} ms) ran out; waiting for \
+                     NetworkManager to keep the device or activate it again",
+                    obs.nm_conf.carrier_wait_ms(&link.name, device_type)
+                ))
             } else if d.state == nm_state::ACTIVATED {
                 NmGate::Open
             } else {
@@ -618,6 +624,9 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
     let links = assess(cfg, obs);
     if let Some(at) = obs.nm_deconfigured.values().min() {
         plan.wake(at.plus(crate::state::NM_CATCH_UP_MS));
+    }
+    if let Some(until) = obs.nm_verdict.values().min() {
+        plan.wake(*until);
     }
 
     // --- diagnostics that do not depend on links

@@ -81,6 +81,12 @@ pub const SUBFLOWS_UP_MAX: usize = 4_096;
 /// this only bounds the wait should it never do so.
 pub const NM_CATCH_UP_MS: u64 = 5_000;
 
+/// A carrier that comes back this close to NetworkManager's carrier-wait (or later) may
+/// race its timer: NetworkManager may still take the device down and activate it again.
+pub const NM_VERDICT_NEAR_MS: u64 = 500;
+/// How long the agent then waits for NetworkManager's report before it adds the endpoint.
+pub const NM_VERDICT_HOLD_MS: u64 = 1_000;
+
 /// An op that failed, kept so the same op is retried with backoff instead of in a loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -130,6 +136,13 @@ pub struct Observed {
     /// device again (or NM_CATCH_UP_MS pass) the stale ACTIVATED does not count, so an
     /// endpoint is added once, on the new activation, not added, deleted and added again.
     pub nm_deconfigured: BTreeMap<u32, Millis>,
+    /// When each link without carrier lost it.
+    pub carrier_lost_at: BTreeMap<u32, Millis>,
+    /// Links whose carrier came back about when NetworkManager's carrier-wait ran out,
+    /// with the time until which the agent waits for NetworkManager's next report of the
+    /// device: whether it kept the device or takes it down to activate it again decides
+    /// whether an endpoint added now would live (see NM_VERDICT_NEAR_MS).
+    pub nm_verdict: BTreeMap<u32, Millis>,
 }
 
 impl Observed {
@@ -188,6 +201,7 @@ impl Observed {
     pub fn apply(&mut self, event: &Event, now: Millis) {
         self.nm_deconfigured
             .retain(|_, at| now.since(*at) < NM_CATCH_UP_MS);
+        self.nm_verdict.retain(|_, until| now < *until);
         match event {
             Event::KernelSnapshot(KernelSnapshot {
                 links,
@@ -210,10 +224,29 @@ impl Observed {
                 if !l.up {
                     self.forget_ipv4_routes_via(l.ifindex);
                 }
+                let had_carrier = self.links.get(&l.ifindex).map(Link::has_carrier);
                 self.links.insert(l.ifindex, l.clone());
+                match (had_carrier, l.has_carrier()) {
+                    (Some(true), false) => {
+                        self.carrier_lost_at.insert(l.ifindex, now);
+                        self.nm_verdict.remove(&l.ifindex);
+                    }
+                    (Some(false), true) => {
+                        let lost = self.carrier_lost_at.remove(&l.ifindex);
+                        if let (Some(lost), Some(wait)) = (lost, self.nm_carrier_wait(l)) {
+                            if now.since(lost) + NM_VERDICT_NEAR_MS >= wait {
+                                self.nm_verdict
+                                    .insert(l.ifindex, now.plus(NM_VERDICT_HOLD_MS));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
             }
             Event::LinkRemoved { ifindex } => {
                 self.nm_deconfigured.remove(ifindex);
+                self.nm_verdict.remove(ifindex);
+                self.carrier_lost_at.remove(ifindex);
                 self.links.remove(ifindex);
                 self.addresses.retain(|(i, _), _| i != ifindex);
                 self.routes.retain(|r| r.ifindex != Some(*ifindex));
@@ -255,6 +288,7 @@ impl Observed {
             Event::Mptcp(ev) => self.subflow_event(ev, now),
             Event::NmAppeared { version, startup } => {
                 self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
                 self.nm = NmObserved::Present(NmPresent {
                     version: *version,
                     startup: *startup,
@@ -273,6 +307,7 @@ impl Observed {
                     p.devices_loaded = true;
                 }
                 self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
             }
             Event::NmDevice(d) => {
                 if let NmObserved::Present(p) = &mut self.nm {
@@ -280,8 +315,9 @@ impl Observed {
                 }
                 // NetworkManager has caught up with this device: its state counts again.
                 let links = &self.links;
-                self.nm_deconfigured
-                    .retain(|i, _| links.get(i).map_or(true, |l| l.name != d.interface));
+                let other = |i: &u32| links.get(i).map_or(true, |l| l.name != d.interface);
+                self.nm_deconfigured.retain(|i, _| other(i));
+                self.nm_verdict.retain(|i, _| other(i));
             }
             Event::NmDeviceRemoved { path } => {
                 if let NmObserved::Present(p) = &mut self.nm {
@@ -290,6 +326,7 @@ impl Observed {
             }
             Event::NmGone => {
                 self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
                 self.nm = NmObserved::Absent;
             }
             Event::NmConfFiles(files) => self.nm_conf = NmConf::from_files(files),
@@ -312,6 +349,22 @@ impl Observed {
             && !p.startup
             && p.device(&link.name)
                 .is_some_and(|d| d.managed() && d.state == nm_state::ACTIVATED)
+    }
+
+    /// NetworkManager's carrier-wait for this link, when NetworkManager has it ACTIVATED
+    /// (as last reported) and is not starting up: the time after which it takes the device
+    /// down for lack of carrier.
+    fn nm_carrier_wait(&self, link: &Link) -> Option<u64> {
+        let NmObserved::Present(p) = &self.nm else {
+            return None;
+        };
+        let d = p
+            .device(&link.name)
+            .filter(|d| !p.startup && d.managed() && d.state == nm_state::ACTIVATED)?;
+        Some(
+            self.nm_conf
+                .carrier_wait_ms(&link.name, Some(d.device_type)),
+        )
     }
 
     fn forget_ipv4_routes_via(&mut self, ifindex: u32) {

@@ -551,6 +551,64 @@ fn reactivation_keeps_the_endpoint_while_carrier_address_and_route_stay() {
     );
 }
 
+/// The carrier comes back just as NetworkManager's carrier-wait (6 s by default) runs out:
+/// NetworkManager may keep the device, or take it down and activate it again, and an
+/// endpoint added at once would then be deleted with the address and added again (or its
+/// join would fail with the address gone). The agent waits for NetworkManager's report.
+#[test]
+fn carrier_back_at_carrier_wait_waits_for_networkmanager() {
+    use crate::state::{NM_VERDICT_HOLD_MS, NM_VERDICT_NEAR_MS};
+    let cut = crate::nmconf::CARRIER_WAIT_DEFAULT_MS - NM_VERDICT_NEAR_MS;
+    // NetworkManager kept the device: its report (carrier in its interface flags) ends
+    // the wait.
+    let mut w = nm_world();
+    w.set_carrier(WWAN, false);
+    let mut ops = w.settle();
+    w.advance(cut);
+    w.set_carrier(WWAN, true);
+    assert!(w.settle().is_empty());
+    assert_eq!(w.plan().wake_at, Some(w.now.plus(NM_VERDICT_HOLD_MS)));
+    ops.extend(wwan_state(&mut w, nm_state::ACTIVATED));
+    assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+
+    // NetworkManager took it down and activates it again: one add, on ACTIVATED.
+    let mut w = nm_world();
+    w.set_carrier(WWAN, false);
+    let mut ops = w.settle();
+    w.advance(cut + NM_VERDICT_NEAR_MS);
+    w.set_carrier(WWAN, true);
+    ops.extend(w.settle());
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    ops.extend(w.settle());
+    for state in [nm_state::DISCONNECTED, 70, 80, nm_state::ACTIVATED] {
+        ops.extend(wwan_state(&mut w, state));
+    }
+    assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+
+    // No report at all: the kernel's view decides after NM_VERDICT_HOLD_MS.
+    let mut w = nm_world();
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.advance(cut);
+    w.set_carrier(WWAN, true);
+    assert!(w.settle().is_empty());
+    w.advance(NM_VERDICT_HOLD_MS);
+    w.ev(Event::Tick);
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+
+    // A cut well inside carrier-wait: no wait.
+    let mut w = nm_world();
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.advance(cut - 1);
+    w.set_carrier(WWAN, true);
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+}
+
 /// NetworkManager never reports the device again: after NM_CATCH_UP_MS the kernel's view
 /// decides, and plan() asks to be woken for it.
 #[test]
