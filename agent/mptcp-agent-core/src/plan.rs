@@ -9,6 +9,13 @@
 //!   kernel criteria alone decide.
 //! * Carrier loss withdraws the endpoint at once, or demotes it to backup where the link's
 //!   policy says so and the kernel can change flags in place.
+//! * Before an endpoint comes back (added, or restored from backup), the link's neighbour
+//!   entries left resolving by the outage are reset, so the join is not held until their
+//!   next probe.
+//! * One decision per transition while NetworkManager catches up (issue 14): an endpoint
+//!   stays through NetworkManager's re-activation while carrier, address and route stay; a
+//!   stale ACTIVATED after NetworkManager took the device down, and a carrier back that
+//!   races NetworkManager's carrier-wait, wait for its next report.
 //! * A subflow lost with an error while its link is usable is brought back by re-adding
 //!   only that endpoint, with bounded exponential backoff. Nothing else is touched.
 //! * Address changes remove the old endpoint and add the new one; ids are stable per
