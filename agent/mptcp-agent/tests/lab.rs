@@ -724,18 +724,20 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 /// Carrier cuts of wwan0 shorter than, as long as and longer than NetworkManager's
 /// carrier-wait (2 s here), with live connections (issue 14, items 1 and 2):
 /// * the subflow is back soon after the carrier: before the agent reset the link's
-///   neighbour entries, the join's SYN waited for the gateway's next ARP probe, which the
-///   kernel schedules a second apart during the cut (probes at about 0, 1 and 2 s: a
-///   1.3 s cut waited about 0.7 s). The bound, a 150 ms median for the cuts NetworkManager
-///   rides out, separates the two on a loaded machine;
+///   neighbour entries, the join's SYN waited for the gateway's next ARP probe, scheduled
+///   up to 1 s ahead during the cut, by a phase that depends on the traffic (measured with
+///   1.3 s cuts: median 192 ms, p95 418 ms; with 1 s cuts: median 49 ms, p95 694 ms). With
+///   the reset: medians 15-35 ms, p95 32-67 ms, and 116 / 192 ms with a parallel cargo build
+///   at load 25. The bounds, over the 12 cuts NetworkManager rides out: median 150 ms and
+///   p95 300 ms;
 /// * every cut costs each connection exactly one wwan0 subflow, and the endpoint is
 ///   withdrawn and added exactly once: no add-delete-add while NetworkManager re-activates
 ///   the device after the longer cuts;
 /// * wlan0's subflows are never touched.
 fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     const CARRIER_WAIT_MS: u32 = 2_000;
-    const CUTS_MS: [u64; 3] = [1_300, 2_000, 3_500];
-    const CYCLES: usize = 21;
+    const CUTS_MS: [u64; 4] = [1_300, 2_000, 1_300, 3_500];
+    const CYCLES: usize = 24;
     use mptcp_genl::EventKind::{SubClosed, SubEstablished};
     let lab = lab_with(
         LabOptions::default()
@@ -797,7 +799,7 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     }
     let wlan_after = from(&subflows(&lab, 5201)?, "10.1.0.2");
     let _ = lab.stop("iperf-cuts");
-    for cut in CUTS_MS {
+    for cut in BTreeSet::from(CUTS_MS) {
         let first: Vec<f64> = samples.iter().filter(|s| s.0 == cut).map(|s| s.1).collect();
         let all: Vec<f64> = samples.iter().filter(|s| s.0 == cut).map(|s| s.2).collect();
         eprintln!(
@@ -858,16 +860,19 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     ensure(wlan_closes.is_empty() && wlan_after == wlan_ports, || {
         format!("wlan0 subflows touched: {wlan_closes:?}; {wlan_ports:?} -> {wlan_after:?}")
     })?;
-    let mut short: Vec<f64> = samples
+    let short: Vec<f64> = samples
         .iter()
         .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0)
         .map(|s| s.1)
         .collect();
-    let m = median(&mut short);
+    let (m, p95) = (median(&mut short.clone()), percentile(&short, 0.95));
     with_log(
         &agent,
-        ensure(m <= 150.0, || {
-            format!("carrier back -> join median {m:.1} ms > 150 ms: {samples:?}")
+        ensure(m <= 150.0 && p95 <= 300.0, || {
+            format!(
+                "carrier back -> join over the cuts NetworkManager rides out: median {m:.1} ms (bound 150), \
+                 p95 {p95:.1} ms (bound 300): {samples:?}"
+            )
         }),
     )
 }
