@@ -648,6 +648,37 @@ fn address_change_with_carrier_is_not_a_deconfiguration() {
     );
 }
 
+/// Admin up: the kernel reports up and lower-up at once and the operational state
+/// ("down" until then) up to a second later; the endpoint comes back with the first.
+#[test]
+fn admin_up_counts_before_the_operational_state_catches_up() {
+    let mut w = World::new(BASE);
+    w.settle();
+    let mut l = w.obs.links[&WWAN].clone();
+    l.up = false;
+    l.lower_up = false;
+    l.oper = OperState::Down;
+    w.ev(Event::LinkChanged(l.clone()));
+    assert_eq!(endpoint_changes(&w.settle()), vec!["delete"]);
+    l.up = true;
+    l.lower_up = true;
+    w.ev(Event::LinkChanged(l.clone()));
+    // Down took the IPv4 routes; NetworkManager puts the default route back.
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(w.settle(), vec![add(2, "10.2.0.2", WWAN)]);
+    // Lower layer down or dormant (Wi-Fi authenticating) still counts as no carrier.
+    for oper in [OperState::LowerLayerDown, OperState::Dormant] {
+        l.oper = oper;
+        w.ev(Event::LinkChanged(l.clone()));
+        assert_eq!(endpoint_changes(&w.settle()), vec!["delete"], "{oper:?}");
+        l.oper = OperState::Up;
+        w.ev(Event::LinkChanged(l.clone()));
+        w.settle();
+    }
+}
+
 #[test]
 fn admin_down_withdraws() {
     let mut w = World::new(BASE);
