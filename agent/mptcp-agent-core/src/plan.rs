@@ -12,7 +12,7 @@
 //! * Before an endpoint comes back (added, or restored from backup), the link's neighbour
 //!   entries left resolving by the outage are reset, so the join is not held until their
 //!   next probe.
-//! * One decision per transition while NetworkManager catches up (issue 14): an endpoint
+//! * One decision per transition while NetworkManager catches up: an endpoint
 //!   stays through NetworkManager's re-activation while carrier, address and route stay; a
 //!   stale ACTIVATED after NetworkManager took the device down, and a carrier back that
 //!   races NetworkManager's carrier-wait, wait for its next report.

@@ -387,7 +387,7 @@ fn carrier_loss_withdraws_without_waiting_for_networkmanager() {
 
 // ---------------------------------------------------------------------------------------
 // Carrier back: the join is not held by the outage's neighbour entries, and NetworkManager's
-// re-activation does not make the agent add, delete and add again (issue 14, items 1 and 2)
+// re-activation does not make the agent add, delete and add again
 
 #[test]
 fn carrier_back_resets_neighbours_before_the_endpoint() {

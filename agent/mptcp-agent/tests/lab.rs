@@ -722,7 +722,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 /// Carrier cuts of wwan0 shorter than, as long as and longer than NetworkManager's
-/// carrier-wait (2 s here), with live connections (issue 14, items 1 and 2):
+/// carrier-wait (2 s here), with live connections:
 /// * the subflow is back soon after the carrier: before the agent reset the link's
 ///   neighbour entries, the join's SYN waited for the gateway's next ARP probe, scheduled
 ///   up to 1 s ahead during the cut, by a phase that depends on the traffic (measured with
