@@ -190,17 +190,18 @@ pub struct Link {
 }
 
 impl Link {
-    /// Carrier in the sense the agent acts on: up, lower layer up, and not reported down
-    /// or dormant (Wi-Fi before authentication) by the operational state.
+    /// Carrier in the sense the agent acts on: up, lower layer up, and not reported
+    /// lower-layer-down or dormant (Wi-Fi before authentication) by the operational state.
+    /// An operational state "down" next to up and lower-up is not yet updated: the kernel
+    /// reports the admin up with the carrier at once but recomputes the operational state
+    /// in its link watch, which runs at most once a second for most devices (measured: up to
+    /// 0.9 s later); the device sends from the moment it is up.
     pub fn has_carrier(&self) -> bool {
         self.up
             && self.lower_up
             && !matches!(
                 self.oper,
-                OperState::Down
-                    | OperState::LowerLayerDown
-                    | OperState::Dormant
-                    | OperState::NotPresent
+                OperState::LowerLayerDown | OperState::Dormant | OperState::NotPresent
             )
     }
 }
@@ -468,6 +469,8 @@ pub mod nm_state {
     pub const UNMANAGED: u32 = 10;
     pub const UNAVAILABLE: u32 = 20;
     pub const DISCONNECTED: u32 = 30;
+    pub const PREPARE: u32 = 40;
+    pub const SECONDARIES: u32 = 90;
     pub const ACTIVATED: u32 = 100;
     pub const DEACTIVATING: u32 = 110;
 

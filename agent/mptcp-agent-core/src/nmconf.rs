@@ -10,16 +10,24 @@
 
 use crate::{glob::Pattern, model::DeviceType};
 
-/// One `[connection*]` section that matters for MPTCP.
+/// One `[connection*]` or `[device*]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnSection {
+    /// A `[device*]` section (else `[connection*]`).
+    pub device: bool,
     /// `FILE [SECTION]`, for messages.
     pub origin: String,
     pub match_device: Option<String>,
     pub stop_match: bool,
     /// Raw value of `connection.mptcp-flags`, if the section sets it.
     pub mptcp_flags: Option<String>,
+    /// Raw value of `carrier-wait-timeout` (`[device*]` sections).
+    pub carrier_wait: Option<String>,
 }
+
+/// NetworkManager's `carrier-wait-timeout` when no `[device*]` section sets it. It is also
+/// how long an activated device may lack carrier before NetworkManager takes it down.
+pub const CARRIER_WAIT_DEFAULT_MS: u64 = 6_000;
 
 /// Sections of all files, highest priority first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +65,7 @@ impl NmConf {
         ifname: &str,
         device_type: Option<DeviceType>,
     ) -> Option<GlobalFlags> {
-        for s in &self.sections {
+        for s in self.sections.iter().filter(|s| !s.device) {
             let matches = match &s.match_device {
                 None => true,
                 Some(spec) => device_spec_matches(spec, ifname, device_type),
@@ -80,7 +88,30 @@ impl NmConf {
     }
 }
 
-/// `(section, is_named_connection_section)` for every `[connection*]` section of a file.
+impl NmConf {
+    /// `carrier-wait-timeout` for a device (ms), as NetworkManager would look it up.
+    pub fn carrier_wait_ms(&self, ifname: &str, device_type: Option<DeviceType>) -> u64 {
+        for s in self.sections.iter().filter(|s| s.device) {
+            let matches = match &s.match_device {
+                None => true,
+                Some(spec) => device_spec_matches(spec, ifname, device_type),
+            };
+            if !matches {
+                continue;
+            }
+            if let Some(v) = s.carrier_wait.as_deref().and_then(parse_c_integer) {
+                return u64::from(v);
+            }
+            if s.stop_match {
+                break;
+            }
+        }
+        CARRIER_WAIT_DEFAULT_MS
+    }
+}
+
+/// `(section, is_named_section)` for every `[connection*]` and `[device*]` section of a
+/// file.
 fn parse_sections(path: &str, text: &str) -> Vec<(ConnSection, bool)> {
     let mut out: Vec<(ConnSection, bool)> = Vec::new();
     let mut current: Option<usize> = None;
@@ -91,15 +122,18 @@ fn parse_sections(path: &str, text: &str) -> Vec<(ConnSection, bool)> {
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             let name = name.trim();
-            current = if name.starts_with("connection") {
+            let device = name.starts_with("device");
+            current = if name.starts_with("connection") || device {
                 out.push((
                     ConnSection {
+                        device,
                         origin: format!("{path} [{name}]"),
                         match_device: None,
                         stop_match: false,
                         mptcp_flags: None,
+                        carrier_wait: None,
                     },
-                    name != "connection",
+                    name != "connection" && name != "device",
                 ));
                 Some(out.len() - 1)
             } else {
@@ -116,7 +150,8 @@ fn parse_sections(path: &str, text: &str) -> Vec<(ConnSection, bool)> {
         match key {
             "match-device" => s.match_device = Some(value),
             "stop-match" => s.stop_match = matches!(value.as_str(), "1" | "yes" | "true" | "on"),
-            "connection.mptcp-flags" => s.mptcp_flags = Some(value),
+            "connection.mptcp-flags" if !s.device => s.mptcp_flags = Some(value),
+            "carrier-wait-timeout" if s.device => s.carrier_wait = Some(value),
             _ => {}
         }
     }
@@ -220,6 +255,32 @@ mod tests {
         assert_eq!(parse_c_integer("0"), Some(0));
         assert_eq!(parse_c_integer("disabled"), None);
         assert_eq!(parse_c_integer("-1"), None);
+    }
+
+    #[test]
+    fn carrier_wait_per_device() {
+        let c = conf(&[
+            (
+                "/etc/NetworkManager/NetworkManager.conf",
+                "[device]\ncarrier-wait-timeout=0x1f4\n[device-lab]\nmatch-device=interface-name:wwan0\n\
+                 carrier-wait-timeout=2000\n[connection-x]\ncarrier-wait-timeout=9\nconnection.mptcp-flags=0x1\n",
+            ),
+            (
+                "/etc/NetworkManager/conf.d/90-wl.conf",
+                "[device-wl]\nmatch-device=interface-name:wlan*\nstop-match=yes\n",
+            ),
+        ]);
+        assert_eq!(c.carrier_wait_ms("wwan0", None), 2000);
+        // wlan0 matches a stop-match section without the key: the default. `[device]` is
+        // considered last within its file.
+        assert_eq!(c.carrier_wait_ms("wlan0", None), CARRIER_WAIT_DEFAULT_MS);
+        assert_eq!(c.carrier_wait_ms("eth0", None), 500);
+        assert_eq!(
+            conf(&[]).carrier_wait_ms("eth0", None),
+            CARRIER_WAIT_DEFAULT_MS
+        );
+        // A [device] key does not leak into the connection defaults, nor the other way.
+        assert_eq!(c.mptcp_flags_for("wwan0", None).map(|g| g.value), Some(1));
     }
 
     #[test]

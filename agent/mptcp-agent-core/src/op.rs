@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::model::{EndpointFlags, KernelEndpoint, Limits, Route, Rule};
+use crate::model::{EndpointFlags, Family, KernelEndpoint, Limits, Route, Rule};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -23,6 +23,14 @@ pub enum Op {
     /// Delete and add again with the same id and these flags. Only an endpoint add opens
     /// subflows on established connections, so this is how a lost subflow comes back.
     ReaddEndpoint(KernelEndpoint),
+    /// Delete the link's neighbour (ARP/NDP) entries of this family that are still
+    /// resolving or have failed. Packets sent while the carrier was gone leave the
+    /// gateway's entry INCOMPLETE with its next probe up to 1 s away, and every packet after
+    /// carrier back (a join's SYN too) waits for that probe; a fresh entry probes at once.
+    ResetNeighbours {
+        ifindex: u32,
+        family: Family,
+    },
     AddRoute(Route),
     DelRoute(Route),
     AddRule(Rule),
@@ -111,6 +119,10 @@ impl fmt::Display for Op {
                 f.write_str("endpoint re-add ")?;
                 endpoint(f, e)
             }
+            Op::ResetNeighbours { ifindex, family } => write!(
+                f,
+                "neighbour flush ifindex {ifindex} {family} nud incomplete,failed"
+            ),
             Op::AddRoute(r) => {
                 f.write_str("route add ")?;
                 route(f, r)

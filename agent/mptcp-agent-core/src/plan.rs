@@ -9,6 +9,13 @@
 //!   kernel criteria alone decide.
 //! * Carrier loss withdraws the endpoint at once, or demotes it to backup where the link's
 //!   policy says so and the kernel can change flags in place.
+//! * Before an endpoint comes back (added, or restored from backup), the link's neighbour
+//!   entries left resolving by the outage are reset, so the join is not held until their
+//!   next probe.
+//! * One decision per transition while NetworkManager catches up: an endpoint
+//!   stays through NetworkManager's re-activation while carrier, address and route stay; a
+//!   stale ACTIVATED after NetworkManager took the device down, and a carrier back that
+//!   races NetworkManager's carrier-wait, wait for its next report.
 //! * A subflow lost with an error while its link is usable is brought back by re-adding
 //!   only that endpoint, with bounded exponential backoff. Nothing else is touched.
 //! * Address changes remove the old endpoint and add the new one; ids are stable per
@@ -309,18 +316,32 @@ fn assess_link(
     // NetworkManager's device state counts only for devices it manages, and not while it
     // is starting up (after a restart it re-assumes devices; the kernel state is the truth).
     let nm_device = dev.filter(|d| d.managed());
-    let nm_gate: Result<(), String> = match (nm, nm_device) {
+    let nm_gate = match (nm, nm_device) {
         (Some(p), Some(d)) if !p.startup => {
-            if d.state == nm_state::ACTIVATED {
-                Ok(())
-            } else {
-                Err(format!(
-                    "NetworkManager device state is {}",
-                    nm_state::name(d.state)
+            if obs.nm_deconfigured.contains_key(&link.ifindex) {
+                NmGate::Closed(
+                    "NetworkManager took the device's IP configuration down during the carrier loss; waiting \
+                     for it to activate the device again"
+                        .to_string(),
+                )
+            } else if obs.nm_verdict.contains_key(&link.ifindex) {
+                NmGate::Closed(format!(
+                    "carrier came back about when NetworkManager's carrier-wait ({} ms) ran out; waiting for \
+                     NetworkManager to keep the device or activate it again",
+                    obs.nm_conf.carrier_wait_ms(&link.name, device_type)
                 ))
+            } else if d.state == nm_state::ACTIVATED {
+                NmGate::Open
+            } else {
+                let why = format!("NetworkManager device state is {}", nm_state::name(d.state));
+                if (nm_state::PREPARE..=nm_state::SECONDARIES).contains(&d.state) {
+                    NmGate::Activating(why)
+                } else {
+                    NmGate::Closed(why)
+                }
             }
         }
-        _ => Ok(()),
+        _ => NmGate::Open,
     };
     let mut families = Vec::new();
     if let Control::Managed(policy) = &control {
@@ -372,13 +393,26 @@ fn conserve_ids(obs: &Observed, link: &Link, addr: &Address, want: Want) -> Want
     }
 }
 
+/// What NetworkManager's device state says about a link it manages.
+enum NmGate {
+    /// ACTIVATED, or NetworkManager does not decide here.
+    Open,
+    /// Activating (PREPARE to SECONDARIES): no new endpoint before ACTIVATED, but one that
+    /// is there stays while carrier, address and route stay. NetworkManager passes through
+    /// these states when it activates a device again (after its carrier-wait ran out,
+    /// `nmcli device reapply`), and its reports lag the kernel's: deleting here would close
+    /// a live subflow that the ACTIVATED a moment later opens again.
+    Activating(String),
+    Closed(String),
+}
+
 fn want_for(
     obs: &Observed,
     policy: &LinkPolicy,
     link: &Link,
     addr: &Address,
     carrier: bool,
-    nm_gate: &Result<(), String>,
+    nm_gate: &NmGate,
     route: RoutePath,
 ) -> Want {
     let caps = obs.caps.as_ref();
@@ -389,7 +423,7 @@ fn want_for(
     if !carrier {
         let can_demote = policy.on_carrier_loss == CarrierLoss::Backup
             && caps.is_some_and(|c| c.set_flags)
-            && nm_gate.is_ok()
+            && matches!(nm_gate, NmGate::Open)
             && kernel_endpoint_for(obs, &addr.addr)
                 .is_some_and(|e| e.ifindex == Some(link.ifindex));
         return if can_demote {
@@ -405,8 +439,12 @@ fn want_for(
             )
         };
     }
-    if let Err(e) = nm_gate {
-        return Want::Absent(e.clone());
+    let has_endpoint =
+        kernel_endpoint_for(obs, &addr.addr).is_some_and(|e| e.ifindex == Some(link.ifindex));
+    match nm_gate {
+        NmGate::Open => {}
+        NmGate::Activating(_) if has_endpoint => {}
+        NmGate::Activating(why) | NmGate::Closed(why) => return Want::Absent(why.clone()),
     }
     match route {
         RoutePath::Missing => Want::Absent(format!("no {} default route", Family::of(&addr.addr))),
@@ -591,6 +629,12 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         None => return plan,
     };
     let links = assess(cfg, obs);
+    if let Some(at) = obs.nm_deconfigured.values().min() {
+        plan.wake(at.plus(crate::state::NM_CATCH_UP_MS));
+    }
+    if let Some(until) = obs.nm_verdict.values().min() {
+        plan.wake(*until);
+    }
 
     // --- diagnostics that do not depend on links
     if let Some(Some(pid)) = obs.mptcpd {
@@ -863,6 +907,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 || managed_addrs.contains(&e.addr)
         };
         let mut present: BTreeSet<IpAddr> = BTreeSet::new();
+        let mut reset: BTreeSet<(u32, Family)> = BTreeSet::new();
         for ep in kernel.iter().filter(|e| owned(e)) {
             let Some(d) = desired.get(&ep.addr) else {
                 del_steps.push(Step {
@@ -950,6 +995,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                     } else if d.flags.contains(EndpointFlags::BACKUP) {
                         format!("{}: policy flags are {}", d.link, d.flags)
                     } else {
+                        flag_steps.extend(reset_neighbours(&mut reset, d));
                         format!("{}: usable again, back to {}", d.link, d.flags)
                     };
                     flag_steps.push(Step {
@@ -990,6 +1036,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 RoutePath::Policy { table, .. } => format!("policy table {table}"),
                 RoutePath::Missing => "no route".to_string(),
             };
+            add_steps.extend(reset_neighbours(&mut reset, d));
             add_steps.push(Step {
                 op: Op::AddEndpoint(KernelEndpoint {
                     id,
@@ -1017,6 +1064,12 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         if let Some(f) = obs.failures.get(&key) {
             let at = f.last_at.plus(failure_retry_ms(f.count));
             if now < at {
+                // The neighbour reset just before it is only for this op.
+                if let Some(prev) = plan.steps.last() {
+                    if resets_for(&prev.op, &step.op) {
+                        plan.steps.pop();
+                    }
+                }
                 plan.diagnostics.insert(Diagnostic::RetryLater {
                     op: key,
                     error: f.error.clone(),
@@ -1029,6 +1082,36 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         plan.steps.push(step);
     }
     plan
+}
+
+/// The neighbour reset that goes before an uplink's endpoint comes back (once per link and
+/// family and plan).
+fn reset_neighbours(done: &mut BTreeSet<(u32, Family)>, d: &Desired) -> Option<Step> {
+    let family = Family::of(&d.addr.addr);
+    done.insert((d.ifindex, family)).then(|| Step {
+        op: Op::ResetNeighbours {
+            ifindex: d.ifindex,
+            family,
+        },
+        why: format!(
+            "{}: back in use; {family} neighbour entries still resolving from the outage would hold the \
+             first packets (the join) until their next probe",
+            d.link
+        ),
+    })
+}
+
+/// Whether `reset` is the neighbour reset planned for `op`.
+fn resets_for(reset: &Op, op: &Op) -> bool {
+    let Op::ResetNeighbours { ifindex, family } = reset else {
+        return false;
+    };
+    let ep = match op {
+        Op::AddEndpoint(e) => e,
+        Op::SetEndpointFlags { endpoint, .. } => endpoint,
+        _ => return false,
+    };
+    ep.ifindex == Some(*ifindex) && Family::of(&ep.addr) == *family
 }
 
 /// Endpoints Linux 5.10 holds at most (MPTCP_PM_ADDR_MAX); beyond that EINVAL is real.

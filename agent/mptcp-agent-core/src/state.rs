@@ -12,8 +12,8 @@ use crate::{
     event::{Event, KernelSnapshot},
     ids::IdAllocator,
     model::{
-        Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice, NmVersion,
-        Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
+        nm_state, Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice,
+        NmVersion, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
     },
     nmconf::NmConf,
     op::Op,
@@ -75,6 +75,18 @@ pub const READD_STABLE_MS: u64 = 1_000;
 /// oldest entry goes. Far above what a device carries (8 subflows per connection).
 pub const SUBFLOWS_UP_MAX: usize = 4_096;
 
+/// How long a device NetworkManager deconfigured during a carrier loss (see
+/// [`Observed::nm_deconfigured`]) waits for NetworkManager to report it before the kernel's
+/// view alone decides again. NetworkManager reports a state change within milliseconds;
+/// this only bounds the wait should it never do so.
+pub const NM_CATCH_UP_MS: u64 = 5_000;
+
+/// A carrier that comes back this close to NetworkManager's carrier-wait (or later) may
+/// race its timer: NetworkManager may still take the device down and activate it again.
+pub const NM_VERDICT_NEAR_MS: u64 = 500;
+/// How long the agent then waits for NetworkManager's report before it adds the endpoint.
+pub const NM_VERDICT_HOLD_MS: u64 = 1_000;
+
 /// An op that failed, kept so the same op is retried with backoff instead of in a loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -117,6 +129,20 @@ pub struct Observed {
     /// The highest endpoint id the kernel has shown. Linux 5.10 numbers endpoints
     /// next_id++ and never reuses one, so this tells how many ids it has left.
     pub highest_endpoint_id: u8,
+    /// Links whose address went away while they had no carrier and NetworkManager, as last
+    /// reported, still had the device ACTIVATED: its carrier-wait ran out and it took the
+    /// IP configuration down; on carrier back it activates the device again, and the
+    /// addresses return before its D-Bus reports say so. Until NetworkManager reports the
+    /// device again (or NM_CATCH_UP_MS pass) the stale ACTIVATED does not count, so an
+    /// endpoint is added once, on the new activation, not added, deleted and added again.
+    pub nm_deconfigured: BTreeMap<u32, Millis>,
+    /// When each link without carrier lost it.
+    pub carrier_lost_at: BTreeMap<u32, Millis>,
+    /// Links whose carrier came back about when NetworkManager's carrier-wait ran out,
+    /// with the time until which the agent waits for NetworkManager's next report of the
+    /// device: whether it kept the device or takes it down to activate it again decides
+    /// whether an endpoint added now would live (see NM_VERDICT_NEAR_MS).
+    pub nm_verdict: BTreeMap<u32, Millis>,
 }
 
 impl Observed {
@@ -173,6 +199,9 @@ impl Observed {
 
     /// Fold one event into the state. `now` stamps losses, re-adds and failures.
     pub fn apply(&mut self, event: &Event, now: Millis) {
+        self.nm_deconfigured
+            .retain(|_, at| now.since(*at) < NM_CATCH_UP_MS);
+        self.nm_verdict.retain(|_, until| now < *until);
         match event {
             Event::KernelSnapshot(KernelSnapshot {
                 links,
@@ -195,9 +224,29 @@ impl Observed {
                 if !l.up {
                     self.forget_ipv4_routes_via(l.ifindex);
                 }
+                let had_carrier = self.links.get(&l.ifindex).map(Link::has_carrier);
                 self.links.insert(l.ifindex, l.clone());
+                match (had_carrier, l.has_carrier()) {
+                    (Some(true), false) => {
+                        self.carrier_lost_at.insert(l.ifindex, now);
+                        self.nm_verdict.remove(&l.ifindex);
+                    }
+                    (Some(false), true) => {
+                        let lost = self.carrier_lost_at.remove(&l.ifindex);
+                        if let (Some(lost), Some(wait)) = (lost, self.nm_carrier_wait(l)) {
+                            if now.since(lost) + NM_VERDICT_NEAR_MS >= wait {
+                                self.nm_verdict
+                                    .insert(l.ifindex, now.plus(NM_VERDICT_HOLD_MS));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
             }
             Event::LinkRemoved { ifindex } => {
+                self.nm_deconfigured.remove(ifindex);
+                self.nm_verdict.remove(ifindex);
+                self.carrier_lost_at.remove(ifindex);
                 self.links.remove(ifindex);
                 self.addresses.retain(|(i, _), _| i != ifindex);
                 self.routes.retain(|r| r.ifindex != Some(*ifindex));
@@ -206,6 +255,9 @@ impl Observed {
                 self.addresses.insert((a.ifindex, a.addr), a.clone());
             }
             Event::AddressRemoved(a) => {
+                if self.nm_took_down(a.ifindex) {
+                    self.nm_deconfigured.insert(a.ifindex, now);
+                }
                 self.addresses.remove(&(a.ifindex, a.addr));
                 // The link's last IPv4 address gone: the kernel drops its IPv4 routes the
                 // same silent way as on down.
@@ -235,6 +287,8 @@ impl Observed {
             Event::Sysctls(s) => self.sysctls = s.clone(),
             Event::Mptcp(ev) => self.subflow_event(ev, now),
             Event::NmAppeared { version, startup } => {
+                self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
                 self.nm = NmObserved::Present(NmPresent {
                     version: *version,
                     startup: *startup,
@@ -252,23 +306,65 @@ impl Observed {
                     p.devices = list.iter().map(|d| (d.path.clone(), d.clone())).collect();
                     p.devices_loaded = true;
                 }
+                self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
             }
             Event::NmDevice(d) => {
                 if let NmObserved::Present(p) = &mut self.nm {
                     p.devices.insert(d.path.clone(), d.clone());
                 }
+                // NetworkManager has caught up with this device: its state counts again.
+                let links = &self.links;
+                let other = |i: &u32| links.get(i).map_or(true, |l| l.name != d.interface);
+                self.nm_deconfigured.retain(|i, _| other(i));
+                self.nm_verdict.retain(|i, _| other(i));
             }
             Event::NmDeviceRemoved { path } => {
                 if let NmObserved::Present(p) = &mut self.nm {
                     p.devices.remove(path);
                 }
             }
-            Event::NmGone => self.nm = NmObserved::Absent,
+            Event::NmGone => {
+                self.nm_deconfigured.clear();
+                self.nm_verdict.clear();
+                self.nm = NmObserved::Absent;
+            }
             Event::NmConfFiles(files) => self.nm_conf = NmConf::from_files(files),
             Event::Mptcpd(pid) => self.mptcpd = Some(*pid),
             Event::OpDone { op, error } => self.op_done(op, error.as_deref(), now),
             Event::ConfigChanged(_) | Event::Tick => {}
         }
+    }
+
+    /// An address of this link goes while the link has no carrier and NetworkManager (as
+    /// last reported) has the device ACTIVATED: NetworkManager's carrier-wait ran out.
+    fn nm_took_down(&self, ifindex: u32) -> bool {
+        let Some(link) = self.links.get(&ifindex) else {
+            return false;
+        };
+        let NmObserved::Present(p) = &self.nm else {
+            return false;
+        };
+        !link.has_carrier()
+            && !p.startup
+            && p.device(&link.name)
+                .is_some_and(|d| d.managed() && d.state == nm_state::ACTIVATED)
+    }
+
+    /// NetworkManager's carrier-wait for this link, when NetworkManager has it ACTIVATED
+    /// (as last reported) and is not starting up: the time after which it takes the device
+    /// down for lack of carrier.
+    fn nm_carrier_wait(&self, link: &Link) -> Option<u64> {
+        let NmObserved::Present(p) = &self.nm else {
+            return None;
+        };
+        let d = p
+            .device(&link.name)
+            .filter(|d| !p.startup && d.managed() && d.state == nm_state::ACTIVATED)?;
+        Some(
+            self.nm_conf
+                .carrier_wait_ms(&link.name, Some(d.device_type)),
+        )
     }
 
     fn forget_ipv4_routes_via(&mut self, ifindex: u32) {
@@ -401,6 +497,7 @@ impl Observed {
                 r.attempts += 1;
                 r.last_at = now;
             }
+            Op::ResetNeighbours { .. } => {}
             Op::AddRoute(r) => self.add_route(r),
             Op::DelRoute(r) => self.routes.retain(|x| !x.same_as(r)),
             Op::AddRule(r) => {

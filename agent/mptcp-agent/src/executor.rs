@@ -60,6 +60,9 @@ impl Executor {
                     }),
                 }
             }
+            Op::ResetNeighbours { ifindex, family } => {
+                rtnl::reset_neighbours(&self.rt, *ifindex, *family).await
+            }
             Op::AddRoute(r) => rtnl::add_route(&self.rt, r).await,
             Op::DelRoute(r) => rtnl::del_route(&self.rt, r).await,
             Op::AddRule(r) => rtnl::add_rule(&self.rt, r).await,

@@ -108,9 +108,13 @@ trait Ip6Config {
 }
 
 /// Properties whose change means the agent's view of a device is stale.
-const DEVICE_KEYS: [&str; 9] = [
+/// `InterfaceFlags` (its carrier bit) changes when NetworkManager has handled a carrier
+/// change: the report the agent waits for when a carrier comes back about when
+/// NetworkManager's carrier-wait runs out.
+const DEVICE_KEYS: [&str; 10] = [
     "Dhcp4Config",
     "State",
+    "InterfaceFlags",
     "Metered",
     "IpInterface",
     "Interface",

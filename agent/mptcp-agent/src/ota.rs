@@ -252,6 +252,8 @@ pub fn inverse(op: &Op, obs: &Observed) -> Option<Op> {
             Some(old) => Op::ReaddEndpoint(old.clone()),
             None => Op::DelEndpoint(e.clone()),
         },
+        // Only entries the kernel would have had to probe again anyway.
+        Op::ResetNeighbours { .. } => return None,
         Op::AddRoute(r) => Op::DelRoute(r.clone()),
         Op::DelRoute(r) => Op::AddRoute(r.clone()),
         Op::AddRule(r) => Op::DelRule(r.clone()),
@@ -315,6 +317,7 @@ pub async fn apply_transaction<K: Kernel>(
                     ops += 1;
                     match inv {
                         Some(i) => undo.push(i),
+                        None if matches!(step.op, Op::ResetNeighbours { .. }) => {}
                         None => log::warn!(
                             "config: `{}` cannot be undone (previous value unknown)",
                             step.op

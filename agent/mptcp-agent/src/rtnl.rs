@@ -12,6 +12,7 @@ use netlink_packet_core::NetlinkMessage;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
     link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage, State},
+    neighbour::{NeighbourMessage, NeighbourState},
     route::{
         RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
         RouteType, RouteVia,
@@ -424,6 +425,41 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
     }
+}
+
+/// Delete the link's INCOMPLETE and FAILED neighbour entries of one family, so that the
+/// next packet probes at once (see `Op::ResetNeighbours`). Entries that are gone already
+/// are fine.
+pub async fn reset_neighbours(handle: &Handle, ifindex: u32, family: Family) -> Result<(), String> {
+    let version = match family {
+        Family::V4 => IpVersion::V4,
+        Family::V6 => IpVersion::V6,
+    };
+    let entries: Vec<NeighbourMessage> = handle
+        .neighbours()
+        .get()
+        .set_family(version)
+        .execute()
+        .try_filter(|m| {
+            futures::future::ready(
+                m.header.ifindex == ifindex
+                    && matches!(
+                        m.header.state,
+                        NeighbourState::Incomplete | NeighbourState::Failed
+                    ),
+            )
+        })
+        .try_collect()
+        .await
+        .map_err(|e| format!("neighbour dump: {e}"))?;
+    for m in entries {
+        match handle.neighbours().del(m).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::ENOENT) => {}
+            Err(e) => return Err(format!("neighbour delete: {e}")),
+        }
+    }
+    Ok(())
 }
 
 pub async fn add_route(handle: &Handle, r: &Route) -> Result<(), String> {

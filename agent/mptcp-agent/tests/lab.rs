@@ -311,6 +311,110 @@ impl Drop for EndpointWatch {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Watching MPTCP path-manager events from inside the device namespace
+
+/// One subflow event: when it arrived, kind, connection token, local address.
+#[derive(Debug, Clone)]
+struct SubflowEvent {
+    at: Instant,
+    kind: mptcp_genl::EventKind,
+    token: u32,
+    saddr: IpAddr,
+    error: u8,
+}
+
+struct EventWatch {
+    stop: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<SubflowEvent>>>,
+    thread: Option<JoinHandle<io::Result<io::Result<()>>>>,
+}
+
+impl EventWatch {
+    fn start(lab: &Lab) -> Result<EventWatch, String> {
+        use futures::StreamExt;
+        let stop = Arc::new(AtomicBool::new(false));
+        let events: Arc<Mutex<Vec<SubflowEvent>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, e) = (Arc::clone(&stop), Arc::clone(&events));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = ctx(
+            run_in_netns(lab.dev_ns(), move || -> io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let mut stream = match mptcp_genl::subscribe_events().await {
+                        Ok(st) => st,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err.to_string()));
+                            return Ok(());
+                        }
+                    };
+                    let _ = stream.set_receive_buffer(1 << 20);
+                    let _ = ready_tx.send(Ok(()));
+                    while !s.load(Ordering::Relaxed) {
+                        let next =
+                            tokio::time::timeout(Duration::from_millis(50), stream.next()).await;
+                        let ev = match next {
+                            Err(_) => continue,
+                            Ok(None) => break,
+                            Ok(Some(Err(err))) => {
+                                return Err(io::Error::other(format!("mptcp events: {err}")))
+                            }
+                            Ok(Some(Ok(ev))) => ev,
+                        };
+                        if let (Some(token), Some(saddr)) = (ev.token, ev.saddr) {
+                            if let Ok(mut v) = e.lock() {
+                                v.push(SubflowEvent {
+                                    at: Instant::now(),
+                                    kind: ev.kind,
+                                    token,
+                                    saddr,
+                                    error: ev.error.unwrap_or(0),
+                                });
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            }),
+            "event watcher",
+        )?;
+        match ready_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("event watcher: {e}")),
+            Err(_) => return Err("event watcher did not start".into()),
+        }
+        Ok(EventWatch {
+            stop,
+            events,
+            thread: Some(thread),
+        })
+    }
+
+    /// Events of this kind from `saddr` at or after `since`.
+    fn of(&self, kind: mptcp_genl::EventKind, saddr: IpAddr, since: Instant) -> Vec<SubflowEvent> {
+        self.events
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.kind == kind && e.saddr == saddr && e.at >= since)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for EventWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn has(set: &EpSet, addr: IpAddr) -> bool {
     set.iter().any(|(a, _, _)| *a == addr)
 }
@@ -568,6 +672,209 @@ fn hundred_flaps_with_live_connection() -> R {
         format!("wlan0 subflows changed: {wlan_ports:?} -> {still_wlan:?}")
     })?;
     with_log(&agent, ensure(misses.is_empty(), || misses.join("\n")))
+}
+
+/// A long MPTCP upload at 2 Mbit/s (iperf3 through mptcpize); returns the tokens of its
+/// connections once each has a subflow from `wwan`.
+fn start_slow_iperf3(
+    lab: &Lab,
+    events: &EventWatch,
+    wwan: IpAddr,
+    name: &str,
+) -> Result<BTreeSet<u32>, String> {
+    let server = lab.server_addr4().to_string();
+    let since = Instant::now();
+    ctx(
+        lab.spawn(
+            Node::Device,
+            name,
+            &[
+                "mptcpize", "run", "iperf3", "-c", &server, "-p", "5201", "-t", "900", "-b", "2M",
+                "-i", "0",
+            ],
+        ),
+        "starting iperf3",
+    )?;
+    // iperf3's control and data connections.
+    wait_for(Duration::from_secs(5), || {
+        let tokens: BTreeSet<u32> = events
+            .of(mptcp_genl::EventKind::SubEstablished, wwan, since)
+            .iter()
+            .map(|e| e.token)
+            .collect();
+        (tokens.len() >= 2).then_some(tokens)
+    })
+    .ok_or_else(|| {
+        format!(
+            "iperf3's connections did not all join over wwan0: {:?}",
+            subflows(lab, 5201)
+        )
+    })
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// Carrier cuts of wwan0 shorter than, as long as and longer than NetworkManager's
+/// carrier-wait (2 s here), with live connections:
+/// * the subflow is back soon after the carrier: before the agent reset the link's
+///   neighbour entries, the join's SYN waited for the gateway's next ARP probe, scheduled
+///   up to 1 s ahead during the cut, by a phase that depends on the traffic (measured with
+///   1.3 s cuts: median 192 ms, p95 418 ms; with 1 s cuts: median 49 ms, p95 694 ms). With
+///   the reset: medians 15-35 ms, p95 32-67 ms, and 116 / 192 ms with a parallel cargo build
+///   at load 25. The bounds, over the 12 cuts NetworkManager rides out: median 150 ms and
+///   p95 300 ms;
+/// * every cut costs each connection exactly one wwan0 subflow, and the endpoint is
+///   withdrawn and added exactly once: no add-delete-add while NetworkManager re-activates
+///   the device after the longer cuts;
+/// * wlan0's subflows are never touched.
+fn carrier_cuts_rejoin_at_once_without_churn() -> R {
+    const CARRIER_WAIT_MS: u32 = 2_000;
+    const CUTS_MS: [u64; 4] = [1_300, 2_000, 1_300, 3_500];
+    const CYCLES: usize = 24;
+    use mptcp_genl::EventKind::{SubClosed, SubEstablished};
+    let lab = lab_with(
+        LabOptions::default()
+            .iperf3_server(true)
+            .carrier_wait_ms(CARRIER_WAIT_MS),
+    )?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let events = EventWatch::start(&lab)?;
+    let (wlan, wwan) = (v4(&lab, "wlan0")?, v4(&lab, "wwan0")?);
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    let tokens = with_log(&agent, start_slow_iperf3(&lab, &events, wwan, "iperf-cuts"))?;
+    let wlan_ports = from(&subflows(&lab, 5201)?, "10.1.0.2");
+    let start = Instant::now();
+    // (cut ms, carrier back -> first join ms, -> every connection joined ms)
+    let mut samples: Vec<(u64, f64, f64)> = Vec::new();
+    for i in 0..CYCLES {
+        let cut = CUTS_MS[i % CUTS_MS.len()];
+        let t0 = Instant::now();
+        ctx(lab.carrier("wwan0", false), "carrier off")?;
+        with_log(
+            &agent,
+            watch
+                .wait(t0, Duration::from_secs(3), |s| !has(s, wwan))
+                .ok_or_else(|| format!("cycle {i}: endpoint not withdrawn within 3 s")),
+        )?;
+        std::thread::sleep(
+            (t0 + Duration::from_millis(cut)).saturating_duration_since(Instant::now()),
+        );
+        let t1 = Instant::now();
+        ctx(lab.carrier("wwan0", true), "carrier on")?;
+        let joined = wait_for(Duration::from_secs(10), || {
+            let ev = events.of(SubEstablished, wwan, t1);
+            let first = ev.iter().map(|e| e.at).min()?;
+            let all = tokens
+                .iter()
+                .map(|t| ev.iter().filter(|e| e.token == *t).map(|e| e.at).min())
+                .collect::<Option<Vec<_>>>()?;
+            Some((first, all.into_iter().max()?))
+        });
+        let (first, all) = with_log(
+            &agent,
+            joined.ok_or_else(|| {
+                format!(
+                    "cycle {i} ({cut} ms cut): not every connection joined over wwan0 within 10 s of carrier back: {:?}; \
+                     earlier cycles (cut, first join, all joined): {samples:?}",
+                    subflows(&lab, 5201)
+                )
+            }),
+        )?;
+        samples.push((cut, ms(first - t1), ms(all - t1)));
+        // NetworkManager finishes re-activating the device; churn would show in here.
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    let wlan_after = from(&subflows(&lab, 5201)?, "10.1.0.2");
+    let _ = lab.stop("iperf-cuts");
+    for cut in BTreeSet::from(CUTS_MS) {
+        let first: Vec<f64> = samples.iter().filter(|s| s.0 == cut).map(|s| s.1).collect();
+        let all: Vec<f64> = samples.iter().filter(|s| s.0 == cut).map(|s| s.2).collect();
+        eprintln!(
+            "{cut} ms cut (carrier-wait {CARRIER_WAIT_MS} ms), carrier back -> first wwan0 join: median {:.1} ms, p95 {:.1} ms, \
+             max {:.1} ms; every connection joined: median {:.1} ms, max {:.1} ms (n={})",
+            median(&mut first.clone()),
+            percentile(&first, 0.95),
+            first.iter().cloned().fold(0.0, f64::max),
+            median(&mut all.clone()),
+            all.iter().cloned().fold(0.0, f64::max),
+            first.len()
+        );
+    }
+    let closes = events.of(SubClosed, wwan, start);
+    let joins = events.of(SubEstablished, wwan, start);
+    let wlan_closes = events.of(SubClosed, wlan, start);
+    let toggles = {
+        let changes = watch.changes.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut state = has(&watch.current(), wwan);
+        let mut n = 0;
+        // Walk the changes since `start` from the state in force then.
+        let before: Vec<_> = changes.iter().filter(|c| c.0 <= start).collect();
+        if let Some(c) = before.last() {
+            state = has(&c.1, wwan);
+        }
+        for c in changes.iter().filter(|c| c.0 > start) {
+            if has(&c.1, wwan) != state {
+                state = !state;
+                n += 1;
+            }
+        }
+        n
+    };
+    eprintln!(
+        "{CYCLES} cuts, {} connections: {} wwan0 subflow closes, {} joins, {toggles} endpoint changes; wlan0 closes: {}",
+        tokens.len(),
+        closes.len(),
+        joins.len(),
+        wlan_closes.len()
+    );
+    let expected = CYCLES * tokens.len();
+    with_log(
+        &agent,
+        ensure(
+            closes.len() == expected && joins.len() == expected && toggles == 2 * CYCLES,
+            || {
+                format!(
+                    "expected {expected} closes and joins (one per connection and cut) and {} endpoint changes; got \
+                     {} closes {:?}, {} joins, {toggles} endpoint changes",
+                    2 * CYCLES,
+                    closes.len(),
+                    closes.iter().map(|e| (e.token, e.error)).collect::<Vec<_>>(),
+                    joins.len()
+                )
+            },
+        ),
+    )?;
+    ensure(wlan_closes.is_empty() && wlan_after == wlan_ports, || {
+        format!("wlan0 subflows touched: {wlan_closes:?}; {wlan_ports:?} -> {wlan_after:?}")
+    })?;
+    let short: Vec<f64> = samples
+        .iter()
+        .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0)
+        .map(|s| s.1)
+        .collect();
+    let (m, p95) = (median(&mut short.clone()), percentile(&short, 0.95));
+    with_log(
+        &agent,
+        ensure(m <= 150.0 && p95 <= 300.0, || {
+            format!(
+                "carrier back -> join over the cuts NetworkManager rides out: median {m:.1} ms (bound 150), \
+                 p95 {p95:.1} ms (bound 300): {samples:?}"
+            )
+        }),
+    )
 }
 
 /// A subflow reset by the server (`ss -K`) is re-established within 1 s; the other
@@ -888,6 +1195,10 @@ fn main() {
         (
             "hundred_flaps_with_live_connection",
             hundred_flaps_with_live_connection,
+        ),
+        (
+            "carrier_cuts_rejoin_at_once_without_churn",
+            carrier_cuts_rejoin_at_once_without_churn,
         ),
         (
             "killed_subflow_comes_back_within_1s",
