@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel under QEMU
-# (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the agent's kernel-only
+# CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel with the core
+# series applied (kernel-patches/core/series: the core prerequisites of the 5.15 MPTCP stack; with
+# 5.10's own MPTCP kept, the kernel must behave as plain 5.10) under QEMU (kernel-matrix/kmx), and
+# run inside it the mptcp-genl root tests, the agent's kernel-only
 # tests (mptcp-agent tests/kernel_only.rs), the MPTCP selftests pm_netlink.sh (per case) and
 # the KUnit MPTCP tests; the two Rust suites also run on the host kernel for the table.
 # Counts are test cases; the table goes to $KMX_TABLE (default: the results directory under
@@ -14,7 +16,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KMX=$ROOT/kernel-matrix/kmx
 SOURCE=${KMX_SOURCE:-/usr/src/linux-source-5.10.tar.xz}
-export KMX_SOURCE=$SOURCE
+SERIES_DIR=$ROOT/kernel-patches/core
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -34,7 +36,41 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
+# The tree kmx builds: the tarball unpacked once into the kmx cache with the core series applied,
+# in a directory named after the hash of the tarball and of every patch in the series (a changed
+# patch gives a new tree, hence a new kmx cache key). KMX_CORE_SERIES=0 builds the plain tarball.
+core_tree() {
+	local cache=${KMX_CACHE:-/var/cache/meta-mptcp} key tree tmp p
+	key=$( { sha256sum "$SOURCE" | cut -d' ' -f1; grep -v '^#' "$SERIES_DIR/series" | while read -r p; do
+		[ -n "$p" ] && sha256sum "$SERIES_DIR/$p"; done; } | sha256sum | cut -c1-16)
+	tree=$cache/src/linux-5.10-core-$key
+	if [ ! -f "$tree/.core-series-applied" ]; then
+		mkdir -p "$cache/src" || return 1
+		tmp=$(mktemp -d "$cache/src/core-tmp.XXXXXX") || return 1
+		tar -C "$tmp" --strip-components=1 -xf "$SOURCE" || { rm -rf "$tmp"; return 1; }
+		while read -r p; do
+			case $p in '' | '#'*) continue ;; esac
+			if ! patch -d "$tmp" -p1 -s -N --no-backup-if-mismatch -F0 <"$SERIES_DIR/$p" >"$work/patch.out" 2>&1; then
+				echo "kernel-5.10: $p does not apply to $SOURCE:" >&2
+				cat "$work/patch.out" >&2
+				rm -rf "$tmp"
+				return 1
+			fi
+		done <"$SERIES_DIR/series"
+		touch "$tmp/.core-series-applied"
+		rm -rf "$tree" && mv "$tmp" "$tree" || return 1
+	fi
+	echo "$tree"
+}
+
 t0=$(date +%s)
+if [ "${KMX_CORE_SERIES:-1}" = 1 ]; then
+	tree=$(core_tree) || fail_setup "could not prepare 5.10 + kernel-patches/core/series"
+	echo "kernel-5.10: tree $tree (5.10 + $(grep -cv '^#' "$SERIES_DIR/series") core patches)" >&2
+	export KMX_SOURCE=$tree
+else
+	export KMX_SOURCE=$SOURCE
+fi
 "$KMX" build >"$work/build.out" 2>"$work/build.err" || { cat "$work/build.err" >&2; fail_setup "kernel build failed"; }
 t_build=$(($(date +%s) - t0))
 echo "kernel-5.10: image $(cat "$work/build.out") ready in ${t_build}s" >&2
