@@ -85,6 +85,11 @@ def kernel_with_bbappend(tmp, with_append):
     return bbmini.evaluate(files, classes_dir=LAYER / "classes")
 
 
+# Shell functions the class defines unbound: no task runs them unless a gated flag names them
+# (mptcp_patch_postfuncs), so they change no task signature without the feature.
+GATED_FUNCS = {"mptcp_backport_apply"}
+
+
 class Gating(unittest.TestCase):
     """With DISTRO_FEATURES lacking "mptcp", the layer changes no variable of a kernel recipe."""
 
@@ -99,8 +104,15 @@ class Gating(unittest.TestCase):
                     self.assertEqual((s.keyword, s.value.split()), ("inherit", ["mptcp_backport"]),
                                      msg="%s: only `inherit mptcp_backport` may stand unbound" % where)
                     continue
-                self.assertFalse(s.flag, msg="%s: a flag cannot be bound to an override: %s" % (where, s.name))
+                if s.flag:
+                    # A flag cannot carry an override: it must expand to nothing without the
+                    # feature, through a function that checks it (KernelClass tests that).
+                    self.assertRegex(s.value, r"^\$\{@(mptcp_patch_depends|mptcp_patch_postfuncs)\(d\)\}$",
+                                     msg="%s: flag %s[%s] is not gated" % (where, s.name, s.flag))
+                    continue
                 _, _, ovs = bbmini.split_name(s.name)
+                if s.kind == "func" and s.name in GATED_FUNCS:
+                    continue  # run only through a gated flag (checked below)
                 self.assertIn("mptcp", ovs, msg="%s: %s is not bound to the mptcp override" % (where, s.name))
 
     def test_layer_conf_adds_the_override_only_with_the_feature(self):
@@ -130,8 +142,17 @@ class Gating(unittest.TestCase):
             appended = kernel_with_bbappend(tmp, True)
         self.assertIn("mptcp_backport", appended.inherited)
         off = appended.finalize(overrides(False))
-        self.assertEqual(off, plain.finalize(overrides(False)))
-        self.assertEqual(appended.flags, plain.flags)
+        self.assertEqual({k: v for k, v in off.items() if k not in GATED_FUNCS}, plain.finalize(overrides(False)))
+        # ... and nothing but the gated postfunc names them.
+        for name in GATED_FUNCS:
+            users = [k for k, v in off.items() if name in v and k != name]
+            self.assertEqual(users, [], msg="%s is named by %s" % (name, users))
+        # Flags differ only by values that expand to nothing without the feature.
+        ns = class_namespace(FakeD({"OVERRIDES": ":".join(overrides(False)), "LINUX_VERSION": "5.10.234",
+                                    "MPTCP_BACKPORT_LINUX_STABLE_SRCREV": "0" * 40}))
+        extra = {k: v for k, v in appended.flags.items() if plain.flags.get(k) != v}
+        self.assertEqual({k: expand_inline(v, ns).strip() for k, v in extra.items()},
+                         {k: "" for k in extra})
         self.assertEqual(appended.tasks, plain.tasks)
 
     def test_feature_on_changes_the_kernel(self):
@@ -148,6 +169,7 @@ class Gating(unittest.TestCase):
         self.assertTrue(on["do_configure"].split("\n").count("    kernel_do_configure") == 1,
                         msg="the kernel's own do_configure stays, between our prepend and append")
         self.assertIn("mptcp_setup_error", on["do_fetch"])
+        self.assertIn("mptcp_backport_apply", on, msg="the do_patch postfunc exists with the feature")
         self.assertEqual(on["do_compile"], plain["do_compile"])
         self.assertEqual(on["KERNEL_FEATURES"], plain["KERNEL_FEATURES"])
 
@@ -223,7 +245,8 @@ class KernelClass(unittest.TestCase):
 
     def ns(self, inherits=("kernel", "kernel-yocto"), **values):
         base = {"PN": "linux-yocto", "LINUX_VERSION": "5.10.234", "PV": "5.10.234+git",
-                "MPTCP_KERNEL_PATCHES_DIR": str(self.kp), "OLDEST_KERNEL": "5.10"}
+                "MPTCP_KERNEL_PATCHES_DIR": str(self.kp), "OLDEST_KERNEL": "5.10",
+                "WORKDIR": str(self.kp / "config"), "OVERRIDES": ":".join(overrides(True))}
         base.update(values)
         return class_namespace(FakeD(base, inherits))
 
@@ -233,24 +256,26 @@ class KernelClass(unittest.TestCase):
     def test_series_mode_applies_the_series_then_the_fixups_it_lacks(self):
         ns = self.ns(MPTCP_BACKPORT_SERIES_DIR=str(self.series))
         self.assertEqual(ns["mptcp_backport_mode"](ns["d"]), "series")
-        self.assertEqual(self.uris(ns), [str(self.kp / "config/mptcp.cfg"), str(self.series / "0001-5.11-a.patch"),
-                                         str(self.series / "0002-5.11-b.patch"),
-                                         str(self.kp / "fixups/0001-timestamps.patch")])
+        # Relative names only: no path of this host enters SRC_URI (and so no task hash).
+        self.assertEqual(self.uris(ns), ["mptcp.cfg", "0001-5.11-a.patch", "0002-5.11-b.patch",
+                                         "0001-timestamps.patch"])
+        self.assertEqual(ns["mptcp_filesextrapaths"](ns["d"]).split(":"),
+                         [str(self.series), str(self.kp / "fixups"), str(self.kp / "config"), ""])
         self.assertIn(str(self.series / "series"), ns["d"].marked, msg="a new export must trigger a re-parse")
         self.assertEqual(ns["mptcp_setup_error"](ns["d"]), "")
-        self.assertEqual(ns["mptcp_depends"](ns["d"]), "")
+        self.assertEqual(ns["mptcp_patch_depends"](ns["d"]), "", msg="SRC_URI carries the series itself")
 
     def test_an_exported_series_carries_the_fixups_itself(self):
         (self.series / "export.json").write_text(json.dumps({"patches": [
             {"file": "0001-5.11-a.patch", "kind": "upstream"},
             {"file": "0002-mptcp-backport-timestamps.patch", "kind": "fixup"}]}))
         ns = self.ns(MPTCP_BACKPORT_SERIES_DIR=str(self.series))
-        self.assertNotIn(str(self.kp / "fixups/0001-timestamps.patch"), self.uris(ns))
+        self.assertNotIn("0001-timestamps.patch", self.uris(ns))
 
     def test_a_newer_kernel_gets_only_the_fragment(self):
         ns = self.ns(LINUX_VERSION="6.6.21", MPTCP_BACKPORT_SERIES_DIR=str(self.series))
         self.assertEqual(ns["mptcp_backport_mode"](ns["d"]), "newer")
-        self.assertEqual(self.uris(ns), [str(self.kp / "config/mptcp.cfg")])
+        self.assertEqual(self.uris(ns), ["mptcp.cfg"])
         self.assertEqual(ns["mptcp_setup_error"](ns["d"]), "")
 
     def test_vendor_version_override(self):
@@ -273,12 +298,31 @@ class KernelClass(unittest.TestCase):
         ns = self.ns(OLDEST_KERNEL="5.15", MPTCP_BACKPORT_SERIES_DIR=str(self.series))
         self.assertIn('OLDEST_KERNEL = "5.10"', ns["mptcp_setup_error"](ns["d"]))
 
-    def test_export_mode_depends_on_the_series_recipe(self):
+    def test_export_mode_patches_in_do_patch_after_the_series_recipe(self):
         ns = self.ns(MPTCP_BACKPORT_LINUX_STABLE_SRCREV="0" * 40)
         self.assertEqual(ns["mptcp_backport_mode"](ns["d"]), "export")
-        self.assertEqual(ns["mptcp_depends"](ns["d"]).split(), ["mptcp-backport-series", "mptcp-backport-native"])
-        self.assertEqual(self.uris(ns), [str(self.kp / "config/mptcp.cfg")])
-        self.assertEqual(ns["mptcp_merge_needed"](ns["d"]), "1", msg="symbols come after kernel-yocto's merge")
+        self.assertEqual(ns["mptcp_patch_depends"](ns["d"]).split(),
+                         ["mptcp-backport-series:do_populate_sysroot", "mptcp-backport-native:do_populate_sysroot"])
+        self.assertEqual(ns["mptcp_patch_postfuncs"](ns["d"]), "mptcp_backport_apply")
+        self.assertEqual(self.uris(ns), ["mptcp.cfg"])
+        self.assertEqual(ns["mptcp_merge_needed"](ns["d"]), "0", msg="patched before kernel-yocto's merge")
+        # Without the feature the same settings add nothing to the kernel's tasks.
+        off = self.ns(MPTCP_BACKPORT_LINUX_STABLE_SRCREV="0" * 40, OVERRIDES=":".join(overrides(False)))
+        self.assertEqual((off["mptcp_patch_depends"](off["d"]), off["mptcp_patch_postfuncs"](off["d"])), ("", ""))
+
+    def test_transplant_mode_fetches_the_tarball_with_its_checksum(self):
+        url = "https://cdn.kernel.org/pub/linux/kernel/v5.x/linux-5.15.162.tar.xz"
+        ns = self.ns(MPTCP_TRANSPLANT_URI=url, MPTCP_TRANSPLANT_SHA256="a" * 64)
+        self.assertEqual(ns["mptcp_backport_mode"](ns["d"]), "transplant")
+        self.assertEqual(ns["mptcp_src_uri"](ns["d"]).split()[1],
+                         url + ";name=mptcp-transplant;unpack=0;mptcp-transplant.sha256sum=" + "a" * 64)
+        self.assertEqual(ns["mptcp_patch_depends"](ns["d"]), "mptcp-backport-native:do_populate_sysroot")
+        self.assertEqual(ns["mptcp_patch_postfuncs"](ns["d"]), "mptcp_backport_apply")
+        self.assertEqual(ns["mptcp_setup_error"](ns["d"]), "")
+        bad = self.ns(MPTCP_TRANSPLANT_URI=url)
+        self.assertIn("MPTCP_TRANSPLANT_SHA256", bad["mptcp_setup_error"](bad["d"]))
+        git = self.ns(MPTCP_TRANSPLANT_URI="git://example.org/linux.git;protocol=https;nobranch=1")
+        self.assertIn("MPTCP_TRANSPLANT_SRCREV", git["mptcp_setup_error"](git["d"]))
 
     def test_merge_only_for_kernels_without_kernel_yocto(self):
         ns = self.ns(MPTCP_BACKPORT_SERIES_DIR=str(self.series))
@@ -323,12 +367,17 @@ class Patches(unittest.TestCase):
                              r"Inappropriate)\b", msg="%s has no valid Upstream-Status before its diff" % p)
 
 
+def load_gen():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gen_crates_inc", ROOT / "tools/gen-crates-inc.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    return gen
+
+
 class Crates(unittest.TestCase):
-    def test_crates_inc_matches_cargo_lock(self):
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("gen_crates_inc", ROOT / "tools/gen-crates-inc.py")
-        gen = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(gen)
+    def test_crate_lists_match_cargo_lock(self):
+        gen = load_gen()
         self.assertEqual(gen.compare(gen.LOCK, gen.INC), [], msg="run tools/gen-crates-inc.py")
         # The comparison sees a changed lockfile.
         with tempfile.TemporaryDirectory() as tmp:
@@ -341,6 +390,50 @@ class Crates(unittest.TestCase):
             problems = gen.compare(lock, gen.INC)
         self.assertTrue(any("missing from the .inc: extra-crate 1.0.0" in p for p in problems), problems)
         self.assertTrue(any(p.startswith("checksum of ") for p in problems), problems)
+
+    def test_every_crate_checksum_is_where_both_fetchers_read_it(self):
+        """Kirkstone's FetchData reads a crate's expected sha256 only from the URL parameter
+        "<name>.sha256sum" (name= as given in SRC_URI); scarthgap's reads that parameter first.
+        Model both lookups on every entry: a crate whose sum is not found is not checked."""
+        gen = load_gen()
+        want = gen.lock_crates(gen.LOCK)
+        text = gen.INC.read_text()
+        entries = gen.ENTRY.findall(text)
+        self.assertEqual(len(entries), len(want))
+        names = [n for n, _, _ in entries]
+        self.assertGreater(len(names), len(set(names)), msg="Cargo.lock has crates in several versions")
+        for name, version, params in entries:
+            parm = dict(p.split("=", 1) for p in params.split(";") if "=" in p)
+            checksum_name = "%s.sha256sum" % parm["name"] if "name" in parm else "sha256sum"
+            self.assertEqual(parm.get(checksum_name), want[(name, version)], msg="%s %s" % (name, version))
+        self.assertNotIn("SRC_URI[", text, msg="one place per checksum: the URL")
+
+    def test_licences_are_listed_in_both_trees(self):
+        gen = load_gen()
+        _, licences, _ = gen.inc_crates(gen.INC)
+        self.assertEqual(set(licences), set(gen.lock_crates(gen.LOCK)))
+        inc = gen.INC.read_text()
+        self.assertIn('MPTCP_CRATES_LICENSE = "%s"' % gen.yocto_licence(licences), inc)
+        self.assertEqual(gen.spdx_to_yocto("Apache-2.0 WITH LLVM-exception OR MIT/Apache-2.0"),
+                         "Apache-2.0-with-LLVM-exception | MIT | Apache-2.0")
+        mk = gen.BR_MK.read_text()
+        self.assertIn("HOST_MPTCP_AGENT_CRATES_LICENSE = " + gen.buildroot_licence(licences), mk)
+        agent_mk = (BR / "package/mptcp-agent/mptcp-agent.mk").read_text()
+        self.assertIn("MPTCP_AGENT_LICENSE = MIT or Apache-2.0, $(HOST_MPTCP_AGENT_CRATES_LICENSE)", agent_mk)
+        self.assertNotIn("cargo-package", agent_mk, msg="cargo-package appends 'licenses probably not listed'")
+
+    def test_buildroot_hashes_are_cargo_lock_checksums(self):
+        gen = load_gen()
+        want = gen.lock_crates(gen.LOCK)
+        have = dict((f, h) for h, f in re.findall(r"(?m)^sha256  ([0-9a-f]{64})  (\S+\.crate)$",
+                                                     gen.BR_HASH.read_text()))
+        self.assertEqual(have, {"%s-%s.crate" % k: v for k, v in want.items()})
+        mk = gen.BR_MK.read_text()
+        urls = re.findall(r"https://static\.crates\.io/crates/(\S+)/(\S+)\.crate", mk)
+        site = re.search(r"(?m)^HOST_MPTCP_AGENT_CRATES_SITE = https://static\.crates\.io/crates/(\S+)$", mk).group(1)
+        source = re.search(r"(?m)^HOST_MPTCP_AGENT_CRATES_SOURCE = (\S+)\.crate$", mk).group(1)
+        self.assertEqual(sorted([f for _, f in urls] + [source]), sorted("%s-%s" % k for k in want))
+        self.assertTrue(source.startswith(site + "-"))
 
 
 class LayerConf(unittest.TestCase):
@@ -379,7 +472,12 @@ class LayerConf(unittest.TestCase):
             self.assertIn(needed, text)
 
 
+PIN_PATHS = ["Cargo.toml", "Cargo.lock", "agent", "conf", "kernel-patches"]
+
+
 class Recipes(unittest.TestCase):
+    SOURCE = LAYER / "recipes-connectivity/mptcp-agent/mptcp-source.inc"
+
     def assigned(self, path, name):
         for s in bbmini.parse(path):
             if s.kind == "assign" and s.name == name:
@@ -387,13 +485,57 @@ class Recipes(unittest.TestCase):
         return None
 
     def test_licence_checksums_match_the_files(self):
-        value = self.assigned(LAYER / "recipes-connectivity/mptcp-agent/mptcp-common.inc", "LIC_FILES_CHKSUM")
+        value = self.assigned(self.SOURCE, "LIC_FILES_CHKSUM")
         entries = re.findall(r"file://\.\./\.\./(\S+);md5=([0-9a-f]{32})", value)
         self.assertEqual(sorted(e[0] for e in entries), ["LICENSE-APACHE", "LICENSE-MIT"])
         for name, digest in entries:
             self.assertEqual(md5(ROOT / name), digest, msg=name)
-        self.assertEqual(self.assigned(LAYER / "recipes-connectivity/mptcp-agent/mptcp-common.inc", "LICENSE"),
-                         "MIT | Apache-2.0")
+        self.assertEqual(self.assigned(self.SOURCE, "LICENSE"), "(MIT | Apache-2.0) & ${MPTCP_CRATES_LICENSE}")
+
+    def test_packagegroups_have_their_own_licence_and_no_sources(self):
+        for f in layer_files(".bb"):
+            if not f.name.startswith("packagegroup-"):
+                continue
+            text = f.read_text()
+            self.assertEqual(self.assigned(f, "LICENSE"), "MIT", msg=str(f))
+            self.assertNotIn("mptcp-source.inc", text, msg="%s must not inherit the agent's sources" % f)
+            self.assertNotIn("LIC_FILES_CHKSUM", text)
+            self.assertNotIn("SRC_URI", text)
+
+    def test_tree_source_is_this_checkout_by_relative_names(self):
+        parts = self.assigned(self.SOURCE, "MPTCP_TREE_PARTS").split()
+        members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+        for m in members:
+            self.assertIn(m.split("/")[0], parts, msg="workspace member %s is not fetched" % m)
+        for p in parts:
+            self.assertTrue((ROOT / p).exists(), msg=p)
+        self.assertEqual(self.assigned(self.SOURCE, "FILESEXTRAPATHS:prepend"), "${MPTCP_REPO_DIR}:")
+        self.assertEqual(self.assigned(self.SOURCE, "MPTCP_SOURCE"), "tree")
+        for inc, crate in (("recipes-connectivity/mptcp-agent/mptcp-agent.inc", "agent/mptcp-agent"),
+                           ("recipes-kernel/mptcp-backport/mptcp-backport.inc", "kernel-patches/mptcp-backport")):
+            self.assertEqual(self.assigned(LAYER / inc, "S"), "${WORKDIR}/mptcp/" + crate)
+            self.assertIn(crate, members)
+        workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+        self.assertEqual(self.assigned(self.SOURCE, "PV"), workspace)
+        mk = (BR / "package/mptcp-agent/mptcp-agent.mk").read_text()
+        self.assertIn("MPTCP_AGENT_SITE = $(BR2_EXTERNAL_MPTCP_PATH)/..", mk)
+        self.assertIn("MPTCP_AGENT_SITE_METHOD = local", mk)
+        self.assertIn("MPTCP_AGENT_VERSION = %s" % workspace, mk)
+
+    def test_release_pin_equals_the_tree(self):
+        """MPTCP_SOURCE = "release" builds MPTCP_RELEASE_SRCREV: it must hold what the tree holds."""
+        pin = self.assigned(self.SOURCE, "MPTCP_RELEASE_SRCREV")
+        self.assertRegex(pin, r"^[0-9a-f]{40}$")
+        have = subprocess.run(["git", "cat-file", "-t", pin], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(have.stdout.strip(), "commit",
+                         msg="pin %s is not a commit of this clone (%s); a shallow clone cannot check it: "
+                             "git fetch --unshallow" % (pin, have.stderr.strip()))
+        diff = subprocess.run(["git", "diff", "--stat", pin, "--"] + PIN_PATHS, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(diff.returncode, 0, msg=diff.stderr)
+        self.assertEqual(diff.stdout, "", msg="the release pin lags the tree: commit, then set "
+                         "MPTCP_RELEASE_SRCREV to that commit (git log -1 --format=%%H -- %s)\n%s"
+                         % (" ".join(PIN_PATHS), diff.stdout))
 
     def test_installed_files_exist_in_the_repository(self):
         yocto = (LAYER / "recipes-connectivity/mptcp-agent/mptcp-agent.inc").read_text()
@@ -401,37 +543,44 @@ class Recipes(unittest.TestCase):
         paths = set(re.findall(r"\$\{S\}/\.\./\.\./(conf/\S+)", yocto))
         paths |= set(re.findall(r"\$\(@D\)/(conf/\S+)", buildroot))
         for needed in ("conf/systemd/mptcp-agent.service", "conf/dbus/io.github.meta_mptcp.Agent1.conf",
-                       "conf/agent.toml", "conf/networkmanager/90-mptcp-agent.conf"):
+                       "conf/agent.toml", "conf/networkmanager/90-mptcp-agent.conf", "conf/init.d/mptcp-agent"):
             self.assertIn(needed, paths)
         for p in sorted(paths):
             self.assertTrue((ROOT / p).is_file(), msg="%s is installed by a recipe but missing" % p)
+        self.assertTrue(os.access(ROOT / "conf/init.d/mptcp-agent", os.X_OK))
+        self.assertTrue(os.access(BR / "package/mptcp-agent/S95mptcp-agent", os.X_OK))
 
-    def test_versions_agree(self):
-        common = LAYER / "recipes-connectivity/mptcp-agent/mptcp-common.inc"
-        srcrev = self.assigned(common, "MPTCP_SRCREV")
-        self.assertRegex(srcrev, r"^[0-9a-f]{40}$")
-        mk = (BR / "package/mptcp-agent/mptcp-agent.mk").read_text()
-        self.assertEqual(re.search(r"^MPTCP_AGENT_VERSION = (\S+)$", mk, re.M).group(1), srcrev,
-                         msg="Yocto and Buildroot must build the same commit")
-        workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
-        self.assertEqual(self.assigned(common, "PV").split("+")[0], workspace)
-        members = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
-        for inc, crate in (("recipes-connectivity/mptcp-agent/mptcp-agent.inc", "agent/mptcp-agent"),
-                           ("recipes-kernel/mptcp-backport/mptcp-backport.inc", "kernel-patches/mptcp-backport")):
-            self.assertEqual(self.assigned(LAYER / inc, "S"), "${WORKDIR}/git/" + crate)
-            self.assertIn(crate, members)
-        self.assertIn("MPTCP_AGENT_SUBDIR = agent/mptcp-agent", mk)
+    def test_sysvinit_images_get_the_agent(self):
+        inc = LAYER / "recipes-connectivity/mptcp-agent/mptcp-agent.inc"
+        text = inc.read_text()
+        self.assertNotIn("REQUIRED_DISTRO_FEATURES", text)
+        self.assertRegex(text, r"(?m)^inherit .*\bupdate-rc\.d\b")
+        self.assertEqual(self.assigned(inc, "INITSCRIPT_NAME"), "mptcp-agent")
+        for f in layer_files(".bb"):
+            self.assertNotIn("REQUIRED_DISTRO_FEATURES", f.read_text(), msg=str(f))
 
     def test_rust_bin_variants_are_preferred(self):
         for f in layer_files(".bb"):
             if "dynamic-layers/rust-bin-layer" in str(f):
                 self.assertEqual(self.assigned(f, "DEFAULT_PREFERENCE"), "1", msg=str(f))
 
+    def test_skip_messages(self):
+        ns = {}
+        for stmt in bbmini.parse(LAYER / "recipes-connectivity/mptcp-agent/mptcp-rust.inc"):
+            if stmt.kind == "def":
+                exec(stmt.value, ns)
+        kirk = FakeD({"RUSTVERSION": "1.59%", "BBFILE_COLLECTIONS": "core yocto mptcp"})
+        self.assertIn("add meta-rust-bin", ns["mptcp_oe_rust_skip"](kirk))
+        self.assertIn("add meta-rust-bin", ns["mptcp_rust_skip"](kirk))
+        rb = FakeD({"RUSTVERSION": "1.59%", "BBFILE_COLLECTIONS": "core yocto rust-bin-layer mptcp"})
+        self.assertNotIn("add meta-rust-bin", ns["mptcp_oe_rust_skip"](rb))
+        self.assertEqual(ns["mptcp_rust_skip"](rb), "")
+        self.assertEqual(ns["mptcp_oe_rust_skip"](FakeD({"RUSTVERSION": "1.75.0"})), "")
+
     def test_oeqa_case_compiles_and_checks_what_it_should(self):
         src = (LAYER / "lib/oeqa/runtime/cases/mptcp_agent.py").read_text()
         compile(src, "mptcp_agent.py", "exec")
-        for needed in ("systemctl is-active mptcp-agent.service", "io.github.meta_mptcp.Agent1",
-                       "ip mptcp endpoint show", "mptcp-agent check-config"):
+        for needed in ("io.github.meta_mptcp.Agent1", "ip mptcp endpoint show", "mptcp-agent check-config"):
             self.assertIn(needed, src)
 
     def test_kas_files(self):
@@ -465,8 +614,13 @@ class Buildroot(unittest.TestCase):
         self.assertIn("LINUX_POST_CONFIGURE_HOOKS += MPTCP_LINUX_CHECK_CONFIG", ext)
         self.assertIn("$(BR2_EXTERNAL_MPTCP_PATH)/package/*/*.mk", ext)
         mk = (BR / "package/mptcp-agent/mptcp-agent.mk").read_text()
-        self.assertIn("$(eval $(cargo-package))", mk)
+        self.assertIn("$(eval $(generic-package))", mk)
         self.assertIn("define MPTCP_AGENT_INSTALL_INIT_SYSTEMD", mk)
+        self.assertIn("define MPTCP_AGENT_INSTALL_INIT_SYSV", mk)
+        self.assertIn("MPTCP_AGENT_DEPENDENCIES = host-rustc host-mptcp-agent-crates", mk)
+        self.assertIn("LINUX_POST_PATCH_HOOKS += MPTCP_LINUX_TRANSPLANT", ext)
+        self.assertIn("ifeq ($(BR2_MPTCP_TRANSPLANT),y)", ext, msg="transplant is gated, off by default")
+        self.assertNotRegex((BR / "Config.in").read_text(), r"config BR2_MPTCP_TRANSPLANT\n(?:\t.*\n)*\tdefault y")
         self.assertTrue(os.access(BR / "scripts/check-kernel-config", os.X_OK))
 
     def test_defconfig_builds_a_5_10_kernel_with_the_backport(self):
