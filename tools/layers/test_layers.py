@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -548,7 +549,9 @@ class Recipes(unittest.TestCase):
         for p in sorted(paths):
             self.assertTrue((ROOT / p).is_file(), msg="%s is installed by a recipe but missing" % p)
         self.assertTrue(os.access(ROOT / "conf/init.d/mptcp-agent", os.X_OK))
-        self.assertTrue(os.access(BR / "package/mptcp-agent/S95mptcp-agent", os.X_OK))
+        # Buildroot wants start scripts non-executable in the tree (check-package), installed 0755.
+        self.assertFalse(os.access(BR / "package/mptcp-agent/S95mptcp-agent", os.X_OK))
+        self.assertIn("$(INSTALL) -D -m 0755 $(MPTCP_AGENT_PKGDIR)/S95mptcp-agent", buildroot)
 
     def test_sysvinit_images_get_the_agent(self):
         inc = LAYER / "recipes-connectivity/mptcp-agent/mptcp-agent.inc"
@@ -661,6 +664,92 @@ class Buildroot(unittest.TestCase):
         self.assertIn("CONFIG_MPTCP_IPV6: mptcp.cfg wants y", bad.stderr)
         self.assertIn("CONFIG_MPTCP_KUNIT_TEST: mptcp.cfg wants n", bad.stderr)
         self.assertIn("2 of 4", bad.stderr)
+
+
+def agent_binary():
+    """target/*/mptcp-agent as `cargo test --workspace` leaves it (tools/test.sh runs that first),
+    else built here."""
+    for profile in ("debug", "release"):
+        exe = ROOT / "target" / profile / "mptcp-agent"
+        if exe.is_file():
+            return exe
+    subprocess.run(["cargo", "build", "--locked", "-p", "mptcp-agent"], cwd=ROOT, check=True, timeout=1800)
+    return ROOT / "target/debug/mptcp-agent"
+
+
+# Runs inside a fresh network namespace (unshare -n): start, status, reload (SIGHUP), stop, with
+# the real agent in kernel-only mode (no system bus there), as a SysV or BusyBox init would.
+INIT_SCENARIO = r"""
+set -u
+ip link set lo up
+script=$1
+"$script" start || { echo "start failed"; cat "$LOGFILE"; exit 1; }
+pid=$(cat "$PIDFILE")
+# The agent is up when it logs its first line; give it 20 s.
+n=0
+while ! grep -q . "$LOGFILE" 2>/dev/null && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done
+sleep 1
+kill -0 "$pid" || { echo "agent $pid died after start"; cat "$LOGFILE"; exit 1; }
+grep -q "mptcp-agent" /proc/"$pid"/cmdline || { echo "pid $pid is not the agent: $(tr '\0' ' ' < /proc/$pid/cmdline)"; exit 1; }
+"$script" start | grep -q "already running" || { echo "second start did not see the first"; exit 1; }
+"$script" reload || { echo "reload failed"; cat "$LOGFILE"; exit 1; }
+sleep 1
+kill -0 "$pid" || { echo "agent died on SIGHUP"; cat "$LOGFILE"; exit 1; }
+"$script" stop || { echo "stop failed"; cat "$LOGFILE"; exit 1; }
+if kill -0 "$pid" 2>/dev/null; then echo "agent $pid still runs after stop"; kill -KILL "$pid"; exit 1; fi
+[ ! -e "$PIDFILE" ] || { echo "pidfile left behind"; exit 1; }
+[ -d "$STATE_DIRECTORY" ] || { echo "no state directory"; exit 1; }
+if grep -q "sd_notify" "$LOGFILE"; then echo "the agent tried sd_notify without systemd:"; cat "$LOGFILE"; exit 1; fi
+echo "log:"; cat "$LOGFILE"
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0, "ROOT-ONLY: init script tests need root (unshare -n); SKIPPED")
+class InitScript(unittest.TestCase):
+    """The non-systemd start path: conf/init.d/mptcp-agent (Yocto SysV) with dpkg's
+    start-stop-daemon, and recipes/.../S95mptcp-agent (Buildroot) under BusyBox."""
+
+    def run_script(self, script, busybox=False):
+        exe = agent_binary()
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            config = tmp / "agent.toml"
+            config.write_text((ROOT / "conf/agent.toml").read_text())
+            defaults = tmp / "defaults"
+            defaults.write_text("DAEMON=%s\nBIN=%s\nCONFIG=%s\nPIDFILE=%s\nLOGFILE=%s\nSTATE_DIRECTORY=%s\n" % (
+                exe, exe, config, tmp / "agent.pid", tmp / "agent.log", tmp / "state"))
+            env = dict(os.environ, MPTCP_AGENT_DEFAULTS=str(defaults), PIDFILE=str(tmp / "agent.pid"),
+                       LOGFILE=str(tmp / "agent.log"), STATE_DIRECTORY=str(tmp / "state"))
+            env.pop("NOTIFY_SOCKET", None)
+            shell = ["sh"]
+            if busybox:
+                bb = shutil.which("busybox")
+                if not bb:
+                    self.skipTest("LOUD SKIP: busybox not installed (apt-get install busybox)")
+                bindir = tmp / "bin"
+                bindir.mkdir()
+                for applet in ("sh", "start-stop-daemon", "sleep", "cat", "grep", "kill", "mkdir", "chmod",
+                               "rm", "tr", "printf", "ip"):
+                    (bindir / applet).symlink_to(bb)
+                env["PATH"] = "%s:%s" % (bindir, env["PATH"])
+                shell = [str(bindir / "sh")]
+                # The script runs its own shell from /bin/sh: make that BusyBox too, via a copy
+                # that names it (sh -c exec keeps the recorded pid the agent's either way).
+                text = script.read_text().replace("-x /bin/sh", "-x %s" % (bindir / "sh"))
+                script = tmp / script.name
+                script.write_text(text)
+                script.chmod(0o755)
+            r = subprocess.run(["unshare", "-n", "--"] + shell + ["-c", INIT_SCENARIO, "scenario", str(script)],
+                               env=env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, msg="%s failed:\n%s\n%s" % (script.name, r.stdout, r.stderr))
+            return r.stdout
+
+    def test_sysv_script(self):
+        out = self.run_script(ROOT / "conf/init.d/mptcp-agent")
+        self.assertIn("kernel-only", out, msg="the agent ran without a bus as it does without systemd")
+
+    def test_busybox_script(self):
+        self.run_script(BR / "package/mptcp-agent/S95mptcp-agent", busybox=True)
 
 
 class Report(unittest.TextTestResult):
