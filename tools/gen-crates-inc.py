@@ -4,10 +4,12 @@
 
 Outputs (all generated, never edited by hand):
   meta-mptcp/recipes-connectivity/mptcp-agent/mptcp-crates.inc
-      one crate:// SRC_URI entry per crate of Cargo.lock, each with a per-version name= and its
-      sha256 as a URL parameter: kirkstone's fetcher reads a crate's checksum only from the URL
-      (never from a SRC_URI[...] flag) and scarthgap's reads the URL first, so both check all of
-      them; plus the crates' licences (MPTCP_CRATES_LICENSE, in Yocto syntax).
+      one SRC_URI entry per crate of Cargo.lock: its crates.io download URL with a per-version
+      name= and downloadfilename=, and SRC_URI[NAME-VERSION.sha256sum]. Plain https:// entries,
+      not crate://, because kirkstone's crate fetcher checks no crate's checksum (it reads none
+      from SRC_URI flags, and it breaks on any URL parameter); the wget fetcher of both releases
+      checks every one. mptcp-source.inc unpacks them where cargo's vendoring expects them.
+      Plus the crates' licences (MPTCP_CRATES_LICENSE, in Yocto syntax).
   recipes/package/mptcp-agent-crates/mptcp-agent-crates.mk and .hash
       the same crates as Buildroot downloads from static.crates.io with their sha256, the
       vendored directory built from them, and the licences.
@@ -72,22 +74,29 @@ def crate_licences(crates_dir, crates):
     return out
 
 
-ENTRY = re.compile(r"crate://crates\.io/([^/\s]+)/([^;\s\\\"]+)((?:;[^\s\\\"]+)*)")
+ENTRY = re.compile(r"https://crates\.io/api/v1/crates/([^/\s]+)/([^/\s]+)/download((?:;[^\s\\\"]+)*)")
+FLAG = re.compile(r'(?m)^SRC_URI\[([^\]]+)\.sha256sum\] = "([0-9a-f]{64})"$')
 LIC_COMMENT = re.compile(r"(?m)^# licence ([^ ]+) ([^ ]+): (.+)$")
+
+
+def key_of(name, version):
+    """The name= of a crate entry: NAME-VERSION, '+' (build metadata) spelled '_' for linters."""
+    return f"{name}-{version}".replace("+", "_")
 
 
 def inc_crates(inc_path):
     """{(name, version): sha256 or None}, {(name, version): licence}, problems, from a .inc."""
     text = Path(inc_path).read_text()
     crates, problems = {}, []
+    sums = dict(FLAG.findall(text))
     for name, version, params in ENTRY.findall(text):
         parm = dict(p.split("=", 1) for p in params.split(";") if "=" in p)
-        key = f"{name}-{version}"
-        if parm.get("name") != key:
-            problems.append(f"crate://crates.io/{name}/{version} has no name={key}")
-        crates[(name, version)] = parm.get(f"{key}.sha256sum")
+        key = key_of(name, version)
+        if parm.get("name") != key or parm.get("downloadfilename") != f"{name}-{version}.crate":
+            problems.append(f"crate {name} {version} has no name={key} and downloadfilename={name}-{version}.crate")
+        crates[(name, version)] = sums.get(parm.get("name"))
         if crates[(name, version)] is None:
-            problems.append(f"crate://crates.io/{name}/{version} has no {key}.sha256sum= parameter")
+            problems.append(f"crate {name} {version} has no SRC_URI[{key}.sha256sum]")
     licences = {(n, v): lic for n, v, lic in LIC_COMMENT.findall(text)}
     return crates, licences, problems
 
@@ -136,14 +145,18 @@ def render_inc(crates, licences, lic_md5):
     lines = [
         "# SPDX-License-Identifier: MIT OR Apache-2.0",
         "# Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.",
-        "# Every entry carries its own name= and sha256: kirkstone's crate fetcher reads a checksum",
-        "# only from the URL, scarthgap's from the URL first; both verify all of them. oelint-adv",
-        "# does not know these (valid) per-URL checksum parameters:",
-        "# nooelint: oelint.vars.srcurioptions",
+        "# Every crate has its own name= and SRC_URI[NAME-VERSION.sha256sum]; plain https:// so that",
+        "# the fetcher of kirkstone and scarthgap alike checks each one (kirkstone's crate:// checks",
+        "# none). mptcp-source.inc unpacks them for cargo (unpack=0 here). Each file name carries",
+        "# the crate's own version, not PV:",
+        "# nooelint: oelint.vars.downloadfilename",
         'SRC_URI += "\\',
     ]
-    lines += [f"    crate://crates.io/{n}/{v};name={n}-{v};{n}-{v}.sha256sum={crates[(n, v)]} \\" for n, v in keys]
-    lines += ['"', "", "# The crates' own licences (Cargo.toml `license`), one line per crate:"]
+    lines += [f"    https://crates.io/api/v1/crates/{n}/{v}/download;downloadfilename={n}-{v}.crate;name={key_of(n, v)};unpack=0 \\"
+              for n, v in keys]
+    lines += ['"', ""]
+    lines += [f'SRC_URI[{key_of(n, v)}.sha256sum] = "{crates[(n, v)]}"' for n, v in keys]
+    lines += ["", "# The crates' own licences (Cargo.toml `license`), one line per crate:"]
     lines += [f"# licence {n} {v}: {licences[(n, v)]}" for n, v in keys]
     lines += ["", f'MPTCP_CRATES_LICENSE = "{yocto_licence(licences)}"']
     for spdx, cdir, fname in non_generic(licences):
