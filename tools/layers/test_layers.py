@@ -762,10 +762,14 @@ class Report(unittest.TextTestResult):
         super().addSuccess(test)
         self.stream.writeln("ok    %s" % test.id().split(".", 1)[1])
 
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.stream.writeln("SKIP  %s: %s" % (test.id().split(".", 1)[1], reason))
+
 
 if __name__ == "__main__":
     runner = unittest.TextTestRunner(resultclass=Report, verbosity=0, stream=sys.stdout)
     result = unittest.main(module=__name__, testRunner=runner, exit=False).result
     failed = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (result.testsRun - failed, failed))
+    print("%d passed, %d failed" % (result.testsRun - failed - len(result.skipped), failed))
     sys.exit(1 if failed else 0)
