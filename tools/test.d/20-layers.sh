@@ -7,9 +7,12 @@
 #     tools/layers/oelint-constants.json tells oelint that "mptcp" is a distro override (the
 #     one conf/layer.conf adds with DISTRO_FEATURES "mptcp"), as a distro .conf would;
 #   - tools/layers/test_layers.py: gating of the kernel class (feature off: no kernel variable
-#     changes), the class's decisions and its .config check, Upstream-Status on every patch,
-#     crates .inc against Cargo.lock, layer.conf, recipes, kas, the Buildroot tree.
-# About 20 s on 2 cores.
+#     changes), the class's decisions in every mode and its .config check, Upstream-Status on
+#     every patch, the Yocto and Buildroot crate lists regenerated from Cargo.lock and compared,
+#     licences, the release pin against the tree, layer.conf, recipes, kas, the Buildroot tree,
+#     and (root only, skipped loudly otherwise) the SysV and BusyBox init scripts starting,
+#     reloading and stopping the real agent in a fresh network namespace.
+# About 20 s on 2 cores (plus a cargo build of the agent if tools/test.sh has not built it).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"

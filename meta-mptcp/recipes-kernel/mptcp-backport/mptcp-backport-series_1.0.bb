@@ -5,7 +5,6 @@ stages the numbered patches (with our fixups in their places) for mptcp_backport
 Only needed when MPTCP_BACKPORT_LINUX_STABLE_SRCREV is set instead of a series directory; \
 otherwise the recipe skips itself."
 HOMEPAGE = "https://github.com/meta-mptcp/meta-mptcp"
-BUGTRACKER = "https://github.com/meta-mptcp/meta-mptcp/issues"
 SECTION = "kernel"
 # The patches are Linux kernel changes.
 LICENSE = "GPL-2.0-only"
@@ -26,11 +25,11 @@ SKIP_RECIPE[mptcp-backport-series] = "${@'' if d.getVar('MPTCP_BACKPORT_LINUX_ST
 
 do_configure[noexec] = "1"
 
-# The export reads the manifest and weaves in our fixups: both are inputs of the task.
-do_compile[file-checksums] += "${@mptcp_manifest(d)}:True ${@os.path.join(os.path.dirname(mptcp_manifest(d)), 'fixups', '*.patch')}:True"
+# The manifest and our fixups come with mptcp-backport-native (share/mptcp-backport), whose
+# task hashes track their content.
 do_compile() {
     rm -rf ${B}/series
-    mptcp-backport --manifest ${@mptcp_manifest(d)} export --repo ${S} --out ${B}/series \
+    mptcp-backport --manifest ${RECIPE_SYSROOT_NATIVE}${datadir_native}/mptcp-backport/series.toml export --repo ${S} --out ${B}/series \
         ${@'--base ' + d.getVar('MPTCP_BACKPORT_BASE') if d.getVar('MPTCP_BACKPORT_BASE') else ''} \
         ${@d.getVar('MPTCP_BACKPORT_EXPORT_ARGS') or ''}
 }
@@ -39,7 +38,3 @@ do_install() {
     install -d ${D}${datadir}/mptcp-backport-series
     cp -R --no-preserve=ownership ${B}/series/. ${D}${datadir}/mptcp-backport-series/
 }
-
-def mptcp_manifest(d):
-    patches = d.getVar('MPTCP_KERNEL_PATCHES_DIR') or os.path.join(d.getVar('MPTCP_LAYERDIR'), '..', 'kernel-patches')
-    return os.path.normpath(os.path.join(patches, 'series.toml'))

@@ -5,25 +5,41 @@
 ################################################################################
 
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# The release commit of the meta-mptcp repository, the same as MPTCP_SRCREV in
-# meta-mptcp (tools/test.d checks that they agree). For local work use
-# MPTCP_AGENT_OVERRIDE_SRCDIR (docs/buildroot.md).
-MPTCP_AGENT_VERSION = 159935c6e6b957a8006ed7f0af9f644c266aaaf8
-MPTCP_AGENT_SITE = https://github.com/meta-mptcp/meta-mptcp.git
-MPTCP_AGENT_SITE_METHOD = git
-# One Cargo workspace: build the agent's crate with the workspace's Cargo.lock.
-MPTCP_AGENT_SUBDIR = agent/mptcp-agent
-MPTCP_AGENT_LICENSE = MIT or Apache-2.0
+# Built from the checkout that holds this BR2_EXTERNAL tree: the agent of the same commit as
+# the tree (uncommitted changes included). The crates come from host-mptcp-agent-crates,
+# generated from the workspace's Cargo.lock with every crate's sha256.
+MPTCP_AGENT_VERSION = 0.1.0
+MPTCP_AGENT_SITE = $(BR2_EXTERNAL_MPTCP_PATH)/..
+MPTCP_AGENT_SITE_METHOD = local
+# The checkout's build outputs and tool environments are no part of the source.
+MPTCP_AGENT_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = \
+	--exclude /target --exclude /.venv --exclude /recipes --exclude /meta-mptcp
+MPTCP_AGENT_LICENSE = MIT or Apache-2.0, $(HOST_MPTCP_AGENT_CRATES_LICENSE)
 MPTCP_AGENT_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
+MPTCP_AGENT_DEPENDENCIES = host-rustc host-mptcp-agent-crates
 
-# Unit, bus policy and default config come from the same commit as the binary (conf/).
-define MPTCP_AGENT_INSTALL_CONF
+# Cargo takes every crate from the vendored directory, offline.
+define MPTCP_AGENT_CONFIGURE_CMDS
+	printf '%s\n' '[source.crates-io]' 'replace-with = "vendored"' \
+		'[source.vendored]' 'directory = "$(HOST_MPTCP_AGENT_CRATES_DIR)/vendor"' \
+		>> $(@D)/.cargo/config.toml
+endef
+
+define MPTCP_AGENT_BUILD_CMDS
+	cd $(@D) && \
+	$(TARGET_MAKE_ENV) $(TARGET_CONFIGURE_OPTS) $(PKG_CARGO_ENV) \
+		cargo build --offline --locked --release -p mptcp-agent
+endef
+
+# Unit or init script, bus policy and default config come from the same tree as the binary.
+define MPTCP_AGENT_INSTALL_TARGET_CMDS
+	$(INSTALL) -D -m 0755 $(@D)/target/$(RUSTC_TARGET_NAME)/release/mptcp-agent \
+		$(TARGET_DIR)/usr/bin/mptcp-agent
 	$(INSTALL) -D -m 0644 $(@D)/conf/agent.toml \
 		$(TARGET_DIR)/etc/mptcp-agent/agent.toml
 	$(INSTALL) -D -m 0644 $(@D)/conf/dbus/io.github.meta_mptcp.Agent1.conf \
 		$(TARGET_DIR)/usr/share/dbus-1/system.d/io.github.meta_mptcp.Agent1.conf
 endef
-MPTCP_AGENT_POST_INSTALL_TARGET_HOOKS += MPTCP_AGENT_INSTALL_CONF
 
 ifeq ($(BR2_PACKAGE_NETWORK_MANAGER),y)
 define MPTCP_AGENT_INSTALL_NM_CONF
@@ -38,10 +54,15 @@ define MPTCP_AGENT_INSTALL_INIT_SYSTEMD
 		$(TARGET_DIR)/usr/lib/systemd/system/mptcp-agent.service
 endef
 
+define MPTCP_AGENT_INSTALL_INIT_SYSV
+	$(INSTALL) -D -m 0755 $(MPTCP_AGENT_PKGDIR)/S95mptcp-agent \
+		$(TARGET_DIR)/etc/init.d/S95mptcp-agent
+endef
+
 # The bus policy names the agent's user and the optional admin group.
 define MPTCP_AGENT_USERS
 	mptcp-agent -1 mptcp-agent -1 * /var/lib/mptcp-agent - - MPTCP endpoint agent
 	- - mptcp-admin -1 * - - - May call the MPTCP agent's methods
 endef
 
-$(eval $(cargo-package))
+$(eval $(generic-package))

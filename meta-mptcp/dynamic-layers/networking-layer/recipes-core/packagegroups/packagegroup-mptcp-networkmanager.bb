@@ -3,12 +3,12 @@ SUMMARY = "Multipath TCP on a NetworkManager device"
 DESCRIPTION = "packagegroup-mptcp plus NetworkManager, and the conf.d snippet that \
 leaves the MPTCP endpoints to mptcp-agent (NetworkManager 1.40 and newer manage \
 endpoints themselves otherwise)."
+# A packagegroup has no sources: its own metadata licence, nothing from the agent recipe.
+LICENSE = "MIT"
 
-inherit packagegroup features_check
+inherit packagegroup
 
-REQUIRED_DISTRO_FEATURES = "systemd"
-
-require recipes-connectivity/mptcp-agent/mptcp-common.inc
+require recipes-connectivity/mptcp-agent/mptcp-rust.inc
 
 RDEPENDS:${PN} = "\
     mptcp-agent-networkmanager \
@@ -16,4 +16,4 @@ RDEPENDS:${PN} = "\
     packagegroup-mptcp \
 "
 
-SKIP_RECIPE[packagegroup-mptcp-networkmanager] = "${@'' if 'rust-bin-layer' in d.getVar('BBFILE_COLLECTIONS').split() else mptcp_rust_too_old(d)}"
+SKIP_RECIPE[packagegroup-mptcp-networkmanager] = "${@mptcp_rust_skip(d)}"

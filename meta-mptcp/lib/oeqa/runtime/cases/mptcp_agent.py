@@ -16,7 +16,20 @@ SAVED = "/tmp/oeqa-mptcp-agent.toml"
 WAIT_S = 30
 
 
+# The same checks on systemd and SysV-init images: the service commands differ.
+SYSTEMD = {"active": "systemctl is-active mptcp-agent.service",
+           "log": "journalctl -u mptcp-agent.service --no-pager -n 50",
+           "reload": "systemctl reload mptcp-agent.service"}
+SYSV = {"active": "/etc/init.d/mptcp-agent status",
+        "log": "tail -n 50 /var/log/mptcp-agent.log",
+        "reload": "/etc/init.d/mptcp-agent reload"}
+
+
 class MptcpAgentTest(OERuntimeTestCase):
+
+    def service(self, what):
+        status, _ = self.target.run("test -d /run/systemd/system")
+        return (SYSTEMD if status == 0 else SYSV)[what]
 
     def run_ok(self, cmd, timeout=60):
         status, output = self.target.run(cmd, timeout=timeout)
@@ -25,14 +38,21 @@ class MptcpAgentTest(OERuntimeTestCase):
 
     @OEHasPackage(["mptcp-agent"])
     def test_service_active(self):
-        status, output = self.target.run("systemctl is-active mptcp-agent.service")
+        status, output = self.target.run(self.service("active"))
         if status != 0:
-            _, journal = self.target.run("journalctl -u mptcp-agent.service --no-pager -n 50")
-            self.fail("mptcp-agent.service is %s:\n%s" % (output.strip(), journal))
+            _, log = self.target.run(self.service("log"))
+            self.fail("mptcp-agent is not running (%s):\n%s" % (output.strip(), log))
 
     @OETestDepends(["mptcp_agent.MptcpAgentTest.test_service_active"])
     def test_dbus_name_owned(self):
-        # busctl comes with systemd, which the agent needs anyway.
+        status, _ = self.target.run("command -v busctl")
+        if status != 0:
+            # SysV images: dbus-send (from dbus, which the agent needs) asks the bus instead.
+            self.run_ok("dbus-send --system --print-reply --dest=org.freedesktop.DBus / "
+                        "org.freedesktop.DBus.GetNameOwner string:%s" % BUS_NAME)
+            self.run_ok("dbus-send --system --print-reply --dest=%s /io/github/meta_mptcp/Agent1 "
+                        "org.freedesktop.DBus.Introspectable.Introspect" % BUS_NAME)
+            return
         output = self.run_ok("busctl --system --no-pager status %s" % BUS_NAME)
         self.assertIn("mptcp-agent", output, msg="the owner of %s is not mptcp-agent:\n%s" % (BUS_NAME, output))
         self.run_ok("busctl --system --no-pager introspect %s /io/github/meta_mptcp/Agent1" % BUS_NAME)
@@ -66,7 +86,7 @@ class MptcpAgentTest(OERuntimeTestCase):
         try:
             self.run_ok("cat > %s.new <<'EOF'\n%sEOF" % (CONFIG, config))
             self.run_ok("mptcp-agent check-config %s.new" % CONFIG)
-            self.run_ok("mv %s.new %s && systemctl reload mptcp-agent.service" % (CONFIG, CONFIG))
+            self.run_ok("mv %s.new %s && %s" % (CONFIG, CONFIG, self.service("reload")))
             deadline = time.time() + WAIT_S
             endpoints = ""
             while time.time() < deadline:
@@ -79,4 +99,4 @@ class MptcpAgentTest(OERuntimeTestCase):
                           % (iface, addr, WAIT_S, endpoints))
             self.assertNotIn("dev lo", endpoints, msg="an endpoint on lo, which is no uplink:\n%s" % endpoints)
         finally:
-            self.target.run("mv %s %s && systemctl reload mptcp-agent.service" % (SAVED, CONFIG))
+            self.target.run("mv %s %s && %s" % (SAVED, CONFIG, self.service("reload")))

@@ -4,3 +4,6 @@ require recipes-kernel/mptcp-backport/mptcp-backport.inc
 require dynamic-layers/rust-bin-layer/recipes-connectivity/mptcp-agent/mptcp-cargo-bin.inc
 
 DEFAULT_PREFERENCE = "1"
+
+SKIP_RECIPE[mptcp-backport] = "${@mptcp_source_error(d)}"
+SKIP_RECIPE[mptcp-backport-native] = "${@mptcp_source_error(d)}"

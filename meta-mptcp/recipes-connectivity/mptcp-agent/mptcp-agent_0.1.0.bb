@@ -5,4 +5,4 @@ require mptcp-agent.inc
 
 inherit cargo
 
-SKIP_RECIPE[mptcp-agent] = "${@mptcp_rust_too_old(d)}"
+SKIP_RECIPE[mptcp-agent] = "${@mptcp_source_error(d) or mptcp_oe_rust_skip(d)}"
