@@ -8,7 +8,7 @@
 # Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.
 # The crates of Cargo.lock, each downloaded from crates.io and checked against its sha256
 # (mptcp-agent-crates.hash), unpacked into a directory cargo builds from offline.
-HOST_MPTCP_AGENT_CRATES_VERSION = 169
+HOST_MPTCP_AGENT_CRATES_VERSION = 170
 HOST_MPTCP_AGENT_CRATES_SITE = https://static.crates.io/crates/aho-corasick
 HOST_MPTCP_AGENT_CRATES_SOURCE = aho-corasick-1.1.5.crate
 HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
@@ -121,6 +121,7 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/serde_repr/serde_repr-0.1.21.crate \
 	https://static.crates.io/crates/serde_spanned/serde_spanned-0.6.9.crate \
 	https://static.crates.io/crates/sha1/sha1-0.10.7.crate \
+	https://static.crates.io/crates/sha2/sha2-0.10.9.crate \
 	https://static.crates.io/crates/signal-hook-registry/signal-hook-registry-1.4.8.crate \
 	https://static.crates.io/crates/slab/slab-0.4.12.crate \
 	https://static.crates.io/crates/socket2/socket2-0.6.5.crate \
@@ -294,6 +295,7 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	serde_repr-0.1.21:8d3b1629de253c70a0508c3899572da79ca359fdab27c7920ff00406df418906 \
 	serde_spanned-0.6.9:bf41e0cfaf7226dca15e8197172c295a782857fcb97fad1808a166870dee75a3 \
 	sha1-0.10.7:a978451301f4db1d02937a4ab3ccce137717b81826e79b7d49ffe3244a13c3b8 \
+	sha2-0.10.9:a7507d819769d01a365ab707794a4084392c824f54a7a6a7862f8c3d0892b283 \
 	signal-hook-registry-1.4.8:c4db69cba1110affc0e9f7bcd48bbf87b3f4fc7c61fc9155afd4c469eb3d6c1b \
 	slab-0.4.12:0c790de23124f9ab44544d7ac05d60440adc586479ce501c1d6d7da3cd8c9cf5 \
 	socket2-0.6.5:c3d1e2c7f27f8d4cb10542a02c49005dbd6e93095799d6f3be745fae9f8fedd4 \
