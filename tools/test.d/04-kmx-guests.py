@@ -45,6 +45,9 @@ with open(os.path.join(d, "qemu.pids"), "a") as f:
     f.write(f"{os.getpid()} {'kvm' if kvm else 'tcg'}\n")
 if "-S" in a:  # kmx's paused-VM probe: KVM initialises fine here
     time.sleep(3600)
+if kvm and os.environ.get("FAKE_KVM_ABORT"):  # a host whose KVM fails on the first vCPU reset
+    sys.stderr.write("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\n")
+    sys.exit(134)
 print("[    0.000000] Linux version 5.10.0-fake", flush=True)
 if kvm and os.environ.get("FAKE_KVM_BROKEN"):
     time.sleep(0.5)
@@ -159,6 +162,15 @@ try:
     memo = json.loads((cache / "kvm-probe.json").read_text())
     check("KVM failure remembered for this host", list(memo.values()) == [False], str(memo))
     none_left("KVM failure")
+
+    # 1b. KVM that QEMU gives up on at once (exit before the guest command starts): same.
+    reset()
+    (cache / "kvm-probe.json").unlink()
+    r, secs = kmx(["run", "--kernel", key, "--", "echo guest-ran"], {"KMX_KVM": "on", "FAKE_KVM_ABORT": "1"})
+    modes = [m for _, m in qemus()]
+    check("QEMU abort under KVM: TCG run, green", r.returncode == 0 and "guest-ran" in r.stdout
+          and modes == ["kvm", "tcg"] and "failed to set MSR" in r.stderr,
+          f"exit {r.returncode}, QEMU runs {modes}\nstdout: {r.stdout[-500:]}\nstderr: {r.stderr[-800:]}")
 
     # 2. auto now goes straight to TCG (no probe, no KVM attempt).
     reset()
