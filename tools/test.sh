@@ -21,21 +21,26 @@ fi
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 export RUST_BACKTRACE=1
 
-bash tools/setup.sh test || { echo "tools/setup.sh test failed" >&2; exit 1; }
-
-results=()
+run_t0=$SECONDS
+started=$(date -u +%H:%M:%S)
+results=()  # "STATUS|SECONDS|NAME"
 failed=0
 step() { # name command...
   local name=$1; shift
   local t0=$SECONDS
   echo "=== $name" >&2
   if "$@"; then
-    results+=("ok    $name ($((SECONDS - t0)) s)")
+    results+=("ok|$((SECONDS - t0))|$name")
   else
-    results+=("FAIL  $name ($((SECONDS - t0)) s)")
+    results+=("FAIL|$((SECONDS - t0))|$name")
     failed=$((failed + 1))
   fi
 }
+
+if ! step "tools/setup.sh test" bash tools/setup.sh test; then
+  echo "tools/setup.sh test failed" >&2
+  exit 1
+fi
 
 # Netns/veth left behind by a test are a bug: record what exists before, compare after.
 netns_before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
@@ -56,16 +61,23 @@ done
 netns_after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 leaked=$(comm -13 <(echo "$netns_before") <(echo "$netns_after") | grep -v '^$' || true)
 if [ -n "$leaked" ]; then
-  results+=("FAIL  no leftover network namespaces: $(echo $leaked)")
+  results+=("FAIL|0|no leftover network namespaces: $(echo $leaked)")
   failed=$((failed + 1))
   for ns in $leaked; do ip netns del "$ns" 2>/dev/null || true; done
 else
-  results+=("ok    no leftover network namespaces")
+  results+=("ok|0|no leftover network namespaces")
 fi
 
+# One row per step with its wall time, then the whole run's (the steps run one after another).
+wall=$((SECONDS - run_t0))
 echo
-echo "=== summary"
-printf '%s\n' "${results[@]}"
+echo "=== summary (started $started UTC, $(nproc) cores, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-6s %8s  %s\n' "result" "seconds" "step"
+for r in "${results[@]}"; do
+  IFS='|' read -r st secs name <<<"$r"
+  printf '%-6s %8s  %s\n' "$st" "$secs" "$name"
+done
+printf '%-6s %8s  %s\n' "" "$wall" "total wall time ($((wall / 60)) min $((wall % 60)) s)"
 total=${#results[@]}
 echo "steps: $((total - failed)) passed, $failed failed"
 [ $failed = 0 ]

@@ -20,6 +20,19 @@ use mptcp_lab::{
 
 type R = Result<(), String>;
 
+/// Bound for a reaction these tests prove happens, not how fast: NetworkManager or mptcpd
+/// following a carrier, link or connection change, a second lab's NM adding endpoints, a server
+/// seeing a transfer end. Each takes well under 1 s idle and under 2 s with a `-j2` kernel build
+/// beside the tests (2 cores, load 15); a green run never waits for the bound, so it can be wide.
+/// How fast the agent reacts is measured by mptcp-bench, not here.
+const REACTION: Duration = Duration::from_secs(20);
+/// Wait for a transfer's subflows (the initial one and the MP_JOIN, a few round trips on veth).
+/// It must end well before the transfer does, so the subflows are looked at while it runs.
+const JOIN_WAIT: Duration = Duration::from_secs(6);
+/// Length of a transfer whose subflows are inspected while it runs: JOIN_WAIT, then up to 3.5 s
+/// of checks (ss -K test), with room to spare.
+const LIVE_TRANSFER_S: u64 = 10;
+
 trait Ctx<T> {
     fn ctx(self, what: &str) -> Result<T, String>;
 }
@@ -28,6 +41,16 @@ impl<T> Ctx<T> for io::Result<T> {
     fn ctx(self, what: &str) -> Result<T, String> {
         self.map_err(|e| format!("{what}: {e}"))
     }
+}
+
+/// A thread's panic as text (its message), for the failure report.
+fn panicked(what: &str, p: Box<dyn std::any::Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!("{what} panicked: {msg}")
 }
 
 fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
@@ -108,13 +131,18 @@ fn wait_for_peers(
     timeout: Duration,
 ) -> Result<Vec<(IpAddr, u16)>, String> {
     let mut last = Vec::new();
+    let mut err = String::new();
     let got = wait_for(timeout, || {
-        last = server_subflow_peers(lab, port).unwrap_or_default();
+        last = server_subflow_peers(lab, port)
+            .map_err(|e| err = e)
+            .unwrap_or_default();
         want.iter()
             .all(|w| last.iter().any(|(a, _)| a == w))
             .then(|| last.clone())
     });
-    got.ok_or_else(|| format!("server port {port}: wanted subflows from {want:?}, have {last:?}"))
+    got.ok_or_else(|| {
+        format!("server port {port}: wanted subflows from {want:?} within {timeout:?}, have {last:?} {err}")
+    })
 }
 
 fn ping(lab: &Lab, ifname: &str, dst: &str) -> R {
@@ -244,8 +272,8 @@ fn nm_starts_uplinks_activated_routes_no_endpoints() -> R {
 fn nm_mptcp_on_adds_endpoints() -> R {
     let lab = up(LabOptions::default().nm_mptcp(true))?;
     let mut eps = String::new();
-    let all = wait_for(Duration::from_secs(3), || {
-        eps = endpoints(&lab).unwrap_or_default();
+    let all = wait_for(REACTION, || {
+        eps = endpoints(&lab).unwrap_or_else(|e| e);
         lab.uplinks()
             .iter()
             .all(|u| {
@@ -287,7 +315,7 @@ fn two_subflows_v4_upload_join_through_nat() -> R {
     let client = lab
         .spawn_traffic_client(ClientConfig::upload_for(
             lab.server_sockaddr(false, 5000),
-            3,
+            LIVE_TRANSFER_S,
         ))
         .ctx("client")?;
     // The server sees the initial subflow from wlan0 and the join from the NAT box.
@@ -295,16 +323,16 @@ fn two_subflows_v4_upload_join_through_nat() -> R {
         &lab,
         5000,
         &[wlan.seen4.into(), wwan.seen4.into()],
-        Duration::from_secs(3),
+        JOIN_WAIT,
     )?;
     eprintln!("[{}] v4 subflows at the server: {peers:?}", lab.prefix());
     let t = client
         .join()
-        .map_err(|_| "client panicked")?
+        .map_err(|p| panicked("client", p))?
         .ctx("client")?;
     ensure(t.ok(), || format!("client: {:?}", t.error))?;
     let done = srv
-        .wait_finished(1, Duration::from_secs(10))
+        .wait_finished(1, REACTION)
         .ok_or("server saw no finished transfer")?;
     let rx = &done[0];
     ensure(
@@ -317,9 +345,10 @@ fn two_subflows_v4_upload_join_through_nat() -> R {
         rx.mbps(),
         rx.bytes
     );
-    // More than one 20 Mbit/s uplink can carry: both paths were used.
-    ensure(rx.mbps() > 28.0, || {
-        format!("aggregate {:.1} Mbit/s, want > 28", rx.mbps())
+    // More than one 20 Mbit/s uplink can carry (its tbf lets through at most ~19 Mbit/s of
+    // goodput): both paths were used.
+    ensure(rx.mbps() > 21.0, || {
+        format!("aggregate {:.1} Mbit/s, want > 21", rx.mbps())
     })
 }
 
@@ -329,7 +358,8 @@ fn v6_download_far_side_shaping_and_two_subflows() -> R {
     let wlan = lab.uplink("wlan0").ctx("uplink")?.clone();
     let srv = lab.traffic_server(5001).ctx("traffic server")?;
     let server = lab.server_sockaddr(true, 5001);
-    // One path, downloading: limited by the far side's tbf.
+    // One path, downloading: limited by the far side's tbf. Below 23: shaped to 20 Mbit/s (tbf's
+    // burst adds well under 1 Mbit/s over 2 s); above 10: a working path, not a trickle.
     let single = lab
         .traffic_client(ClientConfig::upload_for(server, 2).direction(Direction::Download))
         .ctx("client")?;
@@ -355,18 +385,20 @@ fn v6_download_far_side_shaping_and_two_subflows() -> R {
     ])
     .ctx("endpoint")?;
     let client = lab
-        .spawn_traffic_client(ClientConfig::upload_for(server, 3).direction(Direction::Download))
+        .spawn_traffic_client(
+            ClientConfig::upload_for(server, LIVE_TRANSFER_S).direction(Direction::Download),
+        )
         .ctx("client")?;
     let peers = wait_for_peers(
         &lab,
         5001,
         &[wlan.seen6.into(), wwan.seen6.into()],
-        Duration::from_secs(3),
+        JOIN_WAIT,
     )?;
     eprintln!("[{}] v6 subflows at the server: {peers:?}", lab.prefix());
     let t = client
         .join()
-        .map_err(|_| "client panicked")?
+        .map_err(|p| panicked("client", p))?
         .ctx("client")?;
     ensure(t.ok() && !t.stalled(), || {
         format!("two-path download: {t:?}")
@@ -376,13 +408,13 @@ fn v6_download_far_side_shaping_and_two_subflows() -> R {
         lab.prefix(),
         t.mbps()
     );
-    ensure(t.mbps() > 28.0, || {
-        format!("aggregate {:.1} Mbit/s, want > 28", t.mbps())
+    // As for the upload: above what one shaped uplink can carry.
+    ensure(t.mbps() > 21.0, || {
+        format!("aggregate {:.1} Mbit/s, want > 21", t.mbps())
     })?;
-    ensure(
-        srv.wait_finished(2, Duration::from_secs(10)).is_some(),
-        || "server: transfers not finished".into(),
-    )
+    ensure(srv.wait_finished(2, REACTION).is_some(), || {
+        "server: transfers not finished".into()
+    })
 }
 
 fn carrier_admin_and_nmcli_helpers() -> R {
@@ -400,7 +432,7 @@ fn carrier_admin_and_nmcli_helpers() -> R {
         || format!("after cut: {f:?}"),
     )?;
     ensure(
-        wait_for(Duration::from_secs(2), || carrier("off").then_some(())).is_some(),
+        wait_for(REACTION, || carrier("off").then_some(())).is_some(),
         || "NM still sees carrier".into(),
     )?;
     lab.carrier("wwan0", true).ctx("carrier on")?;
@@ -409,11 +441,11 @@ fn carrier_admin_and_nmcli_helpers() -> R {
         format!("after restore: {f:?}")
     })?;
     ensure(
-        wait_for(Duration::from_secs(2), || carrier("on").then_some(())).is_some(),
+        wait_for(REACTION, || carrier("on").then_some(())).is_some(),
         || "NM sees no carrier".into(),
     )?;
     // NM re-activates it (its profile autoconnects) if the cut outlasted carrier-wait, or keeps it.
-    let activated = wait_for(Duration::from_secs(5), || {
+    let activated = wait_for(REACTION, || {
         (lab.connection_state("wwan0").ok().flatten().as_deref() == Some("activated")).then_some(())
     });
     ensure(activated.is_some(), || {
@@ -436,7 +468,7 @@ fn carrier_admin_and_nmcli_helpers() -> R {
     ensure(link_flags(&lab, "wwan0")?.iter().any(|x| x == "UP"), || {
         "not UP".into()
     })?;
-    let back = wait_for(Duration::from_secs(5), || {
+    let back = wait_for(REACTION, || {
         let r = lab
             .dev_ip(&["-4", "route", "show", "default"])
             .unwrap_or_default();
@@ -448,7 +480,7 @@ fn carrier_admin_and_nmcli_helpers() -> R {
 
     // nmcli connection down removes the addresses; up restores them.
     lab.connection("wwan0", false).ctx("conn down")?;
-    let gone = wait_for(Duration::from_secs(3), || {
+    let gone = wait_for(REACTION, || {
         let a = lab
             .dev_ip(&["-br", "addr", "show", "dev", "wwan0"])
             .unwrap_or_default();
@@ -490,14 +522,14 @@ fn ss_kill_resets_one_subflow_and_transfer_survives() -> R {
     ])
     .ctx("endpoint")?;
     let srv = lab.traffic_server(5002).ctx("traffic server")?;
-    let mut cfg = ClientConfig::upload_for(lab.server_sockaddr(false, 5002), 3);
+    let mut cfg = ClientConfig::upload_for(lab.server_sockaddr(false, 5002), LIVE_TRANSFER_S);
     cfg.limits.stall_abort = Duration::from_secs(10);
     let client = lab.spawn_traffic_client(cfg).ctx("client")?;
     let before = wait_for_peers(
         &lab,
         5002,
         &[wlan.seen4.into(), wwan.seen4.into()],
-        Duration::from_secs(3),
+        JOIN_WAIT,
     )?;
     let wlan_port = before
         .iter()
@@ -506,7 +538,9 @@ fn ss_kill_resets_one_subflow_and_transfer_survives() -> R {
     std::thread::sleep(Duration::from_millis(500));
     lab.kill_subflows_of("wwan0").ctx("ss -K")?;
     let mut now = Vec::new();
-    let closed = wait_for(Duration::from_secs(1), || {
+    // ss -K destroys the socket at once and its RST crosses one veth: 3 s allows a stalled host
+    // and keeps the check of the wlan0 subflow inside the transfer.
+    let closed = wait_for(REACTION, || {
         now = server_subflow_peers(&lab, 5002).unwrap_or_default();
         (!now.iter().any(|(a, _)| *a == IpAddr::from(wwan.seen4))).then_some(())
     });
@@ -522,13 +556,13 @@ fn ss_kill_resets_one_subflow_and_transfer_survives() -> R {
     })?;
     let t = client
         .join()
-        .map_err(|_| "client panicked")?
+        .map_err(|p| panicked("client", p))?
         .ctx("client")?;
     ensure(t.ok(), || {
         format!("transfer broken by a subflow reset: {:?}", t.error)
     })?;
     let rx = srv
-        .wait_finished(1, Duration::from_secs(10))
+        .wait_finished(1, REACTION)
         .ok_or("server: not finished")?;
     ensure(rx[0].ok() && rx[0].checksum == t.checksum, || {
         format!("server: {:?}", rx[0])
@@ -582,8 +616,8 @@ fn mptcpd_adds_endpoints_and_stops() -> R {
     let pid = lab.pid("mptcpd").ok_or("mptcpd not running")?;
     let start = process_start_time(pid).unwrap_or_default();
     let mut eps = String::new();
-    let all = wait_for(Duration::from_secs(3), || {
-        eps = endpoints(&lab).unwrap_or_default();
+    let all = wait_for(REACTION, || {
+        eps = endpoints(&lab).unwrap_or_else(|e| e);
         lab.uplinks()
             .iter()
             .all(|u| has_endpoint(&eps, &u.addr4.to_string(), &u.name))
@@ -638,8 +672,8 @@ fn uplink_without_default_route() -> R {
 fn two_labs_side_by_side() -> R {
     let a = std::thread::spawn(|| up(LabOptions::default()));
     let b = std::thread::spawn(|| up(LabOptions::default().nm_mptcp(true)));
-    let a = a.join().map_err(|_| "lab a panicked")??;
-    let b = b.join().map_err(|_| "lab b panicked")??;
+    let a = a.join().map_err(|p| panicked("lab a", p))??;
+    let b = b.join().map_err(|p| panicked("lab b", p))??;
     ensure(
         a.dev_ns() != b.dev_ns() && a.bus_address() != b.bus_address(),
         || "labs share names".into(),
@@ -662,7 +696,7 @@ fn two_labs_side_by_side() -> R {
         "lab a has endpoints".into()
     })?;
     ensure(
-        wait_for(Duration::from_secs(3), || {
+        wait_for(REACTION, || {
             (!endpoints(&b).unwrap_or_default().trim().is_empty()).then_some(())
         })
         .is_some(),
@@ -752,9 +786,7 @@ fn drop_cleans_up_even_after_a_panic() -> R {
         )
     })?;
     // The stray is our own child: it must have been killed; reap it.
-    let status = wait_for(Duration::from_secs(2), || {
-        left.stray.try_wait().ok().flatten()
-    });
+    let status = wait_for(REACTION, || left.stray.try_wait().ok().flatten());
     ensure(status.is_some(), || {
         "the stray process in the device namespace survived".into()
     })?;
@@ -773,6 +805,38 @@ fn drop_cleans_up_even_after_a_panic() -> R {
     })
 }
 
+/// The lab's iperf3 server listens on 5201 (tcp or mptcp line in `ss -l`).
+fn iperf3_listening(lab: &Lab) -> bool {
+    lab.exec(Node::Server, "ss", &["-Hln", "sport = :5201"])
+        .map(|o| !o.trim().is_empty())
+        .unwrap_or(false)
+}
+
+/// What iperf3 said, for a failure message: its JSON "error", stderr, the tail of stdout and
+/// of the server's log.
+fn iperf3_report(lab: &Lab, out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let error = serde_json::from_str::<serde_json::Value>(&stdout)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "(none)".into());
+    let tail = |s: &str, n: usize| {
+        let start = s.len().saturating_sub(n);
+        let start = (start..=s.len())
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(s.len());
+        s[start..].trim().to_string()
+    };
+    let server = std::fs::read_to_string(lab.dir().join("log/iperf3.log")).unwrap_or_default();
+    format!(
+        "{}; iperf3 error: {error}; stderr: {}; stdout (tail): {}; server log (tail): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim(),
+        tail(&stdout, 1500),
+        tail(&server, 800)
+    )
+}
+
 fn iperf3_through_mptcpize() -> R {
     let lab = up(LabOptions::default().iperf3_server(true))?;
     let wwan = lab.uplink("wwan0").ctx("uplink")?.clone();
@@ -787,35 +851,39 @@ fn iperf3_through_mptcpize() -> R {
     ])
     .ctx("endpoint")?;
     let srv = lab.server_addr4().to_string();
-    // The server needs a moment to listen; retry connection refusals (bounded).
-    let mut last = String::new();
-    let out = wait_for(Duration::from_secs(5), || {
-        match lab.exec(
-            Node::Device,
-            "mptcpize",
-            &["run", "iperf3", "-c", &srv, "-t", "3", "-J"],
-        ) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                last = e.to_string();
-                std::thread::sleep(Duration::from_millis(100));
-                None
-            }
-        }
-    })
-    .ok_or_else(|| format!("iperf3: {last}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("iperf3 json: {e}"))?;
+    // The server is started in the background by lab.sh: wait until it listens (one run of
+    // iperf3, no retries that could meet a half-finished earlier attempt). 10 s: a process
+    // start and bind, which takes well under 1 s even on a loaded 2-core machine.
+    ensure(
+        wait_for(Duration::from_secs(10), || {
+            iperf3_listening(&lab).then_some(())
+        })
+        .is_some(),
+        || "iperf3 server not listening on 5201 after 10 s".into(),
+    )?;
+    let out = lab
+        .command(Node::Device, "mptcpize")
+        .args(["run", "iperf3", "-c", &srv, "-t", "3", "-J"])
+        .output()
+        .ctx("mptcpize run iperf3")?;
+    let report = || iperf3_report(&lab, &out);
+    ensure(out.status.success(), || {
+        format!("iperf3 failed: {}", report())
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("iperf3 json: {e}: {}", report()))?;
     let bps = v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .ok_or("no sum_received in iperf3 output")?;
+        .ok_or_else(|| format!("no sum_received in iperf3 output: {}", report()))?;
     eprintln!(
         "[{}] iperf3 (mptcpize) over 2x20 Mbit/s: {:.1} Mbit/s",
         lab.prefix(),
         bps / 1e6
     );
-    ensure(bps > 28e6, || {
-        format!("iperf3 {:.1} Mbit/s, want > 28", bps / 1e6)
+    // Proves aggregation: one 20 Mbit/s tbf link delivers at most ~19 Mbit/s of goodput, so
+    // anything above 21 needs both subflows. Not tighter: a loaded host stalls the sender.
+    ensure(bps > 21e6, || {
+        format!("iperf3 {:.1} Mbit/s, want > 21: {}", bps / 1e6, report())
     })
 }
 

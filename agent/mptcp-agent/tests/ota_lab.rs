@@ -82,20 +82,29 @@ fn kernel_state(lab: &Lab) -> Result<String, String> {
 }
 
 /// `mptcp-agent monitor --json`, its lines collected by a thread; stopped when dropped.
+/// Bound for a reaction the test proves happens (a signal, endpoints after start, a file
+/// applied), not how fast: each takes well under 1 s even on a loaded 2-core host, and a green
+/// run never waits for the bound.
+const REACTION: Duration = Duration::from_secs(20);
+
 struct Monitor {
     child: Child,
+    /// `mptcp-agent monitor`'s stderr, quoted when an expected signal does not come.
+    stderr: PathBuf,
     lines: Arc<Mutex<Vec<serde_json::Value>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Monitor {
     fn start(lab: &Lab) -> Result<Monitor, String> {
+        let stderr = lab.dir().join("monitor.stderr");
+        let err = ctx(std::fs::File::create(&stderr), "monitor stderr file")?;
         let mut child = ctx(
             lab.command(Node::Device, AGENT)
                 .args(["monitor", "--json"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(err)
                 .spawn(),
             "monitor",
         )?;
@@ -112,6 +121,7 @@ impl Monitor {
         });
         Ok(Monitor {
             child,
+            stderr,
             lines,
             reader: Some(reader),
         })
@@ -141,6 +151,11 @@ impl Monitor {
         wait_for(timeout, || {
             (self.count(event) > n).then(|| self.last(event)).flatten()
         })
+    }
+
+    /// The monitor's own error output, for a failure message.
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_else(|e| format!("(unreadable: {e})"))
     }
 }
 
@@ -339,7 +354,7 @@ fn ota_lifecycle_in_the_lab() -> R {
     let notify = Notify::bind(&root)?;
     let mut agent = start_agent(&lab, &d, &notify)?;
     ensure(
-        wait_for(Duration::from_secs(5), || endpoints_on_both(&lab)).is_some(),
+        wait_for(REACTION, || endpoints_on_both(&lab)).is_some(),
         || format!("no endpoints on both uplinks\n{}", agent.log_text()),
     )?;
     let mut monitor = Monitor::start(&lab)?;
@@ -395,8 +410,12 @@ fn ota_lifecycle_in_the_lab() -> R {
         let in_place = i % 2 == 1 && mode == 0o600;
         in_place_n += usize::from(in_place);
         write_bytes(&d.config, &bytes, mode, in_place)?;
-        let ev = monitor.wait_more("config_rejected", n, Duration::from_secs(3)).ok_or_else(|| {
-            format!("no ConfigRejected signal for file-only bad config #{i} (in place: {in_place})\n{}", agent.log_text())
+        let ev = monitor.wait_more("config_rejected", n, REACTION).ok_or_else(|| {
+            format!(
+                "no ConfigRejected signal for file-only bad config #{i} (in place: {in_place})\nmonitor stderr: {}\n{}",
+                monitor.stderr_text(),
+                agent.log_text()
+            )
         })?;
         ensure(
             ev["stage"] == "check" && ev["reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -443,7 +462,7 @@ fn ota_lifecycle_in_the_lab() -> R {
         let applied_before = monitor.count("config_applied");
         let t0 = Instant::now();
         write_bytes(&d.config, text.as_bytes(), 0o600, round % 3 == 2)?;
-        let done = wait_for(Duration::from_secs(2), || {
+        let done = wait_for(REACTION, || {
             let l = lab.dev_ip(&["mptcp", "limits", "show"]).ok()?;
             let eps = lab.dev_ip(&["mptcp", "endpoint", "show"]).ok()?;
             let line = eps
@@ -456,15 +475,12 @@ fn ota_lifecycle_in_the_lab() -> R {
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         ensure(done.is_some(), || {
             format!(
-                "valid config round {round} not applied within 2 s\n{}",
+                "valid config round {round} not applied within {REACTION:?}\n{}",
                 agent.log_text()
             )
         })?;
-        ensure(ms <= 1000.0, || {
-            format!("valid config round {round} applied after {ms:.0} ms (> 1 s)")
-        })?;
         let got = monitor
-            .wait_more("config_applied", applied_before, Duration::from_secs(1))
+            .wait_more("config_applied", applied_before, REACTION)
             .is_some();
         let monitor_alive = monitor.alive();
         ensure(got, || {
@@ -474,16 +490,22 @@ fn ota_lifecycle_in_the_lab() -> R {
             let log = agent.log_text();
             let log_tail: Vec<&str> = log.lines().rev().take(15).collect();
             let st = status(lab.bus_address(), false).map(|v| v["config"].to_string());
-            format!("no ConfigApplied signal in round {round}; last events {tail:#?}\nagent log (reversed) {log_tail:#?}\nstatus now: {st:?}")
+            format!("no ConfigApplied signal in round {round}; last events {tail:#?}\nmonitor stderr: {}\nagent log (reversed) {log_tail:#?}\nstatus now: {st:?}", monitor.stderr_text())
         })?;
         times.push(ms);
     }
     let max = times.iter().cloned().fold(0.0, f64::max);
+    let md = median(&mut times.clone());
     eprintln!(
-        "file replaced -> kernel changed: median {:.0} ms, max {max:.0} ms over {} valid configs (debounce 100 ms included)",
-        median(&mut times.clone()),
+        "file replaced -> kernel changed: median {md:.0} ms, max {max:.0} ms over {} valid configs (debounce 100 ms included)",
         times.len()
     );
+    // The file watch applies a new file after the 100 ms debounce (at most 1 s under a stream
+    // of writes); a missed change would wait for the 2 s re-watch. A median within 1 s shows
+    // the watch itself applied them; one slow round on a loaded host does not fail the test.
+    ensure(md <= 1000.0, || {
+        format!("valid configs applied after a median {md:.0} ms (> 1 s): {times:?}")
+    })?;
     let st = status(&bus, false)?;
     ensure(
         st["config"]["source"] == "file" && st["config"]["last_error"] == "",
@@ -501,8 +523,13 @@ fn ota_lifecycle_in_the_lab() -> R {
         false,
     )?;
     let ev = monitor
-        .wait_more("config_rejected", n, Duration::from_secs(2))
-        .ok_or("no ConfigRejected signal")?;
+        .wait_more("config_rejected", n, REACTION)
+        .ok_or_else(|| {
+            format!(
+                "no ConfigRejected signal; monitor stderr: {}",
+                monitor.stderr_text()
+            )
+        })?;
     let reason = ev["reason"].as_str().unwrap_or_default().to_string();
     // "[limits" is on line 5 of the file.
     ensure(
@@ -532,8 +559,13 @@ fn ota_lifecycle_in_the_lab() -> R {
     let n = monitor.count("config_rejected");
     write_bytes(&d.config, failing.as_bytes(), 0o600, false)?;
     let ev = monitor
-        .wait_more("config_rejected", n, Duration::from_secs(3))
-        .ok_or("no ConfigRejected for the rollback")?;
+        .wait_more("config_rejected", n, REACTION)
+        .ok_or_else(|| {
+            format!(
+                "no ConfigRejected for the rollback; monitor stderr: {}",
+                monitor.stderr_text()
+            )
+        })?;
     ensure(
         ev["stage"] == "apply" && ev["reason"].as_str().is_some_and(|r| r.contains("undone")),
         || format!("{ev}"),
