@@ -377,9 +377,12 @@ fn diff_shows_what_would_change_and_changes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}{err}");
     assert!(
-        text.contains("(kernel-only mode) would make 2 change(s)"),
+        text.contains("(kernel-only mode) would make 3 change(s)"),
         "{text}"
     );
+    // An uplink coming into use gets its unresolved neighbour entries reset first (the
+    // join must not wait for the next ARP probe).
+    assert!(text.contains("  neighbour flush ifindex "), "{text}");
     assert!(text.contains("  limits set subflows 3"), "{text}");
     assert!(
         text.contains("  endpoint add 10.77.0.2 id 1 subflow"),
