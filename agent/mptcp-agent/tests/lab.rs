@@ -53,6 +53,15 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Waits (5 s) for a watcher thread's first report: started, or its error.
+fn watcher_started(ready: &std::sync::mpsc::Receiver<Result<(), String>>, what: &str) -> R {
+    match ready.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what} did not start")),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -242,11 +251,7 @@ impl EndpointWatch {
             }),
             "endpoint watcher",
         )?;
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("endpoint watcher: {e}")),
-            Err(_) => return Err("endpoint watcher did not start".into()),
-        }
+        watcher_started(&ready_rx, "endpoint watcher")?;
         Ok(EndpointWatch {
             stop,
             changes,
@@ -380,11 +385,7 @@ impl EventWatch {
             }),
             "event watcher",
         )?;
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("event watcher: {e}")),
-            Err(_) => return Err("event watcher did not start".into()),
-        }
+        watcher_started(&ready_rx, "event watcher")?;
         Ok(EventWatch {
             stop,
             events,
