@@ -524,8 +524,7 @@ fn serve(listener: TcpListener) -> Result<Served, String> {
         return Err(format!("no connection within {WAIT:?}"));
     }
     let (mut s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-    s.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+    set_timeouts(&s)?;
     let mut hello = [0u8; 5];
     s.read_exact(&mut hello)
         .map_err(|e| format!("hello: {e}"))?;
@@ -671,7 +670,8 @@ fn mptcp_connect(a: SocketAddrV4) -> Result<TcpStream, String> {
         tv_sec: WAIT.as_secs() as libc::time_t,
         tv_usec: 0,
     };
-    // SAFETY: valid fd and buffers of the sizes given. SO_SNDTIMEO bounds connect().
+    // SAFETY: valid fd and buffers of the sizes given. SO_SNDTIMEO bounds connect()
+    // where the kernel accepts it (5.15's MPTCP refuses it: set_timeouts).
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -690,9 +690,22 @@ fn mptcp_connect(a: SocketAddrV4) -> Result<TcpStream, String> {
         return Err(format!("connect {a}: {}", std::io::Error::last_os_error()));
     }
     let s = TcpStream::from(fd);
-    s.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+    set_timeouts(&s)?;
     Ok(s)
+}
+
+/// Bounds reads and, where the kernel allows it, writes. 5.15's MPTCP (so the backport)
+/// refuses SO_SNDTIMEO with EOPNOTSUPP (6.x accepts it); writes stay bounded all the same
+/// because the peer reads with SO_RCVTIMEO and closes on timeout, which fails our write.
+fn set_timeouts(s: &TcpStream) -> Result<(), String> {
+    s.set_read_timeout(Some(WAIT))
+        .map_err(|e| format!("setsockopt(SO_RCVTIMEO): {e}"))?;
+    match s.set_write_timeout(Some(WAIT)) {
+        Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => {
+            Err(format!("setsockopt(SO_SNDTIMEO): {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn socket_protocol(s: &TcpStream) -> Result<i32, String> {
