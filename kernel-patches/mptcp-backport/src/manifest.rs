@@ -240,10 +240,15 @@ impl Manifest {
             path: path.to_path_buf(),
             message,
         })?;
-        manifest.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if manifest.dir.as_os_str().is_empty() {
-            manifest.dir = PathBuf::from(".");
-        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // Absolute: patch paths are handed to git am / patch running inside the kernel tree.
+        manifest.dir = std::fs::canonicalize(dir).map_err(|e| Error::Manifest {
+            path: path.to_path_buf(),
+            message: format!("{}: {e}", dir.display()),
+        })?;
         manifest.check_files().map_err(|message| Error::Manifest {
             path: path.to_path_buf(),
             message,

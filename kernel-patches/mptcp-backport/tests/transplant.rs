@@ -553,6 +553,32 @@ fn cli_transplant_and_verify_show_provenance() {
     assert!(text.contains("not booted"), "{text}");
 }
 
+/// The manifest named by a relative path (the documented `./kernel-patches/series.toml` from the
+/// repository root): its patches must still be found by git am running inside the kernel tree.
+#[test]
+fn relative_manifest_path_from_another_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, src) = proven(dir.path());
+    let tree = bsp(dir.path(), "5.10.223", true);
+    let parent = m.dir.parent().unwrap();
+    let rel = Path::new(m.dir.file_name().unwrap()).join("series.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_mptcp-backport"))
+        .current_dir(parent)
+        .arg("--manifest")
+        .arg(&rel)
+        .args(["transplant", "--source"])
+        .arg(&src)
+        .arg("--tree")
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `verify --boot` drives kmx as `kmx build --source TREE` then `kmx run --source TREE --
 /// PROBE probe`. A stand-in kmx that runs the command on this machine checks the plumbing
 /// (the real boot is `kmx`'s job, tested with kernel-matrix).
