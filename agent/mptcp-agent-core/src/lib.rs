@@ -16,6 +16,7 @@ pub mod model;
 pub mod nmconf;
 pub mod op;
 pub mod plan;
+pub mod refusal;
 pub mod state;
 pub mod time;
 
@@ -25,6 +26,7 @@ pub use ids::IdAllocator;
 pub use model::*;
 pub use op::Op;
 pub use plan::{assess, plan, Control, Diagnostic, LinkAssessment, Plan, RoutePath, Step, Want};
+pub use refusal::{NmFlagsSource, Refusal};
 pub use state::{NmObserved, NmPresent, Observed};
 pub use time::Millis;
 

@@ -9,7 +9,7 @@ use crate::{
     event::{Event, KernelSnapshot},
     model::*,
     op::Op,
-    plan::{plan, Diagnostic, Plan},
+    plan::{plan, Control, Diagnostic, Plan},
     state::Observed,
     time::Millis,
 };
@@ -158,6 +158,10 @@ impl World {
 
     fn ev(&mut self, e: Event) {
         self.obs.apply(&e, self.now);
+    }
+
+    fn assess(&self) -> Vec<crate::LinkAssessment> {
+        crate::assess(&self.cfg, &self.obs)
     }
 
     fn plan(&self) -> Plan {
@@ -1643,13 +1647,74 @@ fn networkmanager_mptcp_on_by_default_refuses_the_interface() {
             _ => None,
         })
         .expect("refusal for wwan0");
-    assert!(msg.contains("NetworkManager 1.42.4"), "{msg}");
+    assert_eq!(msg.kind(), "networkmanager-default");
+    let text = msg.to_string();
+    assert!(text.contains("NetworkManager 1.42.4"), "{text}");
     assert!(
-        msg.contains("connection.mptcp-flags=0x22, NetworkManager's built-in default"),
-        "{msg}"
+        text.contains("connection.mptcp-flags=0x22, NetworkManager's built-in default"),
+        "{text}"
     );
-    assert!(msg.contains("nmcli connection modify 'uplink-wwan0' connection.mptcp-flags disabled && nmcli device reapply wwan0"), "{msg}");
-    assert!(msg.contains("connection.mptcp-flags=0x1"), "{msg}");
+    assert_eq!(
+        msg.advice(),
+        "nmcli connection modify uplink-wwan0 connection.mptcp-flags disabled && nmcli device reapply wwan0"
+    );
+    let long = msg.explanation().join(" ");
+    assert!(long.contains("90-mptcp-agent.conf"), "{long}");
+    assert!(long.contains("connection.mptcp-flags=0x1"), "{long}");
+}
+
+#[test]
+fn refusal_kinds_are_typed() {
+    use crate::{NmFlagsSource, Refusal};
+    let refusal_of = |w: &World, name: &str| {
+        w.assess()
+            .into_iter()
+            .find(|l| l.name == name)
+            .and_then(|l| match l.control {
+                Control::Refused(r) => Some(r),
+                _ => None,
+            })
+    };
+    // Global default from a file.
+    let mut w = World::new(BASE);
+    w.ev(Event::NmConfFiles(vec![(
+        "/etc/NetworkManager/conf.d/80-on.conf".into(),
+        "[connection-on]\nconnection.mptcp-flags=0x22\n".into(),
+    )]));
+    w.nm_present("1.42.4", vec![nm_default_flags_device()]);
+    let r = refusal_of(&w, "wwan0").expect("refused");
+    assert_eq!(r.kind(), "networkmanager-global");
+    assert!(
+        matches!(&r, Refusal::NetworkManager { source: NmFlagsSource::Global { file }, flags: 0x22, .. }
+            if file.starts_with("/etc/NetworkManager/conf.d/80-on.conf")),
+        "{r:?}"
+    );
+    // Per profile.
+    let mut w = World::new(BASE);
+    let mut d = nm_default_flags_device();
+    d.applied.as_mut().unwrap().mptcp_flags = 0x2;
+    w.nm_present("1.42.4", vec![d]);
+    let r = refusal_of(&w, "wwan0").expect("refused");
+    assert_eq!(r.kind(), "networkmanager-profile");
+    // Disabled in the profile: not refused, whatever the global says.
+    let mut w = World::new(BASE);
+    let mut d = nm_default_flags_device();
+    d.applied.as_mut().unwrap().mptcp_flags = 0x1;
+    w.nm_present("1.42.4", vec![d]);
+    assert_eq!(refusal_of(&w, "wwan0"), None);
+    // mptcpd: every link, and only the mptcpd diagnostic is reported.
+    let mut w = World::new(BASE);
+    w.ev(Event::Mptcpd(Some(42)));
+    let r = refusal_of(&w, "wlan0").expect("refused");
+    assert_eq!(r, Refusal::Mptcpd { pid: 42 });
+    let p = w.plan();
+    assert!(!p
+        .diagnostics
+        .iter()
+        .any(|d| matches!(d, Diagnostic::Refused { .. })));
+    assert!(p
+        .diagnostics
+        .contains(&Diagnostic::MptcpdRunning { pid: 42 }));
 }
 
 #[test]

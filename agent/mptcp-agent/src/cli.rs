@@ -479,6 +479,9 @@ pub fn render_status(s: &Status) -> String {
         if !notes.is_empty() {
             out.push_str(&wrap(&notes.join("; "), "    ", "    ", WIDTH));
         }
+        if !l.advice.is_empty() {
+            out.push_str(&wrap(&l.advice, "    to change: ", "      ", WIDTH));
+        }
     }
     out.push('\n');
     if s.endpoints.is_empty() {
@@ -1017,6 +1020,7 @@ mod tests {
                 policy_applied: true,
                 nm_state: "ACTIVATED".into(),
                 detail: "IPv4: 10.1.0.2".into(),
+                ..LinkInfo::default()
             }],
             endpoints: vec![EndpointInfo {
                 id: 1,
@@ -1030,10 +1034,16 @@ mod tests {
         }
     }
 
-    /// The advice NetworkManager's coexistence gives, as long as the agent prints it.
-    const ADVICE: &str = "NetworkManager manages MPTCP endpoints on this device (connection.mptcp-flags 0x22 \
-        from the profile \"uplink2\"); set `nmcli connection modify uplink2 connection.mptcp-flags disabled` \
-        and reactivate it, or install 90-mptcp-agent.conf with connection.mptcp-flags=0x1";
+    /// A refusal as the agent reports it.
+    fn refusal() -> mptcp_agent_core::Refusal {
+        mptcp_agent_core::Refusal::NetworkManager {
+            version: Some("1.42.4".into()),
+            interface: "eth1".into(),
+            profile: Some("uplink2".into()),
+            flags: 0x22,
+            source: mptcp_agent_core::NmFlagsSource::BuiltIn { ignored: None },
+        }
+    }
 
     fn refused_link() -> LinkInfo {
         LinkInfo {
@@ -1047,7 +1057,9 @@ mod tests {
             policy: "subflow".into(),
             policy_applied: true,
             nm_state: "ACTIVATED".into(),
-            detail: ADVICE.into(),
+            detail: refusal().to_string(),
+            refusal: refusal().kind().into(),
+            advice: refusal().advice(),
         }
     }
 
@@ -1093,7 +1105,13 @@ mod tests {
 
         // A refused link: the advice once, under the link, wrapped; exit status 5.
         s.links.push(refused_link());
-        s.diagnostics.push(format!("eth1: left alone: {ADVICE}"));
+        s.diagnostics.push(
+            mptcp_agent_core::Diagnostic::Refused {
+                interface: "eth1".into(),
+                reason: refusal(),
+            }
+            .to_string(),
+        );
         let s = s.with_health();
         assert_eq!(s.health, "unhealthy");
         assert_eq!(s.unhealthy().len(), 1);
@@ -1101,8 +1119,19 @@ mod tests {
         assert!(text.contains(", 1 link(s) refused or degraded\n"), "{text}");
         assert_eq!(text.matches("mptcp-flags disabled").count(), 1, "{text}");
         assert!(
-            text.contains("\n    metered; NetworkManager manages"),
+            text.contains("\n    metered; NetworkManager 1.42.4 manages"),
             "{text}"
+        );
+        // The advice on lines of its own, as one command when the wrapping is undone.
+        let advice_at = text.find("    to change: nmcli").expect("advice");
+        let advice: Vec<&str> = text[advice_at..]
+            .lines()
+            .take_while(|l| l.starts_with("    "))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            advice.join(" "),
+            "to change: nmcli connection modify uplink2 connection.mptcp-flags disabled && nmcli device reapply eth1"
         );
         for l in text.lines() {
             assert!(l.chars().count() <= WIDTH, "{l:?} is wider than {WIDTH}");

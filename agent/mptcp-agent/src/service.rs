@@ -62,6 +62,12 @@ pub struct LinkInfo {
     pub nm_state: String,
     /// Why the link is in this state, per address family.
     pub detail: String,
+    /// For a refused link, who manages MPTCP there: "mptcpd", "networkmanager-profile",
+    /// "networkmanager-global" or "networkmanager-default"; "" otherwise.
+    pub refusal: String,
+    /// For a refused link, the one command that lets the agent take it over (the agent
+    /// notices the change by itself); "" otherwise.
+    pub advice: String,
 }
 
 /// One MPTCP endpoint of the kernel (property `Endpoints`, signal `EndpointChanged`).
@@ -186,7 +192,9 @@ impl Snapshot {
                     Control::Ignored => info.state = "ignored".into(),
                     Control::Refused(why) => {
                         info.state = "refused".into();
-                        info.detail = why.clone();
+                        info.detail = why.to_string();
+                        info.refusal = why.kind().into();
+                        info.advice = why.advice();
                     }
                     Control::Managed(policy) => {
                         info.policy = policy.flags.to_string();

@@ -1194,7 +1194,7 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     let said = wait_for(Duration::from_secs(5), || {
         let log = agent.log_text();
         (log.contains("wwan0: left alone: NetworkManager 1.42")
-            && log.contains("connection.mptcp-flags=0x1"))
+            && log.contains("to change: nmcli connection modify uplink-wwan0"))
         .then_some(log)
     });
     let log = with_log(&agent, said.ok_or_else(|| "no refusal message".to_string()))?;
@@ -1207,6 +1207,127 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     ensure(watch.current() == before, || {
         format!("endpoints changed: {before:?} -> {:?}", watch.current())
     })
+}
+
+/// `mptcp-agent SUBCOMMAND ARGS...` in the device namespace on the lab's bus: stdout, or an
+/// error with the exit status and stderr.
+fn agent_cli(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String), String> {
+    let out = ctx(
+        lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+        "running mptcp-agent",
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.code().is_some_and(|c| c == 0 || c == 5) {
+        Ok((out.status.code(), stdout))
+    } else {
+        Err(format!(
+            "mptcp-agent {} exited with {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The link named `name` in `mptcp-agent status --json`.
+fn status_link(lab: &Lab, name: &str) -> Result<serde_json::Value, String> {
+    let (_, text) = agent_cli(lab, &["status", "--json"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("status --json: {e}: {text}"))?;
+    v["links"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == name))
+        .cloned()
+        .ok_or_else(|| format!("status --json has no link {name}: {text}"))
+}
+
+/// NetworkManager's own MPTCP on (its built-in default): both uplinks refused. The advice
+/// `status --json` gives for wwan0, run exactly as printed (`sh -c`), lets the agent take
+/// wwan0 over by itself, without Resync or down/up; wlan0 stays refused.
+fn printed_advice_lifts_the_refusal() -> R {
+    let lab = lab_with(LabOptions::default().nm_mptcp(true))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let refused = wait_for(Duration::from_secs(10), || {
+        status_link(&lab, "wwan0")
+            .ok()
+            .filter(|l| l["state"] == "refused")
+    });
+    let link = with_log(
+        &agent,
+        refused.ok_or_else(|| "wwan0 was not refused".to_string()),
+    )?;
+    ensure(link["refusal"] == "networkmanager-default", || {
+        format!("refusal kind: {link}")
+    })?;
+    let advice = link["advice"].as_str().unwrap_or_default().to_string();
+    ensure(!advice.is_empty() && !advice.contains('\n'), || {
+        format!("advice is not one line: {advice:?}")
+    })?;
+    eprintln!("advice as printed: {advice}");
+    let t0 = Instant::now();
+    let out = ctx(
+        lab.command(Node::Device, "sh")
+            .args(["-c", &advice])
+            .stdin(Stdio::null())
+            .output(),
+        "running the advice",
+    )?;
+    ensure(out.status.success(), || {
+        format!(
+            "the advice failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })?;
+    let ran = t0.elapsed();
+    let wwan = v4(&lab, "wwan0")?;
+    let endpoints = || {
+        lab.exec(Node::Device, "ip", &["mptcp", "endpoint", "show"])
+            .unwrap_or_default()
+    };
+    // Taken over: managed and applied in the agent's view, and the endpoint in the kernel
+    // (NetworkManager removes its own some time after the reapply; the agent adds it again).
+    let taken = wait_for(Duration::from_secs(10), || {
+        let l = status_link(&lab, "wwan0").ok()?;
+        (l["state"] == "active"
+            && l["policy_applied"] == true
+            && endpoints().contains(&format!("{wwan} ")))
+        .then_some(())
+    });
+    let lifted = t0.elapsed();
+    with_log(
+        &agent,
+        taken.ok_or_else(|| {
+            format!(
+                "wwan0 not managed with an endpoint {:.1} s after the advice: {}",
+                lifted.as_secs_f64(),
+                endpoints()
+            )
+        }),
+    )?;
+    eprintln!(
+        "refusal lifted and endpoint in place {:.0} ms after the advice started (the advice itself took {:.0} ms)",
+        ms(lifted),
+        ms(ran)
+    );
+    // And it stays (NetworkManager's late clean-up is over by now).
+    std::thread::sleep(Duration::from_secs(5));
+    let eps = endpoints();
+    ensure(eps.contains(&format!("{wwan} ")), || {
+        format!("the endpoint for {wwan} went away again: {eps}")
+    })?;
+    let wlan = status_link(&lab, "wlan0")?;
+    ensure(wlan["state"] == "refused", || format!("wlan0: {wlan}"))?;
+    with_log(
+        &agent,
+        ensure(
+            agent.log_text().contains("resolved: wwan0: left alone"),
+            || "the log does not say the refusal was resolved".to_string(),
+        ),
+    )
 }
 
 fn main() {
@@ -1254,6 +1375,10 @@ fn main() {
         (
             "refuses_interfaces_networkmanager_manages",
             refuses_interfaces_networkmanager_manages,
+        ),
+        (
+            "printed_advice_lifts_the_refusal",
+            printed_advice_lifts_the_refusal,
         ),
     ];
     let trials = trials(&needs, tests);
