@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod event;
+pub mod explain;
 pub mod glob;
 pub mod ids;
 pub mod model;
@@ -22,6 +23,7 @@ pub mod time;
 
 pub use config::{load as load_config, CarrierLoss, Config, ConfigError, LinkPolicy, LinkRule};
 pub use event::{Event, KernelSnapshot};
+pub use explain::{explain, Explanation, Fact, LinkExplanation, EXPLAIN_SCHEMA};
 pub use ids::IdAllocator;
 pub use model::*;
 pub use op::Op;

@@ -1111,7 +1111,7 @@ fn ids_used_up(error: &str) -> bool {
 }
 
 /// Endpoint ids this namespace still has, on kernels whose ids run out.
-fn ids_left(obs: &Observed) -> Option<u16> {
+pub(crate) fn ids_left(obs: &Observed) -> Option<u16> {
     obs.caps
         .as_ref()
         .filter(|c| c.ids_run_out)

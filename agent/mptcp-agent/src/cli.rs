@@ -34,7 +34,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Print a line; false when stdout is gone (`mptcp-agent monitor | head`), which ends
 /// the output quietly instead of panicking.
-fn say(text: &str) -> bool {
+pub(crate) fn say(text: &str) -> bool {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -43,7 +43,7 @@ fn say(text: &str) -> bool {
         .is_ok()
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,13 +57,13 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// A failed exchange with the agent, with the exit status it maps to.
-struct Failure {
-    code: u8,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn unreachable(message: impl Into<String>) -> Failure {
+    pub(crate) fn unreachable(message: impl Into<String>) -> Failure {
         Failure {
             code: EXIT_UNREACHABLE,
             message: message.into(),
@@ -108,7 +108,7 @@ impl Failure {
         Failure::from_call(zbus::Error::FDO(Box::new(e)))
     }
 
-    fn from_agent(e: AgentError) -> Failure {
+    pub(crate) fn from_agent(e: AgentError) -> Failure {
         let (code, message) = match e {
             AgentError::ZBus(e) => return Failure::from_call(e),
             AgentError::AccessDenied(m) => (EXIT_DENIED, format!("access denied: {m}")),
@@ -120,13 +120,13 @@ impl Failure {
         Failure { code, message }
     }
 
-    fn exit(self) -> ExitCode {
+    pub(crate) fn exit(self) -> ExitCode {
         eprintln!("mptcp-agent: {}", self.message);
         ExitCode::from(self.code)
     }
 }
 
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
@@ -162,7 +162,7 @@ pub fn bus_failure_message(e: &zbus::Error) -> String {
 }
 
 /// Connect to the system bus and make sure the agent is there.
-async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
+pub(crate) async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
     let conn = Connection::system()
         .await
         .map_err(|e| Failure::unreachable(bus_failure_message(&e)))?;

@@ -29,7 +29,7 @@ pub struct Preview {
 }
 
 /// Read this device's state as the daemon does at start.
-async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observed, String> {
+pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observed, String> {
     let mut obs = Observed::new();
     let pm_handle = PmHandle::connect()
         .await

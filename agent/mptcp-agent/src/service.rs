@@ -374,6 +374,9 @@ pub enum Request {
     /// Re-read the kernel state, retry failed operations now, reconcile; replies with a
     /// one-line summary.
     Resync(oneshot::Sender<Result<String, AgentError>>),
+    /// Explain every link (or the one named; "" = all); replies with the JSON of
+    /// [`mptcp_agent_core::Explanation`].
+    Explain(String, oneshot::Sender<Result<String, AgentError>>),
 }
 
 /// Config outcomes the daemon reports as signals.
@@ -516,6 +519,13 @@ impl Agent1 {
     ) -> Result<String, AgentError> {
         self.authorize(conn, &hdr).await?;
         self.ask(Request::Resync).await
+    }
+
+    /// Why each link (or only `interface`; "" = every link) has or lacks its endpoints and
+    /// the one thing to change, as JSON (the layout of `mptcp-agent explain --json`,
+    /// docs/cli.md). Read-only: everyone may call it.
+    async fn explain(&self, interface: String) -> Result<String, AgentError> {
+        self.ask(|reply| Request::Explain(interface, reply)).await
     }
 
     /// An endpoint appeared ("added"), went away ("removed") or changed flags ("changed").
