@@ -480,7 +480,9 @@ pub fn render_status(s: &Status) -> String {
             out.push_str(&wrap(&notes.join("; "), "    ", "    ", WIDTH));
         }
         if !l.advice.is_empty() {
-            out.push_str(&wrap(&l.advice, "    to change: ", "      ", WIDTH));
+            // A command to paste: whole words, split only where the shell continues.
+            out.push_str("    to change:\n");
+            out.push_str(&crate::explain::command_lines(&l.advice, "      "));
         }
     }
     out.push('\n');
@@ -1122,16 +1124,12 @@ mod tests {
             text.contains("\n    metered; NetworkManager 1.42.4 manages"),
             "{text}"
         );
-        // The advice on lines of its own, as one command when the wrapping is undone.
-        let advice_at = text.find("    to change: nmcli").expect("advice");
-        let advice: Vec<&str> = text[advice_at..]
-            .lines()
-            .take_while(|l| l.starts_with("    "))
-            .map(str::trim)
-            .collect();
-        assert_eq!(
-            advice.join(" "),
-            "to change: nmcli connection modify uplink2 connection.mptcp-flags disabled && nmcli device reapply eth1"
+        // The advice on lines of its own, split where a pasted line continues.
+        assert!(
+            text.contains(
+                "    to change:\n      nmcli connection modify uplink2 connection.mptcp-flags disabled &&\n      nmcli device reapply eth1\n"
+            ),
+            "{text}"
         );
         for l in text.lines() {
             assert!(l.chars().count() <= WIDTH, "{l:?} is wider than {WIDTH}");

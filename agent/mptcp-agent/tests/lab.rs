@@ -1327,6 +1327,165 @@ fn printed_advice_lifts_the_refusal() -> R {
             agent.log_text().contains("resolved: wwan0: left alone"),
             || "the log does not say the refusal was resolved".to_string(),
         ),
+    )?;
+    // Changing only what the device applies (no profile update, no signal of any kind):
+    // seen by polling the refused device's applied connection.
+    let t1 = Instant::now();
+    ctx(
+        lab.nmcli(&[
+            "device",
+            "modify",
+            "wlan0",
+            "connection.mptcp-flags",
+            "disabled",
+        ]),
+        "nmcli device modify",
+    )?;
+    let taken = wait_for(Duration::from_secs(10), || {
+        let l = status_link(&lab, "wlan0").ok()?;
+        (l["state"] == "active" && l["policy_applied"] == true).then_some(())
+    });
+    with_log(
+        &agent,
+        taken.ok_or_else(|| "wlan0 still refused 10 s after nmcli device modify".to_string()),
+    )?;
+    eprintln!(
+        "nmcli device modify (no signal): refusal lifted after {:.0} ms",
+        ms(t1.elapsed())
+    );
+    Ok(())
+}
+
+/// `mptcp-agent explain IFACE --json` against the running agent: the link's explanation.
+fn explained(lab: &Lab, name: &str) -> Result<serde_json::Value, String> {
+    let (_, text) = agent_cli(lab, &["explain", name, "--json"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("explain --json: {e}: {text}"))?;
+    if v["source"] != "agent" {
+        return Err(format!("explain did not ask the agent: {text}"));
+    }
+    v["links"]
+        .get(0)
+        .cloned()
+        .ok_or_else(|| format!("explain {name}: no link: {text}"))
+}
+
+/// Waits (10 s) until `explain IFACE` names this refusal kind; the explanation.
+fn wait_refusal(
+    lab: &Lab,
+    agent: &Agent,
+    name: &str,
+    kind: &str,
+) -> Result<serde_json::Value, String> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    let found = wait_for(Duration::from_secs(10), || {
+        let l = explained(lab, name).ok()?;
+        last = l.to_string();
+        (l["state"] == "refused" && l["refusal"] == kind).then_some(l)
+    });
+    let l = with_log(
+        agent,
+        found.ok_or_else(|| format!("{name}: no {kind} refusal within 10 s; last: {last}")),
+    )?;
+    eprintln!(
+        "{name}: {kind} after {:.0} ms; to change: {}",
+        ms(t0.elapsed()),
+        l["change"].as_str().unwrap_or_default()
+    );
+    Ok(l)
+}
+
+/// `explain` against the running agent answers for every kind of refusal, each with its
+/// one-line change: NetworkManager's built-in default, a profile that turns its MPTCP on
+/// (after a reapply), a global NetworkManager config file (after its restart), and mptcpd.
+fn explain_answers_for_every_refusal_kind() -> R {
+    let lab = lab_with(LabOptions::default().nm_mptcp(true))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let mut kinds = BTreeSet::new();
+
+    let l = wait_refusal(&lab, &agent, "wwan0", "networkmanager-default")?;
+    ensure(
+        l["change"]
+            == "nmcli connection modify uplink-wwan0 connection.mptcp-flags disabled && nmcli device reapply wwan0",
+        || format!("change: {l}"),
+    )?;
+    ensure(
+        l["facts"].to_string().contains("90-mptcp-agent.conf"),
+        || format!("facts: {l}"),
+    )?;
+    kinds.insert("networkmanager-default");
+
+    // The text form: within 80 columns, the command on lines that paste as one.
+    let (_, text) = agent_cli(&lab, &["explain"])?;
+    for line in text.lines() {
+        ensure(line.chars().count() <= 80, || {
+            format!("{line:?} is wider than 80:\n{text}")
+        })?;
+    }
+    ensure(
+        text.contains("    nmcli connection modify uplink-wwan0 connection.mptcp-flags disabled &&\n    nmcli device reapply wwan0\n"),
+        || format!("explain text: {text}"),
+    )?;
+
+    // Per profile: the agent follows the modify and the reapply.
+    ctx(
+        lab.nmcli(&[
+            "connection",
+            "modify",
+            "uplink-wlan0",
+            "connection.mptcp-flags",
+            "enabled,subflow",
+        ]),
+        "nmcli connection modify",
+    )?;
+    ctx(
+        lab.nmcli(&["device", "reapply", "wlan0"]),
+        "nmcli device reapply",
+    )?;
+    let l = wait_refusal(&lab, &agent, "wlan0", "networkmanager-profile")?;
+    ensure(l["facts"].to_string().contains("uplink-wlan0"), || {
+        format!("facts: {l}")
+    })?;
+    kinds.insert("networkmanager-profile");
+
+    // A global default in a NetworkManager config file: read when NetworkManager starts.
+    ctx(
+        std::fs::write(
+            lab.dir().join("nm/etc/conf.d/80-nm-mptcp.conf"),
+            "[connection-nm-mptcp]\nconnection.mptcp-flags=0x22\n",
+        ),
+        "writing 80-nm-mptcp.conf",
+    )?;
+    ctx(lab.nm_restart(), "NetworkManager restart")?;
+    let l = wait_refusal(&lab, &agent, "wwan0", "networkmanager-global")?;
+    ensure(l["facts"].to_string().contains("80-nm-mptcp.conf"), || {
+        format!("facts: {l}")
+    })?;
+    kinds.insert("networkmanager-global");
+
+    // mptcpd: every link (the agent looks for it every 5 s).
+    ctx(lab.mptcpd_start(), "mptcpd start")?;
+    for name in ["wlan0", "wwan0"] {
+        let l = wait_refusal(&lab, &agent, name, "mptcpd")?;
+        ensure(
+            l["change"] == "systemctl disable --now mptcp.service",
+            || format!("change: {l}"),
+        )?;
+    }
+    kinds.insert("mptcpd");
+    let _ = lab.mptcpd_stop();
+    ensure(
+        kinds
+            == [
+                "mptcpd",
+                "networkmanager-default",
+                "networkmanager-global",
+                "networkmanager-profile",
+            ]
+            .into_iter()
+            .collect(),
+        || format!("kinds seen: {kinds:?}"),
     )
 }
 
@@ -1379,6 +1538,10 @@ fn main() {
         (
             "printed_advice_lifts_the_refusal",
             printed_advice_lifts_the_refusal,
+        ),
+        (
+            "explain_answers_for_every_refusal_kind",
+            explain_answers_for_every_refusal_kind,
         ),
     ];
     let trials = trials(&needs, tests);
