@@ -82,7 +82,7 @@ impl Refusal {
                     shell_quote(interface)
                 ),
                 None => format!(
-                    "install {NM_AGENT_CONF} (package mptcp-agent-networkmanager) and restart NetworkManager"
+                    "install {NM_AGENT_CONF} (shipped with mptcp-agent) and restart NetworkManager"
                 ),
             },
         }
