@@ -250,13 +250,18 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     // NetworkManager. The watcher polls the devices refused because of NetworkManager's own
     // MPTCP: a reapply that turns it off sends no signal.
     let (poll_tx, poll_rx) = tokio::sync::watch::channel(BTreeSet::new());
+    let nm_refresh = std::sync::Arc::new(tokio::sync::Notify::new());
     if daemon.cfg.networkmanager.follow {
         match zbus::Connection::system().await {
             Ok(conn) => {
                 let tx = tx.clone();
                 let paths = daemon.cfg.networkmanager.conf_paths.clone();
+                let follow = nm::Follow {
+                    poll: poll_rx,
+                    refresh: nm_refresh.clone(),
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = nm::watch(conn, paths, tx.clone(), Some(poll_rx)).await {
+                    if let Err(e) = nm::watch(conn, paths, tx.clone(), Some(follow)).await {
                         log::warn!(
                             "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
                         );
@@ -325,6 +330,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
             // Config file changed, SIGHUP, D-Bus Reload/Resync.
             t = ota.next() => {
+                // Resync reads NetworkManager's devices again too (their answer follows).
+                if matches!(&t, ota::Trigger::Request(crate::service::Request::Resync(_))) {
+                    nm_refresh.notify_one();
+                }
                 ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
                 crate::logging::apply_config(daemon.cfg.log_level);
             }

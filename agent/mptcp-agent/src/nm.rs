@@ -46,8 +46,13 @@ const ACTIVE_INTERFACE: &str = "org.freedesktop.NetworkManager.Connection.Active
 /// How often the applied connection of a polled device is checked (a reapply sends no signal).
 pub const APPLIED_POLL: Duration = Duration::from_secs(2);
 
-/// Device object paths whose applied connection the watcher polls.
-pub type PollSet = watch_channel::Receiver<BTreeSet<String>>;
+/// What the daemon asks of the watcher besides following signals.
+pub struct Follow {
+    /// Device object paths whose applied connection to poll.
+    pub poll: watch_channel::Receiver<BTreeSet<String>>,
+    /// Read every device again now (D-Bus `Resync`).
+    pub refresh: std::sync::Arc<tokio::sync::Notify>,
+}
 
 #[zbus::proxy(
     interface = "org.freedesktop.NetworkManager",
@@ -321,13 +326,18 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
 
 /// Watch NetworkManager forever: presence, devices, changes. Sends [`Event::NmGone`] when it
 /// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
-/// `poll`: devices whose applied connection to check every [`APPLIED_POLL`].
+/// `follow`: devices whose applied connection to check every [`APPLIED_POLL`], and
+/// requests to read every device again.
 pub async fn watch(
     conn: Connection,
     conf_paths: Vec<String>,
     tx: Sender<Event>,
-    mut poll: Option<PollSet>,
+    follow: Option<Follow>,
 ) -> Result<()> {
+    let (mut poll, refresh_all_now) = match follow {
+        Some(f) => (Some(f.poll), Some(f.refresh)),
+        None => (None, None),
+    };
     let dbus = DBusProxy::new(&conn).await.context("D-Bus daemon proxy")?;
     let mut owner_changes = dbus
         .receive_name_owner_changed_with_args(&[(0, NM_SERVICE)])
@@ -398,6 +408,11 @@ pub async fn watch(
                         log::info!("NetworkManager has a new owner (restarted)");
                     }
                     break;
+                }
+                _ = async { match &refresh_all_now { Some(n) => n.notified().await, None => std::future::pending().await } } => {
+                    if !refresh_all(&conn, &tx, &mut config_paths).await {
+                        return Ok(());
+                    }
                 }
                 msg = updated.next() => {
                     let Some(Ok(_)) = msg else { continue };

@@ -511,7 +511,8 @@ impl Agent1 {
     }
 
     /// Re-read links, addresses, routes, rules, endpoints, limits and sysctls from the
-    /// kernel, retry failed operations now and reconcile. Returns a one-line summary.
+    /// kernel (and NetworkManager's devices), retry failed operations now and reconcile.
+    /// Returns a one-line summary.
     async fn resync(
         &self,
         #[zbus(header)] hdr: Header<'_>,

@@ -1353,7 +1353,35 @@ fn printed_advice_lifts_the_refusal() -> R {
         "nmcli device modify (no signal): refusal lifted after {:.0} ms",
         ms(t1.elapsed())
     );
-    Ok(())
+    // The other way round on a managed device (not polled): `resync` reads NetworkManager's
+    // devices again, and the agent steps back.
+    ctx(
+        lab.nmcli(&[
+            "device",
+            "modify",
+            "wlan0",
+            "connection.mptcp-flags",
+            "enabled,subflow",
+        ]),
+        "nmcli device modify",
+    )?;
+    let out = ctx(
+        lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+            .arg("resync")
+            .output(),
+        "mptcp-agent resync",
+    )?;
+    ensure(out.status.success(), || {
+        format!("resync: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let refused = wait_for(Duration::from_secs(5), || {
+        let l = status_link(&lab, "wlan0").ok()?;
+        (l["refusal"] == "networkmanager-profile").then_some(())
+    });
+    with_log(
+        &agent,
+        refused.ok_or_else(|| "wlan0 not refused 5 s after resync".to_string()),
+    )
 }
 
 /// `mptcp-agent explain IFACE --json` against the running agent: the link's explanation.
