@@ -328,6 +328,30 @@ fn snapshot_of_a_down_managed_link_says_why() {
 }
 
 #[test]
+fn snapshot_of_a_refused_link_gives_its_kind_and_advice() {
+    let (cfg, mut obs) = world();
+    obs.apply(&Event::Mptcpd(Some(77)), Millis(1));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    let wlan = s.links.iter().find(|l| l.name == "wlan0").unwrap();
+    assert_eq!(
+        (
+            wlan.state.as_str(),
+            wlan.refusal.as_str(),
+            wlan.advice.as_str()
+        ),
+        ("refused", "mptcpd", "systemctl disable --now mptcp.service")
+    );
+    assert!(wlan.detail.contains("pid 77"), "{wlan:?}");
+    // Links the agent manages or ignores carry neither.
+    obs.apply(&Event::Mptcpd(None), Millis(2));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    assert!(s
+        .links
+        .iter()
+        .all(|l| l.refusal.is_empty() && l.advice.is_empty()));
+}
+
+#[test]
 fn endpoint_changes_by_id() {
     let e = |id: u8, a: &str, flags: &[&str]| EndpointInfo {
         id,
