@@ -23,7 +23,10 @@ use zbus::{fdo::DBusProxy, Connection};
 
 use crate::{
     ota,
-    service::{self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo},
+    service::{
+        self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo,
+        RefusalInfo,
+    },
 };
 
 pub const EXIT_REFUSED: u8 = 1;
@@ -202,6 +205,8 @@ pub struct Status {
     pub kernel_capabilities: KernelCapsInfo,
     pub limits: LimitsInfo,
     pub links: Vec<LinkInfo>,
+    /// Refused links: who manages MPTCP there and the one command that changes it.
+    pub refusals: Vec<RefusalInfo>,
     pub endpoints: Vec<EndpointInfo>,
     pub diagnostics: Vec<String>,
 }
@@ -264,6 +269,7 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
         kernel_capabilities: p.kernel_capabilities().await?,
         limits: p.limits().await?,
         links: p.links().await?,
+        refusals: p.refusals().await?,
         endpoints: p.endpoints().await?,
         diagnostics: p.diagnostics().await?,
     };
@@ -479,10 +485,10 @@ pub fn render_status(s: &Status) -> String {
         if !notes.is_empty() {
             out.push_str(&wrap(&notes.join("; "), "    ", "    ", WIDTH));
         }
-        if !l.advice.is_empty() {
+        if let Some(r) = s.refusals.iter().find(|r| r.interface == l.name) {
             // A command to paste: whole words, split only where the shell continues.
             out.push_str("    to change:\n");
-            out.push_str(&crate::explain::command_lines(&l.advice, "      "));
+            out.push_str(&crate::explain::command_lines(&r.advice, "      "));
         }
     }
     out.push('\n');
@@ -1022,8 +1028,8 @@ mod tests {
                 policy_applied: true,
                 nm_state: "ACTIVATED".into(),
                 detail: "IPv4: 10.1.0.2".into(),
-                ..LinkInfo::default()
             }],
+            refusals: vec![],
             endpoints: vec![EndpointInfo {
                 id: 1,
                 address: "10.1.0.2".into(),
@@ -1060,8 +1066,6 @@ mod tests {
             policy_applied: true,
             nm_state: "ACTIVATED".into(),
             detail: refusal().to_string(),
-            refusal: refusal().kind().into(),
-            advice: refusal().advice(),
         }
     }
 
@@ -1107,6 +1111,11 @@ mod tests {
 
         // A refused link: the advice once, under the link, wrapped; exit status 5.
         s.links.push(refused_link());
+        s.refusals.push(RefusalInfo {
+            interface: "eth1".into(),
+            kind: refusal().kind().into(),
+            advice: refusal().advice(),
+        });
         s.diagnostics.push(
             mptcp_agent_core::Diagnostic::Refused {
                 interface: "eth1".into(),

@@ -62,11 +62,17 @@ pub struct LinkInfo {
     pub nm_state: String,
     /// Why the link is in this state, per address family.
     pub detail: String,
-    /// For a refused link, who manages MPTCP there: "mptcpd", "networkmanager-profile",
-    /// "networkmanager-global" or "networkmanager-default"; "" otherwise.
-    pub refusal: String,
-    /// For a refused link, the one command that lets the agent take it over (the agent
-    /// notices the change by itself); "" otherwise.
+}
+
+/// A link the agent leaves alone because someone else manages MPTCP there (property
+/// `Refusals`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct RefusalInfo {
+    pub interface: String,
+    /// "mptcpd", "networkmanager-profile", "networkmanager-global" or
+    /// "networkmanager-default".
+    pub kind: String,
+    /// The one command that lets the agent take the link over (it notices by itself).
     pub advice: String,
 }
 
@@ -147,6 +153,7 @@ pub struct Snapshot {
     pub ready: bool,
     pub mode: String,
     pub links: Vec<LinkInfo>,
+    pub refusals: Vec<RefusalInfo>,
     pub endpoints: Vec<EndpointInfo>,
     pub limits: LimitsInfo,
     pub caps: KernelCapsInfo,
@@ -170,6 +177,7 @@ impl Snapshot {
         let kernel_eps: Vec<&KernelEndpoint> =
             obs.endpoints.iter().flat_map(|m| m.values()).collect();
         let fullmesh_ok = obs.caps.as_ref().map_or(true, |c| c.fullmesh);
+        let mut refusals = Vec::new();
         let links = assess(cfg, obs)
             .into_iter()
             .map(|a| {
@@ -193,8 +201,11 @@ impl Snapshot {
                     Control::Refused(why) => {
                         info.state = "refused".into();
                         info.detail = why.to_string();
-                        info.refusal = why.kind().into();
-                        info.advice = why.advice();
+                        refusals.push(RefusalInfo {
+                            interface: a.name.clone(),
+                            kind: why.kind().into(),
+                            advice: why.advice(),
+                        });
                     }
                     Control::Managed(policy) => {
                         info.policy = policy.flags.to_string();
@@ -280,6 +291,7 @@ impl Snapshot {
             ready: obs.ready(),
             mode: mode.to_string(),
             links,
+            refusals,
             endpoints,
             limits,
             caps,
@@ -598,6 +610,13 @@ impl Agent1 {
         self.with(|s| s.links.clone())
     }
 
+    /// Links left alone because someone else manages MPTCP there: (interface, kind,
+    /// advice). See docs/dbus-api.md.
+    #[zbus(property)]
+    async fn refusals(&self) -> Vec<RefusalInfo> {
+        self.with(|s| s.refusals.clone())
+    }
+
     /// The kernel's MPTCP endpoints: (id, address, port, flags, interface, ifindex).
     #[zbus(property)]
     async fn endpoints(&self) -> Vec<EndpointInfo> {
@@ -789,6 +808,9 @@ async fn emit_changes(
     }
     if old.links != new.links {
         i.links_changed(ctxt).await?;
+    }
+    if old.refusals != new.refusals {
+        i.refusals_changed(ctxt).await?;
     }
     if old.endpoints != new.endpoints {
         i.endpoints_changed(ctxt).await?;

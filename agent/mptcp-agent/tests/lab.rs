@@ -1232,16 +1232,25 @@ fn agent_cli(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String), String> 
     }
 }
 
-/// The link named `name` in `mptcp-agent status --json`.
+/// The link named `name` in `mptcp-agent status --json`, with its refusal's `kind` and
+/// `advice` (from `refusals[]`) as `refusal` and `advice` when it is refused.
 fn status_link(lab: &Lab, name: &str) -> Result<serde_json::Value, String> {
     let (_, text) = agent_cli(lab, &["status", "--json"])?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("status --json: {e}: {text}"))?;
-    v["links"]
+    let mut link = v["links"]
         .as_array()
         .and_then(|ls| ls.iter().find(|l| l["name"] == name))
         .cloned()
-        .ok_or_else(|| format!("status --json has no link {name}: {text}"))
+        .ok_or_else(|| format!("status --json has no link {name}: {text}"))?;
+    if let Some(r) = v["refusals"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["interface"] == name))
+    {
+        link["refusal"] = r["kind"].clone();
+        link["advice"] = r["advice"].clone();
+    }
+    Ok(link)
 }
 
 /// NetworkManager's own MPTCP on (its built-in default): both uplinks refused. The advice

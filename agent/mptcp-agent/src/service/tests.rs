@@ -333,22 +333,18 @@ fn snapshot_of_a_refused_link_gives_its_kind_and_advice() {
     obs.apply(&Event::Mptcpd(Some(77)), Millis(1));
     let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
     let wlan = s.links.iter().find(|l| l.name == "wlan0").unwrap();
-    assert_eq!(
-        (
-            wlan.state.as_str(),
-            wlan.refusal.as_str(),
-            wlan.advice.as_str()
-        ),
-        ("refused", "mptcpd", "systemctl disable --now mptcp.service")
-    );
+    assert_eq!(wlan.state, "refused");
     assert!(wlan.detail.contains("pid 77"), "{wlan:?}");
-    // Links the agent manages or ignores carry neither.
+    let r = s.refusals.iter().find(|r| r.interface == "wlan0").unwrap();
+    assert_eq!(
+        (r.kind.as_str(), r.advice.as_str()),
+        ("mptcpd", "systemctl disable --now mptcp.service")
+    );
+    // Every managed link is refused while mptcpd runs; ignored and unmatched ones are not.
+    assert_eq!(s.refusals.len(), 2, "{:?}", s.refusals);
     obs.apply(&Event::Mptcpd(None), Millis(2));
     let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
-    assert!(s
-        .links
-        .iter()
-        .all(|l| l.refusal.is_empty() && l.advice.is_empty()));
+    assert!(s.refusals.is_empty());
 }
 
 #[test]
