@@ -140,12 +140,10 @@ impl Refusal {
                 });
                 match profile {
                     Some(p) => out.push(format!(
-                        "For this device: `nmcli connection modify {} connection.mptcp-flags disabled && nmcli device \
-                         reapply {}`. The profile's value wins over every global default, and the reapply takes it \
-                         without taking the link down; the agent sees the change and takes the link over within a \
-                         few seconds.",
-                        shell_quote(p),
-                        shell_quote(interface)
+                        "For this device, the command below sets connection.mptcp-flags to \"disabled\" in profile \
+                         '{p}': the profile's value wins over every global default, and the reapply takes it without \
+                         taking the link down; the agent sees the change and takes {interface} over within a few \
+                         seconds."
                     )),
                     None => out.push(
                         "The device has no applied connection profile now; once it has one, the profile's \
