@@ -10,21 +10,25 @@
 
 pub mod config;
 pub mod event;
+pub mod explain;
 pub mod glob;
 pub mod ids;
 pub mod model;
 pub mod nmconf;
 pub mod op;
 pub mod plan;
+pub mod refusal;
 pub mod state;
 pub mod time;
 
 pub use config::{load as load_config, CarrierLoss, Config, ConfigError, LinkPolicy, LinkRule};
 pub use event::{Event, KernelSnapshot};
+pub use explain::{explain, Explanation, Fact, LinkExplanation, EXPLAIN_SCHEMA};
 pub use ids::IdAllocator;
 pub use model::*;
 pub use op::Op;
 pub use plan::{assess, plan, Control, Diagnostic, LinkAssessment, Plan, RoutePath, Step, Want};
+pub use refusal::{NmFlagsSource, Refusal};
 pub use state::{NmObserved, NmPresent, Observed};
 pub use time::Millis;
 

@@ -42,6 +42,7 @@ use crate::{
         TABLE_MAIN,
     },
     op::Op,
+    refusal::{NmFlagsSource, Refusal},
     state::{same_rule, NmObserved, NmPresent, Observed},
     time::Millis,
 };
@@ -72,7 +73,7 @@ pub enum Diagnostic {
     /// The agent leaves this interface alone, and why (coexistence).
     Refused {
         interface: String,
-        reason: String,
+        reason: Refusal,
     },
     MptcpdRunning {
         pid: u32,
@@ -127,7 +128,9 @@ pub enum Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Diagnostic::Refused { interface, reason } => write!(f, "{interface}: left alone: {reason}"),
+            Diagnostic::Refused { interface, reason } => {
+                write!(f, "{interface}: left alone: {reason}; to change: {}", reason.advice())
+            }
             Diagnostic::MptcpdRunning { pid } => write!(
                 f,
                 "mptcpd (pid {pid}) runs in this network namespace and manages MPTCP endpoints and limits on every \
@@ -204,8 +207,8 @@ pub enum Control {
     Unmatched,
     /// The matching rule says `manage = false`.
     Ignored,
-    /// Managed by someone else (NetworkManager's MPTCP, mptcpd); the message says what to change.
-    Refused(String),
+    /// Managed by someone else (NetworkManager's MPTCP, mptcpd).
+    Refused(Refusal),
     Managed(LinkPolicy),
 }
 
@@ -550,61 +553,41 @@ fn coexistence(
     dev: Option<&NmDevice>,
     link: &Link,
     device_type: Option<DeviceType>,
-) -> Option<String> {
+) -> Option<Refusal> {
     if let Some(Some(pid)) = obs.mptcpd {
-        return Some(format!(
-            "mptcpd (pid {pid}) manages MPTCP endpoints on every interface"
-        ));
+        return Some(Refusal::Mptcpd { pid });
     }
     let (p, d) = (nm?, dev?);
     // Unknown version: assume it may handle MPTCP (1.40+); refusing is the safe mistake.
     if p.version.is_some_and(|v| !v.has_mptcp()) || !d.managed() {
         return None;
     }
-    let version = p
-        .version
-        .map_or("(unknown version)".to_string(), |v| v.to_string());
     let profile_flags = d.applied.as_ref().map_or(0, |a| a.mptcp_flags);
-    let profile_name = d.applied.as_ref().map(|a| a.id.clone());
+    let profile = d.applied.as_ref().map(|a| a.id.clone());
     let (flags, source) = if profile_flags != 0 {
-        (
-            profile_flags,
-            format!(
-                "set in connection profile '{}'",
-                profile_name.clone().unwrap_or_default()
-            ),
-        )
+        (profile_flags, NmFlagsSource::Profile)
     } else {
         match obs.nm_conf.mptcp_flags_for(&link.name, device_type) {
-            Some(g) if g.value != 0 => (g.value, format!("set in {}", g.origin)),
+            Some(g) if g.value != 0 => (g.value, NmFlagsSource::Global { file: g.origin }),
             Some(g) => (
                 NM_MPTCP_DEFAULT,
-                format!(
-                    "NetworkManager's built-in default, because {} sets it to {:?}, which is not a number and is \
-                     ignored by NetworkManager",
-                    g.origin, g.raw
-                ),
+                NmFlagsSource::BuiltIn {
+                    ignored: Some((g.origin, g.raw)),
+                },
             ),
-            None => (NM_MPTCP_DEFAULT, "NetworkManager's built-in default".to_string()),
+            None => (NM_MPTCP_DEFAULT, NmFlagsSource::BuiltIn { ignored: None }),
         }
     };
     if flags & NM_MPTCP_DISABLED != 0 {
         return None;
     }
-    let fix_profile = match &profile_name {
-        Some(n) => format!(
-            "`nmcli connection modify '{n}' connection.mptcp-flags disabled && nmcli device reapply {}`",
-            link.name
-        ),
-        None => "`nmcli connection modify PROFILE connection.mptcp-flags disabled` for its profile".to_string(),
-    };
-    Some(format!(
-        "NetworkManager {version} manages MPTCP endpoints here (connection.mptcp-flags={flags:#x}, {source}) and would \
-         delete the agent's. To let mptcp-agent manage {ifname}: run {fix_profile}, or for all devices create \
-         /etc/NetworkManager/conf.d/50-mptcp-agent.conf with \"[connection-mptcp-agent]\" and \
-         \"connection.mptcp-flags=0x1\" (the number: the word \"disabled\" is ignored there) and restart NetworkManager",
-        ifname = link.name
-    ))
+    Some(Refusal::NetworkManager {
+        version: p.version.map(|v| v.to_string()),
+        interface: link.name.clone(),
+        profile,
+        flags,
+        source,
+    })
 }
 
 /// What the agent wants for one address.
@@ -738,7 +721,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
     let mut managed_addrs = BTreeSet::new();
     for l in &links {
         match &l.control {
-            Control::Refused(reason) if !reason.starts_with("mptcpd") => {
+            Control::Refused(reason) if !reason.is_mptcpd() => {
                 plan.diagnostics.insert(Diagnostic::Refused {
                     interface: l.name.clone(),
                     reason: reason.clone(),
@@ -1128,7 +1111,7 @@ fn ids_used_up(error: &str) -> bool {
 }
 
 /// Endpoint ids this namespace still has, on kernels whose ids run out.
-fn ids_left(obs: &Observed) -> Option<u16> {
+pub(crate) fn ids_left(obs: &Observed) -> Option<u16> {
     obs.caps
         .as_ref()
         .filter(|c| c.ids_run_out)

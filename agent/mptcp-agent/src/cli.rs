@@ -23,7 +23,10 @@ use zbus::{fdo::DBusProxy, Connection};
 
 use crate::{
     ota,
-    service::{self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo},
+    service::{
+        self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo,
+        RefusalInfo,
+    },
 };
 
 pub const EXIT_REFUSED: u8 = 1;
@@ -34,7 +37,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Print a line; false when stdout is gone (`mptcp-agent monitor | head`), which ends
 /// the output quietly instead of panicking.
-fn say(text: &str) -> bool {
+pub(crate) fn say(text: &str) -> bool {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -43,7 +46,7 @@ fn say(text: &str) -> bool {
         .is_ok()
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,13 +60,13 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// A failed exchange with the agent, with the exit status it maps to.
-struct Failure {
-    code: u8,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn unreachable(message: impl Into<String>) -> Failure {
+    pub(crate) fn unreachable(message: impl Into<String>) -> Failure {
         Failure {
             code: EXIT_UNREACHABLE,
             message: message.into(),
@@ -108,7 +111,7 @@ impl Failure {
         Failure::from_call(zbus::Error::FDO(Box::new(e)))
     }
 
-    fn from_agent(e: AgentError) -> Failure {
+    pub(crate) fn from_agent(e: AgentError) -> Failure {
         let (code, message) = match e {
             AgentError::ZBus(e) => return Failure::from_call(e),
             AgentError::AccessDenied(m) => (EXIT_DENIED, format!("access denied: {m}")),
@@ -120,13 +123,13 @@ impl Failure {
         Failure { code, message }
     }
 
-    fn exit(self) -> ExitCode {
+    pub(crate) fn exit(self) -> ExitCode {
         eprintln!("mptcp-agent: {}", self.message);
         ExitCode::from(self.code)
     }
 }
 
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
@@ -162,7 +165,7 @@ pub fn bus_failure_message(e: &zbus::Error) -> String {
 }
 
 /// Connect to the system bus and make sure the agent is there.
-async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
+pub(crate) async fn agent() -> Result<(Connection, Agent1Proxy<'static>), Failure> {
     let conn = Connection::system()
         .await
         .map_err(|e| Failure::unreachable(bus_failure_message(&e)))?;
@@ -202,6 +205,8 @@ pub struct Status {
     pub kernel_capabilities: KernelCapsInfo,
     pub limits: LimitsInfo,
     pub links: Vec<LinkInfo>,
+    /// Refused links: who manages MPTCP there and the one command that changes it.
+    pub refusals: Vec<RefusalInfo>,
     pub endpoints: Vec<EndpointInfo>,
     pub diagnostics: Vec<String>,
 }
@@ -264,6 +269,7 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
         kernel_capabilities: p.kernel_capabilities().await?,
         limits: p.limits().await?,
         links: p.links().await?,
+        refusals: p.refusals().await?,
         endpoints: p.endpoints().await?,
         diagnostics: p.diagnostics().await?,
     };
@@ -478,6 +484,11 @@ pub fn render_status(s: &Status) -> String {
         }
         if !notes.is_empty() {
             out.push_str(&wrap(&notes.join("; "), "    ", "    ", WIDTH));
+        }
+        if let Some(r) = s.refusals.iter().find(|r| r.interface == l.name) {
+            // A command to paste: whole words, split only where the shell continues.
+            out.push_str("    to change:\n");
+            out.push_str(&crate::explain::command_lines(&r.advice, "      "));
         }
     }
     out.push('\n');
@@ -1018,6 +1029,7 @@ mod tests {
                 nm_state: "ACTIVATED".into(),
                 detail: "IPv4: 10.1.0.2".into(),
             }],
+            refusals: vec![],
             endpoints: vec![EndpointInfo {
                 id: 1,
                 address: "10.1.0.2".into(),
@@ -1030,10 +1042,16 @@ mod tests {
         }
     }
 
-    /// The advice NetworkManager's coexistence gives, as long as the agent prints it.
-    const ADVICE: &str = "NetworkManager manages MPTCP endpoints on this device (connection.mptcp-flags 0x22 \
-        from the profile \"uplink2\"); set `nmcli connection modify uplink2 connection.mptcp-flags disabled` \
-        and reactivate it, or install 90-mptcp-agent.conf with connection.mptcp-flags=0x1";
+    /// A refusal as the agent reports it.
+    fn refusal() -> mptcp_agent_core::Refusal {
+        mptcp_agent_core::Refusal::NetworkManager {
+            version: Some("1.42.4".into()),
+            interface: "eth1".into(),
+            profile: Some("uplink2".into()),
+            flags: 0x22,
+            source: mptcp_agent_core::NmFlagsSource::BuiltIn { ignored: None },
+        }
+    }
 
     fn refused_link() -> LinkInfo {
         LinkInfo {
@@ -1047,7 +1065,7 @@ mod tests {
             policy: "subflow".into(),
             policy_applied: true,
             nm_state: "ACTIVATED".into(),
-            detail: ADVICE.into(),
+            detail: refusal().to_string(),
         }
     }
 
@@ -1093,7 +1111,18 @@ mod tests {
 
         // A refused link: the advice once, under the link, wrapped; exit status 5.
         s.links.push(refused_link());
-        s.diagnostics.push(format!("eth1: left alone: {ADVICE}"));
+        s.refusals.push(RefusalInfo {
+            interface: "eth1".into(),
+            kind: refusal().kind().into(),
+            advice: refusal().advice(),
+        });
+        s.diagnostics.push(
+            mptcp_agent_core::Diagnostic::Refused {
+                interface: "eth1".into(),
+                reason: refusal(),
+            }
+            .to_string(),
+        );
         let s = s.with_health();
         assert_eq!(s.health, "unhealthy");
         assert_eq!(s.unhealthy().len(), 1);
@@ -1101,7 +1130,14 @@ mod tests {
         assert!(text.contains(", 1 link(s) refused or degraded\n"), "{text}");
         assert_eq!(text.matches("mptcp-flags disabled").count(), 1, "{text}");
         assert!(
-            text.contains("\n    metered; NetworkManager manages"),
+            text.contains("\n    metered; NetworkManager 1.42.4 manages"),
+            "{text}"
+        );
+        // The advice on lines of its own, split where a pasted line continues.
+        assert!(
+            text.contains(
+                "    to change:\n      nmcli connection modify uplink2 connection.mptcp-flags disabled &&\n      nmcli device reapply eth1\n"
+            ),
             "{text}"
         );
         for l in text.lines() {

@@ -9,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mptcp_agent_core::{plan, Config, Diagnostic, Event, Millis, Observed};
+use mptcp_agent_core::{
+    plan, Config, Control, Diagnostic, Event, Millis, NmObserved, Observed, Refusal,
+};
 use mptcp_genl::PmHandle;
 use tokio::{
     signal::unix::{signal, SignalKind},
@@ -25,6 +27,9 @@ use crate::{
 /// Rounds of plan → execute → plan per wake-up: policy routes first, then the endpoint
 /// that needs them. More than this means something does not converge.
 const MAX_ROUNDS: usize = 4;
+/// After NetworkManager releases a link: when to read the kernel's endpoints again (delays,
+/// one after the other), to see NetworkManager's late removal of its own endpoints.
+const RELEASED_RELOOK_MS: [u64; 4] = [250, 750, 1000, 3000];
 /// How often to look for a running mptcpd.
 const MPTCPD_SCAN: Duration = Duration::from_secs(5);
 /// A missing route is reported only when it lasts this long: NetworkManager removes and
@@ -155,6 +160,18 @@ impl Daemon {
     }
 }
 
+/// NetworkManager's object paths of the devices refused because of its own MPTCP handling.
+fn nm_refused_devices(cfg: &Config, obs: &Observed) -> BTreeSet<String> {
+    let NmObserved::Present(p) = &obs.nm else {
+        return BTreeSet::new();
+    };
+    mptcp_agent_core::assess(cfg, obs)
+        .into_iter()
+        .filter(|l| matches!(l.control, Control::Refused(Refusal::NetworkManager { .. })))
+        .filter_map(|l| p.device(&l.name).map(|d| d.path.clone()))
+        .collect()
+}
+
 /// Run the daemon until SIGTERM/SIGINT or a fatal adapter error.
 pub async fn run(opts: RunOptions) -> Result<()> {
     // The config file, else the last good one, else the built-in default; the file watch,
@@ -230,14 +247,21 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         });
     }
 
-    // NetworkManager.
+    // NetworkManager. The watcher polls the devices refused because of NetworkManager's own
+    // MPTCP: a reapply that turns it off sends no signal.
+    let (poll_tx, poll_rx) = tokio::sync::watch::channel(BTreeSet::new());
+    let nm_refresh = std::sync::Arc::new(tokio::sync::Notify::new());
     if daemon.cfg.networkmanager.follow {
         match zbus::Connection::system().await {
             Ok(conn) => {
                 let tx = tx.clone();
                 let paths = daemon.cfg.networkmanager.conf_paths.clone();
+                let follow = nm::Follow {
+                    poll: poll_rx,
+                    refresh: nm_refresh.clone(),
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = nm::watch(conn, paths, tx.clone()).await {
+                    if let Err(e) = nm::watch(conn, paths, tx.clone(), Some(follow)).await {
                         log::warn!(
                             "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
                         );
@@ -274,6 +298,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         });
     }
+    // A link NetworkManager released: its endpoints there go away some time after the
+    // reapply, and the kernel reports no endpoint removals; look again a few times.
+    let released_tx = tx.clone();
     drop(tx);
 
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -303,6 +330,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
             // Config file changed, SIGHUP, D-Bus Reload/Resync.
             t = ota.next() => {
+                // Resync reads NetworkManager's devices again too (their answer follows).
+                if matches!(&t, ota::Trigger::Request(crate::service::Request::Resync(_))) {
+                    nm_refresh.notify_one();
+                }
                 ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
                 crate::logging::apply_config(daemon.cfg.log_level);
             }
@@ -320,5 +351,28 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         }
         daemon.reconcile().await;
         ota.publish(&daemon.cfg, &daemon.obs, &daemon.reported);
+        let refused = nm_refused_devices(&daemon.cfg, &daemon.obs);
+        let released = poll_tx.borrow().iter().any(|d| !refused.contains(d));
+        poll_tx.send_if_modified(|cur| {
+            let changed = *cur != refused;
+            *cur = refused;
+            changed
+        });
+        if released {
+            let (tx, pm) = (released_tx.clone(), daemon.exec.pm.clone());
+            tokio::spawn(async move {
+                for ms in RELEASED_RELOOK_MS {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    match pm::endpoints(&pm).await {
+                        Ok(eps) => {
+                            if tx.send(Event::Endpoints(eps)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => log::warn!("{e}"),
+                    }
+                }
+            });
+        }
     }
 }

@@ -7,6 +7,7 @@ mod config_file;
 mod daemon;
 mod error;
 mod executor;
+mod explain;
 mod logging;
 mod mptcpd;
 mod nm;
@@ -97,6 +98,22 @@ enum Command {
         #[arg(long)]
         diff: bool,
     },
+    /// Why each link has or lacks an MPTCP endpoint: kernel capabilities, NetworkManager's
+    /// state and flags, routes, limits, endpoint ids, backoff, coexistence with
+    /// NetworkManager's MPTCP and mptcpd, and the one thing to change. Asks the running
+    /// agent; without one, reads the kernel and NetworkManager and reasons with the config
+    /// file. Exit status: 0 shown, 1 no such link, 3 neither the agent nor the kernel could
+    /// be read.
+    Explain {
+        /// Only this link.
+        interface: Option<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Config file to reason with when no agent is running.
+        #[arg(long, short, default_value = config_file::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Print help for the agent or for one of its commands.
     Help {
         /// The command.
@@ -118,6 +135,11 @@ fn main() -> ExitCode {
         Some(Command::Resync) => cli::resync(),
         Some(Command::Help { command }) => help(command.as_deref()),
         Some(Command::Monitor { json }) => cli::monitor(json),
+        Some(Command::Explain {
+            interface,
+            json,
+            config,
+        }) => explain::explain(interface.as_deref(), json, &config),
         None if args.version => cli::version(),
         None => {
             let _ = Cli::command().print_help();

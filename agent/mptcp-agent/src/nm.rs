@@ -7,14 +7,24 @@
 //! its introspection XML: `GetDevices`, `Version`, `Startup`, `DeviceAdded`/`DeviceRemoved`;
 //! `Device.{Interface, IpInterface, DeviceType, State, Metered, Ip4Config, Ip6Config,
 //! Dhcp4Config, GetAppliedConnection}`; `IP4Config.Gateway`, `IP6Config.Gateway`,
-//! `DHCP4Config.Options`; and the standard
-//! `org.freedesktop.DBus.Properties.PropertiesChanged`.
+//! `DHCP4Config.Options`; `Settings.Connection.Updated`, `Connection.Active.Devices`; and
+//! the standard `org.freedesktop.DBus.Properties.PropertiesChanged`.
+//!
+//! A profile's MPTCP setting can change without any device property changing: `nmcli
+//! connection modify` (signal `Updated`) and `nmcli device reapply` (no signal at all: only
+//! the applied connection's version id moves). So the watcher re-reads devices on `Updated`
+//! and on active-connection changes, and polls the applied connection of the devices the
+//! daemon asks it to (those refused because of NetworkManager's own MPTCP), so that a fix
+//! applied with reapply lifts the refusal without a restart.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use mptcp_agent_core::{AppliedProfile, DeviceType, Event, Metered, NmDevice, NmVersion};
-use tokio::sync::mpsc::Sender;
+use tokio::sync::{mpsc::Sender, watch as watch_channel};
 use zbus::{
     fdo::DBusProxy,
     names::BusName,
@@ -30,6 +40,19 @@ type Settings = HashMap<String, HashMap<String, OwnedValue>>;
 
 pub const NM_SERVICE: &str = "org.freedesktop.NetworkManager";
 const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+const SETTINGS_PATH: &str = "/org/freedesktop/NetworkManager/Settings";
+const ACTIVE_INTERFACE: &str = "org.freedesktop.NetworkManager.Connection.Active";
+
+/// How often the applied connection of a polled device is checked (a reapply sends no signal).
+pub const APPLIED_POLL: Duration = Duration::from_secs(2);
+
+/// What the daemon asks of the watcher besides following signals.
+pub struct Follow {
+    /// Device object paths whose applied connection to poll.
+    pub poll: watch_channel::Receiver<BTreeSet<String>>,
+    /// Read every device again now (D-Bus `Resync`).
+    pub refresh: std::sync::Arc<tokio::sync::Notify>,
+}
 
 #[zbus::proxy(
     interface = "org.freedesktop.NetworkManager",
@@ -78,6 +101,15 @@ trait Device {
     /// The profile as applied to the device (what NetworkManager acts on, unlike the
     /// saved profile after an `nmcli connection modify` without reapply).
     fn get_applied_connection(&self, flags: u32) -> zbus::Result<(Settings, u64)>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.NetworkManager.Connection.Active",
+    default_service = "org.freedesktop.NetworkManager"
+)]
+trait Active {
+    #[zbus(property)]
+    fn devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
 }
 
 #[zbus::proxy(
@@ -294,7 +326,18 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
 
 /// Watch NetworkManager forever: presence, devices, changes. Sends [`Event::NmGone`] when it
 /// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
-pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>) -> Result<()> {
+/// `follow`: devices whose applied connection to check every [`APPLIED_POLL`], and
+/// requests to read every device again.
+pub async fn watch(
+    conn: Connection,
+    conf_paths: Vec<String>,
+    tx: Sender<Event>,
+    follow: Option<Follow>,
+) -> Result<()> {
+    let (mut poll, refresh_all_now) = match follow {
+        Some(f) => (Some(f.poll), Some(f.refresh)),
+        None => (None, None),
+    };
     let dbus = DBusProxy::new(&conn).await.context("D-Bus daemon proxy")?;
     let mut owner_changes = dbus
         .receive_name_owner_changed_with_args(&[(0, NM_SERVICE)])
@@ -308,6 +351,14 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
     let mut device_signals = MessageStream::for_match_rule(devices_rule, &conn, Some(256))
         .await
         .context("subscribing to NetworkManager DeviceAdded/DeviceRemoved")?;
+    let updated_rule = updated_rule().context("NetworkManager match rule")?;
+    let mut updated = MessageStream::for_match_rule(updated_rule, &conn, Some(256))
+        .await
+        .context("subscribing to NetworkManager's Settings.Connection.Updated")?;
+    let mut poll_tick = tokio::time::interval(APPLIED_POLL);
+    poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Applied-connection version ids last seen, by device path.
+    let mut versions: HashMap<String, u64> = HashMap::new();
 
     loop {
         let present = dbus
@@ -358,8 +409,47 @@ pub async fn watch(conn: Connection, conf_paths: Vec<String>, tx: Sender<Event>)
                     }
                     break;
                 }
+                _ = async { match &refresh_all_now { Some(n) => n.notified().await, None => std::future::pending().await } } => {
+                    if !refresh_all(&conn, &tx, &mut config_paths).await {
+                        return Ok(());
+                    }
+                }
+                msg = updated.next() => {
+                    let Some(Ok(_)) = msg else { continue };
+                    // A profile changed (`nmcli connection modify`): what devices apply may
+                    // follow (reapply), or already has for a profile being activated.
+                    if !refresh_all(&conn, &tx, &mut config_paths).await {
+                        return Ok(());
+                    }
+                }
+                _ = poll_tick.tick(), if poll.as_ref().is_some_and(|p| !p.borrow().is_empty()) => {
+                    let paths: Vec<String> = poll.as_mut().map(|p| p.borrow_and_update().iter().cloned().collect()).unwrap_or_default();
+                    versions.retain(|k, _| paths.contains(k));
+                    for path in paths {
+                        let Some(v) = applied_version(&conn, &path).await else { continue };
+                        if versions.insert(path.clone(), v) == Some(v) {
+                            continue;
+                        }
+                        // First look or a new version (reapply): read the device again.
+                        if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
+                            if tx.send(ev).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
                 msg = props.next() => {
                     let Some(Ok(msg)) = msg else { continue };
+                    if let Some(devices) = active_connection_devices(&conn, &msg).await {
+                        for path in devices {
+                            if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
+                                if tx.send(ev).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     let Some(ev) = on_properties_changed(&conn, &msg, &mut config_paths).await else { continue };
                     if ev == Event::NmStartup(false) {
                         // Startup done: devices are assumed or activated now, and the version
@@ -408,6 +498,91 @@ fn properties_rule() -> zbus::Result<MatchRule<'static>> {
         .member("PropertiesChanged")?
         .path_namespace(NM_PATH)?
         .build())
+}
+
+/// `Updated` of every connection profile (`nmcli connection modify`, a keyfile reload).
+fn updated_rule() -> zbus::Result<MatchRule<'static>> {
+    Ok(MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(NM_SERVICE)?
+        .interface("org.freedesktop.NetworkManager.Settings.Connection")?
+        .member("Updated")?
+        .path_namespace(SETTINGS_PATH)?
+        .build())
+}
+
+/// The version id of the connection applied to a device (moves on reapply); None when it
+/// has none.
+async fn applied_version(conn: &Connection, path: &str) -> Option<u64> {
+    let d = DeviceProxy::builder(conn)
+        .path(path)
+        .ok()?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .ok()?;
+    d.get_applied_connection(0).await.ok().map(|(_, v)| v)
+}
+
+/// Read every device again; false when the agent is shutting down.
+async fn refresh_all(
+    conn: &Connection,
+    tx: &Sender<Event>,
+    config_paths: &mut HashMap<String, String>,
+) -> bool {
+    let Ok(nm) = NetworkManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+    else {
+        return true;
+    };
+    let Ok(paths) = nm.get_devices().await else {
+        return true;
+    };
+    for p in paths {
+        if let Some(ev) = refresh(conn, p.as_str(), config_paths).await {
+            if tx.send(ev).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// An active connection's profile, type or devices changed (its state changes come with
+/// the device's own): the devices to read again.
+async fn active_connection_devices(conn: &Connection, msg: &zbus::Message) -> Option<Vec<String>> {
+    let header = msg.header();
+    let path = header.path()?.to_string();
+    let (iface, changed, _) = msg
+        .body()
+        .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+        .ok()?;
+    if iface != ACTIVE_INTERFACE {
+        return None;
+    }
+    if !["Id", "Uuid", "Type", "Connection", "Devices"]
+        .iter()
+        .any(|k| changed.contains_key(*k))
+    {
+        return Some(Vec::new());
+    }
+    let a = ActiveProxy::builder(conn)
+        .path(path)
+        .ok()?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .ok()?;
+    Some(
+        a.devices()
+            .await
+            .ok()?
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect(),
+    )
 }
 
 /// DeviceAdded / DeviceRemoved (and NetworkManager's other signals on its main object).

@@ -733,6 +733,15 @@ impl Lifecycle {
                     .await;
                 let _ = reply.send(r);
             }
+            Trigger::Request(Request::Explain(interface, reply)) => {
+                let now = Millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+                let only = Some(interface.as_str()).filter(|i| !i.is_empty());
+                let e = mptcp_agent_core::explain(cfg, obs, now, only);
+                let _ = reply.send(
+                    serde_json::to_string(&e)
+                        .map_err(|e| AgentError::Unavailable(format!("encoding JSON: {e}"))),
+                );
+            }
             Trigger::Request(Request::Resync(reply)) => match resync(obs, exec, start).await {
                 Ok(summary) => self.pending_resync.push((reply, summary)),
                 Err(e) => {

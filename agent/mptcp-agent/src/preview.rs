@@ -29,7 +29,7 @@ pub struct Preview {
 }
 
 /// Read this device's state as the daemon does at start.
-async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observed, String> {
+pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observed, String> {
     let mut obs = Observed::new();
     let pm_handle = PmHandle::connect()
         .await
@@ -71,7 +71,7 @@ async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observed, S
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     let paths = cfg.networkmanager.conf_paths.clone();
     let watcher = tokio::spawn(async move {
-        let _ = nm::watch(conn, paths, tx).await;
+        let _ = nm::watch(conn, paths, tx, None).await;
     });
     let deadline = Instant::now() + NM_WAIT;
     while !obs.ready() {

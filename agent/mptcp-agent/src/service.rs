@@ -64,6 +64,18 @@ pub struct LinkInfo {
     pub detail: String,
 }
 
+/// A link the agent leaves alone because someone else manages MPTCP there (property
+/// `Refusals`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct RefusalInfo {
+    pub interface: String,
+    /// "mptcpd", "networkmanager-profile", "networkmanager-global" or
+    /// "networkmanager-default".
+    pub kind: String,
+    /// The one command that lets the agent take the link over (it notices by itself).
+    pub advice: String,
+}
+
 /// One MPTCP endpoint of the kernel (property `Endpoints`, signal `EndpointChanged`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
 pub struct EndpointInfo {
@@ -141,6 +153,7 @@ pub struct Snapshot {
     pub ready: bool,
     pub mode: String,
     pub links: Vec<LinkInfo>,
+    pub refusals: Vec<RefusalInfo>,
     pub endpoints: Vec<EndpointInfo>,
     pub limits: LimitsInfo,
     pub caps: KernelCapsInfo,
@@ -164,6 +177,7 @@ impl Snapshot {
         let kernel_eps: Vec<&KernelEndpoint> =
             obs.endpoints.iter().flat_map(|m| m.values()).collect();
         let fullmesh_ok = obs.caps.as_ref().map_or(true, |c| c.fullmesh);
+        let mut refusals = Vec::new();
         let links = assess(cfg, obs)
             .into_iter()
             .map(|a| {
@@ -186,7 +200,12 @@ impl Snapshot {
                     Control::Ignored => info.state = "ignored".into(),
                     Control::Refused(why) => {
                         info.state = "refused".into();
-                        info.detail = why.clone();
+                        info.detail = why.to_string();
+                        refusals.push(RefusalInfo {
+                            interface: a.name.clone(),
+                            kind: why.kind().into(),
+                            advice: why.advice(),
+                        });
                     }
                     Control::Managed(policy) => {
                         info.policy = policy.flags.to_string();
@@ -272,6 +291,7 @@ impl Snapshot {
             ready: obs.ready(),
             mode: mode.to_string(),
             links,
+            refusals,
             endpoints,
             limits,
             caps,
@@ -366,6 +386,9 @@ pub enum Request {
     /// Re-read the kernel state, retry failed operations now, reconcile; replies with a
     /// one-line summary.
     Resync(oneshot::Sender<Result<String, AgentError>>),
+    /// Explain every link (or the one named; "" = all); replies with the JSON of
+    /// [`mptcp_agent_core::Explanation`].
+    Explain(String, oneshot::Sender<Result<String, AgentError>>),
 }
 
 /// Config outcomes the daemon reports as signals.
@@ -500,7 +523,8 @@ impl Agent1 {
     }
 
     /// Re-read links, addresses, routes, rules, endpoints, limits and sysctls from the
-    /// kernel, retry failed operations now and reconcile. Returns a one-line summary.
+    /// kernel (and NetworkManager's devices), retry failed operations now and reconcile.
+    /// Returns a one-line summary.
     async fn resync(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -508,6 +532,13 @@ impl Agent1 {
     ) -> Result<String, AgentError> {
         self.authorize(conn, &hdr).await?;
         self.ask(Request::Resync).await
+    }
+
+    /// Why each link (or only `interface`; "" = every link) has or lacks its endpoints and
+    /// the one thing to change, as JSON (the layout of `mptcp-agent explain --json`,
+    /// docs/cli.md). Read-only: everyone may call it.
+    async fn explain(&self, interface: String) -> Result<String, AgentError> {
+        self.ask(|reply| Request::Explain(interface, reply)).await
     }
 
     /// An endpoint appeared ("added"), went away ("removed") or changed flags ("changed").
@@ -577,6 +608,13 @@ impl Agent1 {
     #[zbus(property)]
     async fn links(&self) -> Vec<LinkInfo> {
         self.with(|s| s.links.clone())
+    }
+
+    /// Links left alone because someone else manages MPTCP there: (interface, kind,
+    /// advice). See docs/dbus-api.md.
+    #[zbus(property)]
+    async fn refusals(&self) -> Vec<RefusalInfo> {
+        self.with(|s| s.refusals.clone())
     }
 
     /// The kernel's MPTCP endpoints: (id, address, port, flags, interface, ifindex).
@@ -770,6 +808,9 @@ async fn emit_changes(
     }
     if old.links != new.links {
         i.links_changed(ctxt).await?;
+    }
+    if old.refusals != new.refusals {
+        i.refusals_changed(ctxt).await?;
     }
     if old.endpoints != new.endpoints {
         i.endpoints_changed(ctxt).await?;

@@ -170,6 +170,29 @@ fn shipped_policy_denies_unprivileged_callers() -> R {
         )
     })?;
 
+    // Explain only reads: nobody may call it, as the bus and as the CLI.
+    let o = ctx(
+        dbus_send(
+            &bus,
+            true,
+            "io.github.meta_mptcp.Agent1.Explain",
+            &["string:"],
+        ),
+        "Explain",
+    )?;
+    ensure(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"links\""),
+        || text(&o),
+    )?;
+    let o = ctx(
+        client(&bus, true, AGENT, &["explain", "--json"]),
+        "explain as nobody",
+    )?;
+    ensure(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"source\": \"agent\""),
+        || text(&o),
+    )?;
+
     // Mutating: refused by the bus for nobody, nothing changes.
     write_file(
         &s.staged,

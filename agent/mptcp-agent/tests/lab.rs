@@ -1194,7 +1194,7 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     let said = wait_for(Duration::from_secs(5), || {
         let log = agent.log_text();
         (log.contains("wwan0: left alone: NetworkManager 1.42")
-            && log.contains("connection.mptcp-flags=0x1"))
+            && log.contains("to change: nmcli connection modify uplink-wwan0"))
         .then_some(log)
     });
     let log = with_log(&agent, said.ok_or_else(|| "no refusal message".to_string()))?;
@@ -1207,6 +1207,323 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     ensure(watch.current() == before, || {
         format!("endpoints changed: {before:?} -> {:?}", watch.current())
     })
+}
+
+/// `mptcp-agent SUBCOMMAND ARGS...` in the device namespace on the lab's bus: stdout, or an
+/// error with the exit status and stderr.
+fn agent_cli(lab: &Lab, args: &[&str]) -> Result<(Option<i32>, String), String> {
+    let out = ctx(
+        lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+        "running mptcp-agent",
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.code().is_some_and(|c| c == 0 || c == 5) {
+        Ok((out.status.code(), stdout))
+    } else {
+        Err(format!(
+            "mptcp-agent {} exited with {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The link named `name` in `mptcp-agent status --json`, with its refusal's `kind` and
+/// `advice` (from `refusals[]`) as `refusal` and `advice` when it is refused.
+fn status_link(lab: &Lab, name: &str) -> Result<serde_json::Value, String> {
+    let (_, text) = agent_cli(lab, &["status", "--json"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("status --json: {e}: {text}"))?;
+    let mut link = v["links"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["name"] == name))
+        .cloned()
+        .ok_or_else(|| format!("status --json has no link {name}: {text}"))?;
+    if let Some(r) = v["refusals"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["interface"] == name))
+    {
+        link["refusal"] = r["kind"].clone();
+        link["advice"] = r["advice"].clone();
+    }
+    Ok(link)
+}
+
+/// NetworkManager's own MPTCP on (its built-in default): both uplinks refused. The advice
+/// `status --json` gives for wwan0, run exactly as printed (`sh -c`), lets the agent take
+/// wwan0 over by itself, without Resync or down/up; wlan0 stays refused.
+fn printed_advice_lifts_the_refusal() -> R {
+    let lab = lab_with(LabOptions::default().nm_mptcp(true))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let refused = wait_for(Duration::from_secs(10), || {
+        status_link(&lab, "wwan0")
+            .ok()
+            .filter(|l| l["state"] == "refused")
+    });
+    let link = with_log(
+        &agent,
+        refused.ok_or_else(|| "wwan0 was not refused".to_string()),
+    )?;
+    ensure(link["refusal"] == "networkmanager-default", || {
+        format!("refusal kind: {link}")
+    })?;
+    let advice = link["advice"].as_str().unwrap_or_default().to_string();
+    ensure(!advice.is_empty() && !advice.contains('\n'), || {
+        format!("advice is not one line: {advice:?}")
+    })?;
+    eprintln!("advice as printed: {advice}");
+    let t0 = Instant::now();
+    let out = ctx(
+        lab.command(Node::Device, "sh")
+            .args(["-c", &advice])
+            .stdin(Stdio::null())
+            .output(),
+        "running the advice",
+    )?;
+    ensure(out.status.success(), || {
+        format!(
+            "the advice failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })?;
+    let ran = t0.elapsed();
+    let wwan = v4(&lab, "wwan0")?;
+    let endpoints = || {
+        lab.exec(Node::Device, "ip", &["mptcp", "endpoint", "show"])
+            .unwrap_or_default()
+    };
+    // Taken over: managed and applied in the agent's view, and the endpoint in the kernel
+    // (NetworkManager removes its own some time after the reapply; the agent adds it again).
+    let taken = wait_for(Duration::from_secs(10), || {
+        let l = status_link(&lab, "wwan0").ok()?;
+        (l["state"] == "active"
+            && l["policy_applied"] == true
+            && endpoints().contains(&format!("{wwan} ")))
+        .then_some(())
+    });
+    let lifted = t0.elapsed();
+    with_log(
+        &agent,
+        taken.ok_or_else(|| {
+            format!(
+                "wwan0 not managed with an endpoint {:.1} s after the advice: {}",
+                lifted.as_secs_f64(),
+                endpoints()
+            )
+        }),
+    )?;
+    eprintln!(
+        "refusal lifted and endpoint in place {:.0} ms after the advice started (the advice itself took {:.0} ms)",
+        ms(lifted),
+        ms(ran)
+    );
+    // And it stays (NetworkManager's late clean-up is over by now).
+    std::thread::sleep(Duration::from_secs(5));
+    let eps = endpoints();
+    ensure(eps.contains(&format!("{wwan} ")), || {
+        format!("the endpoint for {wwan} went away again: {eps}")
+    })?;
+    let wlan = status_link(&lab, "wlan0")?;
+    ensure(wlan["state"] == "refused", || format!("wlan0: {wlan}"))?;
+    with_log(
+        &agent,
+        ensure(
+            agent.log_text().contains("resolved: wwan0: left alone"),
+            || "the log does not say the refusal was resolved".to_string(),
+        ),
+    )?;
+    // Changing only what the device applies (no profile update, no signal of any kind):
+    // seen by polling the refused device's applied connection.
+    let t1 = Instant::now();
+    ctx(
+        lab.nmcli(&[
+            "device",
+            "modify",
+            "wlan0",
+            "connection.mptcp-flags",
+            "disabled",
+        ]),
+        "nmcli device modify",
+    )?;
+    let taken = wait_for(Duration::from_secs(10), || {
+        let l = status_link(&lab, "wlan0").ok()?;
+        (l["state"] == "active" && l["policy_applied"] == true).then_some(())
+    });
+    with_log(
+        &agent,
+        taken.ok_or_else(|| "wlan0 still refused 10 s after nmcli device modify".to_string()),
+    )?;
+    eprintln!(
+        "nmcli device modify (no signal): refusal lifted after {:.0} ms",
+        ms(t1.elapsed())
+    );
+    // The other way round on a managed device (not polled): `resync` reads NetworkManager's
+    // devices again, and the agent steps back.
+    ctx(
+        lab.nmcli(&[
+            "device",
+            "modify",
+            "wlan0",
+            "connection.mptcp-flags",
+            "enabled,subflow",
+        ]),
+        "nmcli device modify",
+    )?;
+    let out = ctx(
+        lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+            .arg("resync")
+            .output(),
+        "mptcp-agent resync",
+    )?;
+    ensure(out.status.success(), || {
+        format!("resync: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let refused = wait_for(Duration::from_secs(5), || {
+        let l = status_link(&lab, "wlan0").ok()?;
+        (l["refusal"] == "networkmanager-profile").then_some(())
+    });
+    with_log(
+        &agent,
+        refused.ok_or_else(|| "wlan0 not refused 5 s after resync".to_string()),
+    )
+}
+
+/// `mptcp-agent explain IFACE --json` against the running agent: the link's explanation.
+fn explained(lab: &Lab, name: &str) -> Result<serde_json::Value, String> {
+    let (_, text) = agent_cli(lab, &["explain", name, "--json"])?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("explain --json: {e}: {text}"))?;
+    if v["source"] != "agent" {
+        return Err(format!("explain did not ask the agent: {text}"));
+    }
+    v["links"]
+        .get(0)
+        .cloned()
+        .ok_or_else(|| format!("explain {name}: no link: {text}"))
+}
+
+/// Waits (10 s) until `explain IFACE` names this refusal kind; the explanation.
+fn wait_refusal(
+    lab: &Lab,
+    agent: &Agent,
+    name: &str,
+    kind: &str,
+) -> Result<serde_json::Value, String> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    let found = wait_for(Duration::from_secs(10), || {
+        let l = explained(lab, name).ok()?;
+        last = l.to_string();
+        (l["state"] == "refused" && l["refusal"] == kind).then_some(l)
+    });
+    let l = with_log(
+        agent,
+        found.ok_or_else(|| format!("{name}: no {kind} refusal within 10 s; last: {last}")),
+    )?;
+    eprintln!(
+        "{name}: {kind} after {:.0} ms; to change: {}",
+        ms(t0.elapsed()),
+        l["change"].as_str().unwrap_or_default()
+    );
+    Ok(l)
+}
+
+/// `explain` against the running agent answers for every kind of refusal, each with its
+/// one-line change: NetworkManager's built-in default, a profile that turns its MPTCP on
+/// (after a reapply), a global NetworkManager config file (after its restart), and mptcpd.
+fn explain_answers_for_every_refusal_kind() -> R {
+    let lab = lab_with(LabOptions::default().nm_mptcp(true))?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let mut kinds = BTreeSet::new();
+
+    let l = wait_refusal(&lab, &agent, "wwan0", "networkmanager-default")?;
+    ensure(
+        l["change"]
+            == "nmcli connection modify uplink-wwan0 connection.mptcp-flags disabled && nmcli device reapply wwan0",
+        || format!("change: {l}"),
+    )?;
+    ensure(
+        l["facts"].to_string().contains("90-mptcp-agent.conf"),
+        || format!("facts: {l}"),
+    )?;
+    kinds.insert("networkmanager-default");
+
+    // The text form: within 80 columns, the command on lines that paste as one.
+    let (_, text) = agent_cli(&lab, &["explain"])?;
+    for line in text.lines() {
+        ensure(line.chars().count() <= 80, || {
+            format!("{line:?} is wider than 80:\n{text}")
+        })?;
+    }
+    ensure(
+        text.contains("    nmcli connection modify uplink-wwan0 connection.mptcp-flags disabled &&\n    nmcli device reapply wwan0\n"),
+        || format!("explain text: {text}"),
+    )?;
+
+    // Per profile: the agent follows the modify and the reapply.
+    ctx(
+        lab.nmcli(&[
+            "connection",
+            "modify",
+            "uplink-wlan0",
+            "connection.mptcp-flags",
+            "enabled,subflow",
+        ]),
+        "nmcli connection modify",
+    )?;
+    ctx(
+        lab.nmcli(&["device", "reapply", "wlan0"]),
+        "nmcli device reapply",
+    )?;
+    let l = wait_refusal(&lab, &agent, "wlan0", "networkmanager-profile")?;
+    ensure(l["facts"].to_string().contains("uplink-wlan0"), || {
+        format!("facts: {l}")
+    })?;
+    kinds.insert("networkmanager-profile");
+
+    // A global default in a NetworkManager config file: read when NetworkManager starts.
+    ctx(
+        std::fs::write(
+            lab.dir().join("nm/etc/conf.d/80-nm-mptcp.conf"),
+            "[connection-nm-mptcp]\nconnection.mptcp-flags=0x22\n",
+        ),
+        "writing 80-nm-mptcp.conf",
+    )?;
+    ctx(lab.nm_restart(), "NetworkManager restart")?;
+    let l = wait_refusal(&lab, &agent, "wwan0", "networkmanager-global")?;
+    ensure(l["facts"].to_string().contains("80-nm-mptcp.conf"), || {
+        format!("facts: {l}")
+    })?;
+    kinds.insert("networkmanager-global");
+
+    // mptcpd: every link (the agent looks for it every 5 s).
+    ctx(lab.mptcpd_start(), "mptcpd start")?;
+    for name in ["wlan0", "wwan0"] {
+        let l = wait_refusal(&lab, &agent, name, "mptcpd")?;
+        ensure(
+            l["change"] == "systemctl disable --now mptcp.service",
+            || format!("change: {l}"),
+        )?;
+    }
+    kinds.insert("mptcpd");
+    let _ = lab.mptcpd_stop();
+    ensure(
+        kinds
+            == [
+                "mptcpd",
+                "networkmanager-default",
+                "networkmanager-global",
+                "networkmanager-profile",
+            ]
+            .into_iter()
+            .collect(),
+        || format!("kinds seen: {kinds:?}"),
+    )
 }
 
 fn main() {
@@ -1254,6 +1571,14 @@ fn main() {
         (
             "refuses_interfaces_networkmanager_manages",
             refuses_interfaces_networkmanager_manages,
+        ),
+        (
+            "printed_advice_lifts_the_refusal",
+            printed_advice_lifts_the_refusal,
+        ),
+        (
+            "explain_answers_for_every_refusal_kind",
+            explain_answers_for_every_refusal_kind,
         ),
     ];
     let trials = trials(&needs, tests);

@@ -328,6 +328,26 @@ fn snapshot_of_a_down_managed_link_says_why() {
 }
 
 #[test]
+fn snapshot_of_a_refused_link_gives_its_kind_and_advice() {
+    let (cfg, mut obs) = world();
+    obs.apply(&Event::Mptcpd(Some(77)), Millis(1));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    let wlan = s.links.iter().find(|l| l.name == "wlan0").unwrap();
+    assert_eq!(wlan.state, "refused");
+    assert!(wlan.detail.contains("pid 77"), "{wlan:?}");
+    let r = s.refusals.iter().find(|r| r.interface == "wlan0").unwrap();
+    assert_eq!(
+        (r.kind.as_str(), r.advice.as_str()),
+        ("mptcpd", "systemctl disable --now mptcp.service")
+    );
+    // Every managed link is refused while mptcpd runs; ignored and unmatched ones are not.
+    assert_eq!(s.refusals.len(), 2, "{:?}", s.refusals);
+    obs.apply(&Event::Mptcpd(None), Millis(2));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    assert!(s.refusals.is_empty());
+}
+
+#[test]
 fn endpoint_changes_by_id() {
     let e = |id: u8, a: &str, flags: &[&str]| EndpointInfo {
         id,
