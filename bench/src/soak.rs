@@ -14,7 +14,7 @@ use std::{
 
 use clap::Args;
 use mptcp_genl::EventKind;
-use mptcp_lab::{Node, Uplink};
+use mptcp_lab::{support::Rng, Node, Uplink};
 use serde::Serialize;
 
 use crate::{
@@ -58,25 +58,6 @@ pub struct SoakArgs {
     /// mptcp-bench soak markers).
     #[arg(long)]
     docs: Option<PathBuf>,
-}
-
-/// splitmix64: a small, reproducible sequence (no dependency for one random stream).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -841,7 +822,7 @@ fn soak(
         sf,
         uplinks: uplinks.clone(),
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut flaps: Vec<Flap> = Vec::new();
     let mut restarts = Vec::new();
     let t_start = Instant::now();
@@ -860,10 +841,10 @@ fn soak(
             restarts.push(st.nm_round());
             continue;
         }
-        let ui = rng.below(2) as usize;
+        let ui = rng.below(2);
         let (u, other) = (&uplinks[ui], &uplinks[1 - ui]);
-        let kind = KINDS[rng.below(4) as usize];
-        let hold = rng.below(300);
+        let kind = KINDS[rng.below(4)];
+        let hold = rng.below(300) as u64;
         let burst = rng.chance(15);
         let n = flaps.len();
         // One uplink at a time: the other one must carry the connection meanwhile.
@@ -930,7 +911,7 @@ fn soak(
                 t_start.elapsed().as_secs_f64()
             ));
         }
-        std::thread::sleep(Duration::from_millis(rng.below(100)));
+        std::thread::sleep(Duration::from_millis(rng.below(100) as u64));
         sess.lab_intact()?;
         if sess.manager_pid().is_none() {
             return Err(format!(

@@ -15,6 +15,8 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
+use mptcp_lab::support::Rng;
+
 use crate::error::{Error, Result};
 
 /// Size and features of a synthetic history.
@@ -139,24 +141,6 @@ const CORE_MPTCP: (usize, usize) = (110, 150);
 const CORE_BASE: (usize, usize) = (160, 200);
 const CORE_TARGET: (usize, usize) = (210, 240);
 const PREREQ_LINE: usize = 300;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn range(&mut self, (a, b): (usize, usize)) -> usize {
-        a + self.below(b - a)
-    }
-}
 
 /// A file change.
 #[derive(Debug, Clone)]
@@ -492,7 +476,7 @@ fn edit(path: &str, line: usize, tag: &str) -> Change {
 /// Generate the history at `path`.
 pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
     let mut s = Synth::create(path)?;
-    let mut rng = Rng(spec.seed.max(1));
+    let mut rng = Rng::new(spec.seed);
     let mut facts = Facts::default();
     let author = |n: usize| format!("Dev {} <dev{}@example.org>", n % 50, n % 50);
 
@@ -779,9 +763,9 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
 fn fake_id(rng: &mut Rng) -> String {
     format!(
         "{:016x}{:016x}{:08x}",
-        rng.next(),
-        rng.next(),
-        rng.next() as u32
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64() as u32
     )
 }
 
