@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use mptcp_lab::support::median;
+
 use crate::model::{Contender, Results};
 
 const W: f64 = 860.0;
@@ -36,18 +38,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// The plot, or `None` when no contender has a throughput run.
@@ -90,15 +80,18 @@ pub fn timeline(results: &Results) -> Option<String> {
         esc(&results.params.flapped_uplink)
     );
     // The cut window (median over all runs).
-    let starts: Vec<f64> = runs
+    let mut starts: Vec<f64> = runs
         .iter()
         .flat_map(|c| c.timelines.iter().map(|t| t.cut_start_s))
         .collect();
-    let ends: Vec<f64> = runs
+    let mut ends: Vec<f64> = runs
         .iter()
         .flat_map(|c| c.timelines.iter().map(|t| t.cut_end_s))
         .collect();
-    let (cs, ce) = (median(starts), median(ends));
+    let (cs, ce) = (
+        median(&mut starts).unwrap_or(0.0),
+        median(&mut ends).unwrap_or(0.0),
+    );
     let _ = writeln!(
         o,
         r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{ph}" fill="#f2f2f2"/>"##,
@@ -181,12 +174,12 @@ pub fn timeline(results: &Results) -> Option<String> {
         let n = c.timelines.iter().map(|t| t.mbps.len()).max().unwrap_or(0);
         let med: Vec<f64> = (0..n)
             .map(|k| {
-                median(
-                    c.timelines
-                        .iter()
-                        .filter_map(|t| t.mbps.get(k).copied())
-                        .collect(),
-                )
+                let mut at_k: Vec<f64> = c
+                    .timelines
+                    .iter()
+                    .filter_map(|t| t.mbps.get(k).copied())
+                    .collect();
+                median(&mut at_k).unwrap_or(0.0)
             })
             .collect();
         let _ = writeln!(

@@ -7,6 +7,7 @@
 pub mod lab;
 pub mod netns;
 pub mod prereq;
+pub mod support;
 pub mod traffic;
 
 pub use lab::{wait_for, Lab, LabOptions, Node, TrafficServer, Uplink};

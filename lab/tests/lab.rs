@@ -14,6 +14,7 @@ use std::{
 use mptcp_lab::{
     lab::{process_alive, process_start_time},
     prereq::{run_trials, trials, Need},
+    support::ensure,
     traffic::{ClientConfig, Direction},
     wait_for, Lab, LabOptions, Node,
 };
@@ -51,14 +52,6 @@ fn panicked(what: &str, p: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into());
     format!("{what} panicked: {msg}")
-}
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
 }
 
 fn up(opts: LabOptions) -> Result<Lab, String> {

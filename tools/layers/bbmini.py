@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""A small model of BitBake's metadata language, enough to evaluate meta-mptcp's class and
-bbappends without a Yocto checkout (CI has none): statements, override-qualified names,
-:append/:prepend/:remove, weak defaults, flags, shell/python functions and `def` blocks.
+"""BitBake's override semantics on top of oelint-parser's statements, enough to evaluate
+meta-mptcp's class and bbappends without a Yocto checkout (CI has none): override-qualified
+names, :append/:prepend/:remove, weak defaults, flags, shell/python functions and `def` blocks.
+oelint-parser (the parser under oelint-adv) splits the files into statements; it does not
+finalize overrides, so that part stays here.
 
 It does not expand ${...} or run inline python: the gating proof compares the unexpanded
 values BitBake would finalize, which is exactly what an override can or cannot change.
@@ -11,15 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FUNC_RE = re.compile(r"^(?P<py>python\s+|fakeroot\s+)*(?P<name>[\w.\-+{}$:]+)?\s*\(\s*\)\s*\{\s*$")
-DEF_RE = re.compile(r"^def\s+(?P<name>\w+)\s*\(")
-ASSIGN_RE = re.compile(
-    r"^(?:export\s+)?(?P<var>[A-Za-z0-9_\-.${}/+~:]+?)(?:\[(?P<flag>[A-Za-z0-9_\-.+${}/~]+)\])?"
-    r"\s*(?P<op>\?\?=|\?=|:=|\+=|=\+|\.=|=\.|=)\s*(?P<q>[\"'])(?P<value>.*)(?P=q)\s*$",
-    re.S,
-)
-DIRECTIVE_RE = re.compile(r"^(?P<kw>inherit|require|include|addtask|deltask|EXPORT_FUNCTIONS|addhandler)\b\s*(?P<rest>.*)$")
+from oelint_parser.cls_stash import Stash
+
 OPS = ("append", "prepend", "remove")
+ASSIGN_OPS = ("??=", "?=", ":=", "+=", "=+", ".=", "=.", "=")
+# `python () {` has no name; BitBake calls it this.
+ANONYMOUS = "__anonymous"
 
 
 @dataclass
@@ -44,52 +43,61 @@ def split_name(name):
     return base, op, tuple(p for p in rest if p not in OPS)
 
 
+def _value(item, op):
+    """The assigned value as written (oelint-parser's own value has inline python replaced by a
+    placeholder): the text after the operator, continuations joined, quotes removed."""
+    text = item.RealRaw.replace("\\\n", "").strip()
+    value = text.partition(op)[2].strip()
+    if len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0]:
+        return value[1:-1]
+    raise SyntaxError("%s:%d: not understood: %s" % (item.Origin, item.InFileLine, text))
+
+
+def _statement(item, path):
+    kind, line = type(item).__name__, item.InFileLine
+    if kind in ("Comment", "Item") and not item.RealRaw.strip():
+        return None
+    if kind == "Comment":
+        return None
+    if kind == "Variable":
+        # The name as written: oelint-parser reads an old-style `_override` suffix as an
+        # override, BitBake (and this model) since honister does not.
+        name = item.RealRaw.partition(item.VarOp)[0].strip()
+        return Statement("assign", name=name, op=item.VarOp.strip(), value=_value(item, item.VarOp),
+                         origin=path, line=line)
+    if kind == "Export":  # `export NAME = "value"`: oelint-parser keeps no operator for it
+        rest = item.RealRaw.strip()[len("export "):].strip()[len(item.Name):].lstrip()
+        op = next((o for o in ASSIGN_OPS if rest.startswith(o)), None)
+        if op is None:
+            raise SyntaxError("%s:%d: not understood: %s" % (path, line, item.RealRaw.strip()))
+        return Statement("assign", name=item.Name, op=op, value=_value(item, op), origin=path, line=line)
+    if kind == "FlagAssignment":
+        return Statement("assign", name=item.VarName, op=item.VarOp.strip(), flag=item.Flag,
+                         value=_value(item, item.VarOp), origin=path, line=line)
+    if kind == "Function":
+        lines = item.RealRaw.rstrip("\n").split("\n")
+        end = max(i for i, text in enumerate(lines) if re.match(r"^\}\s*$", text))
+        name = ":".join([item.FuncName or ANONYMOUS] + list(item.SubItems))
+        return Statement("func", name=name, value="\n".join(lines[1:end]) + "\n", python=item.IsPython,
+                         origin=path, line=line)
+    if kind == "PythonBlock":
+        return Statement("def", name=item.FuncName, value=item.RealRaw.rstrip() + "\n", python=True,
+                         origin=path, line=line)
+    if kind in ("Inherit", "Include", "AddTask", "DelTask"):
+        keyword, _, rest = item.RealRaw.strip().partition(" ")
+        return Statement("directive", keyword=keyword, value=rest.strip(), origin=path, line=line)
+    raise SyntaxError("%s:%d: not understood: %s" % (path, line, item.RealRaw.strip()))
+
+
 def parse(path):
-    """The statements of one metadata file, in order."""
-    lines = Path(path).read_text().split("\n")
-    out, i = [], 0
-    while i < len(lines):
-        line, lineno = lines[i], i + 1
-        i += 1
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        m = DEF_RE.match(line)
-        if m:
-            body = [line]
-            while i < len(lines) and (not lines[i].strip() or lines[i][:1] in " \t"):
-                body.append(lines[i])
-                i += 1
-            out.append(Statement("def", name=m.group("name"), value="\n".join(body).rstrip() + "\n",
-                                 python=True, origin=str(path), line=lineno))
-            continue
-        m = FUNC_RE.match(line)
-        if m:
-            body = []
-            while i < len(lines) and not re.match(r"^\}\s*$", lines[i]):
-                body.append(lines[i])
-                i += 1
-            i += 1
-            name = m.group("name") or "__anonymous"
-            out.append(Statement("func", name=name, value="\n".join(body) + "\n",
-                                 python=bool(m.group("py") and "python" in m.group("py")),
-                                 origin=str(path), line=lineno))
-            continue
-        m = DIRECTIVE_RE.match(stripped)
-        if m:
-            out.append(Statement("directive", keyword=m.group("kw"), value=m.group("rest"),
-                                 origin=str(path), line=lineno))
-            continue
-        text = stripped
-        while text.endswith("\\") and i < len(lines):
-            text = text[:-1] + lines[i]
-            i += 1
-        m = ASSIGN_RE.match(text)
-        if not m:
-            raise SyntaxError("%s:%d: not understood: %s" % (path, lineno, stripped))
-        out.append(Statement("assign", name=m.group("var"), op=m.group("op"), flag=m.group("flag") or "",
-                             value=m.group("value"), origin=str(path), line=lineno))
-    return out
+    """The statements of one metadata file, in order, as oelint-parser (the parser under
+    oelint-adv) reads them; only this file's, not those of what it inherits or requires."""
+    path = str(Path(path).resolve())
+    stash = Stash(quiet=True)
+    stash.AddFile(path)
+    stash.Finalize()
+    items = [i for i in stash.GetItemsFor(filename=path) if i.Origin == path]
+    return [s for s in (_statement(i, path) for i in sorted(items, key=lambda i: i.InFileLine)) if s]
 
 
 @dataclass

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""Structure tests of meta-mptcp/ (Yocto) and recipes/ (Buildroot), stdlib only: gating of the
+"""Structure tests of meta-mptcp/ (Yocto) and recipes/ (Buildroot): gating of the
 kernel class, its logic, patches, crates, layer.conf, recipes, kas, and the Buildroot tree.
-Run by tools/test.d/20-layers.sh (which adds oelint-adv), or alone:
-    python3 tools/layers/test_layers.py [-k NAME]"""
+Needs the project venv (bbmini reads the metadata with oelint-parser). Run by
+tools/test.d/20-layers.sh (which adds oelint-adv), or alone:
+    .venv/bin/python tools/layers/test_layers.py [-k NAME]"""
 
 import hashlib
 import json

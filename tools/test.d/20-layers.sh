@@ -43,7 +43,8 @@ for release in kirkstone scarthgap; do
   fi
 done
 
-out=$(python3 tools/layers/test_layers.py 2>&1)
+# The venv python: bbmini reads the metadata with oelint-parser (installed with oelint-adv).
+out=$("$ROOT/.venv/bin/python" tools/layers/test_layers.py 2>&1)
 rc=$?
 echo "$out" | sed '$d'
 last=$(tail -n1 <<<"$out")

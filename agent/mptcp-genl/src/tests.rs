@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Encode/decode tests against hand-built kernel messages, malformed input, and a
-//! deterministic mutation loop: every decoder must return an error, never panic.
+//! fixed-seed property test (proptest, shrinking): every decoder must return an error, never panic.
 
 use std::{
+    cell::Cell,
     collections::VecDeque,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
 use netlink_packet_generic::constants::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::{
     attr::{attrs, AttrWriter},
@@ -654,50 +659,50 @@ fn genl_header_truncated() {
     assert_eq!(raw.split().unwrap(), (6, &[][..]));
 }
 
-/// xorshift64*: a deterministic generator, so a failing case is reproducible.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
+/// One change to a well-formed reply: what a broken or hostile kernel could send instead.
+/// Positions are [`Index`]es, scaled to the bytes there are when the change is made.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(Index),
+    Set(Index, u8),
+    /// Attribute length fields are the interesting bytes.
+    LengthField(Index, u8),
+    Insert(Index, u8),
+    Remove(Index),
+    Append(Vec<u8>),
 }
 
-fn mutate(rng: &mut XorShift, seed: &[u8]) -> Vec<u8> {
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+        (any::<Index>(), select(vec![0u8, 1, 3, 4, 5, 0xff]))
+            .prop_map(|(i, b)| Mutation::LengthField(i, b)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<Index>().prop_map(Mutation::Remove),
+        vec(any::<u8>(), 0..8).prop_map(Mutation::Append),
+    ]
+}
+
+fn mutate(seed: &[u8], changes: &[Mutation]) -> Vec<u8> {
     let mut v = seed.to_vec();
-    for _ in 0..=rng.below(4) {
-        match rng.below(6) {
-            0 => v.truncate(rng.below(v.len() + 1)),
-            1 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
+    for m in changes {
+        match m {
+            Mutation::Truncate(i) => v.truncate(i.index(v.len() + 1)),
+            Mutation::Set(i, b) if !v.is_empty() => {
+                let at = i.index(v.len());
+                v[at] = *b;
             }
-            2 if !v.is_empty() => {
-                // Attribute length fields are the interesting bytes.
-                let i = rng.below(v.len()) & !3;
-                v[i] = [0, 1, 3, 4, 5, 0xff][rng.below(6)];
+            Mutation::LengthField(i, b) if !v.is_empty() => {
+                let at = i.index(v.len()) & !3;
+                v[at] = *b;
             }
-            3 => {
-                let i = rng.below(v.len() + 1);
-                v.insert(i, rng.next() as u8);
+            Mutation::Insert(i, b) => v.insert(i.index(v.len() + 1), *b),
+            Mutation::Remove(i) if !v.is_empty() => {
+                v.remove(i.index(v.len()));
             }
-            4 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v.remove(i);
-            }
-            _ => {
-                let extra = rng.below(8);
-                v.extend((0..extra).map(|_| rng.next() as u8));
-            }
+            Mutation::Append(bytes) => v.extend_from_slice(bytes),
+            _ => {}
         }
     }
     v
@@ -728,23 +733,43 @@ fn mutated_and_truncated_input_never_panics() {
             &GenlRaw::new(28, kind, 1, full_event(kind == 10)).payload,
         ));
     }
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let mut decoded_ok = 0usize;
-    let mut runs = 0usize;
-    for round in 0..4000 {
-        let seed = &seeds[round % seeds.len()];
-        let input = mutate(&mut rng, seed);
-        decoded_ok += usize::from(Endpoint::decode_reply(&input).is_ok());
-        decoded_ok += usize::from(Endpoint::decode_nested(&input).is_ok());
-        decoded_ok += usize::from(Limits::decode(&input).is_ok());
-        decoded_ok += usize::from(PmEvent::decode(rng.next() as u8, &input).is_ok());
-        decoded_ok += usize::from(Capabilities::decode_family(&input).is_ok());
-        let _ = extack_message(rng.next() as u16, &input);
+    // A fixed-seed runner: the same cases on every run; a failure is shrunk and printed.
+    let config = Config {
+        cases: 4000,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let decoded = Cell::new(0usize);
+    let cases = Cell::new(0usize);
+    let input = (
+        0..seeds.len(),
+        vec(mutation(), 1..=5),
+        vec(mutation(), 1..=5),
+        any::<u8>(),
+        any::<u16>(),
+    );
+    let outcome = runner.run(&input, |(which, changes, dgram_changes, kind, flags)| {
+        let input = mutate(&seeds[which], &changes);
+        let mut ok = usize::from(Endpoint::decode_reply(&input).is_ok());
+        ok += usize::from(Endpoint::decode_nested(&input).is_ok());
+        ok += usize::from(Limits::decode(&input).is_ok());
+        ok += usize::from(PmEvent::decode(kind, &input).is_ok());
+        ok += usize::from(Capabilities::decode_family(&input).is_ok());
+        let _ = extack_message(flags, &input);
         let mut out = VecDeque::new();
-        decode_datagram(28, &mutate(&mut rng, &dgram), &mut out);
+        decode_datagram(28, &mutate(&dgram, &dgram_changes), &mut out);
         decode_datagram(28, &input, &mut out);
-        runs += 1;
+        decoded.set(decoded.get() + ok);
+        cases.set(cases.get() + 1);
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("a decoder panicked; smallest input found: {e}");
     }
+    let decoded_ok = decoded.get();
+    let mut runs = cases.get();
     // Every exact truncation of every seed, too.
     for seed in seeds.iter().chain(std::iter::once(&dgram)) {
         for cut in 0..seed.len() {

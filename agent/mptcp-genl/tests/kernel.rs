@@ -28,6 +28,7 @@ use mptcp_genl::{
 use mptcp_lab::{
     netns::Netns,
     prereq::{run_trials, trials, Need},
+    support::ensure,
 };
 use tokio::runtime::Runtime;
 
@@ -84,14 +85,6 @@ trait Ctx<T> {
 impl<T, E: Display> Ctx<T> for Result<T, E> {
     fn ctx(self, what: &str) -> Result<T, String> {
         self.map_err(|e| format!("{what}: {e}"))
-    }
-}
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> TestResult {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
     }
 }
 

@@ -6,6 +6,7 @@
 //! Upstream kernel code is never part of this crate: patch bodies come from the user's clone.
 
 pub mod apply;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod error;
 pub mod export;
@@ -15,6 +16,7 @@ pub mod manifest;
 pub mod plan;
 pub mod probe;
 pub mod sha256;
+#[cfg(feature = "bench")]
 pub mod synth;
 pub mod transplant;
 pub mod verify;

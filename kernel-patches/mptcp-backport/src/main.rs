@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use mptcp_backport::apply::{self, Action, ApplyOptions, Mode, Outcome};
+#[cfg(feature = "bench")]
 use mptcp_backport::bench::{bench, BenchOptions};
 use mptcp_backport::export::export;
 use mptcp_backport::git::Git;
@@ -184,6 +185,7 @@ enum Commands {
         json: bool,
     },
     /// Benchmark `plan` against the field script's per-commit loop on a synthetic history.
+    #[cfg(feature = "bench")]
     Bench {
         /// Commits in the planned range.
         #[arg(long, default_value_t = 100_000)]
@@ -542,6 +544,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        #[cfg(feature = "bench")]
         Commands::Bench {
             commits,
             dir,

@@ -15,7 +15,7 @@ use mptcp_backport::apply::{self, Action, ApplyOptions, Mode, Outcome};
 use mptcp_backport::export::{export, read_info};
 use mptcp_backport::git::Git;
 use mptcp_backport::manifest::Manifest;
-use mptcp_backport::plan::{plan, DropReason, Kind, Plan, PlanOptions};
+use mptcp_backport::plan::{plan, DropReason, ExtraState, FoundBy, Kind, Plan, PlanOptions};
 use mptcp_backport::synth::{generate, Facts, Spec};
 use mptcp_backport::Error;
 
@@ -188,23 +188,23 @@ fn plan_counts_duplicates_extras_and_order() {
         p.extras
             .iter()
             .find(|e| e.subject == s)
-            .map(|e| (e.state.clone(), e.found_by.clone()))
+            .map(|e| (e.state, e.found_by))
     };
     assert_eq!(
         state(&f.prereq_subject),
-        Some(("carried".into(), Some("subject".into())))
+        Some((ExtraState::Carried, Some(FoundBy::Subject)))
     );
     assert_eq!(
         state("tcp: stable-only helper"),
-        Some(("in-base".into(), Some("upstream-ref".into())))
+        Some((ExtraState::InBase, Some(FoundBy::UpstreamRef)))
     );
     assert_eq!(
         state(&f.outside_extra_subject),
-        Some(("carried".into(), Some("outside-range".into())))
+        Some((ExtraState::Carried, Some(FoundBy::OutsideRange)))
     );
     assert_eq!(
         state("net: never existed").map(|s| s.0),
-        Some("not-needed".into())
+        Some(ExtraState::NotNeeded)
     );
 
     // Order: the core prerequisite before its user; the fixup right after the user.
@@ -270,7 +270,7 @@ fn plan_takes_any_base_of_the_series() {
         .iter()
         .find(|e| e.subject == "tcp: stable-only helper")
         .unwrap();
-    assert_eq!(stable.state, "carried");
+    assert_eq!(stable.state, ExtraState::Carried);
     assert_eq!(stable.commit.as_deref(), Some(f.stable_extra.as_str()));
     assert!(p.entries.len() > plan_with(&m, &f.base_tag).entries.len());
 }
@@ -934,7 +934,7 @@ fn shipped_manifest_is_valid_and_plans_on_a_synthetic_clone() {
     )
     .unwrap();
     assert!(p.attention.iter().any(|a| a.topic == "extra-missing"));
-    assert!(p.extras.iter().any(|e| e.state == "disabled"));
+    assert!(p.extras.iter().any(|e| e.state == ExtraState::Disabled));
 }
 
 /// Deliverable of the transplant flow: where a clone exists, export+apply on one copy of the

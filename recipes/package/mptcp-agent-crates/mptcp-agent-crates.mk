@@ -8,7 +8,7 @@
 # Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.
 # The crates of Cargo.lock, each downloaded from crates.io and checked against its sha256
 # (mptcp-agent-crates.hash), unpacked into a directory cargo builds from offline.
-HOST_MPTCP_AGENT_CRATES_VERSION = 170
+HOST_MPTCP_AGENT_CRATES_VERSION = 178
 HOST_MPTCP_AGENT_CRATES_SITE = https://static.crates.io/crates/aho-corasick
 HOST_MPTCP_AGENT_CRATES_SOURCE = aho-corasick-1.1.5.crate
 HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
@@ -78,6 +78,7 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/jiff/jiff-0.2.46.crate \
 	https://static.crates.io/crates/jiff-core/jiff-core-0.1.8.crate \
 	https://static.crates.io/crates/jiff-static/jiff-static-0.2.46.crate \
+	https://static.crates.io/crates/lazy_static/lazy_static-1.5.1.crate \
 	https://static.crates.io/crates/libc/libc-0.2.191.crate \
 	https://static.crates.io/crates/libtest-mimic/libtest-mimic-0.8.2.crate \
 	https://static.crates.io/crates/linux-raw-sys/linux-raw-sys-0.12.1.crate \
@@ -91,6 +92,7 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/netlink-proto/netlink-proto-0.12.2.crate \
 	https://static.crates.io/crates/netlink-sys/netlink-sys-0.8.8.crate \
 	https://static.crates.io/crates/nix/nix-0.29.0.crate \
+	https://static.crates.io/crates/num-traits/num-traits-0.2.19.crate \
 	https://static.crates.io/crates/once_cell/once_cell-1.21.4.crate \
 	https://static.crates.io/crates/once_cell_polyfill/once_cell_polyfill-1.70.2.crate \
 	https://static.crates.io/crates/ordered-stream/ordered-stream-0.2.0.crate \
@@ -104,11 +106,16 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/ppv-lite86/ppv-lite86-0.2.21.crate \
 	https://static.crates.io/crates/proc-macro-crate/proc-macro-crate-3.4.0.crate \
 	https://static.crates.io/crates/proc-macro2/proc-macro2-1.0.107.crate \
+	https://static.crates.io/crates/proptest/proptest-1.8.0.crate \
 	https://static.crates.io/crates/quote/quote-1.0.47.crate \
 	https://static.crates.io/crates/r-efi/r-efi-5.3.0.crate \
 	https://static.crates.io/crates/rand/rand-0.8.8.crate \
+	https://static.crates.io/crates/rand/rand-0.9.5.crate \
 	https://static.crates.io/crates/rand_chacha/rand_chacha-0.3.1.crate \
+	https://static.crates.io/crates/rand_chacha/rand_chacha-0.9.0.crate \
 	https://static.crates.io/crates/rand_core/rand_core-0.6.4.crate \
+	https://static.crates.io/crates/rand_core/rand_core-0.9.5.crate \
+	https://static.crates.io/crates/rand_xorshift/rand_xorshift-0.4.0.crate \
 	https://static.crates.io/crates/regex/regex-1.13.2.crate \
 	https://static.crates.io/crates/regex-automata/regex-automata-0.4.19.crate \
 	https://static.crates.io/crates/regex-syntax/regex-syntax-0.8.12.crate \
@@ -148,6 +155,7 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/tracing-core/tracing-core-0.1.36.crate \
 	https://static.crates.io/crates/typenum/typenum-1.20.1.crate \
 	https://static.crates.io/crates/uds_windows/uds_windows-1.1.0.crate \
+	https://static.crates.io/crates/unarray/unarray-0.1.4.crate \
 	https://static.crates.io/crates/unicode-ident/unicode-ident-1.0.27.crate \
 	https://static.crates.io/crates/utf8parse/utf8parse-0.2.2.crate \
 	https://static.crates.io/crates/version_check/version_check-0.9.5.crate \
@@ -252,6 +260,7 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	jiff-0.2.46:175dc66334db3b9ab9985bf8b61cfed50dc16d20964bb47f9e479adcae984a7f \
 	jiff-core-0.1.8:e599b80292e597019b8b3e392de3f4bea2959ddfb8c7dff60e035e9e311a2c1b \
 	jiff-static-0.2.46:c7b1af7547d47354bc438d797e3854601bde8f8d185780c5ba4ab27afa54f1ba \
+	lazy_static-1.5.1:20870f649af7073d53e38067b2a84312175d56ea15217e1b15bc83506ec50afb \
 	libc-0.2.191:65cd87c9a6d60536580b316ad985726104730a5151c99845f2490428ef91240a \
 	libtest-mimic-0.8.2:14e6ba06f0ade6e504aff834d7c34298e5155c6baca353cc6a4aaff2f9fd7f33 \
 	linux-raw-sys-0.12.1:32a66949e030da00e8c7d4434b251670a91556f4144941d37452769c25d58a53 \
@@ -265,6 +274,7 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	netlink-proto-0.12.2:93af8261786086024cd5e96e0a991dd65ced07bbf7c233a487bbc96b971d5539 \
 	netlink-sys-0.8.8:cd6c30ed10fa69cc491d491b85cc971f6bdeb8e7367b7cde2ee6cc878d583fae \
 	nix-0.29.0:71e2746dc3a24dd78b3cfcb7be93368c6de9963d30f43a6a73998a9cf4b17b46 \
+	num-traits-0.2.19:071dfc062690e90b734c0b2273ce72ad0ffa95f0c74596bc250dcfd960262841 \
 	once_cell-1.21.4:9f7c3e4beb33f85d45ae3e3a1792185706c8e16d043238c593331cc7cd313b50 \
 	once_cell_polyfill-1.70.2:384b8ab6d37215f3c5301a95a4accb5d64aa607f1fcb26a11b5303878451b4fe \
 	ordered-stream-0.2.0:9aa2b01e1d916879f73a53d01d1d6cee68adbb31d6d9177a8cfce093cced1d50 \
@@ -278,11 +288,16 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	ppv-lite86-0.2.21:85eae3c4ed2f50dcfe72643da4befc30deadb458a9b590d720cde2f2b1e97da9 \
 	proc-macro-crate-3.4.0:219cb19e96be00ab2e37d6e299658a0cfa83e52429179969b0f0121b4ac46983 \
 	proc-macro2-1.0.107:985e7ec9bb745e6ce6535b544d84d6cd6f7ad8bd711c398938ae983b91a766d9 \
+	proptest-1.8.0:2bb0be07becd10686a0bb407298fb425360a5c44a663774406340c59a22de4ce \
 	quote-1.0.47:1fbf4db142a473a8d80c26bbf18454ed458bf8d26c8219c331daecfdbd079001 \
 	r-efi-5.3.0:69cdb34c158ceb288df11e18b4bd39de994f6657d83847bdffdbd7f346754b0f \
 	rand-0.8.8:e058c7de0b26af77780c769414d6257830bb240f3c38477dbc2c16e5f54d6d4c \
+	rand-0.9.5:b9ef1d0d795eb7d84685bca4f72f3649f064e6641543d3a8c415898726a57b41 \
 	rand_chacha-0.3.1:e6c10a63a0fa32252be49d21e7709d4d4baf8d231c2dbce1eaa8141b9b127d88 \
+	rand_chacha-0.9.0:d3022b5f1df60f26e1ffddd6c66e8aa15de382ae63b3a0c1bfc0e4d3e3f325cb \
 	rand_core-0.6.4:ec0be4795e2f6a28069bec0b5ff3e2ac9bafc99e6a9a7dc3547996c5c816922c \
+	rand_core-0.9.5:76afc826de14238e6e8c374ddcc1fa19e374fd8dd986b0d2af0d02377261d83c \
+	rand_xorshift-0.4.0:513962919efc330f829edb2535844d1b912b0fbe2ca165d613e4e8788bb05a5a \
 	regex-1.13.2:9807af0e638c12e753aa1b4e601791bf2a8f71274023c8bbeec12fc149950857 \
 	regex-automata-0.4.19:41d60ef07df457506a0a1a2073112eb4aae5733dbd2813c3da77d1b0fd441158 \
 	regex-syntax-0.8.12:d902046e6a28a1e4c3cab97258a0ce11e994903f01c2d97a9447a0b3df85f4f6 \
@@ -322,6 +337,7 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	tracing-core-0.1.36:db97caf9d906fbde555dd62fa95ddba9eecfd14cb388e4f491a66d74cd5fb79a \
 	typenum-1.20.1:b6f5e870be6c3b371b77fe0ee0bafb859fa4964b4404c27de1d380043c4dda20 \
 	uds_windows-1.1.0:89daebc3e6fd160ac4aa9fc8b3bf71e1f74fbf92367ae71fb83a037e8bf164b9 \
+	unarray-0.1.4:eaea85b334db583fe3274d12b4cd1880032beab409c0d774be044d4480ab9a94 \
 	unicode-ident-1.0.27:a2c754d6c33795a1c324727428e5a7dedb5b06195f9890bdbcba760d3e246563 \
 	utf8parse-0.2.2:06abde3611657adf66d383f00b093d7faecc7fa57071cce2578660c9f1010821 \
 	version_check-0.9.5:0b928f33d975fc6ad9f86c8f283853ad26bdd5b10b7f1542aa2fa15e2289105a \

@@ -10,10 +10,18 @@
 //! outside the path set, renames, a revert pair, a subject-only duplicate, a stable-only
 //! extra and an extra outside the range; [`Facts`] tells tests what to expect.
 
+mod scenarios;
+mod writer;
+
+use scenarios::*;
+pub use writer::{Change, Synth};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use mptcp_lab::support::Rng;
 
 use crate::error::{Error, Result};
 
@@ -115,323 +123,45 @@ const MPTCP_FILES: [&str; 6] = [
     "net/mptcp/ctrl.c",
     "include/net/mptcp.h",
 ];
+
 const CORE_FILES: [&str; 4] = [
     "net/ipv4/tcp.c",
     "include/net/tcp.h",
     "net/core/sock.c",
     "net/ipv4/tcp_input.c",
 ];
+
 const SELFTEST: &str = "tools/testing/selftests/net/mptcp/mptcp_join.sh";
+
 const DRIVER_DIRS: usize = 40;
+
 const DRIVER_FILES: usize = 25;
+
 const LINES: usize = 400;
 
 // Line zones (0-based). Mptcp files: mainline edits, dup zone, 5.15.y edits, reserved ctrl line.
+
 const MPTCP_MAIN: (usize, usize) = (0, 150);
+
 const DUP_START: usize = 400;
+
 /// net/mptcp/protocol.c is longer: it also holds the duplicate zone (75 slots).
 const PROTOCOL_LINES: usize = 1000;
+
 const MPTCP_TARGET_STABLE: (usize, usize) = (320, 350);
+
 const CTRL_LINE: usize = 370;
 // Core files: churn outside the series, hunks of MPTCP commits, base stable, target stable, prereq.
+
 const CORE_CHURN: (usize, usize) = (0, 100);
+
 const CORE_MPTCP: (usize, usize) = (110, 150);
+
 const CORE_BASE: (usize, usize) = (160, 200);
+
 const CORE_TARGET: (usize, usize) = (210, 240);
+
 const PREREQ_LINE: usize = 300;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn range(&mut self, (a, b): (usize, usize)) -> usize {
-        a + self.below(b - a)
-    }
-}
-
-/// A file change.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// Set line `line` (0-based) of `path`.
-    Edit {
-        path: String,
-        line: usize,
-        text: String,
-    },
-    /// Insert lines before `line`.
-    Insert {
-        path: String,
-        line: usize,
-        lines: Vec<String>,
-    },
-    /// Create or replace a whole file.
-    Write {
-        path: String,
-        lines: Vec<String>,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    Delete {
-        path: String,
-    },
-}
-
-#[derive(Clone, Default)]
-struct Branch {
-    head: Option<u64>,
-    files: BTreeMap<String, Vec<String>>,
-}
-
-/// Low-level writer of a fast-import stream with per-branch file state.
-pub struct Synth {
-    child: Child,
-    input: BufWriter<ChildStdin>,
-    output: BufReader<ChildStdout>,
-    branches: BTreeMap<String, Branch>,
-    mark: u64,
-    time: i64,
-}
-
-impl Synth {
-    /// `git init` a repository at `path` and start fast-import into it.
-    pub fn create(path: &Path) -> Result<Synth> {
-        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let st = Command::new("git")
-            .args(["init", "-q", "-b", "master"])
-            .arg(path)
-            .status()
-            .map_err(|e| Error::Command {
-                command: "git init".into(),
-                message: e.to_string(),
-            })?;
-        if !st.success() {
-            return Err(Error::Command {
-                command: "git init".into(),
-                message: format!("failed in {}", path.display()),
-            });
-        }
-        let mut child = Command::new("git")
-            .arg("-C")
-            .arg(path)
-            .args(["fast-import", "--quiet", "--done"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Command {
-                command: "git fast-import".into(),
-                message: e.to_string(),
-            })?;
-        let input = BufWriter::with_capacity(
-            1 << 20,
-            child
-                .stdin
-                .take()
-                .ok_or_else(|| Error::parse("fast-import", "no stdin"))?,
-        );
-        let output = BufReader::new(
-            child
-                .stdout
-                .take()
-                .ok_or_else(|| Error::parse("fast-import", "no stdout"))?,
-        );
-        Ok(Synth {
-            child,
-            input,
-            output,
-            branches: BTreeMap::new(),
-            mark: 0,
-            time: 1_607_860_800, /* 2020-12-13 */
-        })
-    }
-
-    fn io(e: std::io::Error) -> Error {
-        Error::Command {
-            command: "git fast-import".into(),
-            message: e.to_string(),
-        }
-    }
-
-    /// Start branch `name` at the head of `from` (same files).
-    pub fn branch(&mut self, name: &str, from: &str) {
-        let b = self.branches.get(from).cloned().unwrap_or_default();
-        self.branches.insert(name.to_string(), b);
-    }
-
-    /// Content of a file on a branch.
-    pub fn file(&self, branch: &str, path: &str) -> Option<&Vec<String>> {
-        self.branches.get(branch).and_then(|b| b.files.get(path))
-    }
-
-    /// Commit `changes` on `branch`; returns the mark. `merge` adds a second parent (the
-    /// head of that branch) and copies `merge_paths` from it.
-    pub fn commit(
-        &mut self,
-        branch: &str,
-        author: &str,
-        message: &str,
-        changes: &[Change],
-    ) -> Result<u64> {
-        self.commit_merge(branch, author, message, changes, None, &[])
-    }
-
-    fn commit_merge(
-        &mut self,
-        branch: &str,
-        author: &str,
-        message: &str,
-        changes: &[Change],
-        merge: Option<&str>,
-        merge_paths: &[String],
-    ) -> Result<u64> {
-        self.mark += 1;
-        self.time += 60;
-        let mark = self.mark;
-        let merge_head = merge
-            .and_then(|m| self.branches.get(m))
-            .and_then(|b| b.head);
-        let merged: Vec<(String, Vec<String>)> = match merge {
-            Some(m) => {
-                let other = self.branches.get(m).cloned().unwrap_or_default();
-                merge_paths
-                    .iter()
-                    .filter_map(|p| other.files.get(p).map(|c| (p.clone(), c.clone())))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let b = self.branches.entry(branch.to_string()).or_default();
-        let mut s = Vec::with_capacity(4096);
-        let (name, email) = author
-            .split_once(" <")
-            .map(|(n, e)| (n, e.trim_end_matches('>')))
-            .unwrap_or((author, "dev@example.org"));
-        let _ = write!(s, "commit refs/heads/{branch}\nmark :{mark}\nauthor {name} <{email}> {} +0000\ncommitter {name} <{email}> {} +0000\n", self.time, self.time);
-        let _ = write!(s, "data {}\n{}\n", message.len(), message);
-        if let Some(h) = b.head {
-            let _ = writeln!(s, "from :{h}");
-        }
-        if let Some(m) = merge_head {
-            let _ = writeln!(s, "merge :{m}");
-        }
-        let mut touched: Vec<String> = Vec::new();
-        for (p, c) in merged {
-            b.files.insert(p.clone(), c);
-            touched.push(p);
-        }
-        for ch in changes {
-            match ch {
-                Change::Edit { path, line, text } => {
-                    let f = b.files.entry(path.clone()).or_default();
-                    if f.len() <= *line {
-                        f.resize(line + 1, String::new());
-                    }
-                    f[*line] = text.clone();
-                    touched.push(path.clone());
-                }
-                Change::Insert { path, line, lines } => {
-                    let f = b.files.entry(path.clone()).or_default();
-                    let at = (*line).min(f.len());
-                    f.splice(at..at, lines.iter().cloned());
-                    touched.push(path.clone());
-                }
-                Change::Write { path, lines } => {
-                    b.files.insert(path.clone(), lines.clone());
-                    touched.push(path.clone());
-                }
-                Change::Rename { from, to } => {
-                    if let Some(c) = b.files.remove(from) {
-                        b.files.insert(to.clone(), c);
-                    }
-                    let _ = writeln!(s, "R {from} {to}");
-                }
-                Change::Delete { path } => {
-                    b.files.remove(path);
-                    let _ = writeln!(s, "D {path}");
-                }
-            }
-        }
-        touched.sort();
-        touched.dedup();
-        for p in touched {
-            if let Some(content) = b.files.get(&p) {
-                let mut text = content.join("\n");
-                text.push('\n');
-                let _ = write!(s, "M 100644 inline {p}\ndata {}\n{}\n", text.len(), text);
-            }
-        }
-        s.push(b'\n');
-        b.head = Some(mark);
-        self.input.write_all(&s).map_err(Self::io)?;
-        Ok(mark)
-    }
-
-    /// Merge `other` into `branch`, taking `paths` from `other`.
-    pub fn merge(
-        &mut self,
-        branch: &str,
-        other: &str,
-        message: &str,
-        paths: &[String],
-    ) -> Result<u64> {
-        self.commit_merge(
-            branch,
-            "Merger <merge@example.org>",
-            message,
-            &[],
-            Some(other),
-            paths,
-        )
-    }
-
-    /// Lightweight tag at a mark.
-    pub fn tag(&mut self, name: &str, mark: u64) -> Result<()> {
-        write!(self.input, "reset refs/tags/{name}\nfrom :{mark}\n\n").map_err(Self::io)
-    }
-
-    /// Head mark of a branch.
-    pub fn head(&self, branch: &str) -> Option<u64> {
-        self.branches.get(branch).and_then(|b| b.head)
-    }
-
-    /// Object id of a mark (fast-import `get-mark`).
-    pub fn sha(&mut self, mark: u64) -> Result<String> {
-        writeln!(self.input, "get-mark :{mark}").map_err(Self::io)?;
-        self.input.flush().map_err(Self::io)?;
-        let mut line = String::new();
-        self.output.read_line(&mut line).map_err(Self::io)?;
-        let id = line.trim().to_string();
-        if id.len() != 40 {
-            return Err(Error::parse("fast-import get-mark", line));
-        }
-        Ok(id)
-    }
-
-    /// Finish the import.
-    pub fn finish(mut self) -> Result<()> {
-        self.input.write_all(b"done\n").map_err(Self::io)?;
-        self.input.flush().map_err(Self::io)?;
-        drop(self.input);
-        let st = self.child.wait().map_err(Self::io)?;
-        if !st.success() {
-            return Err(Error::Command {
-                command: "git fast-import".into(),
-                message: format!("exit {st}"),
-            });
-        }
-        Ok(())
-    }
-}
 
 fn initial_files() -> Vec<Change> {
     let mut out = Vec::new();
@@ -492,7 +222,7 @@ fn edit(path: &str, line: usize, tag: &str) -> Change {
 /// Generate the history at `path`.
 pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
     let mut s = Synth::create(path)?;
-    let mut rng = Rng(spec.seed.max(1));
+    let mut rng = Rng::new(spec.seed);
     let mut facts = Facts::default();
     let author = |n: usize| format!("Dev {} <dev{}@example.org>", n % 50, n % 50);
 
@@ -779,146 +509,8 @@ pub fn generate(path: &Path, spec: &Spec) -> Result<Facts> {
 fn fake_id(rng: &mut Rng) -> String {
     format!(
         "{:016x}{:016x}{:08x}",
-        rng.next(),
-        rng.next(),
-        rng.next() as u32
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64() as u32
     )
-}
-
-/// Mainline scenarios: prerequisite outside the path set, renames, a revert pair, a commit
-/// whose subject is duplicated in the base, and the commit behind the BSP conflict.
-fn scenarios_mainline(s: &mut Synth, facts: &mut Facts) -> Result<()> {
-    let a = "Scenario <scenario@example.org>";
-    // Core prerequisite: adds helper lines to tcp.c; the MPTCP user changes the line right
-    // after them, so its context needs the helper.
-    let prereq_subject = "tcp: export the synthetic helper for mptcp".to_string();
-    let m = s.commit(
-        "master",
-        a,
-        &format!("{prereq_subject}\n\nCore-only: never touches net/mptcp.\n"),
-        &[Change::Insert {
-            path: "net/ipv4/tcp.c".into(),
-            line: PREREQ_LINE,
-            lines: vec!["void tcp_synth_helper(void)".into(), "{".into(), "}".into()],
-        }],
-    )?;
-    facts.prereq = s.sha(m)?;
-    facts.prereq_subject = prereq_subject;
-    let m = s.commit(
-        "master",
-        a,
-        "mptcp: use the synthetic tcp helper\n",
-        &[
-            edit("net/mptcp/protocol.c", 151, "uses tcp_synth_helper"),
-            edit(
-                "net/ipv4/tcp.c",
-                PREREQ_LINE + 3,
-                "EXPORT_SYMBOL(tcp_synth_helper);",
-            ),
-        ],
-    )?;
-    facts.prereq_user = s.sha(m)?;
-    facts.touching += 1;
-
-    // Renames: inside the path set, and into it from outside.
-    s.commit(
-        "master",
-        a,
-        "mptcp: rename pm_old.c to pm_new.c\n",
-        &[Change::Rename {
-            from: "net/mptcp/pm_old.c".into(),
-            to: "net/mptcp/pm_new.c".into(),
-        }],
-    )?;
-    s.commit(
-        "master",
-        a,
-        "mptcp: touch the renamed pm_new.c\n",
-        &[edit("net/mptcp/pm_new.c", 5, "after rename")],
-    )?;
-    s.commit(
-        "master",
-        a,
-        "selftests: mptcp: move helper.sh into the mptcp directory\n",
-        &[Change::Rename {
-            from: "tools/testing/selftests/net/helper.sh".into(),
-            to: "tools/testing/selftests/net/mptcp/helper.sh".into(),
-        }],
-    )?;
-    facts.rename = ("net/mptcp/pm_old.c".into(), "net/mptcp/pm_new.c".into());
-    facts.touching += 3;
-
-    // Revert pair.
-    let m = s.commit(
-        "master",
-        a,
-        "mptcp: experimental tweak\n",
-        &[edit("net/mptcp/options.c", 152, "tweak")],
-    )?;
-    let original = s.sha(m)?;
-    let before = "/* net/mptcp/options.c line 152 */".to_string();
-    let m = s.commit(
-        "master",
-        a,
-        &format!("Revert \"mptcp: experimental tweak\"\n\nThis reverts commit {original}.\n"),
-        &[Change::Edit {
-            path: "net/mptcp/options.c".into(),
-            line: 152,
-            text: before,
-        }],
-    )?;
-    facts.revert_pair = (original, s.sha(m)?);
-    facts.touching += 2;
-
-    // A subject the base will also have (with a different change).
-    let subject = "mptcp: fix a thing the base fixed differently".to_string();
-    let m = s.commit(
-        "master",
-        a,
-        &format!("{subject}\n"),
-        &[edit("net/mptcp/subflow.c", 153, "subject dup")],
-    )?;
-    facts.subject_dup = s.sha(m)?;
-    facts.subject_dup_subject = subject;
-    facts.touching += 1;
-
-    // The commit that will hit the BSP's vendor change.
-    let m = s.commit(
-        "master",
-        a,
-        "mptcp: ctrl tweak\n",
-        &[edit("net/mptcp/ctrl.c", CTRL_LINE, "ctrl tweak")],
-    )?;
-    facts.ctrl_commit = s.sha(m)?;
-    facts.ctrl_file = "net/mptcp/ctrl.c".into();
-    facts.ctrl_line = CTRL_LINE + 1;
-    facts.touching += 1;
-    facts.range_commits += 9;
-    Ok(())
-}
-
-/// 5.15.y scenario: a core commit outside the path set citing a (fake) upstream id, and
-/// an MPTCP commit of the same kind.
-fn scenarios_target_stable(s: &mut Synth, facts: &mut Facts, rng: &mut Rng) -> Result<()> {
-    let up = fake_id(rng);
-    let m = s.commit(
-        "linux-5.15.y",
-        "Scenario <scenario@example.org>",
-        &format!("tcp: stable-only helper\n\ncommit {up} upstream.\n\nOutside the path set.\n"),
-        &[edit("net/core/sock.c", CORE_TARGET.1 + 2, "stable helper")],
-    )?;
-    facts.stable_extra = s.sha(m)?;
-    facts.stable_extra_upstream = up;
-    s.commit(
-        "linux-5.15.y",
-        "Scenario <scenario@example.org>",
-        "mptcp: stable scenario change\n",
-        &[edit(
-            "net/mptcp/pm_netlink.c",
-            MPTCP_TARGET_STABLE.1 + 3,
-            "stable scenario",
-        )],
-    )?;
-    facts.touching += 1;
-    Ok(())
 }
