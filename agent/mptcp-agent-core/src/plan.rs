@@ -206,6 +206,9 @@ pub enum Control {
     Ignored,
     /// Managed by someone else (NetworkManager's MPTCP, mptcpd); the message says what to change.
     Refused(String),
+    /// A kind of link that never gets an endpoint by default (VPN, tunnel, bridge, a
+    /// container's veth), and why; the matching rule can opt it in with `allow_virtual`.
+    Excluded(String),
     Managed(LinkPolicy),
 }
 
@@ -306,9 +309,18 @@ fn assess_link(
         None => Control::Unmatched,
         Some(r) => match r.policy {
             None => Control::Ignored,
-            Some(p) => match coexistence(obs, nm, dev, link, device_type) {
-                Some(reason) => Control::Refused(reason),
-                None => Control::Managed(p),
+            Some(p) => match (
+                p.allow_virtual,
+                link.excluded_by_default(
+                    dev.map(|d| d.device_type),
+                    link.master.and_then(|m| obs.links.get(&m)),
+                ),
+            ) {
+                (false, Some(why)) => Control::Excluded(why),
+                _ => match coexistence(obs, nm, dev, link, device_type) {
+                    Some(reason) => Control::Refused(reason),
+                    None => Control::Managed(p),
+                },
             },
         },
     };
@@ -357,7 +369,7 @@ fn assess_link(
                     obs,
                     link,
                     a,
-                    want_for(obs, policy, link, a, carrier, &nm_gate, route),
+                    want_for(obs, policy, link, a, carrier, metered, &nm_gate, route),
                 ),
             };
             families.push(FamilyAssessment {
@@ -406,17 +418,22 @@ enum NmGate {
     Closed(String),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn want_for(
     obs: &Observed,
     policy: &LinkPolicy,
     link: &Link,
     addr: &Address,
     carrier: bool,
+    metered: bool,
     nm_gate: &NmGate,
     route: RoutePath,
 ) -> Want {
     let caps = obs.caps.as_ref();
     let mut flags = policy.flags;
+    if metered && policy.metered_backup {
+        flags = flags.union(EndpointFlags::BACKUP);
+    }
     if flags.contains(EndpointFlags::FULLMESH) && !caps.is_some_and(|c| c.fullmesh) {
         flags = flags.without(EndpointFlags::FULLMESH);
     }
@@ -615,6 +632,8 @@ struct Desired {
     ifindex: u32,
     flags: EndpointFlags,
     demoted: bool,
+    /// Backup only because NetworkManager says the link is metered (`metered_backup`).
+    metered_backup: bool,
     route: RoutePath,
 }
 
@@ -744,6 +763,14 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                     reason: reason.clone(),
                 });
             }
+            // The rule asks the agent to manage it, so endpoints there are the agent's to
+            // remove (one left by an older config or an earlier guess of the link's kind).
+            Control::Excluded(_) => {
+                managed_ifindexes.insert(l.ifindex);
+                for a in obs.addresses_of(l.ifindex) {
+                    managed_addrs.insert(a.addr);
+                }
+            }
             Control::Managed(policy) => {
                 managed_ifindexes.insert(l.ifindex);
                 for a in obs.addresses_of(l.ifindex) {
@@ -788,6 +815,9 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                             ifindex: l.ifindex,
                             flags,
                             demoted,
+                            metered_backup: l.metered
+                                && policy.metered_backup
+                                && !policy.flags.contains(EndpointFlags::BACKUP),
                             route: f.route,
                         },
                     );
@@ -992,6 +1022,11 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 if EndpointFlags::BACKUP.contains(differing) && caps.set_flags {
                     let why = if d.demoted {
                         format!("{}: carrier lost, policy says backup", d.link)
+                    } else if d.metered_backup {
+                        format!(
+                            "{}: NetworkManager says metered, so backup (metered_backup = false in its rule turns this off)",
+                            d.link
+                        )
                     } else if d.flags.contains(EndpointFlags::BACKUP) {
                         format!("{}: policy flags are {}", d.link, d.flags)
                     } else {

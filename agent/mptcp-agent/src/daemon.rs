@@ -47,6 +47,8 @@ struct Daemon {
     pending: std::collections::BTreeMap<Diagnostic, Millis>,
     wake_at: Option<Millis>,
     was_ready: bool,
+    /// Links excluded by default, as last logged (name → why).
+    excluded: std::collections::BTreeMap<String, String>,
 }
 
 impl Daemon {
@@ -75,6 +77,7 @@ impl Daemon {
                 log::debug!("{l:?}");
             }
         }
+        self.log_excluded();
         for _ in 0..MAX_ROUNDS {
             let p = plan(&self.cfg, &self.obs, self.now());
             let report_at = self.report(&p.diagnostics);
@@ -121,6 +124,25 @@ impl Daemon {
             }
         }
         log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
+    }
+
+    /// Say once, at info, why a link a rule would manage gets no endpoint by default (a
+    /// VPN, tunnel, bridge or container veth); not a warning: that is the normal case.
+    fn log_excluded(&mut self) {
+        let mut now = std::collections::BTreeMap::new();
+        for l in mptcp_agent_core::assess(&self.cfg, &self.obs) {
+            if let mptcp_agent_core::Control::Excluded(why) = l.control {
+                if self.excluded.get(&l.name) != Some(&why) {
+                    log::info!(
+                        "{}: no endpoint: never an uplink by default: {why} (allow_virtual = true in rule {:?} opts it in)",
+                        l.name,
+                        l.rule.unwrap_or_default()
+                    );
+                }
+                now.insert(l.name, why);
+            }
+        }
+        self.excluded = now;
     }
 
     /// Log diagnostics when they appear and when they are resolved. A missing route counts
@@ -196,6 +218,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         pending: Default::default(),
         wake_at: None,
         was_ready: false,
+        excluded: Default::default(),
     };
 
     // Kernel inputs.

@@ -157,9 +157,11 @@ pub fn link_of(m: &LinkMessage) -> Link {
     let mut name = String::new();
     let mut oper = OperState::Unknown;
     let mut info_kind = None;
+    let mut master = None;
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Controller(i) if *i != 0 => master = Some(*i),
             LinkAttribute::OperState(s) => oper = oper_of(*s),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
@@ -180,6 +182,9 @@ pub fn link_of(m: &LinkMessage) -> Link {
         point_to_point: flags.contains(LinkFlags::Pointopoint),
         oper,
         kind,
+        // InfoKind's Display is the kernel's own name ("wireguard", "ip6tnl", …).
+        info_kind: info_kind.as_ref().map(|k| k.to_string()),
+        master,
         name,
     }
 }

@@ -45,7 +45,8 @@ pub struct LinkInfo {
     pub ifindex: u32,
     /// "active", "backup" (carrier lost, endpoint kept as backup), "down" (managed, no
     /// endpoint now; see `detail`), "ignored" (rule says manage = false), "unmatched" (no
-    /// rule), "refused" (someone else manages MPTCP there; see `detail`).
+    /// rule), "refused" (someone else manages MPTCP there; see `detail`), "excluded" (a VPN,
+    /// tunnel, bridge or container veth the rule does not opt in; see `detail`).
     pub state: String,
     pub carrier: bool,
     /// NetworkManager's device type name, or the kernel's guess; "" when unknown.
@@ -187,6 +188,13 @@ impl Snapshot {
                     Control::Refused(why) => {
                         info.state = "refused".into();
                         info.detail = why.clone();
+                    }
+                    Control::Excluded(why) => {
+                        info.state = "excluded".into();
+                        info.detail = format!(
+                            "never an uplink by default: {why}; allow_virtual = true in rule {:?} opts it in",
+                            info.rule
+                        );
                     }
                     Control::Managed(policy) => {
                         info.policy = policy.flags.to_string();

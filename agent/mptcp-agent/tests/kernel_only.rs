@@ -84,6 +84,10 @@ fn main() {
             after_flaps_alive_quiet_and_sigterm_keeps_endpoints,
         ),
         (
+            "virtual_links_get_no_endpoint_unless_opted_in",
+            virtual_links_get_no_endpoint_unless_opted_in,
+        ),
+        (
             "endpoints_come_back_after_255_endpoint_adds",
             endpoints_come_back_after_255_endpoint_adds,
         ),
@@ -838,6 +842,100 @@ fn carrier_loss_backup_by_kernel_capability() -> R {
         ensure(w.log_count("FAILED") == 0, || {
             "expected no failed kernel operation in the log".to_string()
         })?;
+        w.alive()
+    })
+}
+
+/// Real tun, bridge, bridge-port veth and (where the kernel has it) WireGuard links, each
+/// with an address, matched by a rule that manages them: none gets an endpoint, the log
+/// says why for each; a bridge under a rule with `allow_virtual = true` gets one.
+fn virtual_links_get_no_endpoint_unless_opted_in() -> R {
+    let cfg = config("", (2, 0)).replace(
+        "interfaces = [\"up*\"]",
+        "interfaces = [\"up*\", \"vpn*\", \"ctr*\"]",
+    ) + "[[link]]\nname = \"opt-in\"\ninterfaces = [\"opt*\"]\nallow_virtual = true\nflags = [\"subflow\"]\n";
+    case(&cfg, |w| {
+        let mut want = w.expected(&["up0", "up1"], "subflow");
+        w.wait_endpoints(&want, START, "start")?;
+        // A VPN's tun device (persistent, no process behind it).
+        w.dev_ip(&["tuntap", "add", "dev", "vpntun0", "mode", "tun"])?;
+        w.dev_ip(&["addr", "add", "10.71.0.2/24", "dev", "vpntun0"])?;
+        w.dev_ip(&["link", "set", "vpntun0", "up"])?;
+        // A container bridge with a container's veth as its port, and a default route: with
+        // carrier, address and route it would be an uplink by the kernel's criteria alone.
+        // The opt-in bridge is built the same way.
+        for (br, port, peer, net, metric) in [
+            ("ctrbr0", "ctrv0", "ctrp0", "10.72.0", "500"),
+            ("optbr0", "optv0", "optp0", "10.74.0", "600"),
+        ] {
+            w.dev_ip(&["link", "add", br, "type", "bridge"])?;
+            w.dev_ip(&[
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "netns",
+                w.far.name(),
+            ])?;
+            w.dev_ip(&["link", "set", port, "master", br])?;
+            w.dev_ip(&["addr", "add", &format!("{net}.2/24"), "dev", br])?;
+            w.far_ip(&["addr", "add", &format!("{net}.1/24"), "dev", peer])?;
+            w.far_ip(&["link", "set", peer, "up"])?;
+            w.dev_ip(&["link", "set", port, "up"])?;
+            w.dev_ip(&["link", "set", br, "up"])?;
+            w.dev_ip(&[
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{net}.1"),
+                "dev",
+                br,
+                "metric",
+                metric,
+            ])?;
+        }
+        let mut excluded = vec![
+            ("vpntun0", "tun/tap device (VPN)"),
+            ("ctrbr0", "bridge"),
+            ("ctrv0", "container or VM veth, port of ctrbr0"),
+        ];
+        match w.dev.ip(&["link", "add", "vpnwg0", "type", "wireguard"]) {
+            Ok(_) => {
+                w.dev_ip(&["addr", "add", "10.75.0.2/24", "dev", "vpnwg0"])?;
+                w.dev_ip(&["link", "set", "vpnwg0", "up"])?;
+                w.dev_ip(&["route", "add", "default", "dev", "vpnwg0", "metric", "700"])?;
+                excluded.push(("vpnwg0", "WireGuard tunnel"));
+            }
+            Err(e) => eprintln!(
+                "  SKIP (part): no WireGuard link on this kernel (`ip link add type wireguard`: {e}); \
+                 tun, bridge and bridge-port veth checked"
+            ),
+        }
+        want.insert((
+            "10.74.0.2".parse().expect("test address"),
+            "subflow".to_string(),
+            "optbr0".to_string(),
+        ));
+        w.wait_endpoints(&want, REACT, "the opt-in bridge gets an endpoint")?;
+        w.hold_endpoints(
+            &want,
+            IDLE,
+            "no endpoint on a VPN, a container bridge or its veth",
+        )?;
+        for (name, why) in excluded {
+            let needle = format!("{name}: no endpoint: never an uplink by default: {why}");
+            ensure(w.log_count(&needle) == 1, || {
+                format!(
+                    "expected the log line \"{needle}\" once, saw it {} times",
+                    w.log_count(&needle)
+                )
+            })?;
+        }
         w.alive()
     })
 }

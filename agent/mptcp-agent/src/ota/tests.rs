@@ -155,6 +155,8 @@ fn link(ifindex: u32, name: &str) -> Link {
         point_to_point: name.starts_with("ppp"),
         oper: OperState::Up,
         kind: None,
+        info_kind: None,
+        master: None,
     }
 }
 
@@ -603,6 +605,8 @@ fn shipped_configs_are_valid() {
         "on_carrier_loss",
         "ipv4",
         "ipv6",
+        "metered_backup",
+        "allow_virtual",
     ] {
         assert!(
             BUILT_IN.contains(key),

@@ -178,6 +178,8 @@ fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
             OperState::LowerLayerDown
         },
         kind: None,
+        info_kind: None,
+        master: None,
     }
 }
 
