@@ -1209,6 +1209,78 @@ fn refuses_interfaces_networkmanager_manages() -> R {
     })
 }
 
+/// NetworkManager marks wwan0 metered (`nmcli connection modify … connection.metered yes`,
+/// applied with `nmcli device reapply`): the agent flags its endpoint backup in place (same
+/// id), and takes the flag away again when it is set back to `no`. wlan0 is not touched.
+fn metered_uplink_becomes_backup_and_back() -> R {
+    const BACKUP: u32 = 1 << 2;
+    let lab = lab_with(LabOptions::default())?;
+    let watch = EndpointWatch::start(&lab)?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let (wlan, wwan) = (v4(&lab, "wlan0")?, v4(&lab, "wwan0")?);
+    let flags_of = |s: &EpSet, a: IpAddr| s.iter().find(|e| e.0 == a).map(|e| (e.1, e.2));
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(10), |s| {
+                has(s, wlan) && has(s, wwan)
+            })
+            .ok_or_else(|| format!("no endpoints on both uplinks: {:?}", watch.current())),
+    )?;
+    let before = watch.current();
+    let (wwan_id, f0) = flags_of(&before, wwan).unwrap_or_default();
+    ensure(f0 & BACKUP == 0, || {
+        format!("wwan0 not metered yet, but its endpoint is backup: {before:?}")
+    })?;
+    let wlan_ep = flags_of(&before, wlan);
+    for (value, backup) in [("yes", true), ("no", false)] {
+        ctx(
+            lab.nmcli(&[
+                "connection",
+                "modify",
+                "uplink-wwan0",
+                "connection.metered",
+                value,
+            ]),
+            "nmcli connection modify",
+        )?;
+        let t0 = Instant::now();
+        ctx(
+            lab.nmcli(&["device", "reapply", "wwan0"]),
+            "nmcli device reapply",
+        )?;
+        let seen = watch.wait(t0, Duration::from_secs(10), |s| {
+            flags_of(s, wwan).is_some_and(|(_, f)| (f & BACKUP != 0) == backup)
+        });
+        let at = with_log(
+            &agent,
+            seen.ok_or_else(|| {
+                format!(
+                    "metered {value}: expected wwan0's endpoint {} backup within 10 s; endpoints {:?}",
+                    if backup { "flagged" } else { "no longer" },
+                    watch.current()
+                )
+            }),
+        )?;
+        eprintln!(
+            "  metered {value} → endpoint backup {backup}: {:.1} ms after the reapply",
+            ms(at - t0)
+        );
+        let now = watch.current();
+        ensure(flags_of(&now, wwan).map(|e| e.0) == Some(wwan_id), || {
+            format!("wwan0's endpoint should keep id {wwan_id} (flags changed in place): {now:?}")
+        })?;
+        ensure(flags_of(&now, wlan) == wlan_ep, || {
+            format!("wlan0's endpoint should be untouched: {wlan_ep:?} -> {now:?}")
+        })?;
+    }
+    let log = agent.log_text();
+    ensure(
+        log.contains("wwan0: NetworkManager says metered, so backup"),
+        || "expected the log to say why wwan0 became backup".to_string(),
+    )
+}
+
 fn main() {
     let needs = [
         Need::Root,
@@ -1254,6 +1326,10 @@ fn main() {
         (
             "refuses_interfaces_networkmanager_manages",
             refuses_interfaces_networkmanager_manages,
+        ),
+        (
+            "metered_uplink_becomes_backup_and_back",
+            metered_uplink_becomes_backup_and_back,
         ),
     ];
     let trials = trials(&needs, tests);
