@@ -8,6 +8,7 @@
 //! reason. Nothing in this crate reads a clock, a file or a socket, so every rule is
 //! unit-tested without a kernel.
 
+pub mod blackhole;
 pub mod config;
 pub mod event;
 pub mod glob;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod state;
 pub mod time;
 
+pub use blackhole::Blackhole;
 pub use config::{load as load_config, CarrierLoss, Config, ConfigError, LinkPolicy, LinkRule};
 pub use event::{Event, KernelSnapshot};
 pub use ids::IdAllocator;

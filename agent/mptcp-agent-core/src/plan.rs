@@ -92,6 +92,11 @@ pub enum Diagnostic {
         setting: String,
     },
     MptcpDisabled,
+    /// The kernel's blackhole detection fired (its counter rose while the agent watched):
+    /// new outgoing MPTCP connections are plain TCP for at least `timeout_s` seconds.
+    BlackholeOff {
+        timeout_s: u64,
+    },
     NoRoute {
         interface: String,
         family: Family,
@@ -158,6 +163,14 @@ impl fmt::Display for Diagnostic {
             ),
             Diagnostic::MptcpDisabled => f.write_str(
                 "net.mptcp.enabled is 0: applications cannot create MPTCP sockets (set sysctl.enabled = true)",
+            ),
+            Diagnostic::BlackholeOff { timeout_s } => write!(
+                f,
+                "the kernel's MPTCP blackhole detection fired (MPTcpExtBlackhole rose: SYNs with MPTCP options \
+                 were dropped where plain TCP got through): new outgoing MPTCP connections from this network \
+                 namespace are plain TCP for net.mptcp.blackhole_timeout = {timeout_s} s after the last \
+                 detection, longer after repeats (the period doubles, up to 64 times). Find the middlebox; \
+                 sysctl.blackhole_timeout = 0 in this config turns the detection off"
             ),
             Diagnostic::NoRoute { interface, family } => write!(
                 f,
@@ -677,6 +690,18 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         && cfg.sysctls.get("enabled").map_or(true, |v| v == "0")
     {
         plan.diagnostics.insert(Diagnostic::MptcpDisabled);
+    }
+    let timeout_s = obs
+        .sysctls
+        .get(crate::blackhole::SYSCTL)
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(until) = obs.blackhole.off_until(timeout_s) {
+        if now < until {
+            plan.diagnostics.insert(Diagnostic::BlackholeOff {
+                timeout_s: timeout_s.unwrap_or(0),
+            });
+            plan.wake(until);
+        }
     }
     let any_managed = links
         .iter()

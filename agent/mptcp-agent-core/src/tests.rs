@@ -1415,6 +1415,63 @@ fn metered_backup_can_be_turned_off_per_link() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Rule 5c: the kernel's MPTCP blackhole detection is reported while it holds MPTCP off
+
+#[test]
+fn blackhole_detection_is_reported_for_its_timeout() {
+    let mut w = World::new(BASE);
+    w.ev(Event::Sysctls(
+        [
+            ("enabled".to_string(), "1".to_string()),
+            ("blackhole_timeout".to_string(), "60".to_string()),
+        ]
+        .into(),
+    ));
+    let reading = |n: u64| Event::BlackholeCounter {
+        reading: Ok(n),
+        wall_usec: 1,
+    };
+    let off = Diagnostic::BlackholeOff { timeout_s: 60 };
+    w.settle();
+    // A count from before the agent started: not reported (the agent cannot tell when).
+    w.ev(reading(3));
+    assert!(!w.plan().diagnostics.contains(&off));
+    w.advance(1000);
+    w.ev(reading(4));
+    let p = w.plan();
+    assert!(p.diagnostics.contains(&off));
+    let text = off.to_string();
+    assert!(
+        text.contains("net.mptcp.blackhole_timeout = 60 s"),
+        "{text}"
+    );
+    assert!(p.wake_at.is_some_and(|t| t <= w.now.plus(60_000)));
+    assert!(p.steps.is_empty(), "reported, nothing done: {:?}", p.steps);
+    w.advance(59_000);
+    assert!(w.plan().diagnostics.contains(&off));
+    w.advance(1_000);
+    assert!(
+        !w.plan().diagnostics.contains(&off),
+        "past the timeout: resolved"
+    );
+    // Kernel without the counter: never reported, whatever the sysctls say.
+    let mut w = World::new(BASE);
+    w.ev(Event::BlackholeCounter {
+        reading: Err("no counter".into()),
+        wall_usec: 1,
+    });
+    assert!(w
+        .plan()
+        .diagnostics
+        .iter()
+        .all(|d| !matches!(d, Diagnostic::BlackholeOff { .. })));
+    assert_eq!(
+        w.obs.blackhole,
+        crate::Blackhole::Absent("no counter".into())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // Rule 6: limits and sysctls, only those the kernel has
 
 #[test]

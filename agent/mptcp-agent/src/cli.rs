@@ -23,7 +23,10 @@ use zbus::{fdo::DBusProxy, Connection};
 
 use crate::{
     ota,
-    service::{self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo},
+    service::{
+        self, Agent1Proxy, AgentError, BlackholeInfo, EndpointInfo, KernelCapsInfo, LimitsInfo,
+        LinkInfo,
+    },
 };
 
 pub const EXIT_REFUSED: u8 = 1;
@@ -200,6 +203,7 @@ pub struct Status {
     pub health: String,
     pub config: ConfigStatus,
     pub kernel_capabilities: KernelCapsInfo,
+    pub blackhole: BlackholeInfo,
     pub limits: LimitsInfo,
     pub links: Vec<LinkInfo>,
     pub endpoints: Vec<EndpointInfo>,
@@ -262,6 +266,7 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
             applied_at_usec: p.config_applied_at().await?,
         },
         kernel_capabilities: p.kernel_capabilities().await?,
+        blackhole: p.blackhole().await?,
         limits: p.limits().await?,
         links: p.links().await?,
         endpoints: p.endpoints().await?,
@@ -434,6 +439,12 @@ pub fn render_status(s: &Status) -> String {
         "         ",
         WIDTH,
     ));
+    out.push_str(&wrap(
+        &blackhole_words(&s.blackhole),
+        "mptcp:   ",
+        "         ",
+        WIDTH,
+    ));
     out.push_str(&format!(
         "limits:  subflows {}, add_addr_accepted {}\n\n",
         s.limits.subflows, s.limits.add_addr_accepted
@@ -531,6 +542,44 @@ pub fn render_status(s: &Status) -> String {
         }
     }
     out
+}
+
+/// The kernel's blackhole detection, in words: what it offers, and whether it holds MPTCP
+/// off now.
+fn blackhole_words(b: &BlackholeInfo) -> String {
+    let timeout = if b.timeout_s < 0 {
+        "no net.mptcp.blackhole_timeout".to_string()
+    } else {
+        format!("net.mptcp.blackhole_timeout = {} s", b.timeout_s)
+    };
+    if !b.available {
+        return if b.detail.is_empty() {
+            "blackhole detection not read yet".to_string()
+        } else {
+            format!("blackhole detection: none: {}", b.detail)
+        };
+    }
+    let last = if b.last_detected_at == 0 {
+        String::new()
+    } else {
+        format!(", last {}", utc(b.last_detected_at))
+    };
+    match (b.active, b.detections) {
+        (true, n) => format!(
+            "BLACKHOLE DETECTED {n} time(s) since the agent started{last}: new outgoing MPTCP \
+             connections are plain TCP for {timeout} or longer (MPTcpExtBlackhole {})",
+            b.count
+        ),
+        (false, 0) => format!(
+            "blackhole detection on, none since the agent started (MPTcpExtBlackhole {}; {timeout})",
+            b.count
+        ),
+        (false, n) => format!(
+            "blackhole detected {n} time(s) since the agent started{last}, period over \
+             (MPTcpExtBlackhole {}; {timeout})",
+            b.count
+        ),
+    }
 }
 
 /// ISO 8601 UTC from microseconds since the epoch (no time-zone database on purpose).
@@ -958,6 +1007,13 @@ pub fn version() -> ExitCode {
                     sysctls.join(" ")
                 }
             ));
+            let blackhole = std::fs::read_to_string("/proc/net/netstat")
+                .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
+                .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
+            say(&match blackhole {
+                Ok(n) => format!("  blackhole detection: yes (MPTcpExtBlackhole {n})"),
+                Err(why) => format!("  blackhole detection: no: {why}"),
+            });
         }
         Err(e) => {
             say(&format!("kernel MPTCP: not available here ({e})"));
@@ -1000,6 +1056,15 @@ mod tests {
                 events: true,
                 fullmesh: true,
                 sysctls: vec!["enabled".into()],
+            },
+            blackhole: BlackholeInfo {
+                available: true,
+                count: 1,
+                detections: 1,
+                last_detected_at: 1_765_000_000_000_000,
+                timeout_s: 3600,
+                active: true,
+                ..BlackholeInfo::default()
             },
             limits: LimitsInfo {
                 subflows: 4,

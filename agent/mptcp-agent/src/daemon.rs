@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use mptcp_agent_core::{plan, Config, Diagnostic, Event, Millis, Observed};
+use mptcp_agent_core::{plan, Blackhole, Config, Diagnostic, Event, Millis, Observed};
 use mptcp_genl::PmHandle;
 use tokio::{
     signal::unix::{signal, SignalKind},
@@ -27,6 +27,10 @@ use crate::{
 const MAX_ROUNDS: usize = 4;
 /// How often to look for a running mptcpd.
 const MPTCPD_SCAN: Duration = Duration::from_secs(5);
+/// How often to read the MPTCP blackhole counter: a detection costs the connection 1-3 s of
+/// SYN retransmissions before it, so 2 s more to report it is in proportion; one small
+/// procfs read.
+const BLACKHOLE_SCAN: Duration = Duration::from_secs(2);
 /// A missing route is reported only when it lasts this long: NetworkManager removes and
 /// adds routes around every address change, which is not worth a warning each time.
 const NO_ROUTE_REPORT_MS: u64 = 1500;
@@ -62,7 +66,36 @@ impl Daemon {
             return;
         }
         let now = self.now();
+        let before = self.obs.blackhole.clone();
         self.obs.apply(&ev, now);
+        if let Event::BlackholeCounter { reading, .. } = &ev {
+            self.log_blackhole(&before, reading);
+        }
+    }
+
+    /// One line per rise of the kernel's blackhole counter, naming the sysctl; and once
+    /// what the kernel offers (the counter, or why there is none).
+    fn log_blackhole(&self, before: &Blackhole, reading: &std::result::Result<u64, String>) {
+        let timeout = self
+            .obs
+            .sysctls
+            .get(mptcp_agent_core::blackhole::SYSCTL)
+            .map_or("?", |v| v.as_str());
+        match (before, reading) {
+            (Blackhole::Present { count, .. }, Ok(now)) if now > count => log::warn!(
+                "MPTCP blackhole detected by the kernel (MPTcpExtBlackhole {count} -> {now}): SYNs with MPTCP \
+                 options were dropped on a path where plain TCP passes; new outgoing MPTCP connections from this \
+                 namespace are plain TCP for net.mptcp.blackhole_timeout = {timeout} s (doubling on repeats; 0 turns \
+                 the detection off)"
+            ),
+            (Blackhole::Unknown, Ok(now)) => log::info!(
+                "MPTCP blackhole detection: watching MPTcpExtBlackhole (now {now}; net.mptcp.blackhole_timeout = {timeout} s)"
+            ),
+            (Blackhole::Unknown | Blackhole::Present { .. }, Err(why)) => {
+                log::info!("MPTCP blackhole detection: not reported: {why}")
+            }
+            _ => {}
+        }
     }
 
     /// Plan and execute until nothing is left to do (bounded).
@@ -294,6 +327,32 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     first = false;
                 }
                 tokio::time::sleep(MPTCPD_SCAN).await;
+            }
+        });
+    }
+    // The kernel's blackhole counter, now and every few seconds; sent when it changes.
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut last: Option<std::result::Result<u64, String>> = None;
+            loop {
+                let reading = std::fs::read_to_string("/proc/net/netstat")
+                    .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
+                    .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
+                if last.as_ref() != Some(&reading) {
+                    let wall_usec = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                    let ev = Event::BlackholeCounter {
+                        reading: reading.clone(),
+                        wall_usec,
+                    };
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                    last = Some(reading);
+                }
+                tokio::time::sleep(BLACKHOLE_SCAN).await;
             }
         });
     }

@@ -88,6 +88,10 @@ fn main() {
             virtual_links_get_no_endpoint_unless_opted_in,
         ),
         (
+            "blackhole_detection_is_reported",
+            blackhole_detection_is_reported,
+        ),
+        (
             "endpoints_come_back_after_255_endpoint_adds",
             endpoints_come_back_after_255_endpoint_adds,
         ),
@@ -470,6 +474,16 @@ impl World {
 
     fn dev_ip(&self, args: &[&str]) -> R {
         ctx(self.dev.ip(args), &format!("ip -n DEV {}", args.join(" "))).map(drop)
+    }
+
+    /// `sysctl -w NAME=VALUE` in DEV; an error when the kernel lacks it.
+    fn dev_sysctl(&self, name: &str, value: &str) -> R {
+        ctx(
+            self.dev
+                .exec_ok("sysctl", &["-w", &format!("{name}={value}")]),
+            &format!("sysctl -w {name}={value} in DEV"),
+        )
+        .map(drop)
     }
 
     fn far_ip(&self, args: &[&str]) -> R {
@@ -936,6 +950,124 @@ fn virtual_links_get_no_endpoint_unless_opted_in() -> R {
                 )
             })?;
         }
+        w.alive()
+    })
+}
+
+/// The kernel's MPTCP blackhole detection. Linux 6.12+: a far side that drops every SYN
+/// carrying an MPTCP option (nftables `tcp option mptcp exists drop`) while plain TCP passes
+/// makes an outgoing MPTCP connect fall back to TCP after its SYN retransmissions
+/// (`net.mptcp.syn_retrans_before_tcp_fallback`, set to 1 here where the kernel has it) and
+/// raises `MPTcpExtBlackhole`; the agent logs it naming `net.mptcp.blackhole_timeout` and
+/// keeps it as a warning. A kernel without the counter (5.10, 6.1): the agent says the
+/// detection is not there, and nothing is triggered.
+fn blackhole_detection_is_reported() -> R {
+    case(&base_config(), |w| {
+        w.wait_endpoints(&w.expected(&["up0", "up1"], "subflow"), START, "start")?;
+        let netstat = ctx(
+            w.dev.exec_ok("cat", &["/proc/net/netstat"]),
+            "cat /proc/net/netstat in DEV",
+        )?;
+        let before = match mptcp_agent_core::blackhole::counter_of(&netstat) {
+            Ok(n) => n,
+            Err(why) => {
+                let said = wait_for(START, || {
+                    (w.log_count("MPTCP blackhole detection: not reported: ") == 1).then_some(())
+                });
+                ensure(said.is_some(), || {
+                    format!("this kernel has no blackhole counter ({why}); expected the agent to say so once")
+                })?;
+                eprintln!("  no blackhole counter on this kernel, and the agent says so: {why}");
+                return w.alive();
+            }
+        };
+        ensure(
+            wait_for(START, || {
+                (w.log_count("MPTCP blackhole detection: watching MPTcpExtBlackhole") == 1)
+                    .then_some(())
+            })
+            .is_some(),
+            || "expected the agent to say it watches MPTcpExtBlackhole".to_string(),
+        )?;
+        ctx(
+            w.far.exec_ok(
+                "nft",
+                &["add table inet bh; add chain inet bh in { type filter hook input priority 0; }; \
+                   add rule inet bh in tcp flags syn tcp option mptcp exists drop"],
+            ),
+            "nft in FAR: drop SYNs with MPTCP options",
+        )?;
+        let fast = w.dev_sysctl("net.mptcp.syn_retrans_before_tcp_fallback", "1");
+        // A plain TCP listener in FAR, bounded; killed by pid at the end.
+        let mut listener = ctx(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", w.far.name(), "python3", "-c"])
+                .arg(
+                    "import socket\n\
+                     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                     s.bind(('10.61.0.1', 5599)); s.listen(); s.settimeout(20)\n\
+                     c, a = s.accept()\n",
+                )
+                .stdout(std::process::Stdio::null())
+                .spawn(),
+            "python3 listener in FAR",
+        )?;
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let client = w.dev.exec(
+            "python3",
+            &[
+                "-c",
+                "import socket\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262); s.settimeout(15)\n\
+                 s.connect(('10.61.0.1', 5599))\n",
+            ],
+        );
+        let connect = t0.elapsed();
+        let _ = listener.kill();
+        let _ = listener.wait();
+        let out = ctx(client, "python3 MPTCP client in DEV")?;
+        ensure(out.status.success(), || {
+            format!(
+                "the MPTCP connect through the SYN-dropping path should fall back to TCP and succeed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let after = ctx(
+            w.dev.exec_ok("cat", &["/proc/net/netstat"]),
+            "cat /proc/net/netstat in DEV",
+        )
+        .map(|t| mptcp_agent_core::blackhole::counter_of(&t))?
+        .map_err(|e| format!("counter gone: {e}"))?;
+        ensure(after == before + 1, || {
+            format!(
+                "expected the kernel to count one blackhole (MPTcpExtBlackhole {before} -> {}), saw {after}",
+                before + 1
+            )
+        })?;
+        let needle = format!(
+            "MPTCP blackhole detected by the kernel (MPTcpExtBlackhole {before} -> {after})"
+        );
+        let logged = wait_for(Duration::from_secs(6), || {
+            (w.log_count(&needle) == 1).then_some(())
+        });
+        ensure(logged.is_some(), || {
+            format!("expected the log line \"{needle}\" within 6 s")
+        })?;
+        let seen = t0.elapsed();
+        ensure(
+            w.log_count("net.mptcp.blackhole_timeout = 3600 s") >= 2,
+            || {
+                "expected the log line and the warning to name net.mptcp.blackhole_timeout = 3600 s"
+                    .to_string()
+            },
+        )?;
+        eprintln!(
+            "  fallback connect {:.2} s (syn_retrans_before_tcp_fallback = 1: {}); logged {:.2} s after the connect started",
+            connect.as_secs_f64(),
+            fast.is_ok(),
+            seen.as_secs_f64()
+        );
         w.alive()
     })
 }
