@@ -1227,13 +1227,15 @@ fn validate_link(
                         Some(fl) => flags = flags.union(fl),
                         None => issues.at(
                             f.span(),
-                            format!("{name}: unknown flag {:?} (known: subflow, signal, backup, fullmesh)", f.get_ref()),
+                            format!("{name}: unknown flag {:?} (known: subflow, signal, backup, fullmesh, laminar)", f.get_ref()),
                         ),
                     }
                 }
-                if !flags.contains(EndpointFlags::SUBFLOW) && !flags.contains(EndpointFlags::SIGNAL)
+                if !flags.contains(EndpointFlags::SUBFLOW)
+                    && !flags.contains(EndpointFlags::SIGNAL)
+                    && !flags.contains(EndpointFlags::LAMINAR)
                 {
-                    issues.at(list.span(), format!("{name}: flags need \"subflow\" or \"signal\", or the endpoint does nothing"));
+                    issues.at(list.span(), format!("{name}: flags need \"subflow\", \"signal\" or \"laminar\", or the endpoint does nothing"));
                 }
                 if flags.contains(EndpointFlags::FULLMESH) && flags.contains(EndpointFlags::SIGNAL)
                 {
@@ -1691,7 +1693,7 @@ on_carrier_loss = "panic"
         assert!(
             e.issues[0]
                 .message
-                .contains("need \"subflow\" or \"signal\""),
+                .contains("need \"subflow\", \"signal\" or \"laminar\""),
             "{e}"
         );
         let e = load("schema_version = 1\n[[link]]\ninterfaces = [\"x\"]\n").unwrap_err();

@@ -61,13 +61,17 @@ impl EndpointFlags {
     pub const FULLMESH: EndpointFlags = EndpointFlags(1 << 3);
     /// Kernel-created for an address in use; never requested by the agent.
     pub const IMPLICIT: EndpointFlags = EndpointFlags(1 << 4);
+    /// Subflows from this endpoint also to addresses the peer announces (Linux 6.18;
+    /// `MPTCP_PM_ADDR_FLAG_LAMINAR`). Older kernels store the bit and ignore it.
+    pub const LAMINAR: EndpointFlags = EndpointFlags(1 << 5);
 
-    const NAMED: [(&'static str, EndpointFlags); 5] = [
+    const NAMED: [(&'static str, EndpointFlags); 6] = [
         ("signal", EndpointFlags::SIGNAL),
         ("subflow", EndpointFlags::SUBFLOW),
         ("backup", EndpointFlags::BACKUP),
         ("fullmesh", EndpointFlags::FULLMESH),
         ("implicit", EndpointFlags::IMPLICIT),
+        ("laminar", EndpointFlags::LAMINAR),
     ];
 
     pub const fn empty() -> EndpointFlags {
@@ -636,6 +640,11 @@ pub struct KernelCaps {
     pub events: bool,
     /// The fullmesh endpoint flag is honoured.
     pub fullmesh: bool,
+    /// The laminar endpoint flag is known to the kernel (probed; see `laminar_probe`).
+    /// Never sent otherwise: an older kernel stores the bit silently and does nothing.
+    pub laminar: bool,
+    /// How `laminar` was decided, for status and `--version`.
+    pub laminar_probe: String,
     /// Endpoint ids run out (Linux 5.10): the kernel ignores a requested id, numbers
     /// endpoints next_id++ and never reuses a number; past 255 every add fails until a
     /// flush starts over at 1. Newer kernels (and the backport) reuse freed ids.

@@ -88,6 +88,10 @@ pub enum Diagnostic {
     FullmeshUnsupported {
         interface: String,
     },
+    LaminarUnsupported {
+        interface: String,
+        probe: String,
+    },
     UserspacePm {
         setting: String,
     },
@@ -156,6 +160,11 @@ impl fmt::Display for Diagnostic {
                 f,
                 "{interface}: flag \"fullmesh\" is configured but this kernel does not support it; the endpoint is \
                  added without it"
+            ),
+            Diagnostic::LaminarUnsupported { interface, probe } => write!(
+                f,
+                "{interface}: flag \"laminar\" is configured but this kernel does not know it (Linux 6.18+; {probe}); \
+                 the endpoint is added without it (a kernel that does not know the flag would store it and do nothing)"
             ),
             Diagnostic::UserspacePm { setting } => write!(
                 f,
@@ -449,6 +458,9 @@ fn want_for(
     }
     if flags.contains(EndpointFlags::FULLMESH) && !caps.is_some_and(|c| c.fullmesh) {
         flags = flags.without(EndpointFlags::FULLMESH);
+    }
+    if flags.contains(EndpointFlags::LAMINAR) && !caps.is_some_and(|c| c.laminar) {
+        flags = flags.without(EndpointFlags::LAMINAR);
     }
     if !carrier {
         let can_demote = policy.on_carrier_loss == CarrierLoss::Backup
@@ -804,6 +816,12 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 if policy.flags.contains(EndpointFlags::FULLMESH) && !caps.fullmesh {
                     plan.diagnostics.insert(Diagnostic::FullmeshUnsupported {
                         interface: l.name.clone(),
+                    });
+                }
+                if policy.flags.contains(EndpointFlags::LAMINAR) && !caps.laminar {
+                    plan.diagnostics.insert(Diagnostic::LaminarUnsupported {
+                        interface: l.name.clone(),
+                        probe: caps.laminar_probe.clone(),
                     });
                 }
                 if policy.on_carrier_loss == CarrierLoss::Backup && !caps.set_flags {

@@ -39,6 +39,8 @@ fn caps() -> KernelCaps {
         events: true,
         fullmesh: true,
         ids_run_out: false,
+        laminar: true,
+        laminar_probe: "test".to_string(),
         sysctls: ["enabled", "add_addr_timeout", "checksum_enabled"]
             .iter()
             .map(|s| s.to_string())
@@ -1211,6 +1213,49 @@ fn fullmesh_without_kernel_support_is_dropped_with_a_warning() {
         interface: "wwan0".into()
     }));
     assert_eq!(w.ops()[0], add(1, "10.2.0.2", WWAN));
+}
+
+#[test]
+fn laminar_is_never_sent_to_a_kernel_that_does_not_know_it() {
+    let cfg = "schema_version = 1\n[[link]]\ninterfaces = [\"wwan0\"]\nflags = [\"subflow\", \"laminar\"]\n";
+    // Known (6.18+): sent as configured.
+    let mut w = World::new(cfg);
+    assert_eq!(
+        w.settle(),
+        vec![Op::AddEndpoint(ep(
+            1,
+            "10.2.0.2",
+            SUBFLOW.union(EndpointFlags::LAMINAR),
+            Some(WWAN)
+        ))]
+    );
+    // Not known: never in an add, a re-add or a flag change; one warning that says why.
+    let mut w = World::new(cfg);
+    let mut c = caps();
+    c.laminar = false;
+    c.laminar_probe = "kernel release \"6.12.1\" is too old".into();
+    w.ev(Event::Capabilities(c));
+    let p = w.plan();
+    assert!(p.diagnostics.iter().any(|d| matches!(d,
+        Diagnostic::LaminarUnsupported { interface, probe } if interface == "wwan0" && probe.contains("6.12.1"))));
+    let all = w.settle();
+    assert_eq!(all, vec![add(1, "10.2.0.2", WWAN)]);
+    // Carrier flaps, a metered change and a lost subflow: still never the laminar bit.
+    w.set_carrier(WWAN, false);
+    w.settle();
+    w.set_carrier(WWAN, true);
+    let ops = w.settle();
+    w.subflow_closed(7, "10.2.0.2", 104);
+    let ops2 = w.settle();
+    for op in ops.iter().chain(&ops2) {
+        let flags = match op {
+            Op::AddEndpoint(e) | Op::ReaddEndpoint(e) => e.flags,
+            Op::SetEndpointFlags { flags, .. } => *flags,
+            _ => continue,
+        };
+        assert!(!flags.contains(EndpointFlags::LAMINAR), "{op:?}");
+    }
+    assert!(!ops.is_empty() && !ops2.is_empty(), "{ops:?} {ops2:?}");
 }
 
 #[test]

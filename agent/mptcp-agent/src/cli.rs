@@ -429,11 +429,12 @@ pub fn render_status(s: &Status) -> String {
     let k = &s.kernel_capabilities;
     out.push_str(&wrap(
         &format!(
-            "{}; set_flags {}, events {}, fullmesh {}",
+            "{}; set_flags {}, events {}, fullmesh {}, laminar {}",
             or_dash(&k.generation),
             yes(k.set_flags),
             yes(k.events),
-            yes(k.fullmesh)
+            yes(k.fullmesh),
+            yes(k.laminar)
         ),
         "kernel:  ",
         "         ",
@@ -1007,6 +1008,8 @@ pub fn version() -> ExitCode {
                     sysctls.join(" ")
                 }
             ));
+            let laminar = rt.block_on(crate::pm::probe_laminar());
+            say(&format!("  laminar {} ({laminar})", yes(laminar.known())));
             let blackhole = std::fs::read_to_string("/proc/net/netstat")
                 .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
                 .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
@@ -1056,6 +1059,8 @@ mod tests {
                 events: true,
                 fullmesh: true,
                 sysctls: vec!["enabled".into()],
+                laminar: true,
+                laminar_probe: "endpoint round trip".into(),
             },
             blackhole: BlackholeInfo {
                 available: true,

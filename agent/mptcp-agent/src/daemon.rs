@@ -225,14 +225,19 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let pm = PmHandle::connect()
         .await
         .context("connecting to the kernel's mptcp_pm family")?;
-    let caps = pm::caps_of(pm.capabilities());
+    let mut caps = pm::caps_of(pm.capabilities());
+    let laminar = pm::probe_laminar().await;
+    caps.laminar = laminar.known();
+    caps.laminar_probe = laminar.to_string();
     log::info!(
-        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}, ids_run_out {}",
+        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}, ids_run_out {}, laminar {} ({})",
         caps.description,
         caps.set_flags,
         caps.events,
         caps.fullmesh,
-        caps.ids_run_out
+        caps.ids_run_out,
+        caps.laminar,
+        caps.laminar_probe
     );
     let (rt, messages) = rtnl::connect()?;
     let (tx, mut rx) = mpsc::channel::<Event>(4096);

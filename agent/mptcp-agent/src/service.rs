@@ -100,6 +100,11 @@ pub struct KernelCapsInfo {
     pub fullmesh: bool,
     /// Files under /proc/sys/net/mptcp.
     pub sysctls: Vec<String>,
+    /// The laminar endpoint flag (Linux 6.18) is known to the kernel and may be sent.
+    pub laminar: bool,
+    /// How that was found (an endpoint round trip in a namespace of its own, or the
+    /// kernel release).
+    pub laminar_probe: String,
 }
 
 /// The kernel's MPTCP blackhole detection (property `Blackhole`, signal `BlackholeDetected`).
@@ -291,6 +296,8 @@ impl Snapshot {
                 events: c.events,
                 fullmesh: c.fullmesh,
                 sysctls: c.sysctls.iter().cloned().collect(),
+                laminar: c.laminar,
+                laminar_probe: c.laminar_probe.clone(),
             })
             .unwrap_or_default();
         let blackhole = blackhole_info(obs, diagnostics);

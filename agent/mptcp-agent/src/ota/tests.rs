@@ -224,6 +224,8 @@ fn observed(k: &FakeKernel) -> Observed {
             events: true,
             fullmesh: true,
             ids_run_out: false,
+            laminar: false,
+            laminar_probe: String::new(),
             sysctls: ["enabled".to_string(), "add_addr_timeout".to_string()].into(),
             description: "fake".into(),
         }),

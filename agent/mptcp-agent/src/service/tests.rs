@@ -234,6 +234,8 @@ fn world() -> (Config, Observed) {
             events: true,
             fullmesh: true,
             ids_run_out: false,
+            laminar: false,
+            laminar_probe: String::new(),
             sysctls: ["enabled".to_string()].into(),
             description: "test kernel".into(),
         }),
