@@ -88,6 +88,10 @@ fn main() {
             virtual_links_get_no_endpoint_unless_opted_in,
         ),
         (
+            "laminar_sent_only_where_the_kernel_knows_it",
+            laminar_sent_only_where_the_kernel_knows_it,
+        ),
+        (
             "blackhole_detection_is_reported",
             blackhole_detection_is_reported,
         ),
@@ -961,6 +965,82 @@ fn virtual_links_get_no_endpoint_unless_opted_in() -> R {
 /// raises `MPTcpExtBlackhole`; the agent logs it naming `net.mptcp.blackhole_timeout` and
 /// keeps it as a warning. A kernel without the counter (5.10, 6.1): the agent says the
 /// detection is not there, and nothing is triggered.
+/// The endpoint flags the kernel holds, by address, straight from `mptcp_pm` (iproute2 6.1
+/// does not print bits it does not name, laminar among them).
+fn raw_flags(ns: &Netns) -> Result<BTreeMap<IpAddr, u32>, String> {
+    let handle = ctx(
+        run_in_netns(ns.name(), || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let pm = mptcp_genl::PmHandle::connect()
+                    .await
+                    .map_err(std::io::Error::other)?;
+                pm.endpoints().await.map_err(std::io::Error::other)
+            })
+        }),
+        "thread in DEV",
+    )?;
+    let eps = handle
+        .join()
+        .map_err(|_| "endpoint dump thread panicked".to_string())?
+        .and_then(|r| r)
+        .map_err(|e| format!("endpoint dump in DEV: {e}"))?;
+    Ok(eps.into_iter().map(|e| (e.addr, e.flags.bits())).collect())
+}
+
+/// A rule with `laminar`: where the agent's probe says the kernel knows the flag (6.18+),
+/// the kernel's endpoints carry it; elsewhere (5.10, 6.1) they never do: an older kernel
+/// would store the bit silently.
+fn laminar_sent_only_where_the_kernel_knows_it() -> R {
+    const LAMINAR: u32 = 1 << 5;
+    let cfg = config("", (2, 0)).replace(
+        "flags = [\"subflow\"]",
+        "flags = [\"subflow\", \"laminar\"]",
+    );
+    case(&cfg, |w| {
+        // The start-up line comes before the first endpoint (case() waited for it).
+        let line = w
+            .agent
+            .log_text()
+            .lines()
+            .find(|l| l.contains("kernel MPTCP:"))
+            .map(str::to_string)
+            .unwrap_or_default();
+        let known = line.contains("laminar true");
+        ensure(known || line.contains("laminar false"), || {
+            format!("the start-up line should say whether laminar is known: {line:?}")
+        })?;
+        // iproute2 6.1 names no laminar: it prints the bit as "rawflags 20".
+        let shown = if known {
+            "20,rawflags,subflow"
+        } else {
+            "subflow"
+        };
+        w.wait_endpoints(&w.expected(&["up0", "up1"], shown), START, "start")?;
+        let flags = raw_flags(&w.dev)?;
+        ensure(!flags.is_empty(), || "no endpoints in the dump".to_string())?;
+        for (addr, f) in &flags {
+            ensure((f & LAMINAR != 0) == known, || {
+                format!(
+                    "{addr}: kernel flags {f:#x}; laminar known {known}, so the bit should be {}",
+                    if known { "set" } else { "absent" }
+                )
+            })?;
+        }
+        let warned = w.log_count("flag \"laminar\" is configured but this kernel does not know it");
+        ensure(warned == if known { 0 } else { 2 }, || {
+            format!(
+                "expected one laminar warning per uplink only where it is unknown; saw {warned}"
+            )
+        })?;
+        let probe = line.split("laminar ").nth(1).unwrap_or_default();
+        eprintln!("  laminar {known}: {probe}; kernel flags {flags:x?}");
+        w.alive()
+    })
+}
+
 fn blackhole_detection_is_reported() -> R {
     case(&base_config(), |w| {
         w.wait_endpoints(&w.expected(&["up0", "up1"], "subflow"), START, "start")?;
