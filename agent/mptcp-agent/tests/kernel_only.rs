@@ -1036,7 +1036,7 @@ fn laminar_sent_only_where_the_kernel_knows_it() -> R {
             )
         })?;
         let probe = line.split("laminar ").nth(1).unwrap_or_default();
-        eprintln!("  laminar {known}: {probe}; kernel flags {flags:x?}");
+        eprintln!("  laminar {probe}; kernel flags {flags:x?}");
         w.alive()
     })
 }
