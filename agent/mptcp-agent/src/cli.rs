@@ -685,6 +685,11 @@ enum MonitorEvent {
     LinkChanged {
         link: LinkInfo,
     },
+    BlackholeDetected {
+        count: u64,
+        detections: u64,
+        timeout_s: i64,
+    },
     AgentStarted,
     AgentStopped,
 }
@@ -763,6 +768,15 @@ impl std::fmt::Display for MonitorEvent {
                     format!(": {}", l.detail)
                 }
             ),
+            MonitorEvent::BlackholeDetected {
+                count,
+                detections,
+                timeout_s,
+            } => write!(
+                f,
+                "MPTCP blackhole detected (MPTcpExtBlackhole {count}, {detections} since the agent started): new \
+                 outgoing MPTCP connections are plain TCP for net.mptcp.blackhole_timeout = {timeout_s} s or longer"
+            ),
             MonitorEvent::AgentStarted => f.write_str("agent started"),
             MonitorEvent::AgentStopped => f.write_str("agent stopped"),
         }
@@ -807,6 +821,7 @@ pub fn monitor(json: bool) -> ExitCode {
         let mut subflows = proxy.receive_subflow_event().await.map_err(Failure::from_call)?;
         let mut rejected = proxy.receive_config_rejected().await.map_err(Failure::from_call)?;
         let mut applied = proxy.receive_config_applied().await.map_err(Failure::from_call)?;
+        let mut blackholes = proxy.receive_blackhole_detected().await.map_err(Failure::from_call)?;
         let mut props = zbus::fdo::PropertiesProxy::builder(&conn)
             .destination(service::BUS_NAME)
             .and_then(|b| b.path(service::OBJECT_PATH))
@@ -851,6 +866,9 @@ pub fn monitor(json: bool) -> ExitCode {
                 },
                 Some(s) = applied.next() => if let Ok(a) = s.args() {
                     open &= emit(json, &MonitorEvent::ConfigApplied { path: a.path.to_string(), digest: a.digest.to_string(), source: a.source.to_string() });
+                },
+                Some(s) = blackholes.next() => if let Ok(a) = s.args() {
+                    open &= emit(json, &MonitorEvent::BlackholeDetected { count: a.count, detections: a.detections, timeout_s: a.timeout_s });
                 },
                 Some(s) = props.next() => if let Ok(a) = s.args() {
                     if let Some(v) = a.changed_properties().get("Links") {
