@@ -1012,6 +1012,19 @@ fn laminar_sent_only_where_the_kernel_knows_it() -> R {
         ensure(known || line.contains("laminar false"), || {
             format!("the start-up line should say whether laminar is known: {line:?}")
         })?;
+        // Ground truth: the flag came with 6.18 (a vendor backport would be missed, never
+        // sent wrongly; no kernel in these runs has one).
+        let release = ctx(
+            std::fs::read_to_string("/proc/sys/kernel/osrelease"),
+            "/proc/sys/kernel/osrelease",
+        )?;
+        let has = mptcp_genl::release_version(&release).is_some_and(|v| v >= (6, 18));
+        ensure(known == has, || {
+            format!(
+                "kernel {}: laminar has {has}, but the agent's probe says {known}: {line:?}",
+                release.trim()
+            )
+        })?;
         // iproute2 6.1 names no laminar: it prints the bit as "rawflags 20".
         let shown = if known {
             "20,rawflags,subflow"

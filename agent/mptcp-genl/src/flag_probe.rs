@@ -7,10 +7,11 @@
 //! dumped it back, known or not: an endpoint dump cannot tell there, and the family's
 //! netlink policy describes the flags attribute as a plain u32 without a mask, so the
 //! policy dump (CTRL_CMD_GETPOLICY) cannot either. Since that change the kernel drops the
-//! bits it does not know. So: add an endpoint with the flag and an unknown bit (bit 31),
+//! bits it does not know. So: add an endpoint with the flag and an unknown bit (bit 7),
 //! read it back. Unknown bit dropped → the kernel masks, and whether it kept the flag is
 //! the answer. Unknown bit kept → the round trip cannot tell, and the kernel version
-//! decides. The endpoint lives in a network namespace of its own (`unshare(CLONE_NEWNET)`
+//! decides. The unknown bit is bit 7: the kernel stores endpoint flags in a u8, so any
+//! higher bit is lost by every kernel, masking or not. The endpoint lives in a network namespace of its own (`unshare(CLONE_NEWNET)`
 //! on a thread of its own), so the running path manager never sees it and, on kernels
 //! that never reuse endpoint ids (5.10), no id of the real namespace is spent.
 
@@ -18,8 +19,11 @@ use std::{fmt, net::IpAddr};
 
 use crate::{Endpoint, EndpointFlags, Error, PmHandle, Result};
 
-/// A bit no kernel defines, to see whether the kernel drops unknown bits.
-const PROBE_UNKNOWN_BIT: u32 = 1 << 31;
+/// A bit no kernel defines (6.19's mask is bits 0-5), to see whether the kernel drops
+/// unknown bits. Within the low 8 bits: kernels keep endpoint flags in a u8, so a higher
+/// bit is cut off by the storage on every kernel and would look "dropped" (measured on
+/// 5.10, where bit 31 vanished and the unknown-to-5.10 laminar bit stayed).
+const PROBE_UNKNOWN_BIT: u32 = 1 << 7;
 /// TEST-NET-1: never a real address.
 const PROBE_ADDR: [u8; 4] = [192, 0, 2, 1];
 
