@@ -111,6 +111,8 @@ pub struct RawLinkRule {
     pub ipv6: Option<Spanned<bool>>,
     pub gateway4: Option<Spanned<String>>,
     pub gateway6: Option<Spanned<String>>,
+    pub allow_virtual: Option<Spanned<bool>>,
+    pub metered_backup: Option<Spanned<bool>>,
     /// `flags` was given but could not be read (already reported): not "missing".
     pub flags_unreadable: bool,
 }
@@ -313,6 +315,13 @@ pub struct LinkPolicy {
     /// Gateway for the policy table when nothing else tells (static never-default setups).
     pub gateway4: Option<Ipv4Addr>,
     pub gateway6: Option<Ipv6Addr>,
+    /// Manage the link even when it is of a kind that never gets an endpoint by default
+    /// (VPN, tunnel, bridge, a container's veth; see `Link::excluded_by_default`).
+    pub allow_virtual: bool,
+    /// Where NetworkManager says the link is metered (yes or guess-yes), its endpoint is
+    /// flagged backup (default true), so a metered plan carries traffic only when no other
+    /// subflow works.
+    pub metered_backup: bool,
 }
 
 /// Reaction to carrier loss while the address is still configured.
@@ -507,6 +516,8 @@ const LINK_KEYS: &[(&str, Kind)] = &[
     ("ipv6", Kind::Bool),
     ("gateway4", Kind::Str),
     ("gateway6", Kind::Str),
+    ("allow_virtual", Kind::Bool),
+    ("metered_backup", Kind::Bool),
 ];
 /// The whole file.
 const TOP_KEYS: &[(&str, Kind)] = &[
@@ -809,6 +820,8 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
                     ipv6: get_bool(&m, "ipv6"),
                     gateway4: get_str(&m, "gateway4"),
                     gateway6: get_str(&m, "gateway6"),
+                    allow_virtual: get_bool(&m, "allow_virtual"),
+                    metered_backup: get_bool(&m, "metered_backup"),
                     flags_unreadable: r.bad.contains(&"flags"),
                 },
             ));
@@ -1187,6 +1200,8 @@ fn validate_link(
             raw.ipv6.as_ref().map(|f| f.span()),
             raw.gateway4.as_ref().map(|f| f.span()),
             raw.gateway6.as_ref().map(|f| f.span()),
+            raw.allow_virtual.as_ref().map(|f| f.span()),
+            raw.metered_backup.as_ref().map(|f| f.span()),
         ];
         for s in extra.into_iter().flatten() {
             issues.at(
@@ -1212,13 +1227,15 @@ fn validate_link(
                         Some(fl) => flags = flags.union(fl),
                         None => issues.at(
                             f.span(),
-                            format!("{name}: unknown flag {:?} (known: subflow, signal, backup, fullmesh)", f.get_ref()),
+                            format!("{name}: unknown flag {:?} (known: subflow, signal, backup, fullmesh, laminar)", f.get_ref()),
                         ),
                     }
                 }
-                if !flags.contains(EndpointFlags::SUBFLOW) && !flags.contains(EndpointFlags::SIGNAL)
+                if !flags.contains(EndpointFlags::SUBFLOW)
+                    && !flags.contains(EndpointFlags::SIGNAL)
+                    && !flags.contains(EndpointFlags::LAMINAR)
                 {
-                    issues.at(list.span(), format!("{name}: flags need \"subflow\" or \"signal\", or the endpoint does nothing"));
+                    issues.at(list.span(), format!("{name}: flags need \"subflow\", \"signal\" or \"laminar\", or the endpoint does nothing"));
                 }
                 if flags.contains(EndpointFlags::FULLMESH) && flags.contains(EndpointFlags::SIGNAL)
                 {
@@ -1299,6 +1316,8 @@ fn validate_link(
             ipv6,
             gateway4,
             gateway6,
+            allow_virtual: raw.allow_virtual.as_ref().is_some_and(|v| *v.get_ref()),
+            metered_backup: raw.metered_backup.as_ref().map_or(true, |v| *v.get_ref()),
         });
     }
     (issues.list.len() == before).then_some(rule)
@@ -1674,7 +1693,7 @@ on_carrier_loss = "panic"
         assert!(
             e.issues[0]
                 .message
-                .contains("need \"subflow\" or \"signal\""),
+                .contains("need \"subflow\", \"signal\" or \"laminar\""),
             "{e}"
         );
         let e = load("schema_version = 1\n[[link]]\ninterfaces = [\"x\"]\n").unwrap_err();

@@ -70,6 +70,12 @@ pub enum Event {
 
     /// An mptcpd process in this network namespace (pid), or none.
     Mptcpd(Option<u32>),
+    /// A reading of the MPTCP blackhole counter (`MPTcpExtBlackhole`), or why there is
+    /// none, with the wall clock of the reading (µs since the epoch, for status).
+    BlackholeCounter {
+        reading: Result<u64, String>,
+        wall_usec: u64,
+    },
 
     /// The executor carried out (or failed) an op.
     OpDone {

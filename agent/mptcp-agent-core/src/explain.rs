@@ -246,6 +246,15 @@ fn explain_link(
             out.change = Some(r.advice());
             return out;
         }
+        Control::Excluded(why) => {
+            out.state = "excluded";
+            out.summary = format!("never gets an endpoint by default: {why}");
+            out.change = Some(format!(
+                "if it is an uplink: set allow_virtual = true in the [[link]] rule matching \"{}\"",
+                l.name
+            ));
+            return out;
+        }
         Control::Managed(_) => {}
     }
     // Carrier and NetworkManager.

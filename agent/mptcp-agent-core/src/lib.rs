@@ -8,6 +8,7 @@
 //! reason. Nothing in this crate reads a clock, a file or a socket, so every rule is
 //! unit-tested without a kernel.
 
+pub mod blackhole;
 pub mod config;
 pub mod event;
 pub mod explain;
@@ -21,6 +22,7 @@ pub mod refusal;
 pub mod state;
 pub mod time;
 
+pub use blackhole::Blackhole;
 pub use config::{load as load_config, CarrierLoss, Config, ConfigError, LinkPolicy, LinkRule};
 pub use event::{Event, KernelSnapshot};
 pub use explain::{explain, Explanation, Fact, LinkExplanation, EXPLAIN_SCHEMA};

@@ -61,13 +61,17 @@ impl EndpointFlags {
     pub const FULLMESH: EndpointFlags = EndpointFlags(1 << 3);
     /// Kernel-created for an address in use; never requested by the agent.
     pub const IMPLICIT: EndpointFlags = EndpointFlags(1 << 4);
+    /// Subflows from this endpoint also to addresses the peer announces (Linux 6.18;
+    /// `MPTCP_PM_ADDR_FLAG_LAMINAR`). Older kernels store the bit and ignore it.
+    pub const LAMINAR: EndpointFlags = EndpointFlags(1 << 5);
 
-    const NAMED: [(&'static str, EndpointFlags); 5] = [
+    const NAMED: [(&'static str, EndpointFlags); 6] = [
         ("signal", EndpointFlags::SIGNAL),
         ("subflow", EndpointFlags::SUBFLOW),
         ("backup", EndpointFlags::BACKUP),
         ("fullmesh", EndpointFlags::FULLMESH),
         ("implicit", EndpointFlags::IMPLICIT),
+        ("laminar", EndpointFlags::LAMINAR),
     ];
 
     pub const fn empty() -> EndpointFlags {
@@ -187,9 +191,81 @@ pub struct Link {
     pub oper: OperState,
     /// Kind derived by the adapter from rtnetlink/sysfs, used when NetworkManager is absent.
     pub kind: Option<DeviceType>,
+    /// The kernel's link kind (`IFLA_INFO_KIND`: "veth", "wireguard", "tun", "bridge", …);
+    /// `None` for hardware devices.
+    pub info_kind: Option<String>,
+    /// `IFLA_MASTER`: the bridge, bond or VRF this link is a port of.
+    pub master: Option<u32>,
 }
 
+/// Kernel link kinds that are never uplinks of their own: VPNs and tunnels run over an
+/// uplink (a subflow through them duplicates one that already exists), bridges join
+/// containers and virtual machines.
+const VIRTUAL_KINDS: [(&str, &str); 18] = [
+    ("tun", "tun/tap device (VPN)"),
+    ("wireguard", "WireGuard tunnel"),
+    ("bridge", "bridge"),
+    ("openvswitch", "Open vSwitch bridge"),
+    ("ipip", "IP tunnel"),
+    ("sit", "IP tunnel"),
+    ("ip6tnl", "IP tunnel"),
+    ("gre", "GRE tunnel"),
+    ("gretap", "GRE tunnel"),
+    ("ip6gre", "GRE tunnel"),
+    ("ip6gretap", "GRE tunnel"),
+    ("erspan", "GRE tunnel"),
+    ("vti", "IPsec tunnel"),
+    ("vti6", "IPsec tunnel"),
+    ("xfrm", "IPsec tunnel"),
+    ("vxlan", "VXLAN tunnel"),
+    ("geneve", "Geneve tunnel"),
+    ("vrf", "VRF device (its members are the uplinks)"),
+];
+
 impl Link {
+    /// Why this link never gets an endpoint unless a rule opts it in (`allow_virtual`),
+    /// or `None`. Decided from what the kernel says (link kind, master) and, when known,
+    /// NetworkManager's device type. An unenslaved veth stays allowed: it is how a network
+    /// namespace or container reaches its uplink (the lab's uplinks are such veths); the
+    /// host side of a container's veth is a port of a bridge, and so excluded.
+    /// IFF_POINTOPOINT alone excludes nothing: PPP and raw-IP modems are uplinks.
+    pub fn excluded_by_default(
+        &self,
+        nm_type: Option<DeviceType>,
+        master: Option<&Link>,
+    ) -> Option<String> {
+        if let Some(k) = self.info_kind.as_deref() {
+            if let Some((_, what)) = VIRTUAL_KINDS.iter().find(|(n, _)| *n == k) {
+                return Some(format!("{what} (kernel link kind \"{k}\")"));
+            }
+        }
+        // A VRF's members are routed uplinks; a bridge's, bond's or team's ports carry no
+        // IP of their own.
+        if let Some(m) = self.master {
+            let master = master.filter(|l| l.ifindex == m);
+            if master.map_or(true, |l| l.info_kind.as_deref() != Some("vrf")) {
+                let port = match self.info_kind.as_deref() {
+                    Some("veth") => "container or VM veth, port",
+                    _ => "port",
+                };
+                return Some(match master {
+                    Some(l) => format!("{port} of {}", l.name),
+                    None => format!("{port} of ifindex {m}"),
+                });
+            }
+        }
+        match nm_type {
+            Some(
+                t @ (DeviceType::Tun
+                | DeviceType::Wireguard
+                | DeviceType::IpTunnel
+                | DeviceType::Vxlan
+                | DeviceType::Bridge),
+            ) => Some(format!("NetworkManager device type {t}")),
+            _ => None,
+        }
+    }
+
     /// Carrier in the sense the agent acts on: up, lower layer up, and not reported
     /// lower-layer-down or dormant (Wi-Fi before authentication) by the operational state.
     /// An operational state "down" next to up and lower-up is not yet updated: the kernel
@@ -564,6 +640,11 @@ pub struct KernelCaps {
     pub events: bool,
     /// The fullmesh endpoint flag is honoured.
     pub fullmesh: bool,
+    /// The laminar endpoint flag is known to the kernel (probed; see `laminar_probe`).
+    /// Never sent otherwise: an older kernel stores the bit silently and does nothing.
+    pub laminar: bool,
+    /// How `laminar` was decided, for status and `--version`.
+    pub laminar_probe: String,
     /// Endpoint ids run out (Linux 5.10): the kernel ignores a requested id, numbers
     /// endpoints next_id++ and never reuses a number; past 255 every add fails until a
     /// flush starts over at 1. Newer kernels (and the backport) reuse freed ids.

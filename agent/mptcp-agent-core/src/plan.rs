@@ -89,10 +89,19 @@ pub enum Diagnostic {
     FullmeshUnsupported {
         interface: String,
     },
+    LaminarUnsupported {
+        interface: String,
+        probe: String,
+    },
     UserspacePm {
         setting: String,
     },
     MptcpDisabled,
+    /// The kernel's blackhole detection fired (its counter rose while the agent watched):
+    /// new outgoing MPTCP connections are plain TCP for at least `timeout_s` seconds.
+    BlackholeOff {
+        timeout_s: u64,
+    },
     NoRoute {
         interface: String,
         family: Family,
@@ -155,12 +164,25 @@ impl fmt::Display for Diagnostic {
                 "{interface}: flag \"fullmesh\" is configured but this kernel does not support it; the endpoint is \
                  added without it"
             ),
+            Diagnostic::LaminarUnsupported { interface, probe } => write!(
+                f,
+                "{interface}: flag \"laminar\" is configured but this kernel does not know it (Linux 6.18+; {probe}); \
+                 the endpoint is added without it (a kernel that does not know the flag would store it and do nothing)"
+            ),
             Diagnostic::UserspacePm { setting } => write!(
                 f,
                 "{setting} selects the userspace path manager: in-kernel endpoints have no effect until it is set back"
             ),
             Diagnostic::MptcpDisabled => f.write_str(
                 "net.mptcp.enabled is 0: applications cannot create MPTCP sockets (set sysctl.enabled = true)",
+            ),
+            Diagnostic::BlackholeOff { timeout_s } => write!(
+                f,
+                "the kernel's MPTCP blackhole detection fired (MPTcpExtBlackhole rose: SYNs with MPTCP options \
+                 were dropped where plain TCP got through): new outgoing MPTCP connections from this network \
+                 namespace are plain TCP for net.mptcp.blackhole_timeout = {timeout_s} s after the last \
+                 detection, longer after repeats (the period doubles, up to 64 times). Find the middlebox; \
+                 sysctl.blackhole_timeout = 0 in this config turns the detection off"
             ),
             Diagnostic::NoRoute { interface, family } => write!(
                 f,
@@ -209,6 +231,9 @@ pub enum Control {
     Ignored,
     /// Managed by someone else (NetworkManager's MPTCP, mptcpd).
     Refused(Refusal),
+    /// A kind of link that never gets an endpoint by default (VPN, tunnel, bridge, a
+    /// container's veth), and why; the matching rule can opt it in with `allow_virtual`.
+    Excluded(String),
     Managed(LinkPolicy),
 }
 
@@ -309,9 +334,18 @@ fn assess_link(
         None => Control::Unmatched,
         Some(r) => match r.policy {
             None => Control::Ignored,
-            Some(p) => match coexistence(obs, nm, dev, link, device_type) {
-                Some(reason) => Control::Refused(reason),
-                None => Control::Managed(p),
+            Some(p) => match (
+                p.allow_virtual,
+                link.excluded_by_default(
+                    dev.map(|d| d.device_type),
+                    link.master.and_then(|m| obs.links.get(&m)),
+                ),
+            ) {
+                (false, Some(why)) => Control::Excluded(why),
+                _ => match coexistence(obs, nm, dev, link, device_type) {
+                    Some(reason) => Control::Refused(reason),
+                    None => Control::Managed(p),
+                },
             },
         },
     };
@@ -360,7 +394,7 @@ fn assess_link(
                     obs,
                     link,
                     a,
-                    want_for(obs, policy, link, a, carrier, &nm_gate, route),
+                    want_for(obs, policy, link, a, carrier, metered, &nm_gate, route),
                 ),
             };
             families.push(FamilyAssessment {
@@ -409,19 +443,27 @@ enum NmGate {
     Closed(String),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn want_for(
     obs: &Observed,
     policy: &LinkPolicy,
     link: &Link,
     addr: &Address,
     carrier: bool,
+    metered: bool,
     nm_gate: &NmGate,
     route: RoutePath,
 ) -> Want {
     let caps = obs.caps.as_ref();
     let mut flags = policy.flags;
+    if metered && policy.metered_backup {
+        flags = flags.union(EndpointFlags::BACKUP);
+    }
     if flags.contains(EndpointFlags::FULLMESH) && !caps.is_some_and(|c| c.fullmesh) {
         flags = flags.without(EndpointFlags::FULLMESH);
+    }
+    if flags.contains(EndpointFlags::LAMINAR) && !caps.is_some_and(|c| c.laminar) {
+        flags = flags.without(EndpointFlags::LAMINAR);
     }
     if !carrier {
         let can_demote = policy.on_carrier_loss == CarrierLoss::Backup
@@ -598,6 +640,8 @@ struct Desired {
     ifindex: u32,
     flags: EndpointFlags,
     demoted: bool,
+    /// Backup only because NetworkManager says the link is metered (`metered_backup`).
+    metered_backup: bool,
     route: RoutePath,
 }
 
@@ -641,6 +685,18 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         && cfg.sysctls.get("enabled").map_or(true, |v| v == "0")
     {
         plan.diagnostics.insert(Diagnostic::MptcpDisabled);
+    }
+    let timeout_s = obs
+        .sysctls
+        .get(crate::blackhole::SYSCTL)
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(until) = obs.blackhole.off_until(timeout_s) {
+        if now < until {
+            plan.diagnostics.insert(Diagnostic::BlackholeOff {
+                timeout_s: timeout_s.unwrap_or(0),
+            });
+            plan.wake(until);
+        }
     }
     let any_managed = links
         .iter()
@@ -727,6 +783,14 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                     reason: reason.clone(),
                 });
             }
+            // The rule asks the agent to manage it, so endpoints there are the agent's to
+            // remove (one left by an older config or an earlier guess of the link's kind).
+            Control::Excluded(_) => {
+                managed_ifindexes.insert(l.ifindex);
+                for a in obs.addresses_of(l.ifindex) {
+                    managed_addrs.insert(a.addr);
+                }
+            }
             Control::Managed(policy) => {
                 managed_ifindexes.insert(l.ifindex);
                 for a in obs.addresses_of(l.ifindex) {
@@ -735,6 +799,12 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 if policy.flags.contains(EndpointFlags::FULLMESH) && !caps.fullmesh {
                     plan.diagnostics.insert(Diagnostic::FullmeshUnsupported {
                         interface: l.name.clone(),
+                    });
+                }
+                if policy.flags.contains(EndpointFlags::LAMINAR) && !caps.laminar {
+                    plan.diagnostics.insert(Diagnostic::LaminarUnsupported {
+                        interface: l.name.clone(),
+                        probe: caps.laminar_probe.clone(),
                     });
                 }
                 if policy.on_carrier_loss == CarrierLoss::Backup && !caps.set_flags {
@@ -771,6 +841,9 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                             ifindex: l.ifindex,
                             flags,
                             demoted,
+                            metered_backup: l.metered
+                                && policy.metered_backup
+                                && !policy.flags.contains(EndpointFlags::BACKUP),
                             route: f.route,
                         },
                     );
@@ -975,6 +1048,11 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                 if EndpointFlags::BACKUP.contains(differing) && caps.set_flags {
                     let why = if d.demoted {
                         format!("{}: carrier lost, policy says backup", d.link)
+                    } else if d.metered_backup {
+                        format!(
+                            "{}: NetworkManager says metered, so backup (metered_backup = false in its rule turns this off)",
+                            d.link
+                        )
                     } else if d.flags.contains(EndpointFlags::BACKUP) {
                         format!("{}: policy flags are {}", d.link, d.flags)
                     } else {

@@ -116,6 +116,8 @@ pub struct Observed {
     pub nm_conf: NmConf,
     /// `Some(pid)` while mptcpd runs in this namespace; outer `None` = not checked yet.
     pub mptcpd: Option<Option<u32>>,
+    /// The kernel's MPTCP blackhole detection, from its MIB counter.
+    pub blackhole: crate::blackhole::Blackhole,
 
     pub losses: BTreeMap<IpAddr, Loss>,
     pub readds: BTreeMap<IpAddr, Readds>,
@@ -331,6 +333,9 @@ impl Observed {
             }
             Event::NmConfFiles(files) => self.nm_conf = NmConf::from_files(files),
             Event::Mptcpd(pid) => self.mptcpd = Some(*pid),
+            Event::BlackholeCounter { reading, wall_usec } => {
+                self.blackhole.observe(reading, now, *wall_usec);
+            }
             Event::OpDone { op, error } => self.op_done(op, error.as_deref(), now),
             Event::ConfigChanged(_) | Event::Tick => {}
         }

@@ -24,8 +24,8 @@ use zbus::{fdo::DBusProxy, Connection};
 use crate::{
     ota,
     service::{
-        self, Agent1Proxy, AgentError, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo,
-        RefusalInfo,
+        self, Agent1Proxy, AgentError, BlackholeInfo, EndpointInfo, KernelCapsInfo, LimitsInfo,
+        LinkInfo, RefusalInfo,
     },
 };
 
@@ -203,6 +203,7 @@ pub struct Status {
     pub health: String,
     pub config: ConfigStatus,
     pub kernel_capabilities: KernelCapsInfo,
+    pub blackhole: BlackholeInfo,
     pub limits: LimitsInfo,
     pub links: Vec<LinkInfo>,
     /// Refused links: who manages MPTCP there and the one command that changes it.
@@ -267,6 +268,7 @@ async fn read_status(p: &Agent1Proxy<'_>) -> zbus::Result<Status> {
             applied_at_usec: p.config_applied_at().await?,
         },
         kernel_capabilities: p.kernel_capabilities().await?,
+        blackhole: p.blackhole().await?,
         limits: p.limits().await?,
         links: p.links().await?,
         refusals: p.refusals().await?,
@@ -430,13 +432,20 @@ pub fn render_status(s: &Status) -> String {
     let k = &s.kernel_capabilities;
     out.push_str(&wrap(
         &format!(
-            "{}; set_flags {}, events {}, fullmesh {}",
+            "{}; set_flags {}, events {}, fullmesh {}, laminar {}",
             or_dash(&k.generation),
             yes(k.set_flags),
             yes(k.events),
-            yes(k.fullmesh)
+            yes(k.fullmesh),
+            yes(k.laminar)
         ),
         "kernel:  ",
+        "         ",
+        WIDTH,
+    ));
+    out.push_str(&wrap(
+        &blackhole_words(&s.blackhole),
+        "mptcp:   ",
         "         ",
         WIDTH,
     ));
@@ -544,6 +553,44 @@ pub fn render_status(s: &Status) -> String {
     out
 }
 
+/// The kernel's blackhole detection, in words: what it offers, and whether it holds MPTCP
+/// off now.
+fn blackhole_words(b: &BlackholeInfo) -> String {
+    let timeout = if b.timeout_s < 0 {
+        "no net.mptcp.blackhole_timeout".to_string()
+    } else {
+        format!("net.mptcp.blackhole_timeout = {} s", b.timeout_s)
+    };
+    if !b.available {
+        return if b.detail.is_empty() {
+            "blackhole detection not read yet".to_string()
+        } else {
+            format!("blackhole detection: none: {}", b.detail)
+        };
+    }
+    let last = if b.last_detected_at == 0 {
+        String::new()
+    } else {
+        format!(", last {}", utc(b.last_detected_at))
+    };
+    match (b.active, b.detections) {
+        (true, n) => format!(
+            "BLACKHOLE DETECTED {n} time(s) since the agent started{last}: new outgoing MPTCP \
+             connections are plain TCP for {timeout} or longer (MPTcpExtBlackhole {})",
+            b.count
+        ),
+        (false, 0) => format!(
+            "blackhole detection on, none since the agent started (MPTcpExtBlackhole {}; {timeout})",
+            b.count
+        ),
+        (false, n) => format!(
+            "blackhole detected {n} time(s) since the agent started{last}, period over \
+             (MPTcpExtBlackhole {}; {timeout})",
+            b.count
+        ),
+    }
+}
+
 /// ISO 8601 UTC from microseconds since the epoch (no time-zone database on purpose).
 pub fn utc(usec: u64) -> String {
     let secs = usec / 1_000_000;
@@ -646,6 +693,11 @@ enum MonitorEvent {
     LinkChanged {
         link: LinkInfo,
     },
+    BlackholeDetected {
+        count: u64,
+        detections: u64,
+        timeout_s: i64,
+    },
     AgentStarted,
     AgentStopped,
 }
@@ -724,6 +776,15 @@ impl std::fmt::Display for MonitorEvent {
                     format!(": {}", l.detail)
                 }
             ),
+            MonitorEvent::BlackholeDetected {
+                count,
+                detections,
+                timeout_s,
+            } => write!(
+                f,
+                "MPTCP blackhole detected (MPTcpExtBlackhole {count}, {detections} since the agent started): new \
+                 outgoing MPTCP connections are plain TCP for net.mptcp.blackhole_timeout = {timeout_s} s or longer"
+            ),
             MonitorEvent::AgentStarted => f.write_str("agent started"),
             MonitorEvent::AgentStopped => f.write_str("agent stopped"),
         }
@@ -768,6 +829,7 @@ pub fn monitor(json: bool) -> ExitCode {
         let mut subflows = proxy.receive_subflow_event().await.map_err(Failure::from_call)?;
         let mut rejected = proxy.receive_config_rejected().await.map_err(Failure::from_call)?;
         let mut applied = proxy.receive_config_applied().await.map_err(Failure::from_call)?;
+        let mut blackholes = proxy.receive_blackhole_detected().await.map_err(Failure::from_call)?;
         let mut props = zbus::fdo::PropertiesProxy::builder(&conn)
             .destination(service::BUS_NAME)
             .and_then(|b| b.path(service::OBJECT_PATH))
@@ -812,6 +874,9 @@ pub fn monitor(json: bool) -> ExitCode {
                 },
                 Some(s) = applied.next() => if let Ok(a) = s.args() {
                     open &= emit(json, &MonitorEvent::ConfigApplied { path: a.path.to_string(), digest: a.digest.to_string(), source: a.source.to_string() });
+                },
+                Some(s) = blackholes.next() => if let Ok(a) = s.args() {
+                    open &= emit(json, &MonitorEvent::BlackholeDetected { count: a.count, detections: a.detections, timeout_s: a.timeout_s });
                 },
                 Some(s) = props.next() => if let Ok(a) = s.args() {
                     if let Some(v) = a.changed_properties().get("Links") {
@@ -969,6 +1034,15 @@ pub fn version() -> ExitCode {
                     sysctls.join(" ")
                 }
             ));
+            let laminar = rt.block_on(crate::pm::probe_laminar());
+            say(&format!("  laminar {} ({laminar})", yes(laminar.known())));
+            let blackhole = std::fs::read_to_string("/proc/net/netstat")
+                .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
+                .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
+            say(&match blackhole {
+                Ok(n) => format!("  blackhole detection: yes (MPTcpExtBlackhole {n})"),
+                Err(why) => format!("  blackhole detection: no: {why}"),
+            });
         }
         Err(e) => {
             say(&format!("kernel MPTCP: not available here ({e})"));
@@ -1011,6 +1085,17 @@ mod tests {
                 events: true,
                 fullmesh: true,
                 sysctls: vec!["enabled".into()],
+                laminar: true,
+                laminar_probe: "endpoint round trip".into(),
+            },
+            blackhole: BlackholeInfo {
+                available: true,
+                count: 1,
+                detections: 1,
+                last_detected_at: 1_765_000_000_000_000,
+                timeout_s: 3600,
+                active: true,
+                ..BlackholeInfo::default()
             },
             limits: LimitsInfo {
                 subflows: 4,

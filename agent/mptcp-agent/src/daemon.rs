@@ -10,7 +10,7 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    plan, Config, Control, Diagnostic, Event, Millis, NmObserved, Observed, Refusal,
+    plan, Blackhole, Config, Control, Diagnostic, Event, Millis, NmObserved, Observed, Refusal,
 };
 use mptcp_genl::PmHandle;
 use tokio::{
@@ -32,6 +32,10 @@ const MAX_ROUNDS: usize = 4;
 const RELEASED_RELOOK_MS: [u64; 4] = [250, 750, 1000, 3000];
 /// How often to look for a running mptcpd.
 const MPTCPD_SCAN: Duration = Duration::from_secs(5);
+/// How often to read the MPTCP blackhole counter: a detection costs the connection 1-3 s of
+/// SYN retransmissions before it, so 2 s more to report it is in proportion; one small
+/// procfs read.
+const BLACKHOLE_SCAN: Duration = Duration::from_secs(2);
 /// A missing route is reported only when it lasts this long: NetworkManager removes and
 /// adds routes around every address change, which is not worth a warning each time.
 const NO_ROUTE_REPORT_MS: u64 = 1500;
@@ -52,6 +56,8 @@ struct Daemon {
     pending: std::collections::BTreeMap<Diagnostic, Millis>,
     wake_at: Option<Millis>,
     was_ready: bool,
+    /// Links excluded by default, as last logged (name → why).
+    excluded: std::collections::BTreeMap<String, String>,
 }
 
 impl Daemon {
@@ -65,7 +71,36 @@ impl Daemon {
             return;
         }
         let now = self.now();
+        let before = self.obs.blackhole.clone();
         self.obs.apply(&ev, now);
+        if let Event::BlackholeCounter { reading, .. } = &ev {
+            self.log_blackhole(&before, reading);
+        }
+    }
+
+    /// One line per rise of the kernel's blackhole counter, naming the sysctl; and once
+    /// what the kernel offers (the counter, or why there is none).
+    fn log_blackhole(&self, before: &Blackhole, reading: &std::result::Result<u64, String>) {
+        let timeout = self
+            .obs
+            .sysctls
+            .get(mptcp_agent_core::blackhole::SYSCTL)
+            .map_or("?", |v| v.as_str());
+        match (before, reading) {
+            (Blackhole::Present { count, .. }, Ok(now)) if now > count => log::warn!(
+                "MPTCP blackhole detected by the kernel (MPTcpExtBlackhole {count} -> {now}): SYNs with MPTCP \
+                 options were dropped on a path where plain TCP passes; new outgoing MPTCP connections from this \
+                 namespace are plain TCP for net.mptcp.blackhole_timeout = {timeout} s (doubling on repeats; 0 turns \
+                 the detection off)"
+            ),
+            (Blackhole::Unknown, Ok(now)) => log::info!(
+                "MPTCP blackhole detection: watching MPTcpExtBlackhole (now {now}; net.mptcp.blackhole_timeout = {timeout} s)"
+            ),
+            (Blackhole::Unknown | Blackhole::Present { .. }, Err(why)) => {
+                log::info!("MPTCP blackhole detection: not reported: {why}")
+            }
+            _ => {}
+        }
     }
 
     /// Plan and execute until nothing is left to do (bounded).
@@ -80,6 +115,7 @@ impl Daemon {
                 log::debug!("{l:?}");
             }
         }
+        self.log_excluded();
         for _ in 0..MAX_ROUNDS {
             let p = plan(&self.cfg, &self.obs, self.now());
             let report_at = self.report(&p.diagnostics);
@@ -126,6 +162,25 @@ impl Daemon {
             }
         }
         log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
+    }
+
+    /// Say once, at info, why a link a rule would manage gets no endpoint by default (a
+    /// VPN, tunnel, bridge or container veth); not a warning: that is the normal case.
+    fn log_excluded(&mut self) {
+        let mut now = std::collections::BTreeMap::new();
+        for l in mptcp_agent_core::assess(&self.cfg, &self.obs) {
+            if let mptcp_agent_core::Control::Excluded(why) = l.control {
+                if self.excluded.get(&l.name) != Some(&why) {
+                    log::info!(
+                        "{}: no endpoint: never an uplink by default: {why} (allow_virtual = true in rule {:?} opts it in)",
+                        l.name,
+                        l.rule.unwrap_or_default()
+                    );
+                }
+                now.insert(l.name, why);
+            }
+        }
+        self.excluded = now;
     }
 
     /// Log diagnostics when they appear and when they are resolved. A missing route counts
@@ -187,14 +242,19 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let pm = PmHandle::connect()
         .await
         .context("connecting to the kernel's mptcp_pm family")?;
-    let caps = pm::caps_of(pm.capabilities());
+    let mut caps = pm::caps_of(pm.capabilities());
+    let laminar = pm::probe_laminar().await;
+    caps.laminar = laminar.known();
+    caps.laminar_probe = laminar.to_string();
     log::info!(
-        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}, ids_run_out {}",
+        "kernel MPTCP: {}; set_flags {}, events {}, fullmesh {}, ids_run_out {}, laminar {} ({})",
         caps.description,
         caps.set_flags,
         caps.events,
         caps.fullmesh,
-        caps.ids_run_out
+        caps.ids_run_out,
+        caps.laminar,
+        caps.laminar_probe
     );
     let (rt, messages) = rtnl::connect()?;
     let (tx, mut rx) = mpsc::channel::<Event>(4096);
@@ -213,6 +273,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         pending: Default::default(),
         wake_at: None,
         was_ready: false,
+        excluded: Default::default(),
     };
 
     // Kernel inputs.
@@ -295,6 +356,32 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     first = false;
                 }
                 tokio::time::sleep(MPTCPD_SCAN).await;
+            }
+        });
+    }
+    // The kernel's blackhole counter, now and every few seconds; sent when it changes.
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut last: Option<std::result::Result<u64, String>> = None;
+            loop {
+                let reading = std::fs::read_to_string("/proc/net/netstat")
+                    .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
+                    .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
+                if last.as_ref() != Some(&reading) {
+                    let wall_usec = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                    let ev = Event::BlackholeCounter {
+                        reading: reading.clone(),
+                        wall_usec,
+                    };
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                    last = Some(reading);
+                }
+                tokio::time::sleep(BLACKHOLE_SCAN).await;
             }
         });
     }

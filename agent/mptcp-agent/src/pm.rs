@@ -27,8 +27,24 @@ pub fn caps_of(c: &Capabilities) -> KernelCaps {
         events: c.has_events(),
         fullmesh: c.has_events() && c.has_sysctl("checksum_enabled"),
         ids_run_out: c.generation() == mptcp_genl::KernelGeneration::Mainline510,
+        // Probed separately (a round trip in a namespace of its own): see `probe_laminar`.
+        laminar: false,
+        laminar_probe: "not probed".to_string(),
         sysctls: c.sysctls.clone(),
         description: c.generation().to_string(),
+    }
+}
+
+/// Whether the kernel knows the laminar endpoint flag (Linux 6.18), and how that was found.
+pub async fn probe_laminar() -> mptcp_genl::FlagProbe {
+    let probe = || mptcp_genl::probe_endpoint_flag(mptcp_genl::EndpointFlags::LAMINAR, (6, 18));
+    match tokio::task::spawn_blocking(probe).await {
+        Ok(p) => p,
+        Err(e) => mptcp_genl::FlagProbe::ByVersion {
+            why: format!("probe task failed: {e}"),
+            release: String::new(),
+            known: None,
+        },
     }
 }
 

@@ -123,6 +123,14 @@ fn events_of(msg: NetlinkMessage<RouteNetlinkMessage>) -> Vec<Event> {
         return Vec::new();
     };
     match inner {
+        // A bridge reports its ports' state with AF_BRIDGE link messages: partial (no link
+        // kind), and a DELLINK there means the port left the bridge, not that the link is
+        // gone. The link's own (AF_UNSPEC) messages say everything the agent needs.
+        RouteNetlinkMessage::NewLink(m) | RouteNetlinkMessage::DelLink(m)
+            if m.header.interface_family == AddressFamily::Bridge =>
+        {
+            Vec::new()
+        }
         RouteNetlinkMessage::NewLink(m) => vec![Event::LinkChanged(link_of(&m))],
         RouteNetlinkMessage::DelLink(m) => vec![Event::LinkRemoved {
             ifindex: m.header.index,
@@ -157,9 +165,11 @@ pub fn link_of(m: &LinkMessage) -> Link {
     let mut name = String::new();
     let mut oper = OperState::Unknown;
     let mut info_kind = None;
+    let mut master = None;
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Controller(i) if *i != 0 => master = Some(*i),
             LinkAttribute::OperState(s) => oper = oper_of(*s),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
@@ -180,6 +190,9 @@ pub fn link_of(m: &LinkMessage) -> Link {
         point_to_point: flags.contains(LinkFlags::Pointopoint),
         oper,
         kind,
+        // InfoKind's Display is the kernel's own name ("wireguard", "ip6tnl", …).
+        info_kind: info_kind.as_ref().map(|k| k.to_string()),
+        master,
         name,
     }
 }
@@ -542,6 +555,35 @@ mod tests {
             protocol: 77,
         };
         assert_eq!(rule_of(&rule_message(&r)), Some(r));
+    }
+
+    #[test]
+    fn link_kind_master_and_bridge_port_reports() {
+        use netlink_packet_core::{NetlinkHeader, NetlinkPayload};
+        let mut m = LinkMessage::default();
+        m.header.index = 7;
+        m.attributes.push(LinkAttribute::IfName("ctrv0".into()));
+        m.attributes.push(LinkAttribute::Controller(5));
+        m.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Veth,
+            )]));
+        let l = link_of(&m);
+        assert_eq!((l.info_kind.as_deref(), l.master), (Some("veth"), Some(5)));
+        let wrap = |m: RouteNetlinkMessage| {
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(m))
+        };
+        assert!(matches!(
+            &events_of(wrap(RouteNetlinkMessage::NewLink(m.clone())))[..],
+            [Event::LinkChanged(l)] if l.info_kind.as_deref() == Some("veth")
+        ));
+        // The bridge's own report of its port: partial, and its DELLINK means "left the
+        // bridge". Neither may replace or remove the link.
+        m.header.interface_family = AddressFamily::Bridge;
+        m.attributes
+            .retain(|a| !matches!(a, LinkAttribute::LinkInfo(_)));
+        assert!(events_of(wrap(RouteNetlinkMessage::NewLink(m.clone()))).is_empty());
+        assert!(events_of(wrap(RouteNetlinkMessage::DelLink(m))).is_empty());
     }
 
     #[test]

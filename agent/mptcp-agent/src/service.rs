@@ -16,7 +16,8 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    assess, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, NmObserved, Observed, Want,
+    assess, Blackhole, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, NmObserved,
+    Observed, Want,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -45,7 +46,8 @@ pub struct LinkInfo {
     pub ifindex: u32,
     /// "active", "backup" (carrier lost, endpoint kept as backup), "down" (managed, no
     /// endpoint now; see `detail`), "ignored" (rule says manage = false), "unmatched" (no
-    /// rule), "refused" (someone else manages MPTCP there; see `detail`).
+    /// rule), "refused" (someone else manages MPTCP there; see `detail`), "excluded" (a VPN,
+    /// tunnel, bridge or container veth the rule does not opt in; see `detail`).
     pub state: String,
     pub carrier: bool,
     /// NetworkManager's device type name, or the kernel's guess; "" when unknown.
@@ -110,6 +112,31 @@ pub struct KernelCapsInfo {
     pub fullmesh: bool,
     /// Files under /proc/sys/net/mptcp.
     pub sysctls: Vec<String>,
+    /// The laminar endpoint flag (Linux 6.18) is known to the kernel and may be sent.
+    pub laminar: bool,
+    /// How that was found (an endpoint round trip in a namespace of its own, or the
+    /// kernel release).
+    pub laminar_probe: String,
+}
+
+/// The kernel's MPTCP blackhole detection (property `Blackhole`, signal `BlackholeDetected`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct BlackholeInfo {
+    /// The kernel has the detection (Linux 6.12+: `MPTcpExtBlackhole` in /proc/net/netstat).
+    pub available: bool,
+    /// Why it is not available ("" when it is, or before the first reading).
+    pub detail: String,
+    /// `MPTcpExtBlackhole` now (detections since the namespace was created).
+    pub count: u64,
+    /// Rises of the counter seen since the agent started.
+    pub detections: u64,
+    /// When the agent last saw it rise, µs since the Unix epoch; 0 = not since it started.
+    pub last_detected_at: u64,
+    /// `net.mptcp.blackhole_timeout` in seconds; -1 when this kernel has no such sysctl.
+    pub timeout_s: i64,
+    /// New outgoing MPTCP connections are plain TCP now: a detection less than
+    /// `timeout_s` ago (at least; the kernel doubles the period on repeats).
+    pub active: bool,
 }
 
 /// Where the running config came from.
@@ -157,6 +184,7 @@ pub struct Snapshot {
     pub endpoints: Vec<EndpointInfo>,
     pub limits: LimitsInfo,
     pub caps: KernelCapsInfo,
+    pub blackhole: BlackholeInfo,
     pub diagnostics: Vec<String>,
     pub config: ConfigInfo,
 }
@@ -206,6 +234,13 @@ impl Snapshot {
                             kind: why.kind().into(),
                             advice: why.advice(),
                         });
+                    }
+                    Control::Excluded(why) => {
+                        info.state = "excluded".into();
+                        info.detail = format!(
+                            "never an uplink by default: {why}; allow_virtual = true in rule {:?} opts it in",
+                            info.rule
+                        );
                     }
                     Control::Managed(policy) => {
                         info.policy = policy.flags.to_string();
@@ -280,8 +315,11 @@ impl Snapshot {
                 events: c.events,
                 fullmesh: c.fullmesh,
                 sysctls: c.sysctls.iter().cloned().collect(),
+                laminar: c.laminar,
+                laminar_probe: c.laminar_probe.clone(),
             })
             .unwrap_or_default();
+        let blackhole = blackhole_info(obs, diagnostics);
         let diagnostics = diagnostics
             .iter()
             .filter(|d| !matches!(d, Diagnostic::RetryLater { .. }))
@@ -295,9 +333,43 @@ impl Snapshot {
             endpoints,
             limits,
             caps,
+            blackhole,
             diagnostics,
             config,
         }
+    }
+}
+
+fn blackhole_info(obs: &Observed, diagnostics: &BTreeSet<Diagnostic>) -> BlackholeInfo {
+    let timeout_s = obs
+        .sysctls
+        .get(mptcp_agent_core::blackhole::SYSCTL)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1);
+    let active = diagnostics
+        .iter()
+        .any(|d| matches!(d, Diagnostic::BlackholeOff { .. }));
+    match &obs.blackhole {
+        Blackhole::Unknown => BlackholeInfo {
+            timeout_s,
+            ..BlackholeInfo::default()
+        },
+        Blackhole::Absent(why) => BlackholeInfo {
+            detail: why.clone(),
+            timeout_s,
+            ..BlackholeInfo::default()
+        },
+        Blackhole::Present {
+            count, last_rise, ..
+        } => BlackholeInfo {
+            available: true,
+            detail: String::new(),
+            count: *count,
+            detections: obs.blackhole.detections(),
+            last_detected_at: last_rise.map_or(0, |(_, wall)| wall),
+            timeout_s,
+            active,
+        },
     }
 }
 
@@ -566,6 +638,17 @@ impl Agent1 {
         backup: bool,
     ) -> zbus::Result<()>;
 
+    /// The kernel's MPTCP blackhole detection fired (its counter rose): new outgoing MPTCP
+    /// connections are plain TCP for timeout_s seconds (net.mptcp.blackhole_timeout) or
+    /// longer. count is the kernel's counter, detections those since the agent started.
+    #[zbus(signal)]
+    async fn blackhole_detected(
+        ctxt: &SignalContext<'_>,
+        count: u64,
+        detections: u64,
+        timeout_s: i64,
+    ) -> zbus::Result<()>;
+
     /// A config was refused: stage "check" (unreadable, unsafe permissions, invalid) or
     /// "apply" (a kernel operation failed and everything was rolled back).
     #[zbus(signal)]
@@ -633,6 +716,13 @@ impl Agent1 {
     #[zbus(property)]
     async fn kernel_capabilities(&self) -> KernelCapsInfo {
         self.with(|s| s.caps.clone())
+    }
+
+    /// The kernel's MPTCP blackhole detection: available, count, detections since the
+    /// agent started, when last seen, net.mptcp.blackhole_timeout, whether MPTCP is off now.
+    #[zbus(property)]
+    async fn blackhole(&self) -> BlackholeInfo {
+        self.with(|s| s.blackhole.clone())
     }
 
     /// Warnings in force (coexistence, missing kernel features, unroutable uplinks).
@@ -820,6 +910,13 @@ async fn emit_changes(
     }
     if old.caps != new.caps {
         i.kernel_capabilities_changed(ctxt).await?;
+    }
+    if old.blackhole != new.blackhole {
+        i.blackhole_changed(ctxt).await?;
+    }
+    if new.blackhole.detections > old.blackhole.detections {
+        let b = &new.blackhole;
+        Agent1::blackhole_detected(ctxt, b.count, b.detections, b.timeout_s).await?;
     }
     if old.diagnostics != new.diagnostics {
         i.diagnostics_changed(ctxt).await?;

@@ -1526,6 +1526,210 @@ fn explain_answers_for_every_refusal_kind() -> R {
     )
 }
 
+/// NetworkManager marks wwan0 metered (`nmcli connection modify … connection.metered yes`,
+/// applied with `nmcli device reapply`): the agent flags its endpoint backup in place (same
+/// id), and takes the flag away again when it is set back to `no`. wlan0 is not touched.
+fn metered_uplink_becomes_backup_and_back() -> R {
+    const BACKUP: u32 = 1 << 2;
+    let lab = lab_with(LabOptions::default())?;
+    let watch = EndpointWatch::start(&lab)?;
+    let agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let (wlan, wwan) = (v4(&lab, "wlan0")?, v4(&lab, "wwan0")?);
+    let flags_of = |s: &EpSet, a: IpAddr| s.iter().find(|e| e.0 == a).map(|e| (e.1, e.2));
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(10), |s| {
+                has(s, wlan) && has(s, wwan)
+            })
+            .ok_or_else(|| format!("no endpoints on both uplinks: {:?}", watch.current())),
+    )?;
+    let before = watch.current();
+    let (wwan_id, f0) = flags_of(&before, wwan).unwrap_or_default();
+    ensure(f0 & BACKUP == 0, || {
+        format!("wwan0 not metered yet, but its endpoint is backup: {before:?}")
+    })?;
+    let wlan_ep = flags_of(&before, wlan);
+    for (value, backup) in [("yes", true), ("no", false)] {
+        ctx(
+            lab.nmcli(&[
+                "connection",
+                "modify",
+                "uplink-wwan0",
+                "connection.metered",
+                value,
+            ]),
+            "nmcli connection modify",
+        )?;
+        let t0 = Instant::now();
+        ctx(
+            lab.nmcli(&["device", "reapply", "wwan0"]),
+            "nmcli device reapply",
+        )?;
+        let seen = watch.wait(t0, Duration::from_secs(10), |s| {
+            flags_of(s, wwan).is_some_and(|(_, f)| (f & BACKUP != 0) == backup)
+        });
+        let at = with_log(
+            &agent,
+            seen.ok_or_else(|| {
+                format!(
+                    "metered {value}: expected wwan0's endpoint {} backup within 10 s; endpoints {:?}",
+                    if backup { "flagged" } else { "no longer" },
+                    watch.current()
+                )
+            }),
+        )?;
+        eprintln!(
+            "  metered {value} → endpoint backup {backup}: {:.1} ms after the reapply",
+            ms(at - t0)
+        );
+        let now = watch.current();
+        ensure(flags_of(&now, wwan).map(|e| e.0) == Some(wwan_id), || {
+            format!("wwan0's endpoint should keep id {wwan_id} (flags changed in place): {now:?}")
+        })?;
+        ensure(flags_of(&now, wlan) == wlan_ep, || {
+            format!("wlan0's endpoint should be untouched: {wlan_ep:?} -> {now:?}")
+        })?;
+    }
+    let log = agent.log_text();
+    ensure(
+        log.contains("wwan0: NetworkManager says metered, so backup"),
+        || "expected the log to say why wwan0 became backup".to_string(),
+    )
+}
+
+/// The kernel's MPTCP blackhole detection, end to end with the D-Bus API: the server drops
+/// every SYN with an MPTCP option (nftables), an MPTCP connect from the device falls back to
+/// TCP and the kernel counts a blackhole; `mptcp-agent monitor` shows the `BlackholeDetected`
+/// signal and `status --json` the detection in force, with the sysctl's value. Linux 6.12+;
+/// on an older host kernel the status says the detection is not there.
+fn blackhole_detection_reaches_dbus() -> R {
+    let lab = lab_with(LabOptions::default())?;
+    let watch = EndpointWatch::start(&lab)?;
+    let cfg = agent_config(&lab, "").replace(
+        "enabled = true",
+        "enabled = true\nblackhole_timeout = 30\nsyn_retrans_before_tcp_fallback = 1",
+    );
+    let agent = Agent::start(&lab, &cfg)?;
+    let wlan = v4(&lab, "wlan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(10), |s| has(s, wlan))
+            .ok_or_else(|| "no endpoint on wlan0".to_string()),
+    )?;
+    let agent_bin = env!("CARGO_BIN_EXE_mptcp-agent");
+    let status = || -> Result<serde_json::Value, String> {
+        let out = ctx(
+            lab.command(Node::Device, agent_bin)
+                .args(["status", "--json"])
+                .output(),
+            "mptcp-agent status --json",
+        )?;
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "status --json: {e}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let b0 = status()?["blackhole"].clone();
+    if b0["available"] != true {
+        eprintln!("  no blackhole detection on this kernel: {}", b0["detail"]);
+        return ensure(
+            b0["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("no MPTCP blackhole detection")),
+            || format!("status should say why there is no detection: {b0}"),
+        );
+    }
+    let monitor_out = lab.dir().join("monitor.json");
+    let mut monitor = ctx(
+        lab.command(Node::Device, agent_bin)
+            .args(["monitor", "--json"])
+            .stdin(Stdio::null())
+            .stdout(ctx(std::fs::File::create(&monitor_out), "monitor output")?)
+            .stderr(Stdio::null())
+            .spawn(),
+        "mptcp-agent monitor",
+    )?;
+    let result = (|| -> R {
+        // Subscribed once it printed nothing yet but runs; a second is ample.
+        std::thread::sleep(Duration::from_secs(1));
+        ctx(
+            lab.exec(
+                Node::Server,
+                "nft",
+                &["add table inet bh; add chain inet bh in { type filter hook input priority 0; }; \
+                   add rule inet bh in tcp dport 5599 tcp flags syn tcp option mptcp exists drop"],
+            ),
+            "nft in the server: drop SYNs with MPTCP options to port 5599",
+        )?;
+        let server = lab.server_addr4().to_string();
+        let mut listener = ctx(
+            lab.command(Node::Server, "python3")
+                .arg("-c")
+                .arg(format!(
+                    "import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                     s.bind(('{server}', 5599)); s.listen(); s.settimeout(20)\nc, a = s.accept()\n"
+                ))
+                .stdout(Stdio::null())
+                .spawn(),
+            "python3 listener in the server",
+        )?;
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let client = lab.exec(
+            Node::Device,
+            "python3",
+            &[
+                "-c",
+                &format!(
+                    "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262); s.settimeout(15)\n\
+                     s.connect(('{server}', 5599))\n"
+                ),
+            ],
+        );
+        let connect = t0.elapsed();
+        let _ = listener.kill();
+        let _ = listener.wait();
+        ctx(client, "MPTCP connect through the SYN-dropping server")?;
+        let signal = wait_for(Duration::from_secs(8), || {
+            std::fs::read_to_string(&monitor_out)
+                .ok()?
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["event"] == "blackhole_detected")
+        })
+        .ok_or_else(|| {
+            format!(
+                "no BlackholeDetected signal in `mptcp-agent monitor --json` within 8 s of the fallback; saw: {}",
+                std::fs::read_to_string(&monitor_out).unwrap_or_default()
+            )
+        })?;
+        let seen = t0.elapsed();
+        ensure(
+            signal["timeout_s"] == 30 && signal["detections"] == 1,
+            || format!("BlackholeDetected should carry timeout_s 30 and detections 1: {signal}"),
+        )?;
+        let b = status()?["blackhole"].clone();
+        ensure(
+            b["active"] == true && b["detections"] == 1 && b["timeout_s"] == 30,
+            || format!("status --json should show the detection in force: {b}"),
+        )?;
+        eprintln!(
+            "  fallback connect {:.2} s (agent set syn_retrans_before_tcp_fallback = 1: {}); BlackholeDetected on D-Bus {:.2} s after the connect started",
+            connect.as_secs_f64(),
+            agent.log_text().contains("config sysctl.syn_retrans_before_tcp_fallback = 1"),
+            seen.as_secs_f64()
+        );
+        Ok(())
+    })();
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    with_log(&agent, result)
+}
+
 fn main() {
     let needs = [
         Need::Root,
@@ -1579,6 +1783,14 @@ fn main() {
         (
             "explain_answers_for_every_refusal_kind",
             explain_answers_for_every_refusal_kind,
+        ),
+        (
+            "metered_uplink_becomes_backup_and_back",
+            metered_uplink_becomes_backup_and_back,
+        ),
+        (
+            "blackhole_detection_reaches_dbus",
+            blackhole_detection_reaches_dbus,
         ),
     ];
     let trials = trials(&needs, tests);

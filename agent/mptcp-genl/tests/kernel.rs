@@ -38,6 +38,7 @@ type Test = (&'static str, fn() -> TestResult);
 fn main() {
     let tests: Vec<Test> = vec![
         ("capabilities_of_this_kernel", capabilities_of_this_kernel),
+        ("laminar_flag_probe", laminar_flag_probe),
         (
             "endpoints_add_get_dump_delete_flush",
             endpoints_add_get_dump_delete_flush,
@@ -453,6 +454,37 @@ impl Answers {
             )
         })
     }
+}
+
+/// The laminar endpoint flag (Linux 6.18) is probed by a round trip in a namespace of its
+/// own: on a kernel that drops unknown flag bits the round trip decides, else the release.
+/// Either way the answer must match the release (6.18+ knows it), and the caller's namespace
+/// is left without any endpoint.
+fn laminar_flag_probe() -> TestResult {
+    in_netns("laminar", |ns, rt| {
+        let probe = mptcp_genl::probe_endpoint_flag(EndpointFlags::LAMINAR, (6, 18));
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ctx("osrelease")?;
+        let want = mptcp_genl::release_version(&release).map(|v| v >= (6, 18));
+        eprintln!(
+            "kernel {}: laminar {} ({probe})",
+            release.trim(),
+            probe.known()
+        );
+        ensure(Some(probe.known()) == want, || {
+            format!(
+                "laminar probe says {} ({probe}) on {release:?}",
+                probe.known()
+            )
+        })?;
+        let pm = rt.block_on(PmHandle::connect()).ctx("connect")?;
+        let left = rt.block_on(pm.endpoints()).ctx("dump")?;
+        ensure(left.is_empty(), || {
+            format!(
+                "the probe must not touch the caller's namespace {}: {left:?}",
+                ns.name()
+            )
+        })
+    })
 }
 
 fn capabilities_of_this_kernel() -> TestResult {

@@ -155,6 +155,8 @@ fn link(ifindex: u32, name: &str) -> Link {
         point_to_point: name.starts_with("ppp"),
         oper: OperState::Up,
         kind: None,
+        info_kind: None,
+        master: None,
     }
 }
 
@@ -222,6 +224,8 @@ fn observed(k: &FakeKernel) -> Observed {
             events: true,
             fullmesh: true,
             ids_run_out: false,
+            laminar: false,
+            laminar_probe: String::new(),
             sysctls: ["enabled".to_string(), "add_addr_timeout".to_string()].into(),
             description: "fake".into(),
         }),
@@ -603,6 +607,8 @@ fn shipped_configs_are_valid() {
         "on_carrier_loss",
         "ipv4",
         "ipv6",
+        "metered_backup",
+        "allow_virtual",
     ] {
         assert!(
             BUILT_IN.contains(key),

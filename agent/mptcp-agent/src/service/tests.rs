@@ -178,6 +178,8 @@ fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
             OperState::LowerLayerDown
         },
         kind: None,
+        info_kind: None,
+        master: None,
     }
 }
 
@@ -232,6 +234,8 @@ fn world() -> (Config, Observed) {
             events: true,
             fullmesh: true,
             ids_run_out: false,
+            laminar: false,
+            laminar_probe: String::new(),
             sysctls: ["enabled".to_string()].into(),
             description: "test kernel".into(),
         }),
@@ -345,6 +349,46 @@ fn snapshot_of_a_refused_link_gives_its_kind_and_advice() {
     obs.apply(&Event::Mptcpd(None), Millis(2));
     let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
     assert!(s.refusals.is_empty());
+}
+
+#[test]
+fn snapshot_shows_excluded_links_and_the_blackhole_detection() {
+    let (cfg, mut obs) = world();
+    // A WireGuard link a rule would manage by name: excluded, with the reason.
+    let mut wg = link(9, "wlan-vpn", true);
+    wg.info_kind = Some("wireguard".into());
+    obs.apply(&Event::LinkChanged(wg), Millis(1));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    let l = s.links.iter().find(|l| l.name == "wlan-vpn").unwrap();
+    assert_eq!(l.state, "excluded", "{l:?}");
+    assert!(
+        l.detail.contains("WireGuard") && l.detail.contains("allow_virtual"),
+        "{l:?}"
+    );
+    // Before the first reading, then a kernel without the counter: said, never guessed.
+    assert!(!s.blackhole.available);
+    assert_eq!(s.blackhole.detail, "");
+    let reading = |r: Result<u64, String>| Event::BlackholeCounter {
+        reading: r,
+        wall_usec: 1_765_000_000_000_000,
+    };
+    obs.apply(&reading(Err("no counter here".into())), Millis(2));
+    let s = Snapshot::build(&cfg, &obs, &BTreeSet::new(), ConfigInfo::default());
+    assert!(!s.blackhole.available);
+    assert_eq!(s.blackhole.detail, "no counter here");
+    // The counter, then a rise with the diagnostic in force.
+    obs.apply(&reading(Ok(2)), Millis(3));
+    obs.apply(&reading(Ok(3)), Millis(4));
+    let diags: BTreeSet<Diagnostic> = [Diagnostic::BlackholeOff { timeout_s: 3600 }].into();
+    let s = Snapshot::build(&cfg, &obs, &diags, ConfigInfo::default());
+    let b = &s.blackhole;
+    assert!(b.available && b.active, "{b:?}");
+    assert_eq!((b.count, b.detections), (3, 1));
+    assert_eq!(b.last_detected_at, 1_765_000_000_000_000);
+    assert!(s
+        .diagnostics
+        .iter()
+        .any(|d| d.contains("net.mptcp.blackhole_timeout = 3600 s")));
 }
 
 #[test]
