@@ -26,7 +26,7 @@ const PRESENT: &[&str] = &[
     "ADD_ADDR echo MIB",
     "core: __tcp_close()",
     "core: proc_dou8vec_minmax()",
-    "core: genetlink multicast group flags (GENL_UNS_ADMIN_PERM)",
+    "core: genetlink multicast group flags (GENL_UNS_ADMIN_PERM, or GENL_MCAST_CAP_* after cd4d7263d58a)",
     "core: struct sock::sk_wait_pending",
 ];
 
