@@ -19,6 +19,7 @@ use tokio::{
 use crate::{
     error::{Context, Error, Result},
     executor::Executor,
+    metrics::{self, Metrics},
     mptcpd, nm, ota, pm, rtnl,
 };
 
@@ -47,6 +48,7 @@ struct Daemon {
     pending: std::collections::BTreeMap<Diagnostic, Millis>,
     wake_at: Option<Millis>,
     was_ready: bool,
+    metrics: Metrics,
 }
 
 impl Daemon {
@@ -90,12 +92,15 @@ impl Daemon {
             for step in &p.steps {
                 log::info!("{}: {}", step.why, step.op);
                 let result = self.exec.apply(&step.op).await;
-                if let Err(e) = &result {
-                    log::warn!("{} FAILED: {e}", step.op);
-                    failed.push(format!("{}: {e}", step.op));
+                let now = self.now();
+                match &result {
+                    Ok(()) => self.metrics.op_done(&step.op, &self.cfg, &self.obs, now),
+                    Err(e) => {
+                        log::warn!("{} FAILED: {e}", step.op);
+                        failed.push(format!("{}: {e}", step.op));
+                    }
                 }
                 touched |= step.op.touches_endpoints();
-                let now = self.now();
                 self.obs.apply(
                     &Event::OpDone {
                         op: step.op.clone(),
@@ -196,6 +201,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         pending: Default::default(),
         wake_at: None,
         was_ready: false,
+        metrics: Metrics::new(),
     };
 
     // Kernel inputs.
@@ -284,6 +290,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         opts.config.display()
     );
 
+    // The metrics timer: the kernel's counters are read and the file written here, in the
+    // one loop, not by a task of its own.
+    let mut metrics_at = tokio::time::Instant::now();
     loop {
         let wake = daemon
             .wake_at
@@ -306,6 +315,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
                 crate::logging::apply_config(daemon.cfg.log_level);
             }
+            _ = tokio::time::sleep_until(metrics_at) => {
+                let m = &daemon.cfg.metrics;
+                metrics_at = tokio::time::Instant::now() + Duration::from_millis(m.interval_ms);
+                let ready = daemon.obs.ready();
+                daemon.metrics.tick(m, Path::new(metrics::NETSTAT), ready);
+            }
             _ = sigterm.recv() => {
                 log::info!("SIGTERM: exiting; endpoints, routes and rules stay as they are");
                 return Ok(());
@@ -319,6 +334,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         daemon.reconcile().await;
-        ota.publish(&daemon.cfg, &daemon.obs, &daemon.reported);
+        ota.publish(
+            &daemon.cfg,
+            &daemon.obs,
+            &daemon.reported,
+            &mut daemon.metrics,
+        );
     }
 }

@@ -8,6 +8,7 @@ mod daemon;
 mod error;
 mod executor;
 mod logging;
+mod metrics;
 mod mptcpd;
 mod nm;
 mod notify;
