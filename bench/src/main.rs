@@ -296,9 +296,15 @@ fn scenarios(sess: &Session, r: &mut ContenderResult) {
             }
         }
     }
-    if want("storm") && sess.c == Contender::Agent {
-        log(format!("  agent: memory, {} link events", p.storm_events));
-        step(sess, r, "storm", |s, r| s.storm(p.storm_events, r));
+    if want("storm") {
+        log(format!("  {}: idle memory", sess.c.id()));
+        if !step(sess, r, "idle memory", |s, r| s.idle_memory(r)) {
+            return;
+        }
+        if sess.c == Contender::Agent {
+            log(format!("  agent: memory, {} link events", p.storm_events));
+            step(sess, r, "storm", |s, r| s.storm(p.storm_events, r));
+        }
     }
     let lost = sess.obs.events_lost();
     if lost > 0 {

@@ -559,6 +559,29 @@ class Recipes(unittest.TestCase):
         self.assertFalse(os.access(BR / "package/mptcp-agent/S95mptcp-agent", os.X_OK))
         self.assertIn("$(INSTALL) -D -m 0755 $(MPTCP_AGENT_PKGDIR)/S95mptcp-agent", buildroot)
 
+    def test_man_pages_and_completions_are_installed_from_the_build_script(self):
+        """agent/mptcp-agent/build.rs writes them into MPTCP_AGENT_GEN_DIR; both recipes set it and
+        install every file it writes, in the standard directories."""
+        yocto = (LAYER / "recipes-connectivity/mptcp-agent/mptcp-agent.inc").read_text()
+        buildroot = (BR / "package/mptcp-agent/mptcp-agent.mk").read_text()
+        build_rs = (ROOT / "agent/mptcp-agent/build.rs").read_text()
+        self.assertIn('export MPTCP_AGENT_GEN_DIR = "${B}/mptcp-agent-gen"', yocto)
+        self.assertIn("MPTCP_AGENT_GEN_DIR=$(@D)/mptcp-agent-gen", buildroot)
+        self.assertIn('"MPTCP_AGENT_GEN_DIR"', build_rs)
+        for rel in ("man/man1/*.1", "bash-completion/completions/mptcp-agent",
+                    "zsh/site-functions/_mptcp-agent", "fish/vendor_completions.d/mptcp-agent.fish"):
+            self.assertIn("${MPTCP_AGENT_GEN_DIR}/share/" + rel, yocto)
+            self.assertIn("$(@D)/mptcp-agent-gen/share/" + rel, buildroot)
+            self.assertIn(rel.rsplit("/", 1)[0], build_rs + " man/man1")
+        for dest in ("${D}${mandir}/man1/", "${D}${datadir}/bash-completion/completions/mptcp-agent",
+                     "${D}${datadir}/zsh/site-functions/_mptcp-agent",
+                     "${D}${datadir}/fish/vendor_completions.d/mptcp-agent.fish"):
+            self.assertIn(dest, yocto)
+        for dest in ("$(TARGET_DIR)/usr/share/man/man1/", "$(TARGET_DIR)/usr/share/bash-completion/completions/mptcp-agent",
+                     "$(TARGET_DIR)/usr/share/zsh/site-functions/_mptcp-agent",
+                     "$(TARGET_DIR)/usr/share/fish/vendor_completions.d/mptcp-agent.fish"):
+            self.assertIn(dest, buildroot)
+
     def test_sysvinit_images_get_the_agent(self):
         inc = LAYER / "recipes-connectivity/mptcp-agent/mptcp-agent.inc"
         text = inc.read_text()

@@ -57,6 +57,7 @@ want=(
 	"AmbientCapabilities=CAP_NET_ADMIN"
 	"NoNewPrivileges=yes"
 	"StateDirectory=mptcp-agent"
+	"RuntimeDirectory=mptcp-agent"
 	"RestrictAddressFamilies=AF_NETLINK AF_UNIX"
 )
 for line in "${want[@]}"; do

@@ -46,6 +46,7 @@ pub struct RawConfig {
     pub routing: RawRouting,
     pub reestablish: RawReestablish,
     pub log: RawLog,
+    pub metrics: RawMetrics,
     /// `[[link]]` sections.
     pub links: Vec<Spanned<RawLinkRule>>,
 }
@@ -99,6 +100,13 @@ pub struct RawLog {
 }
 
 #[derive(Debug, Clone, Default)]
+pub struct RawMetrics {
+    pub enabled: Option<Spanned<bool>>,
+    pub file: Option<Spanned<String>>,
+    pub interval_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct RawLinkRule {
     pub name: Option<Spanned<String>>,
     pub interfaces: Option<SpannedList>,
@@ -131,6 +139,7 @@ pub struct Config {
     pub reestablish: ReestablishConfig,
     /// `[log] level`; `None`: the agent's default (`info`).
     pub log_level: Option<LogLevel>,
+    pub metrics: MetricsConfig,
     /// Link rules, first match wins.
     pub links: Vec<LinkRule>,
 }
@@ -145,6 +154,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             reestablish: ReestablishConfig::default(),
             log_level: None,
+            metrics: MetricsConfig::default(),
             links: Vec::new(),
         }
     }
@@ -205,6 +215,30 @@ impl RoutingConfig {
             None
         } else {
             Some(t)
+        }
+    }
+}
+
+/// The Prometheus text file (`[metrics]`) for node_exporter's textfile collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Write the file; the D-Bus counters are kept either way.
+    pub enabled: bool,
+    /// Absolute path ending in `.prom` (the only files the textfile collector reads).
+    pub file: String,
+    /// How often the file is written and the kernel's MPTCP counters are read.
+    pub interval_ms: u64,
+}
+
+/// Where the metrics file goes unless the config says otherwise.
+pub const DEFAULT_METRICS_FILE: &str = "/run/mptcp-agent/metrics.prom";
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: false,
+            file: DEFAULT_METRICS_FILE.to_string(),
+            interval_ms: 15_000,
         }
     }
 }
@@ -504,6 +538,11 @@ const REESTABLISH_KEYS: &[(&str, Kind)] = &[
     ("max_attempts", Kind::Int),
 ];
 const LOG_KEYS: &[(&str, Kind)] = &[("level", Kind::Str)];
+const METRICS_KEYS: &[(&str, Kind)] = &[
+    ("enabled", Kind::Bool),
+    ("file", Kind::Str),
+    ("interval_ms", Kind::Int),
+];
 const LINK_KEYS: &[(&str, Kind)] = &[
     ("name", Kind::Str),
     ("interfaces", Kind::StrList),
@@ -528,6 +567,7 @@ const TOP_KEYS: &[(&str, Kind)] = &[
     ("routing", Kind::Table),
     ("reestablish", Kind::Table),
     ("log", Kind::Table),
+    ("metrics", Kind::Table),
     ("link", Kind::Tables),
 ];
 
@@ -779,6 +819,7 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
     let routing = section(&mut r, "routing", ROUTING_KEYS);
     let reestablish = section(&mut r, "reestablish", REESTABLISH_KEYS);
     let log = section(&mut r, "log", LOG_KEYS);
+    let metrics = section(&mut r, "metrics", METRICS_KEYS);
     let mut links = Vec::new();
     if let Some((item, span)) = top.get("link") {
         let tables: Vec<(&dyn toml_edit::TableLike, Range<usize>)> = match item {
@@ -861,6 +902,11 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
         },
         log: RawLog {
             level: get_str(&log, "level"),
+        },
+        metrics: RawMetrics {
+            enabled: get_bool(&metrics, "enabled"),
+            file: get_str(&metrics, "file"),
+            interval_ms: get_int(&metrics, "interval_ms"),
         },
         links,
     };
@@ -1094,6 +1140,32 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
                     ),
                 );
             }
+        }
+    }
+
+    // [metrics]
+    let m = &raw.metrics;
+    if let Some(v) = &m.enabled {
+        cfg.metrics.enabled = *v.get_ref();
+    }
+    if let Some(v) = &m.file {
+        let f = v.get_ref();
+        let name = f.rsplit('/').next().unwrap_or_default();
+        if !f.starts_with('/') || name.len() <= ".prom".len() || !name.ends_with(".prom") {
+            issues.at(
+                v.span(),
+                format!(
+                    "metrics.file = {f:?}: use an absolute path to a file named *.prom (the only \
+                     files node_exporter's textfile collector reads)"
+                ),
+            );
+        } else {
+            cfg.metrics.file = f.clone();
+        }
+    }
+    if let Some(v) = &m.interval_ms {
+        if let Some(n) = int_in(&mut issues, v, "metrics.interval_ms", 1_000, 3_600_000) {
+            cfg.metrics.interval_ms = n as u64;
         }
     }
 
@@ -1528,13 +1600,14 @@ enabled = true
             Kind::Str => "true",
             Kind::Table | Kind::Tables => unreachable!(),
         };
-        let sections: [(&str, &[(&str, Kind)]); 7] = [
+        let sections: [(&str, &[(&str, Kind)]); 8] = [
             ("networkmanager", NM_KEYS),
             ("limits", LIMITS_KEYS),
             ("sysctl", SYSCTL_KEYS),
             ("routing", ROUTING_KEYS),
             ("reestablish", REESTABLISH_KEYS),
             ("log", LOG_KEYS),
+            ("metrics", METRICS_KEYS),
             ("[link]", LINK_KEYS),
         ];
         let mut text = String::from("schema_version = 1\n");
@@ -1621,6 +1694,36 @@ enabled = true
         assert_eq!(
             e.issues[0].message,
             "log.level = \"verbose\": use one of error, warning, info, debug, trace"
+        );
+    }
+
+    #[test]
+    fn metrics_section() {
+        let cfg = load("schema_version = 1\n").unwrap();
+        assert_eq!(cfg.metrics, MetricsConfig::default());
+        assert!(!cfg.metrics.enabled);
+        let cfg = load(
+            "schema_version = 1\n[metrics]\nenabled = true\nfile = \"/run/x/a.prom\"\ninterval_ms = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.metrics,
+            MetricsConfig {
+                enabled: true,
+                file: "/run/x/a.prom".into(),
+                interval_ms: 5000
+            }
+        );
+        for bad in ["run/a.prom", "/run/a.txt", "/run/.prom", "/run/a.prom/"] {
+            let e = load(&format!("schema_version = 1\n[metrics]\nfile = {bad:?}\n")).unwrap_err();
+            assert_eq!(e.issues.len(), 1, "{bad}: {e}");
+            assert_eq!((e.issues[0].line, e.issues[0].column), (3, 8), "{bad}: {e}");
+            assert!(e.issues[0].message.contains("*.prom"), "{bad}: {e}");
+        }
+        let e = load("schema_version = 1\n[metrics]\ninterval_ms = 10\n").unwrap_err();
+        assert_eq!(
+            e.issues[0].message,
+            "metrics.interval_ms = 10 is out of range (1000..=3600000)"
         );
     }
 

@@ -6,9 +6,6 @@ use std::{fmt, os::unix::fs::MetadataExt, path::Path};
 
 use mptcp_agent_core::{config::load, Config, ConfigError};
 
-/// Default config path.
-pub const DEFAULT_PATH: &str = "/etc/mptcp-agent/agent.toml";
-
 /// A config file larger than this is refused unread.
 const MAX_BYTES: u64 = 1 << 20;
 

@@ -21,6 +21,7 @@ use tokio::{
 use crate::{
     error::{Context, Error, Result},
     executor::Executor,
+    metrics::{self, Metrics},
     mptcpd, nm, ota, pm, rtnl,
 };
 
@@ -58,6 +59,7 @@ struct Daemon {
     was_ready: bool,
     /// Links excluded by default, as last logged (name → why).
     excluded: std::collections::BTreeMap<String, String>,
+    metrics: Metrics,
 }
 
 impl Daemon {
@@ -131,12 +133,15 @@ impl Daemon {
             for step in &p.steps {
                 log::info!("{}: {}", step.why, step.op);
                 let result = self.exec.apply(&step.op).await;
-                if let Err(e) = &result {
-                    log::warn!("{} FAILED: {e}", step.op);
-                    failed.push(format!("{}: {e}", step.op));
+                let now = self.now();
+                match &result {
+                    Ok(()) => self.metrics.op_done(&step.op, &self.cfg, &self.obs, now),
+                    Err(e) => {
+                        log::warn!("{} FAILED: {e}", step.op);
+                        failed.push(format!("{}: {e}", step.op));
+                    }
                 }
                 touched |= step.op.touches_endpoints();
-                let now = self.now();
                 self.obs.apply(
                     &Event::OpDone {
                         op: step.op.clone(),
@@ -274,6 +279,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         wake_at: None,
         was_ready: false,
         excluded: Default::default(),
+        metrics: Metrics::new(),
     };
 
     // Kernel inputs.
@@ -398,6 +404,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         opts.config.display()
     );
 
+    // The metrics timer: the kernel's counters are read and the file written here, in the
+    // one loop, not by a task of its own.
+    let mut metrics_at = tokio::time::Instant::now();
     loop {
         let wake = daemon
             .wake_at
@@ -424,6 +433,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
                 crate::logging::apply_config(daemon.cfg.log_level);
             }
+            _ = tokio::time::sleep_until(metrics_at) => {
+                let m = &daemon.cfg.metrics;
+                metrics_at = tokio::time::Instant::now() + Duration::from_millis(m.interval_ms);
+                let ready = daemon.obs.ready();
+                daemon.metrics.tick(m, Path::new(metrics::NETSTAT), ready);
+            }
             _ = sigterm.recv() => {
                 log::info!("SIGTERM: exiting; endpoints, routes and rules stay as they are");
                 return Ok(());
@@ -437,7 +452,12 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         daemon.reconcile().await;
-        ota.publish(&daemon.cfg, &daemon.obs, &daemon.reported);
+        ota.publish(
+            &daemon.cfg,
+            &daemon.obs,
+            &daemon.reported,
+            &mut daemon.metrics,
+        );
         let refused = nm_refused_devices(&daemon.cfg, &daemon.obs);
         let released = poll_tx.borrow().iter().any(|d| !refused.contains(d));
         poll_tx.send_if_modified(|cur| {

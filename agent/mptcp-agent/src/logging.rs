@@ -55,6 +55,123 @@ fn stderr_stat() -> Option<(u64, u64)> {
     Some((u64::from(st.st_dev), u64::from(st.st_ino)))
 }
 
+/// Per-module levels: `RUST_LOG`'s directives (`info`, `mptcp_agent=debug,zbus=off`), or
+/// ours. As env_logger reads them: the longest module prefix that matches decides; a bare
+/// level is the default; nothing matching means off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filters {
+    default: LevelFilter,
+    /// (module path prefix, level), longest first.
+    modules: Vec<(String, LevelFilter)>,
+}
+
+impl Filters {
+    pub fn parse(spec: &str) -> Filters {
+        let mut f = Filters {
+            default: LevelFilter::Off,
+            modules: Vec::new(),
+        };
+        for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            // A `/regex` suffix (env_logger's message filter) is not supported: ignored.
+            let d = d.split('/').next().unwrap_or_default();
+            match d.split_once('=') {
+                Some((module, level)) => {
+                    if let Ok(l) = level.trim().parse() {
+                        f.modules.push((module.trim().to_string(), l));
+                    }
+                }
+                None => match d.parse::<LevelFilter>() {
+                    Ok(l) => f.default = l,
+                    // A bare module name: everything of it.
+                    Err(_) => f.modules.push((d.to_string(), LevelFilter::Trace)),
+                },
+            }
+        }
+        f.sort();
+        f
+    }
+
+    fn ours() -> Filters {
+        let mut f = Filters {
+            default: LevelFilter::Info,
+            modules: vec![
+                ("mptcp_agent".into(), LevelFilter::Trace),
+                ("mptcp_agent_core".into(), LevelFilter::Trace),
+                ("mptcp_genl".into(), LevelFilter::Trace),
+                ("netlink_packet_route".into(), LevelFilter::Error),
+            ],
+        };
+        f.sort();
+        f
+    }
+
+    fn sort(&mut self) {
+        self.modules.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
+    }
+
+    pub fn level_for(&self, target: &str) -> LevelFilter {
+        self.modules
+            .iter()
+            .find(|(m, _)| {
+                target == m
+                    || (target.starts_with(m.as_str()) && target[m.len()..].starts_with("::"))
+            })
+            .map_or(self.default, |(_, l)| *l)
+    }
+
+    fn max(&self) -> LevelFilter {
+        self.modules
+            .iter()
+            .map(|(_, l)| *l)
+            .chain([self.default])
+            .max()
+            .unwrap_or(LevelFilter::Off)
+    }
+}
+
+/// The agent's logger: one `write` per line on stderr.
+struct Logger {
+    journal: bool,
+    filters: Filters,
+}
+
+impl Logger {
+    fn line(&self, record: &log::Record<'_>, now_usec: u64) -> String {
+        if self.journal {
+            format!("<{}>{}\n", priority(record.level()), record.args())
+        } else {
+            // env_logger's default layout, which scripts and tests already read.
+            format!(
+                "[{} {:<5} {}] {}\n",
+                crate::cli::utc(now_usec),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        }
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.filters.level_for(m.target())
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(self.line(record, now).as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
 /// Set up the logger. `cli`: the level from `--log-level`/`-v`.
 pub fn init(cli: Option<LogLevel>) {
     let journal = is_journal(
@@ -64,34 +181,26 @@ pub fn init(cli: Option<LogLevel>) {
     let rust_log = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty());
-    let mut b = env_logger::Builder::new();
-    match (&cli, &rust_log) {
-        (None, Some(filters)) => {
-            b.parse_filters(filters);
-        }
-        _ => {
-            // Our crates as chatty as the level says; the libraries' debug output only
-            // with trace, and netlink-packet-route's complaints about attributes it does
-            // not know (newer kernels) never.
-            b.filter_level(LevelFilter::Info)
-                .filter_module("mptcp_agent", LevelFilter::Trace)
-                .filter_module("mptcp_agent_core", LevelFilter::Trace)
-                .filter_module("mptcp_genl", LevelFilter::Trace)
-                .filter_module("netlink_packet_route", LevelFilter::Error);
-        }
+    // Our crates as chatty as the level says; the libraries' debug output only with
+    // trace, and netlink-packet-route's complaints about attributes it does not know
+    // (newer kernels) never.
+    let filters = match (&cli, &rust_log) {
+        (None, Some(spec)) => Filters::parse(spec),
+        _ => Filters::ours(),
+    };
+    let max = filters.max();
+    if log::set_boxed_logger(Box::new(Logger { journal, filters })).is_err() {
+        return;
     }
-    if journal {
-        b.format(|buf, record| writeln!(buf, "<{}>{}", priority(record.level()), record.args()));
-    } else {
-        b.format_timestamp_millis();
-    }
-    b.init();
     match (cli, rust_log) {
         (Some(level), _) => {
             FIXED.store(true, Ordering::Relaxed);
             log::set_max_level(filter_of(level));
         }
-        (None, Some(_)) => FIXED.store(true, Ordering::Relaxed),
+        (None, Some(_)) => {
+            FIXED.store(true, Ordering::Relaxed);
+            log::set_max_level(max);
+        }
         (None, None) => log::set_max_level(LevelFilter::Info),
     }
     log::debug!(
@@ -130,6 +239,55 @@ mod tests {
         assert!(!is_journal(Some("garbage"), Some((8, 12345))));
         assert!(!is_journal(None, Some((8, 12345))));
         assert!(!is_journal(Some("8:12345"), None));
+    }
+
+    #[test]
+    fn filters_read_like_env_logger() {
+        let f = Filters::parse("warn,mptcp_agent=debug,mptcp_agent::daemon=trace,zbus=off,tokio");
+        assert_eq!(f.level_for("mptcp_agent"), LevelFilter::Debug);
+        assert_eq!(f.level_for("mptcp_agent::nm"), LevelFilter::Debug);
+        assert_eq!(f.level_for("mptcp_agent::daemon"), LevelFilter::Trace);
+        // A prefix of a module name is not that module.
+        assert_eq!(f.level_for("mptcp_agent_core::plan"), LevelFilter::Warn);
+        assert_eq!(f.level_for("zbus::connection"), LevelFilter::Off);
+        assert_eq!(f.level_for("tokio::runtime"), LevelFilter::Trace);
+        assert_eq!(f.max(), LevelFilter::Trace);
+        let f = Filters::parse("mptcp_agent=info");
+        assert_eq!(f.level_for("rtnetlink"), LevelFilter::Off);
+        assert_eq!(
+            Filters::parse("debug").level_for("anything"),
+            LevelFilter::Debug
+        );
+        let ours = Filters::ours();
+        assert_eq!(
+            ours.level_for("netlink_packet_route::link"),
+            LevelFilter::Error
+        );
+        assert_eq!(ours.level_for("mptcp_genl::event"), LevelFilter::Trace);
+        assert_eq!(ours.level_for("zbus::conn"), LevelFilter::Info);
+    }
+
+    #[test]
+    fn lines_as_the_journal_and_a_terminal_want_them() {
+        let args = format_args!("eth0: endpoint added");
+        let r = log::Record::builder()
+            .level(log::Level::Warn)
+            .target("mptcp_agent::daemon")
+            .args(args)
+            .build();
+        let journal = Logger {
+            journal: true,
+            filters: Filters::ours(),
+        };
+        assert_eq!(journal.line(&r, 0), "<4>eth0: endpoint added\n");
+        let term = Logger {
+            journal: false,
+            filters: Filters::ours(),
+        };
+        assert_eq!(
+            term.line(&r, 1_796_704_201_234_000),
+            "[2026-12-08T04:30:01.234Z WARN  mptcp_agent::daemon] eth0: endpoint added\n"
+        );
     }
 
     #[test]

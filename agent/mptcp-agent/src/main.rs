@@ -2,6 +2,7 @@
 //! mptcp-agent: keeps the kernel's MPTCP endpoints, limits, sysctls and policy routes in
 //! line with the links NetworkManager (or the kernel alone) reports as usable.
 
+mod args;
 mod cli;
 mod config_file;
 mod daemon;
@@ -9,6 +10,7 @@ mod error;
 mod executor;
 mod explain;
 mod logging;
+mod metrics;
 mod mptcpd;
 mod nm;
 mod notify;
@@ -18,113 +20,16 @@ mod preview;
 mod rtnl;
 mod service;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
 use mptcp_agent_core::config::LogLevel;
-
-#[derive(Parser)]
-#[command(
-    name = "mptcp-agent",
-    about = "Keeps MPTCP endpoints right on devices with several uplinks",
-    disable_version_flag = true,
-    disable_help_subcommand = true,
-    arg_required_else_help = true
-)]
-struct Cli {
-    /// Print the version and what this kernel's MPTCP offers.
-    #[arg(long, short = 'V')]
-    version: bool,
-    /// More log output from `run`: -v debug, -vv trace. Overrides the config's [log] level.
-    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true, conflicts_with = "log_level")]
-    verbose: u8,
-    /// Log level of `run`: error, warning, info, debug or trace. Overrides the config's
-    /// [log] level.
-    #[arg(long, global = true, value_name = "LEVEL", value_parser = parse_level)]
-    log_level: Option<LogLevel>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-fn parse_level(s: &str) -> Result<LogLevel, String> {
-    LogLevel::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = LogLevel::NAMES.iter().map(|(n, _)| *n).collect();
-        format!("use one of {}", names.join(", "))
-    })
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the agent (the daemon).
-    Run {
-        /// Config file.
-        #[arg(long, short, default_value = config_file::DEFAULT_PATH)]
-        config: PathBuf,
-        /// Where the last good config is kept [default: $STATE_DIRECTORY or /var/lib/mptcp-agent].
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-    },
-    /// Show the running agent's links, endpoints, limits, kernel capabilities and config.
-    /// Exit status: 0 every configured link healthy, 5 a configured link is refused or
-    /// degraded (for health checks), 3 agent not reachable.
-    Status {
-        /// JSON instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make the running agent re-read, check and apply its config file. Exit status: 0
-    /// applied, 1 rejected or rolled back (reason on stderr), 3 agent not reachable, 4 access denied.
-    Reload,
-    /// Make the running agent read the kernel state again, retry failed operations now and
-    /// reconcile. Exit status: 0 done, 1 failed (reason on stderr), 3 agent not reachable,
-    /// 4 access denied.
-    Resync,
-    /// Print the running agent's events (endpoint changes, subflow events, config
-    /// outcomes, link state changes) until interrupted.
-    Monitor {
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check a config file without applying it. Exit status: 0 valid, 1 invalid
-    /// (positions on stderr), 2 usage error, 3 unreadable, 4 unsafe ownership or permissions
-    /// (or a symlink to a file that cannot be a config).
-    CheckConfig {
-        /// The file to check; `-` reads standard input.
-        file: PathBuf,
-        /// Also print what applying the file would change on this device now (endpoints,
-        /// limits, sysctls, policy routes and rules). Reads the kernel and NetworkManager;
-        /// changes nothing.
-        #[arg(long)]
-        diff: bool,
-    },
-    /// Why each link has or lacks an MPTCP endpoint: kernel capabilities, NetworkManager's
-    /// state and flags, routes, limits, endpoint ids, backoff, coexistence with
-    /// NetworkManager's MPTCP and mptcpd, and the one thing to change. Asks the running
-    /// agent; without one, reads the kernel and NetworkManager and reasons with the config
-    /// file. Exit status: 0 shown, 1 no such link, 3 neither the agent nor the kernel could
-    /// be read.
-    Explain {
-        /// Only this link.
-        interface: Option<String>,
-        /// JSON instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Config file to reason with when no agent is running.
-        #[arg(long, short, default_value = config_file::DEFAULT_PATH)]
-        config: PathBuf,
-    },
-    /// Print help for the agent or for one of its commands.
-    Help {
-        /// The command.
-        command: Option<String>,
-    },
-}
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     let cli_level = match args.verbose {
-        0 => args.log_level,
+        0 => args.log_level.as_deref().and_then(LogLevel::from_name),
         1 => Some(LogLevel::Debug),
         _ => Some(LogLevel::Trace),
     };
@@ -192,5 +97,61 @@ fn help(command: Option<&str>) -> ExitCode {
     match shown {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mptcp_agent_core::config::LogLevel;
+
+    use crate::args::{DEFAULT_CONFIG, LOG_LEVELS};
+
+    /// args.rs stands alone (build.rs includes it); its copies must match.
+    #[test]
+    fn args_copies_match() {
+        assert_eq!(DEFAULT_CONFIG, "/etc/mptcp-agent/agent.toml");
+        let names: Vec<&str> = LogLevel::NAMES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(LOG_LEVELS.to_vec(), names);
+    }
+
+    /// build.rs's man pages and completions: the main page names every command (and has a
+    /// page per command), every shell's completion offers every command and the log levels.
+    #[test]
+    fn man_pages_and_completions_name_every_command() {
+        use clap::CommandFactory;
+        let share = std::path::Path::new(env!("OUT_DIR")).join("share");
+        let read =
+            |p: &str| std::fs::read_to_string(share.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let main = read("man/man1/mptcp-agent.1");
+        assert!(
+            main.starts_with(".ie \\n(.g .ds Aq"),
+            "not roff: {main:.80}"
+        );
+        assert!(
+            main.contains(".SH SUBCOMMANDS") && main.contains(".SH FILES"),
+            "{main}"
+        );
+        let bash = read("bash-completion/completions/mptcp-agent");
+        let zsh = read("zsh/site-functions/_mptcp-agent");
+        let fish = read("fish/vendor_completions.d/mptcp-agent.fish");
+        let cli = crate::args::Cli::command();
+        let subs: Vec<&str> = cli.get_subcommands().map(|s| s.get_name()).collect();
+        assert!(subs.len() >= 7, "{subs:?}");
+        for sub in subs {
+            // clap_mangen writes a subcommand as \fBNAME\fR in SUBCOMMANDS.
+            let roff_name = sub.replace('-', "\\-");
+            assert!(
+                main.contains(&format!("mptcp\\-agent\\-{roff_name}(1)")),
+                "mptcp-agent.1 does not name {sub}:\n{main}"
+            );
+            let page = read(&format!("man/man1/mptcp-agent-{sub}.1"));
+            assert!(page.contains(".SH NAME"), "{sub}: {page}");
+            for (shell, text) in [("bash", &bash), ("zsh", &zsh), ("fish", &fish)] {
+                assert!(text.contains(sub), "{shell} completion lacks {sub}");
+            }
+        }
+        for level in LOG_LEVELS {
+            assert!(bash.contains(level) && zsh.contains(level) && fish.contains(level));
+        }
     }
 }

@@ -875,8 +875,14 @@ impl Lifecycle {
     }
 
     /// After each reconciliation: READY=1 the first time the agent has acted, Resync
-    /// replies, and the D-Bus snapshot.
-    pub fn publish(&mut self, cfg: &Config, obs: &Observed, diagnostics: &BTreeSet<Diagnostic>) {
+    /// replies, and the D-Bus snapshot (with the metrics' counters, which follow it).
+    pub fn publish(
+        &mut self,
+        cfg: &Config,
+        obs: &Observed,
+        diagnostics: &BTreeSet<Diagnostic>,
+        metrics: &mut crate::metrics::Metrics,
+    ) {
         if obs.ready() && !self.ready_sent {
             self.ready_sent = true;
             self.notify.ready(&self.status_line(obs));
@@ -884,8 +890,10 @@ impl Lifecycle {
         for (reply, summary) in self.pending_resync.drain(..) {
             let _ = reply.send(Ok(summary));
         }
+        let mut snap = Snapshot::build(cfg, obs, diagnostics, self.info.clone());
+        metrics.observe(&mut snap, obs, std::time::SystemTime::now());
         if let Some(s) = &self.service {
-            s.publish(Snapshot::build(cfg, obs, diagnostics, self.info.clone()));
+            s.publish(snap);
         }
     }
 }

@@ -139,6 +139,25 @@ pub struct BlackholeInfo {
     pub active: bool,
 }
 
+/// Counters of one link (property `LinkCounters`; docs/metrics.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Type, Value, OwnedValue)]
+pub struct LinkCountersInfo {
+    pub name: String,
+    /// As in `Links`, or "gone" (the interface no longer exists).
+    pub state: String,
+    /// Flags of the link's endpoints ("signal", "subflow", "backup", "fullmesh").
+    pub endpoint_flags: Vec<String>,
+    pub endpoints: u32,
+    /// Established subflows from the link's addresses.
+    pub subflows_up: u32,
+    pub readds: u64,
+    pub backoff_episodes: u64,
+    pub withdrawals: u64,
+    /// When state, endpoints or flags last changed (or the agent first saw the link), in
+    /// microseconds since the Unix epoch.
+    pub last_change: u64,
+}
+
 /// Where the running config came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConfigSource {
@@ -187,6 +206,10 @@ pub struct Snapshot {
     pub blackhole: BlackholeInfo,
     pub diagnostics: Vec<String>,
     pub config: ConfigInfo,
+    /// Filled by the daemon's metrics (crate::metrics).
+    pub link_counters: Vec<LinkCountersInfo>,
+    /// The kernel's MPTcpExt counters, by their /proc/net/netstat name.
+    pub kernel_counters: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -336,6 +359,8 @@ impl Snapshot {
             blackhole,
             diagnostics,
             config,
+            link_counters: Vec::new(),
+            kernel_counters: BTreeMap::new(),
         }
     }
 }
@@ -731,6 +756,20 @@ impl Agent1 {
         self.with(|s| s.diagnostics.clone())
     }
 
+    /// Per link: (name, state, endpoint_flags, endpoints, subflows_up, readds,
+    /// backoff_episodes, withdrawals, last_change). See docs/metrics.md.
+    #[zbus(property)]
+    async fn link_counters(&self) -> Vec<LinkCountersInfo> {
+        self.with(|s| s.link_counters.clone())
+    }
+
+    /// The kernel's MPTcpExt counters of the agent's network namespace, by name, as read on
+    /// the metrics interval; names this kernel lacks are absent.
+    #[zbus(property)]
+    async fn kernel_counters(&self) -> std::collections::HashMap<String, u64> {
+        self.with(|s| s.kernel_counters.clone().into_iter().collect())
+    }
+
     /// The config file the agent reads.
     #[zbus(property)]
     async fn config_path(&self) -> String {
@@ -920,6 +959,12 @@ async fn emit_changes(
     }
     if old.diagnostics != new.diagnostics {
         i.diagnostics_changed(ctxt).await?;
+    }
+    if old.link_counters != new.link_counters {
+        i.link_counters_changed(ctxt).await?;
+    }
+    if old.kernel_counters != new.kernel_counters {
+        i.kernel_counters_changed(ctxt).await?;
     }
     let (o, n) = (&old.config, &new.config);
     if o.path != n.path {

@@ -96,6 +96,10 @@ fn main() {
             blackhole_detection_is_reported,
         ),
         (
+            "metrics_file_counts_a_carrier_flap",
+            metrics_file_counts_a_carrier_flap,
+        ),
+        (
             "endpoints_come_back_after_255_endpoint_adds",
             endpoints_come_back_after_255_endpoint_adds,
         ),
@@ -1227,6 +1231,107 @@ fn after_flaps_alive_quiet_and_sigterm_keeps_endpoints() -> R {
                 "expected SIGTERM to leave the rules; before:\n{rules_before}after:\n{rules_after}"
             )
         })
+    })
+}
+
+/// The samples of a metrics file: "name{labels}" → value. Only the shape the agent writes.
+fn metric_samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            Some((series.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `[metrics]` on: the file shows up0 active, then a carrier cut as a withdrawal and state
+/// down, then active again with a later last change; the kernel's counters are there.
+fn metrics_file_counts_a_carrier_flap() -> R {
+    let dir = ctx(tempfile::tempdir(), "tempdir")?;
+    let file = dir.path().join("metrics/agent.prom");
+    let extra = format!(
+        "[metrics]\nenabled = true\nfile = {:?}\ninterval_ms = 1000\n",
+        file.display().to_string()
+    );
+    // [metrics] must come before [[link]]: a table after it would belong to the rule.
+    let cfg = base_config().replacen("[[link]]", &format!("{extra}[[link]]"), 1);
+    case(&cfg, |w| {
+        let both = w.expected(&["up0", "up1"], "subflow");
+        let only_up1 = w.expected(&["up1"], "subflow");
+        w.wait_endpoints(&both, START, "start")?;
+        let up0_eps = both.iter().filter(|(_, _, d)| d == "up0").count() as f64;
+        let mut last = String::new();
+        // The file is rewritten every second; wait until it shows `want`.
+        let mut wait_file = |what: &str, want: &dyn Fn(&BTreeMap<String, f64>) -> bool| {
+            let hit = wait_for(Duration::from_secs(10), || {
+                std::thread::sleep(Duration::from_millis(200));
+                last = std::fs::read_to_string(&file).unwrap_or_default();
+                want(&metric_samples(&last)).then_some(())
+            });
+            hit.ok_or_else(|| {
+                format!(
+                    "{what}: not seen in {} within 10 s; it reads:\n{last}",
+                    file.display()
+                )
+            })
+        };
+        let s = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied();
+        wait_file("up0 active, no withdrawal yet", &|m| {
+            s(m, r#"mptcp_agent_link_state{link="up0",state="active"}"#) == Some(1.0)
+                && s(m, r#"mptcp_agent_link_endpoints{link="up0"}"#) == Some(up0_eps)
+                && s(m, r#"mptcp_agent_link_withdrawals_total{link="up0"}"#) == Some(0.0)
+                && s(m, "mptcp_agent_ready") == Some(1.0)
+        })?;
+        let first = metric_samples(&std::fs::read_to_string(&file).unwrap_or_default());
+        let changed_at = |m: &BTreeMap<String, f64>| {
+            s(
+                m,
+                r#"mptcp_agent_link_last_change_timestamp_seconds{link="up0"}"#,
+            )
+            .unwrap_or(0.0)
+        };
+        ensure(
+            s(&first, "mptcp_agent_kernel_mp_capable_syn_rx_total").is_some(),
+            || "expected the kernel's MPCapableSYNRX (every MPTCP kernel has it)".to_string(),
+        )?;
+        std::thread::sleep(Duration::from_millis(1100));
+        w.carrier("up0", false)?;
+        w.wait_endpoints(&only_up1, REACT, "carrier cut on up0")?;
+        wait_file("up0 down, its endpoints counted as withdrawn", &|m| {
+            s(m, r#"mptcp_agent_link_state{link="up0",state="down"}"#) == Some(1.0)
+                && s(m, r#"mptcp_agent_link_withdrawals_total{link="up0"}"#) == Some(up0_eps)
+                && s(m, r#"mptcp_agent_link_withdrawals_total{link="up1"}"#) == Some(0.0)
+                && s(m, r#"mptcp_agent_link_endpoints{link="up0"}"#) == Some(0.0)
+        })?;
+        w.carrier("up0", true)?;
+        w.wait_endpoints(&both, RETURN, "carrier back on up0")?;
+        wait_file("up0 active again, changed later than at start", &|m| {
+            s(m, r#"mptcp_agent_link_state{link="up0",state="active"}"#) == Some(1.0)
+                && changed_at(m) > changed_at(&first)
+                && s(
+                    m,
+                    r#"mptcp_agent_link_endpoint_flag{link="up0",flag="subflow"}"#,
+                ) == Some(1.0)
+        })?;
+        // Readable by others (node_exporter's own user), no temporary file left behind.
+        let mode = ctx(std::fs::metadata(&file), "metrics file")?.permissions();
+        ensure(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777 == 0o644,
+            || {
+                format!(
+                    "expected mode 0644, got {:o}",
+                    std::os::unix::fs::PermissionsExt::mode(&mode)
+                )
+            },
+        )?;
+        let names: Vec<String> = ctx(std::fs::read_dir(file.parent().unwrap()), "metrics dir")?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        ensure(names == ["agent.prom"], || {
+            format!("expected only agent.prom, saw {names:?}")
+        })?;
+        w.alive()
     })
 }
 

@@ -276,14 +276,25 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Resident memory of the agent idle, then under a storm of `events` link events (the
-    /// flapped uplink's carrier toggled from the far side).
-    pub fn storm(&self, events: usize, r: &mut ContenderResult) -> Result<(), String> {
+    /// Resident memory of the manager (NetworkManager, mptcpd or the agent) idle, steady,
+    /// with its endpoints in place: every contender in the same run, so the figures sit side
+    /// by side.
+    pub fn idle_memory(&self, r: &mut ContenderResult) -> Result<(), String> {
         self.ensure_steady()?;
         let pid = self.manager_pid().ok_or("manager not running")?;
         std::thread::sleep(Duration::from_secs(2));
         let (idle, _) = sys::rss_kib(pid).ok_or("no /proc status for the manager")?;
         r.push("rss_idle_kib", 0, Value::Num(idle as f64), None);
+        Ok(())
+    }
+
+    /// Resident memory of the agent under a storm of `events` link events (the flapped
+    /// uplink's carrier toggled from the far side), after [`Self::idle_memory`].
+    pub fn storm(&self, events: usize, r: &mut ContenderResult) -> Result<(), String> {
+        self.ensure_steady()?;
+        let pid = self.manager_pid().ok_or("manager not running")?;
+        std::thread::sleep(Duration::from_secs(2));
+        let (idle, _) = sys::rss_kib(pid).ok_or("no /proc status for the manager")?;
 
         // One `ip -batch` of far-side carrier toggles. The kernel's linkwatch coalesces
         // toggles that come faster than it runs, so batches are repeated until the device

@@ -8,7 +8,7 @@
 # Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.
 # The crates of Cargo.lock, each downloaded from crates.io and checked against its sha256
 # (mptcp-agent-crates.hash), unpacked into a directory cargo builds from offline.
-HOST_MPTCP_AGENT_CRATES_VERSION = 178
+HOST_MPTCP_AGENT_CRATES_VERSION = 181
 HOST_MPTCP_AGENT_CRATES_SITE = https://static.crates.io/crates/aho-corasick
 HOST_MPTCP_AGENT_CRATES_SOURCE = aho-corasick-1.1.5.crate
 HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
@@ -36,8 +36,10 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/cfg_aliases/cfg_aliases-0.2.2.crate \
 	https://static.crates.io/crates/clap/clap-4.5.61.crate \
 	https://static.crates.io/crates/clap_builder/clap_builder-4.5.61.crate \
+	https://static.crates.io/crates/clap_complete/clap_complete-4.5.67.crate \
 	https://static.crates.io/crates/clap_derive/clap_derive-4.5.61.crate \
 	https://static.crates.io/crates/clap_lex/clap_lex-1.0.1.crate \
+	https://static.crates.io/crates/clap_mangen/clap_mangen-0.2.32.crate \
 	https://static.crates.io/crates/colorchoice/colorchoice-1.0.5.crate \
 	https://static.crates.io/crates/concurrent-queue/concurrent-queue-2.5.0.crate \
 	https://static.crates.io/crates/cpufeatures/cpufeatures-0.2.17.crate \
@@ -119,6 +121,7 @@ HOST_MPTCP_AGENT_CRATES_EXTRA_DOWNLOADS = \
 	https://static.crates.io/crates/regex/regex-1.13.2.crate \
 	https://static.crates.io/crates/regex-automata/regex-automata-0.4.19.crate \
 	https://static.crates.io/crates/regex-syntax/regex-syntax-0.8.12.crate \
+	https://static.crates.io/crates/roff/roff-1.0.0.crate \
 	https://static.crates.io/crates/rtnetlink/rtnetlink-0.18.1.crate \
 	https://static.crates.io/crates/rustix/rustix-1.1.6.crate \
 	https://static.crates.io/crates/serde/serde-1.0.229.crate \
@@ -218,8 +221,10 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	cfg_aliases-0.2.2:f079e83a288787bcd14a6aea84cee5c87a67c5a3e660c30f557a3d24761b3527 \
 	clap-4.5.61:52fa72306bb30daf11bc97773431628e5b4916e97aaa74b7d3f625d4d495da02 \
 	clap_builder-4.5.61:2071365c5c56eae7d77414029dde2f4f4ba151cf68d5a3261c9a40de428ace93 \
+	clap_complete-4.5.67:1248e420506b523e97ebd7b610656114abadbe73b04279a86768a12ce1860837 \
 	clap_derive-4.5.61:dec5be1eea072311774b7b84ded287adbd9f293f9d23456817605c6042f4f5e0 \
 	clap_lex-1.0.1:0e78417baa3b3114dc0e95e7357389a249c4da97c3c2b540700079db6171bfd7 \
+	clap_mangen-0.2.32:7f98eb8c611cdbd2a8bbfe35408903badf2e7f9d47f756907f1b1434c49b6655 \
 	colorchoice-1.0.5:1d07550c9036bf2ae0c684c4297d503f838287c83c53686d05370d0e139ae570 \
 	concurrent-queue-2.5.0:4ca0197aee26d1ae37445ee532fefce43251d24cc7c166799f4d46817f1d3973 \
 	cpufeatures-0.2.17:59ed5838eebb26a2bb2e58f6d5b5316989ae9d08bab10e0e6d103e656d1b0280 \
@@ -301,6 +306,7 @@ HOST_MPTCP_AGENT_CRATES_LIST = \
 	regex-1.13.2:9807af0e638c12e753aa1b4e601791bf2a8f71274023c8bbeec12fc149950857 \
 	regex-automata-0.4.19:41d60ef07df457506a0a1a2073112eb4aae5733dbd2813c3da77d1b0fd441158 \
 	regex-syntax-0.8.12:d902046e6a28a1e4c3cab97258a0ce11e994903f01c2d97a9447a0b3df85f4f6 \
+	roff-1.0.0:c2a65c4aa82d26fd949433258cada661b1816175012149f0b8cc3269b2df5913 \
 	rtnetlink-0.18.1:08fd15aa4c64c34d0b3178e45ec6dad313a9f02b193376d501668a7950264bb7 \
 	rustix-1.1.6:e5e76742e5294153d4dde1207dbec5bdd81eef6fabdc0d2118babadabfd858aa \
 	serde-1.0.229:4148590afebada386688f18773da617792bf2ef03ffc1e4cbd2b1d45b023e0ba \

@@ -25,9 +25,12 @@ define MPTCP_AGENT_CONFIGURE_CMDS
 		>> $(@D)/.cargo/config.toml
 endef
 
+# The build script also writes the man pages and bash/zsh/fish completions, on the host, from
+# the CLI definition, into MPTCP_AGENT_GEN_DIR.
 define MPTCP_AGENT_BUILD_CMDS
 	cd $(@D) && \
 	$(TARGET_MAKE_ENV) $(TARGET_CONFIGURE_OPTS) $(PKG_CARGO_ENV) \
+		MPTCP_AGENT_GEN_DIR=$(@D)/mptcp-agent-gen \
 		cargo build --offline --locked --release -p mptcp-agent
 endef
 
@@ -39,6 +42,15 @@ define MPTCP_AGENT_INSTALL_TARGET_CMDS
 		$(TARGET_DIR)/etc/mptcp-agent/agent.toml
 	$(INSTALL) -D -m 0644 $(@D)/conf/dbus/io.github.meta_mptcp.Agent1.conf \
 		$(TARGET_DIR)/usr/share/dbus-1/system.d/io.github.meta_mptcp.Agent1.conf
+	$(INSTALL) -d $(TARGET_DIR)/usr/share/man/man1
+	$(INSTALL) -m 0644 $(@D)/mptcp-agent-gen/share/man/man1/*.1 \
+		$(TARGET_DIR)/usr/share/man/man1/
+	$(INSTALL) -D -m 0644 $(@D)/mptcp-agent-gen/share/bash-completion/completions/mptcp-agent \
+		$(TARGET_DIR)/usr/share/bash-completion/completions/mptcp-agent
+	$(INSTALL) -D -m 0644 $(@D)/mptcp-agent-gen/share/zsh/site-functions/_mptcp-agent \
+		$(TARGET_DIR)/usr/share/zsh/site-functions/_mptcp-agent
+	$(INSTALL) -D -m 0644 $(@D)/mptcp-agent-gen/share/fish/vendor_completions.d/mptcp-agent.fish \
+		$(TARGET_DIR)/usr/share/fish/vendor_completions.d/mptcp-agent.fish
 endef
 
 ifeq ($(BR2_PACKAGE_NETWORK_MANAGER),y)
