@@ -19,6 +19,8 @@ mod pm;
 mod preview;
 mod rtnl;
 mod service;
+#[cfg(test)]
+mod test_fixtures;
 
 use std::process::ExitCode;
 

@@ -13,12 +13,13 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    AddrFlags, Address, EndpointFlags, Event, KernelEndpoint, KernelSnapshot, Link, Millis,
-    MptcpEvent, MptcpEventKind, Observed, Op, OperState,
+    EndpointFlags, Event, KernelEndpoint, KernelSnapshot, Millis, MptcpEvent, MptcpEventKind,
+    Observed, Op,
 };
 
 use super::*;
 use crate::service::{EndpointInfo, LinkInfo, Snapshot};
+use crate::test_fixtures::{addr, link};
 
 // ---------------------------------------------------------------------------------------
 // A strict reader of the Prometheus text format (0.0.4)
@@ -210,31 +211,6 @@ fn the_strict_reader_refuses_what_it_should() {
 
 // ---------------------------------------------------------------------------------------
 // A small world: eth0 (ifindex 2) with an endpoint, wwan0 (3) without
-
-fn link(ifindex: u32, name: &str) -> Link {
-    Link {
-        ifindex,
-        name: name.into(),
-        up: true,
-        lower_up: true,
-        loopback: false,
-        point_to_point: false,
-        oper: OperState::Up,
-        kind: None,
-        info_kind: None,
-        master: None,
-    }
-}
-
-fn addr(ifindex: u32, a: &str) -> Address {
-    Address {
-        ifindex,
-        addr: a.parse().unwrap(),
-        prefix_len: 24,
-        flags: AddrFlags(AddrFlags::PERMANENT),
-        scope: 0,
-    }
-}
 
 fn ep(id: u8, a: &str, ifindex: Option<u32>) -> KernelEndpoint {
     KernelEndpoint {

@@ -11,11 +11,12 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    config::load as parse, AddrFlags, Address, EndpointFlags, Family, KernelCaps, KernelSnapshot,
-    Limits, Link, OperState, Route, Rule, TABLE_MAIN,
+    config::load as parse, EndpointFlags, Family, KernelCaps, KernelSnapshot, Limits, Route, Rule,
+    TABLE_MAIN,
 };
 
 use super::*;
+use crate::test_fixtures::{addr, link};
 
 // ---------------------------------------------------------------------------------------
 // A fake kernel
@@ -144,31 +145,6 @@ fn clock() -> Millis {
 const WLAN: u32 = 2;
 const WWAN: u32 = 3;
 const PPP: u32 = 4;
-
-fn link(ifindex: u32, name: &str) -> Link {
-    Link {
-        ifindex,
-        name: name.into(),
-        up: true,
-        lower_up: true,
-        loopback: false,
-        point_to_point: name.starts_with("ppp"),
-        oper: OperState::Up,
-        kind: None,
-        info_kind: None,
-        master: None,
-    }
-}
-
-fn addr(ifindex: u32, a: &str) -> Address {
-    Address {
-        ifindex,
-        addr: a.parse().unwrap(),
-        prefix_len: 24,
-        flags: AddrFlags(AddrFlags::PERMANENT),
-        scope: 0,
-    }
-}
 
 fn default_via(ifindex: u32, gw: &str) -> Route {
     let gw: IpAddr = gw.parse().unwrap();

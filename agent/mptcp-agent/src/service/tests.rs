@@ -5,11 +5,12 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, AddrFlags, Address, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot,
-    Link, Millis, Observed, OperState, Route, TABLE_MAIN,
+    config::load, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot, Link, Millis,
+    Observed, OperState, Route, TABLE_MAIN,
 };
 
 use super::*;
+use crate::test_fixtures::{self, addr};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -164,32 +165,17 @@ flags = ["subflow", "backup"]
 ipv6 = false
 "#;
 
+/// [`test_fixtures::link`] with carrier as given; never point-to-point.
 fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
     Link {
-        ifindex,
-        name: name.into(),
-        up: true,
         lower_up: carrier,
-        loopback: false,
         point_to_point: false,
         oper: if carrier {
             OperState::Up
         } else {
             OperState::LowerLayerDown
         },
-        kind: None,
-        info_kind: None,
-        master: None,
-    }
-}
-
-fn addr(ifindex: u32, a: &str) -> Address {
-    Address {
-        ifindex,
-        addr: a.parse().unwrap(),
-        prefix_len: 24,
-        flags: AddrFlags(AddrFlags::PERMANENT),
-        scope: 0,
+        ..test_fixtures::link(ifindex, name)
     }
 }
 
