@@ -489,26 +489,37 @@ pub async fn watch(
     }
 }
 
-/// PropertiesChanged of every NetworkManager object.
-fn properties_rule() -> zbus::Result<MatchRule<'static>> {
+/// Signal `member` of `interface` from NetworkManager, on every object under `namespace`.
+fn nm_signal_rule(
+    interface: &'static str,
+    member: &'static str,
+    namespace: &'static str,
+) -> zbus::Result<MatchRule<'static>> {
     Ok(MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .sender(NM_SERVICE)?
-        .interface("org.freedesktop.DBus.Properties")?
-        .member("PropertiesChanged")?
-        .path_namespace(NM_PATH)?
+        .interface(interface)?
+        .member(member)?
+        .path_namespace(namespace)?
         .build())
+}
+
+/// PropertiesChanged of every NetworkManager object.
+fn properties_rule() -> zbus::Result<MatchRule<'static>> {
+    nm_signal_rule(
+        "org.freedesktop.DBus.Properties",
+        "PropertiesChanged",
+        NM_PATH,
+    )
 }
 
 /// `Updated` of every connection profile (`nmcli connection modify`, a keyfile reload).
 fn updated_rule() -> zbus::Result<MatchRule<'static>> {
-    Ok(MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(NM_SERVICE)?
-        .interface("org.freedesktop.NetworkManager.Settings.Connection")?
-        .member("Updated")?
-        .path_namespace(SETTINGS_PATH)?
-        .build())
+    nm_signal_rule(
+        "org.freedesktop.NetworkManager.Settings.Connection",
+        "Updated",
+        SETTINGS_PATH,
+    )
 }
 
 /// The version id of the connection applied to a device (moves on reapply); None when it
