@@ -386,17 +386,21 @@ fn explain_link(
                     ),
                 ));
             }
-            let a_text = a.to_string();
-            for (op, fl) in &obs.failures {
-                if op.contains(&a_text) {
-                    out.facts.push(fact(
-                        "backoff",
-                        format!(
-                            "`{op}` failed {} time(s): {} (retried with backoff)",
-                            fl.count, fl.error
-                        ),
-                    ));
-                }
+            let mut failed: Vec<String> = obs
+                .failures
+                .iter()
+                .filter(|(op, _)| op.concerns(a))
+                .map(|(op, fl)| {
+                    format!(
+                        "`{op}` failed {} time(s): {} (retried with backoff)",
+                        fl.count, fl.error
+                    )
+                })
+                .collect();
+            // Sorted as text: the order they have always been shown in.
+            failed.sort();
+            for text in failed {
+                out.facts.push(fact("backoff", text));
             }
         }
     }

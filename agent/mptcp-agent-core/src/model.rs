@@ -144,7 +144,7 @@ pub struct KernelEndpoint {
 }
 
 /// The in-kernel path manager's per-namespace limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Limits {
     pub subflows: u32,
     pub add_addr_accepted: u32,

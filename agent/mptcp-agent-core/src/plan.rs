@@ -41,7 +41,7 @@ use crate::{
         KernelEndpoint, Limits, Link, NmDevice, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL,
         TABLE_MAIN,
     },
-    op::Op,
+    op::{Op, OpError, EINVAL},
     refusal::{NmFlagsSource, Refusal},
     state::{same_rule, NmObserved, NmPresent, Observed},
     time::Millis,
@@ -128,8 +128,8 @@ pub enum Diagnostic {
     /// Linux 5.10: no endpoint id left; every add fails until a reboot.
     EndpointIdsUsedUp,
     RetryLater {
-        op: String,
-        error: String,
+        op: Op,
+        error: OpError,
         at: Millis,
     },
 }
@@ -706,7 +706,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         let refused = obs
             .failures
             .iter()
-            .any(|(op, f)| op.starts_with("endpoint add ") && ids_used_up(&f.error));
+            .any(|(op, f)| matches!(op, Op::AddEndpoint(_)) && ids_used_up(&f.error));
         if refused && endpoints < MAX_ENDPOINTS_510 {
             plan.diagnostics.insert(Diagnostic::EndpointIdsUsedUp);
         } else if left < IDS_RESERVE_510 {
@@ -1121,8 +1121,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         .chain(route_add_steps)
         .chain(add_steps);
     for step in all {
-        let key = step.op.to_string();
-        if let Some(f) = obs.failures.get(&key) {
+        if let Some(f) = obs.failures.get(&step.op) {
             let at = f.last_at.plus(failure_retry_ms(f.count));
             if now < at {
                 // The neighbour reset just before it is only for this op.
@@ -1132,7 +1131,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                     }
                 }
                 plan.diagnostics.insert(Diagnostic::RetryLater {
-                    op: key,
+                    op: step.op.clone(),
                     error: f.error.clone(),
                     at,
                 });
@@ -1182,10 +1181,12 @@ const IDS_510: u16 = 255;
 /// Ids left below which the agent stops spending them on temporary withdrawals.
 pub const IDS_RESERVE_510: u16 = 32;
 
-/// The 5.10 kernel's answer to an add when it has no id left (or, with 8 endpoints, no
-/// room; or a duplicate address, which plan() never asks for).
-fn ids_used_up(error: &str) -> bool {
-    error.contains("too many addresses")
+/// The 5.10 kernel's answer to an add when it has no id left: EINVAL ("too many addresses
+/// or duplicate one"). The same answer means no room with 8 endpoints (the caller checks)
+/// or a duplicate address, which plan() never asks for; the agent's requests are otherwise
+/// well-formed, so on 5.10 no other EINVAL is expected from an add.
+fn ids_used_up(error: &OpError) -> bool {
+    error.is_rejected_with(EINVAL)
 }
 
 /// Endpoint ids this namespace still has, on kernels whose ids run out.

@@ -8,7 +8,7 @@ use crate::{
     config::load,
     event::{Event, KernelSnapshot},
     model::*,
-    op::Op,
+    op::{Op, OpError},
     plan::{plan, Control, Diagnostic, Plan},
     state::Observed,
     time::Millis,
@@ -2097,7 +2097,7 @@ fn failed_op_is_retried_later_not_at_once() {
     let ops = w.ops();
     w.ev(Event::OpDone {
         op: ops[0].clone(),
-        error: Some("EBUSY".into()),
+        error: Some(OpError::rejected(16, "EBUSY")),
     });
     w.ev(Event::OpDone {
         op: ops[1].clone(),
@@ -2265,7 +2265,7 @@ fn ids_used_up_on_5_10_is_said_plainly() {
     assert_eq!(ops, vec![add(2, "10.2.0.2", WWAN)]);
     w.ev(Event::OpDone {
         op: ops[0].clone(),
-        error: Some(EINVAL_510.into()),
+        error: Some(OpError::rejected(crate::op::EINVAL, EINVAL_510)),
     });
     let p = w.plan();
     assert!(
@@ -2273,6 +2273,39 @@ fn ids_used_up_on_5_10_is_said_plainly() {
         "{:?}",
         p.diagnostics
     );
+}
+
+#[test]
+fn other_refusals_of_an_add_are_not_ids_used_up() {
+    // Decided by errno and op, never by the words: the same words with another errno, or
+    // EINVAL for another op, say nothing about ids.
+    for (op_is_add, errno) in [(true, 12), (false, crate::op::EINVAL)] {
+        let mut w = World::new(BASE);
+        w.ev(Event::Capabilities(caps_510()));
+        w.settle();
+        w.set_carrier(WWAN, false);
+        w.settle();
+        w.set_carrier(WWAN, true);
+        let add = w.ops().remove(0);
+        let op = if op_is_add {
+            add
+        } else {
+            let Op::AddEndpoint(e) = add else {
+                panic!("{add:?}")
+            };
+            Op::DelEndpoint(e)
+        };
+        w.ev(Event::OpDone {
+            op,
+            error: Some(OpError::rejected(errno, EINVAL_510)),
+        });
+        let p = w.plan();
+        assert!(
+            !p.diagnostics.contains(&Diagnostic::EndpointIdsUsedUp),
+            "errno {errno}: {:?}",
+            p.diagnostics
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2490,7 +2523,7 @@ fn explain_shows_backoff_and_ids() {
     w.settle();
     w.ev(Event::OpDone {
         op: add(9, "10.2.0.2", WWAN),
-        error: Some("No space left on device".into()),
+        error: Some(OpError::rejected(28, "No space left on device")),
     });
     w.subflow_established(1, "10.2.0.2");
     w.advance(2_000);
@@ -2506,4 +2539,24 @@ fn explain_shows_backoff_and_ids() {
             .any(|f| f.topic == "ids" && f.text.contains("of 255 endpoint ids left")),
         "{all:#?}"
     );
+}
+
+#[test]
+fn explain_shows_the_failures_of_the_links_address_only() {
+    let mut w = World::new(BASE);
+    w.settle();
+    for (id, a) in [(9, "10.2.0.2"), (10, "10.2.0.20")] {
+        w.ev(Event::OpDone {
+            op: add(id, a, WWAN),
+            error: Some(OpError::rejected(28, "No space left on device")),
+        });
+    }
+    let backoff = topic_text(&w.explain("wwan0"), "backoff");
+    assert!(
+        backoff
+            .contains("`endpoint add 10.2.0.2 id 9 subflow ifindex 3` failed 1 time(s): No space"),
+        "{backoff}"
+    );
+    // Its text starts with the link's address, but it is another address.
+    assert!(!backoff.contains("10.2.0.20"), "{backoff}");
 }
