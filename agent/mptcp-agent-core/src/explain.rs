@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::{
     config::Config,
     model::{address_unsuitable, nm_state, EndpointFlags, Family, KernelEndpoint},
-    plan::{assess, ids_left, plan, Control, Diagnostic, LinkAssessment, RoutePath, Want},
+    plan::{
+        assess, flags_as_asked, ids_left, plan, Control, Diagnostic, LinkAssessment, RoutePath,
+        Want,
+    },
     state::{NmObserved, Observed},
     time::Millis,
 };
@@ -344,7 +347,7 @@ fn explain_link(
                 let have = e.flags.without(EndpointFlags::IMPLICIT);
                 out.facts.push(fact(
                     "endpoint",
-                    if have == *w {
+                    if flags_as_asked(*w, e.flags, obs.caps.as_ref()) {
                         format!("{f}: endpoint id {} ({}) as the policy asks", e.id, have)
                     } else {
                         format!(

@@ -38,8 +38,8 @@ use crate::{
     config::{sysctl_since, CarrierLoss, Config, LinkPolicy},
     model::{
         address_unsuitable, nm_state, AddrFlags, Address, DeviceType, EndpointFlags, Family,
-        KernelEndpoint, Limits, Link, NmDevice, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL,
-        TABLE_MAIN,
+        KernelCaps, KernelEndpoint, Limits, Link, NmDevice, Route, Rule, TABLE_DEFAULT,
+        TABLE_LOCAL, TABLE_MAIN,
     },
     op::{Op, OpError, EINVAL},
     refusal::{NmFlagsSource, Refusal},
@@ -632,20 +632,11 @@ fn coexistence(
     })
 }
 
-/// What the agent wants for one address.
-#[derive(Debug, Clone)]
-struct Desired {
-    addr: Address,
-    link: String,
-    ifindex: u32,
-    flags: EndpointFlags,
-    demoted: bool,
-    /// Backup only because NetworkManager says the link is metered (`metered_backup`).
-    metered_backup: bool,
-    route: RoutePath,
-}
-
 /// Compute the ops that bring the kernel to what the config wants, given what is observed.
+///
+/// In phases: diagnostics about the host, sysctls and limits, the desired endpoints (with
+/// per-link diagnostics), policy routes, endpoints, then the steps in execution order with
+/// recently failed ones held back.
 pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
     let mut plan = Plan::default();
     if !obs.ready() {
@@ -656,14 +647,52 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         None => return plan,
     };
     let links = assess(cfg, obs);
+    host_diagnostics(cfg, obs, caps, &links, now, &mut plan);
+    let sysctl_steps = sysctl_steps(cfg, obs, caps, &mut plan);
+    // mptcpd rewrites limits and endpoints: do not fight.
+    let mptcpd_running = matches!(obs.mptcpd, Some(Some(_)));
+    let limit_steps = if mptcpd_running {
+        Vec::new()
+    } else {
+        limit_steps(cfg, obs)
+    };
+    let desired = desired_state(cfg, obs, caps, &links, &mut plan);
+    let (routes, endpoints) = if mptcpd_running {
+        (RouteSteps::default(), EndpointSteps::default())
+    } else {
+        (
+            policy_route_steps(cfg, obs, &desired),
+            endpoint_steps(cfg, obs, caps, &links, &desired, now, &mut plan),
+        )
+    };
+    let all = sysctl_steps
+        .into_iter()
+        .chain(limit_steps)
+        .chain(endpoints.del)
+        .chain(endpoints.flags)
+        .chain(routes.del)
+        .chain(routes.add)
+        .chain(endpoints.add);
+    hold_back_failed(all, obs, now, &mut plan);
+    plan
+}
+
+/// Diagnostics that do not depend on one link, and the wake-ups NetworkManager's
+/// catch-up and the blackhole detection ask for.
+fn host_diagnostics(
+    cfg: &Config,
+    obs: &Observed,
+    caps: &KernelCaps,
+    links: &[LinkAssessment],
+    now: Millis,
+    plan: &mut Plan,
+) {
     if let Some(at) = obs.nm_deconfigured.values().min() {
         plan.wake(at.plus(crate::state::NM_CATCH_UP_MS));
     }
     if let Some(until) = obs.nm_verdict.values().min() {
         plan.wake(*until);
     }
-
-    // --- diagnostics that do not depend on links
     if let Some(Some(pid)) = obs.mptcpd {
         plan.diagnostics.insert(Diagnostic::MptcpdRunning { pid });
     }
@@ -698,9 +727,6 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
             plan.wake(until);
         }
     }
-    let any_managed = links
-        .iter()
-        .any(|l| matches!(l.control, Control::Managed(_)));
     if let Some(left) = ids_left(obs) {
         let endpoints = obs.endpoints.as_ref().map_or(0, |m| m.len());
         let refused = obs
@@ -713,19 +739,18 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
             plan.diagnostics.insert(Diagnostic::EndpointIdsLow { left });
         }
     }
+    let any_managed = links
+        .iter()
+        .any(|l| matches!(l.control, Control::Managed(_)));
     if any_managed && !caps.events {
         plan.diagnostics.insert(Diagnostic::NoEvents);
     }
+}
 
-    let mut sysctl_steps = Vec::new();
-    let mut limit_steps = Vec::new();
-    let mut del_steps = Vec::new();
-    let mut flag_steps = Vec::new();
-    let mut route_del_steps = Vec::new();
-    let mut route_add_steps = Vec::new();
-    let mut add_steps = Vec::new();
-
-    // --- sysctls: only those this kernel has
+/// The configured `net.mptcp.*` values the kernel does not have yet; only those this
+/// kernel knows.
+fn sysctl_steps(cfg: &Config, obs: &Observed, caps: &KernelCaps, plan: &mut Plan) -> Vec<Step> {
+    let mut steps = Vec::new();
     for (name, value) in &cfg.sysctls {
         if !caps.sysctls.contains(name) {
             plan.diagnostics.insert(Diagnostic::SysctlMissing {
@@ -736,7 +761,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         }
         let current = obs.sysctls.get(name);
         if current != Some(value) {
-            sysctl_steps.push(Step {
+            steps.push(Step {
                 op: Op::SetSysctl {
                     name: name.clone(),
                     value: value.clone(),
@@ -748,34 +773,81 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
             });
         }
     }
+    steps
+}
 
-    let mptcpd_running = matches!(obs.mptcpd, Some(Some(_)));
+/// The configured limits, where they differ from the kernel's.
+fn limit_steps(cfg: &Config, obs: &Observed) -> Vec<Step> {
+    let Some(cur) = obs.limits else {
+        return Vec::new();
+    };
+    let want = Limits {
+        subflows: cfg.limits.subflows.unwrap_or(cur.subflows),
+        add_addr_accepted: cfg
+            .limits
+            .add_addr_accepted
+            .unwrap_or(cur.add_addr_accepted),
+    };
+    if want == cur {
+        return Vec::new();
+    }
+    vec![Step {
+        op: Op::SetLimits(want),
+        why: format!(
+            "config limits differ from the kernel's (subflows {}, add_addr_accepted {})",
+            cur.subflows, cur.add_addr_accepted
+        ),
+    }]
+}
 
-    // --- limits (mptcpd rewrites them: do not fight)
-    if let (Some(cur), false) = (obs.limits, mptcpd_running) {
-        let want = Limits {
-            subflows: cfg.limits.subflows.unwrap_or(cur.subflows),
-            add_addr_accepted: cfg
-                .limits
-                .add_addr_accepted
-                .unwrap_or(cur.add_addr_accepted),
-        };
-        if want != cur {
-            limit_steps.push(Step {
-                op: Op::SetLimits(want),
-                why: format!(
-                    "config limits differ from the kernel's (subflows {}, add_addr_accepted {})",
-                    cur.subflows, cur.add_addr_accepted
-                ),
-            });
-        }
+/// What the agent wants for one address.
+#[derive(Debug, Clone)]
+struct Desired {
+    addr: Address,
+    link: String,
+    ifindex: u32,
+    flags: EndpointFlags,
+    demoted: bool,
+    /// Backup only because NetworkManager says the link is metered (`metered_backup`).
+    metered_backup: bool,
+    route: RoutePath,
+}
+
+/// The endpoints the agent wants, and what it owns: links it manages (or that a rule
+/// asks it to manage but are excluded) and their addresses.
+#[derive(Debug, Default)]
+struct DesiredState {
+    endpoints: BTreeMap<IpAddr, Desired>,
+    managed_ifindexes: BTreeSet<u32>,
+    managed_addrs: BTreeSet<IpAddr>,
+}
+
+impl DesiredState {
+    /// Endpoints bound to, or carrying an address of, a link the agent manages.
+    fn owns(&self, e: &KernelEndpoint) -> bool {
+        e.ifindex
+            .is_some_and(|i| self.managed_ifindexes.contains(&i))
+            || self.managed_addrs.contains(&e.addr)
     }
 
-    // --- per-link diagnostics and desired endpoints
-    let mut desired: BTreeMap<IpAddr, Desired> = BTreeMap::new();
-    let mut managed_ifindexes = BTreeSet::new();
-    let mut managed_addrs = BTreeSet::new();
-    for l in &links {
+    fn own_link(&mut self, obs: &Observed, ifindex: u32) {
+        self.managed_ifindexes.insert(ifindex);
+        for a in obs.addresses_of(ifindex) {
+            self.managed_addrs.insert(a.addr);
+        }
+    }
+}
+
+/// The desired endpoints from the links' assessments, with the per-link diagnostics.
+fn desired_state(
+    cfg: &Config,
+    obs: &Observed,
+    caps: &KernelCaps,
+    links: &[LinkAssessment],
+    plan: &mut Plan,
+) -> DesiredState {
+    let mut desired = DesiredState::default();
+    for l in links {
         match &l.control {
             Control::Refused(reason) if !reason.is_mptcpd() => {
                 plan.diagnostics.insert(Diagnostic::Refused {
@@ -785,38 +857,10 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
             }
             // The rule asks the agent to manage it, so endpoints there are the agent's to
             // remove (one left by an older config or an earlier guess of the link's kind).
-            Control::Excluded(_) => {
-                managed_ifindexes.insert(l.ifindex);
-                for a in obs.addresses_of(l.ifindex) {
-                    managed_addrs.insert(a.addr);
-                }
-            }
+            Control::Excluded(_) => desired.own_link(obs, l.ifindex),
             Control::Managed(policy) => {
-                managed_ifindexes.insert(l.ifindex);
-                for a in obs.addresses_of(l.ifindex) {
-                    managed_addrs.insert(a.addr);
-                }
-                if policy.flags.contains(EndpointFlags::FULLMESH) && !caps.fullmesh {
-                    plan.diagnostics.insert(Diagnostic::FullmeshUnsupported {
-                        interface: l.name.clone(),
-                    });
-                }
-                if policy.flags.contains(EndpointFlags::LAMINAR) && !caps.laminar {
-                    plan.diagnostics.insert(Diagnostic::LaminarUnsupported {
-                        interface: l.name.clone(),
-                        probe: caps.laminar_probe.clone(),
-                    });
-                }
-                if policy.on_carrier_loss == CarrierLoss::Backup && !caps.set_flags {
-                    plan.diagnostics.insert(Diagnostic::NoSetFlags {
-                        interface: l.name.clone(),
-                    });
-                }
-                if cfg.routing.table_for(l.ifindex).is_none() {
-                    plan.diagnostics.insert(Diagnostic::NoTable {
-                        interface: l.name.clone(),
-                    });
-                }
+                desired.own_link(obs, l.ifindex);
+                link_diagnostics(cfg, caps, l, policy, plan);
                 for f in &l.families {
                     let Some(addr) = &f.address else { continue };
                     if l.carrier
@@ -833,7 +877,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
                         Want::Demoted(fl) => (*fl, true),
                         Want::Absent(_) => continue,
                     };
-                    desired.insert(
+                    desired.endpoints.insert(
                         addr.addr,
                         Desired {
                             addr: addr.clone(),
@@ -854,6 +898,7 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
     }
     if let Some(limit) = cfg.limits.subflows.or(obs.limits.map(|l| l.subflows)) {
         let subflow_uplinks: BTreeSet<u32> = desired
+            .endpoints
             .values()
             .filter(|d| !d.demoted && d.flags.contains(EndpointFlags::SUBFLOW))
             .map(|d| d.ifindex)
@@ -866,265 +911,338 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
             });
         }
     }
+    desired
+}
 
-    if !mptcpd_running {
-        let why_absent = |addr: &IpAddr| -> String {
-            for l in &links {
-                for f in &l.families {
-                    if f.address.as_ref().is_some_and(|a| a.addr == *addr) {
-                        if let Want::Absent(r) = &f.want {
-                            return format!("{}: {r}", l.name);
-                        }
-                    }
-                }
-                if obs.addresses_of(l.ifindex).any(|a| a.addr == *addr) {
-                    return format!("{}: not the address chosen for its family", l.name);
-                }
-            }
-            "address is no longer on a managed link".to_string()
-        };
+/// What a managed link's policy asks that this kernel or config cannot give.
+fn link_diagnostics(
+    cfg: &Config,
+    caps: &KernelCaps,
+    l: &LinkAssessment,
+    policy: &LinkPolicy,
+    plan: &mut Plan,
+) {
+    if policy.flags.contains(EndpointFlags::FULLMESH) && !caps.fullmesh {
+        plan.diagnostics.insert(Diagnostic::FullmeshUnsupported {
+            interface: l.name.clone(),
+        });
+    }
+    if policy.flags.contains(EndpointFlags::LAMINAR) && !caps.laminar {
+        plan.diagnostics.insert(Diagnostic::LaminarUnsupported {
+            interface: l.name.clone(),
+            probe: caps.laminar_probe.clone(),
+        });
+    }
+    if policy.on_carrier_loss == CarrierLoss::Backup && !caps.set_flags {
+        plan.diagnostics.insert(Diagnostic::NoSetFlags {
+            interface: l.name.clone(),
+        });
+    }
+    if cfg.routing.table_for(l.ifindex).is_none() {
+        plan.diagnostics.insert(Diagnostic::NoTable {
+            interface: l.name.clone(),
+        });
+    }
+}
 
-        // --- policy routing, desired side
-        let mut want_routes: Vec<Route> = Vec::new();
-        let mut want_rules: Vec<Rule> = Vec::new();
-        for d in desired.values() {
-            if let RoutePath::Policy { table, gateway } = d.route {
-                let (routes, rule) = policy_routing(cfg, d, table, gateway);
-                want_routes.extend(routes);
-                want_rules.push(rule);
-            }
-        }
-        let owned_route = |r: &Route| {
-            r.protocol == cfg.routing.protocol
-                && ![TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
-        };
-        let owned_rule = |r: &Rule| r.protocol == cfg.routing.protocol;
-        for r in obs.routes.iter().filter(|r| owned_route(r)) {
-            if !want_routes.iter().any(|w| w.same_as(r)) {
-                route_del_steps.push(Step {
-                    op: Op::DelRoute(r.clone()),
-                    why: "policy route no longer needed".to_string(),
-                });
-            }
-        }
-        for r in obs.rules.iter().filter(|r| owned_rule(r)) {
-            if !want_rules.iter().any(|w| same_rule(w, r)) {
-                route_del_steps.push(Step {
-                    op: Op::DelRule(r.clone()),
-                    why: "policy rule no longer needed".to_string(),
-                });
-            }
-        }
-        let routed = |d: &Desired| -> bool {
-            match d.route {
-                RoutePath::Policy { table, gateway } => {
-                    let (routes, rule) = policy_routing(cfg, d, table, gateway);
-                    routes
-                        .iter()
-                        .all(|w| obs.routes.iter().any(|r| r.same_as(w)))
-                        && obs.rules.iter().any(|r| same_rule(r, &rule))
-                }
-                RoutePath::Main => true,
-                RoutePath::Missing => false,
-            }
-        };
-        for w in &want_routes {
-            if !obs.routes.iter().any(|r| r.same_as(w)) {
-                route_add_steps.push(Step {
-                    op: Op::AddRoute(w.clone()),
-                    why: format!(
-                        "uplink ifindex {} has no default route in main",
-                        w.ifindex.unwrap_or(0)
-                    ),
-                });
-            }
-        }
-        for w in &want_rules {
-            if !obs.rules.iter().any(|r| same_rule(r, w)) {
-                route_add_steps.push(Step {
-                    op: Op::AddRule(w.clone()),
-                    why: format!(
-                        "source rule into table {} for the uplink's endpoint",
-                        w.table
-                    ),
-                });
-            }
-        }
+#[derive(Debug, Default)]
+struct RouteSteps {
+    del: Vec<Step>,
+    add: Vec<Step>,
+}
 
-        // --- endpoints
-        let kernel: Vec<KernelEndpoint> = obs
-            .endpoints
-            .as_ref()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        let mut in_use: BTreeSet<u8> = kernel.iter().map(|e| e.id).collect();
-        let owned = |e: &KernelEndpoint| {
-            e.ifindex.is_some_and(|i| managed_ifindexes.contains(&i))
-                || managed_addrs.contains(&e.addr)
-        };
-        let mut present: BTreeSet<IpAddr> = BTreeSet::new();
-        let mut reset: BTreeSet<(u32, Family)> = BTreeSet::new();
-        for ep in kernel.iter().filter(|e| owned(e)) {
-            let Some(d) = desired.get(&ep.addr) else {
-                del_steps.push(Step {
-                    op: Op::DelEndpoint(ep.clone()),
-                    why: why_absent(&ep.addr),
-                });
-                continue;
-            };
-            present.insert(ep.addr);
-            let want = KernelEndpoint {
-                id: ep.id,
-                addr: ep.addr,
-                port: None,
-                flags: d.flags,
-                ifindex: Some(d.ifindex),
-            };
-            if ep.ifindex != Some(d.ifindex) || ep.port.is_some() {
-                del_steps.push(Step {
-                    op: Op::DelEndpoint(ep.clone()),
-                    why: format!(
-                        "{}: endpoint is not bound to {} alone; replacing it",
-                        d.link, d.link
-                    ),
-                });
-                add_steps.push(Step {
-                    op: Op::AddEndpoint(want),
-                    why: format!("{}: replacement bound to {}", d.link, d.link),
-                });
-                continue;
-            }
-            // A lost subflow on a usable link: re-add (with the wanted flags), backoff permitting.
-            let loss = if d.demoted {
-                None
-            } else {
-                obs.losses.get(&ep.addr)
-            };
-            if let Some(loss) = loss {
-                let attempts = obs
-                    .readds
-                    .get(&ep.addr)
-                    .map_or(0, |r| effective_attempts(cfg, r, now));
-                if attempts >= cfg.reestablish.max_attempts {
-                    plan.diagnostics.insert(Diagnostic::GaveUp {
-                        interface: d.link.clone(),
-                        addr: ep.addr,
-                        attempts,
-                    });
-                } else {
-                    // A close without error may be the agent's own delete, whose add is
-                    // about to bring the subflow back: give that a moment.
-                    let settled = if loss.last_error == 0 {
-                        loss.since.plus(CLOSE_SETTLE_MS)
-                    } else {
-                        Millis(0)
-                    };
-                    let allowed_at = readd_allowed_at(cfg, obs, &ep.addr, now).max(settled);
-                    if now >= allowed_at {
-                        let cause = if loss.last_error == 0 {
-                            "closed without error".to_string()
-                        } else {
-                            format!("error {}", loss.last_error)
-                        };
-                        add_steps.push(Step {
-                            op: Op::ReaddEndpoint(want),
-                            why: format!(
-                                "{}: {} connection(s) lost their subflow from {} ({cause}) while the link is \
-                                 usable; attempt {} of {}",
-                                d.link,
-                                loss.tokens.len(),
-                                ep.addr,
-                                attempts + 1,
-                                cfg.reestablish.max_attempts
-                            ),
-                        });
-                        continue;
-                    }
-                    plan.wake(allowed_at);
-                }
-            }
-            if ep.flags != d.flags {
-                let differing = EndpointFlags(ep.flags.0 ^ d.flags.0);
-                if EndpointFlags::BACKUP.contains(differing) && caps.set_flags {
-                    let why = if d.demoted {
-                        format!("{}: carrier lost, policy says backup", d.link)
-                    } else if d.metered_backup {
-                        format!(
-                            "{}: NetworkManager says metered, so backup (metered_backup = false in its rule turns this off)",
-                            d.link
-                        )
-                    } else if d.flags.contains(EndpointFlags::BACKUP) {
-                        format!("{}: policy flags are {}", d.link, d.flags)
-                    } else {
-                        flag_steps.extend(reset_neighbours(&mut reset, d));
-                        format!("{}: usable again, back to {}", d.link, d.flags)
-                    };
-                    flag_steps.push(Step {
-                        op: Op::SetEndpointFlags {
-                            endpoint: ep.clone(),
-                            flags: d.flags,
-                        },
-                        why,
-                    });
-                } else {
-                    add_steps.push(Step {
-                        op: Op::ReaddEndpoint(want),
-                        why: format!(
-                            "{}: kernel has flags {}, policy wants {}",
-                            d.link, ep.flags, d.flags
-                        ),
-                    });
-                }
-                continue;
-            }
+/// The per-uplink tables and source rules the desired endpoints need, against the
+/// agent's own routes and rules in the kernel.
+fn policy_route_steps(cfg: &Config, obs: &Observed, desired: &DesiredState) -> RouteSteps {
+    let mut steps = RouteSteps::default();
+    let mut want_routes: Vec<Route> = Vec::new();
+    let mut want_rules: Vec<Rule> = Vec::new();
+    for d in desired.endpoints.values() {
+        if let RoutePath::Policy { table, gateway } = d.route {
+            let (routes, rule) = policy_routing(cfg, d, table, gateway);
+            want_routes.extend(routes);
+            want_rules.push(rule);
         }
-        for d in desired.values() {
-            if present.contains(&d.addr.addr) || d.demoted {
-                continue;
-            }
-            if !routed(d) {
-                // Routes and rule are added in this round; the endpoint follows once they exist.
-                continue;
-            }
-            let Some(id) = obs.ids.pick(&d.addr.addr, &in_use) else {
-                plan.diagnostics
-                    .insert(Diagnostic::NoFreeId { addr: d.addr.addr });
-                continue;
-            };
-            in_use.insert(id);
-            let route = match d.route {
-                RoutePath::Main => "default route in main".to_string(),
-                RoutePath::Policy { table, .. } => format!("policy table {table}"),
-                RoutePath::Missing => "no route".to_string(),
-            };
-            add_steps.extend(reset_neighbours(&mut reset, d));
-            add_steps.push(Step {
-                op: Op::AddEndpoint(KernelEndpoint {
-                    id,
-                    addr: d.addr.addr,
-                    port: None,
-                    flags: d.flags,
-                    ifindex: Some(d.ifindex),
-                }),
-                why: format!("{}: usable (carrier, address, {route})", d.link),
+    }
+    let owned_route = |r: &Route| {
+        r.protocol == cfg.routing.protocol
+            && ![TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT].contains(&r.table)
+    };
+    let owned_rule = |r: &Rule| r.protocol == cfg.routing.protocol;
+    for r in obs.routes.iter().filter(|r| owned_route(r)) {
+        if !want_routes.iter().any(|w| w.same_as(r)) {
+            steps.del.push(Step {
+                op: Op::DelRoute(r.clone()),
+                why: "policy route no longer needed".to_string(),
             });
         }
     }
+    for r in obs.rules.iter().filter(|r| owned_rule(r)) {
+        if !want_rules.iter().any(|w| same_rule(w, r)) {
+            steps.del.push(Step {
+                op: Op::DelRule(r.clone()),
+                why: "policy rule no longer needed".to_string(),
+            });
+        }
+    }
+    for w in &want_routes {
+        if !obs.routes.iter().any(|r| r.same_as(w)) {
+            steps.add.push(Step {
+                op: Op::AddRoute(w.clone()),
+                why: format!(
+                    "uplink ifindex {} has no default route in main",
+                    w.ifindex.unwrap_or(0)
+                ),
+            });
+        }
+    }
+    for w in &want_rules {
+        if !obs.rules.iter().any(|r| same_rule(r, w)) {
+            steps.add.push(Step {
+                op: Op::AddRule(w.clone()),
+                why: format!(
+                    "source rule into table {} for the uplink's endpoint",
+                    w.table
+                ),
+            });
+        }
+    }
+    steps
+}
 
-    // --- order, and hold back ops that failed recently
-    let all = sysctl_steps
-        .into_iter()
-        .chain(limit_steps)
-        .chain(del_steps)
-        .chain(flag_steps)
-        .chain(route_del_steps)
-        .chain(route_add_steps)
-        .chain(add_steps);
-    for step in all {
+/// Whether the routes an endpoint needs are in the kernel already.
+fn routed(cfg: &Config, obs: &Observed, d: &Desired) -> bool {
+    match d.route {
+        RoutePath::Policy { table, gateway } => {
+            let (routes, rule) = policy_routing(cfg, d, table, gateway);
+            routes
+                .iter()
+                .all(|w| obs.routes.iter().any(|r| r.same_as(w)))
+                && obs.rules.iter().any(|r| same_rule(r, &rule))
+        }
+        RoutePath::Main => true,
+        RoutePath::Missing => false,
+    }
+}
+
+/// Why the agent does not want an endpoint for `addr`.
+fn why_absent(links: &[LinkAssessment], obs: &Observed, addr: &IpAddr) -> String {
+    for l in links {
+        for f in &l.families {
+            if f.address.as_ref().is_some_and(|a| a.addr == *addr) {
+                if let Want::Absent(r) = &f.want {
+                    return format!("{}: {r}", l.name);
+                }
+            }
+        }
+        if obs.addresses_of(l.ifindex).any(|a| a.addr == *addr) {
+            return format!("{}: not the address chosen for its family", l.name);
+        }
+    }
+    "address is no longer on a managed link".to_string()
+}
+
+#[derive(Debug, Default)]
+struct EndpointSteps {
+    del: Vec<Step>,
+    flags: Vec<Step>,
+    add: Vec<Step>,
+}
+
+/// The endpoint changes: owned endpoints that are not wanted go, wrong ones are replaced,
+/// re-added (lost subflows, flags the kernel cannot change in place) or changed in place,
+/// and missing ones are added once their routes exist. Each comeback is preceded by its
+/// link's neighbour reset.
+fn endpoint_steps(
+    cfg: &Config,
+    obs: &Observed,
+    caps: &KernelCaps,
+    links: &[LinkAssessment],
+    desired: &DesiredState,
+    now: Millis,
+    plan: &mut Plan,
+) -> EndpointSteps {
+    let mut steps = EndpointSteps::default();
+    let kernel: Vec<KernelEndpoint> = obs
+        .endpoints
+        .as_ref()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    let mut in_use: BTreeSet<u8> = kernel.iter().map(|e| e.id).collect();
+    let mut present: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut reset: BTreeSet<(u32, Family)> = BTreeSet::new();
+    for ep in kernel.iter().filter(|e| desired.owns(e)) {
+        let Some(d) = desired.endpoints.get(&ep.addr) else {
+            steps.del.push(Step {
+                op: Op::DelEndpoint(ep.clone()),
+                why: why_absent(links, obs, &ep.addr),
+            });
+            continue;
+        };
+        present.insert(ep.addr);
+        let want = KernelEndpoint {
+            id: ep.id,
+            addr: ep.addr,
+            port: None,
+            flags: d.flags,
+            ifindex: Some(d.ifindex),
+        };
+        if ep.ifindex != Some(d.ifindex) || ep.port.is_some() {
+            steps.del.push(Step {
+                op: Op::DelEndpoint(ep.clone()),
+                why: format!(
+                    "{}: endpoint is not bound to {} alone; replacing it",
+                    d.link, d.link
+                ),
+            });
+            steps.add.push(Step {
+                op: Op::AddEndpoint(want),
+                why: format!("{}: replacement bound to {}", d.link, d.link),
+            });
+            continue;
+        }
+        if let Some(step) = readd_lost(cfg, obs, ep, d, &want, now, plan) {
+            steps.add.push(step);
+            continue;
+        }
+        if !flags_as_asked(d.flags, ep.flags, Some(caps)) {
+            let differing = EndpointFlags(ep.flags.0 ^ d.flags.0);
+            if EndpointFlags::BACKUP.contains(differing) && caps.set_flags {
+                let why = if d.demoted {
+                    format!("{}: carrier lost, policy says backup", d.link)
+                } else if d.metered_backup {
+                    format!(
+                        "{}: NetworkManager says metered, so backup (metered_backup = false in its rule turns this off)",
+                        d.link
+                    )
+                } else if d.flags.contains(EndpointFlags::BACKUP) {
+                    format!("{}: policy flags are {}", d.link, d.flags)
+                } else {
+                    steps.flags.extend(reset_neighbours(&mut reset, d));
+                    format!("{}: usable again, back to {}", d.link, d.flags)
+                };
+                steps.flags.push(Step {
+                    op: Op::SetEndpointFlags {
+                        endpoint: ep.clone(),
+                        flags: d.flags,
+                    },
+                    why,
+                });
+            } else {
+                steps.add.push(Step {
+                    op: Op::ReaddEndpoint(want),
+                    why: format!(
+                        "{}: kernel has flags {}, policy wants {}",
+                        d.link, ep.flags, d.flags
+                    ),
+                });
+            }
+        }
+    }
+    for d in desired.endpoints.values() {
+        if present.contains(&d.addr.addr) || d.demoted {
+            continue;
+        }
+        if !routed(cfg, obs, d) {
+            // Routes and rule are added in this round; the endpoint follows once they exist.
+            continue;
+        }
+        let Some(id) = obs.ids.pick(&d.addr.addr, &in_use) else {
+            plan.diagnostics
+                .insert(Diagnostic::NoFreeId { addr: d.addr.addr });
+            continue;
+        };
+        in_use.insert(id);
+        let route = match d.route {
+            RoutePath::Main => "default route in main".to_string(),
+            RoutePath::Policy { table, .. } => format!("policy table {table}"),
+            RoutePath::Missing => "no route".to_string(),
+        };
+        steps.add.extend(reset_neighbours(&mut reset, d));
+        steps.add.push(Step {
+            op: Op::AddEndpoint(KernelEndpoint {
+                id,
+                addr: d.addr.addr,
+                port: None,
+                flags: d.flags,
+                ifindex: Some(d.ifindex),
+            }),
+            why: format!("{}: usable (carrier, address, {route})", d.link),
+        });
+    }
+    steps
+}
+
+/// The re-add that brings back subflows lost from `ep` while its link is usable, when
+/// backoff permits (a wake-up otherwise) and attempts are left (a diagnostic otherwise).
+fn readd_lost(
+    cfg: &Config,
+    obs: &Observed,
+    ep: &KernelEndpoint,
+    d: &Desired,
+    want: &KernelEndpoint,
+    now: Millis,
+    plan: &mut Plan,
+) -> Option<Step> {
+    if d.demoted {
+        return None;
+    }
+    let loss = obs.losses.get(&ep.addr)?;
+    let attempts = obs
+        .readds
+        .get(&ep.addr)
+        .map_or(0, |r| effective_attempts(cfg, r, now));
+    if attempts >= cfg.reestablish.max_attempts {
+        plan.diagnostics.insert(Diagnostic::GaveUp {
+            interface: d.link.clone(),
+            addr: ep.addr,
+            attempts,
+        });
+        return None;
+    }
+    // A close without error may be the agent's own delete, whose add is about to bring the
+    // subflow back: give that a moment.
+    let settled = if loss.last_error == 0 {
+        loss.since.plus(CLOSE_SETTLE_MS)
+    } else {
+        Millis(0)
+    };
+    let allowed_at = readd_allowed_at(cfg, obs, &ep.addr, now).max(settled);
+    if now < allowed_at {
+        plan.wake(allowed_at);
+        return None;
+    }
+    let cause = if loss.last_error == 0 {
+        "closed without error".to_string()
+    } else {
+        format!("error {}", loss.last_error)
+    };
+    Some(Step {
+        op: Op::ReaddEndpoint(want.clone()),
+        why: format!(
+            "{}: {} connection(s) lost their subflow from {} ({cause}) while the link is \
+             usable; attempt {} of {}",
+            d.link,
+            loss.tokens.len(),
+            ep.addr,
+            attempts + 1,
+            cfg.reestablish.max_attempts
+        ),
+    })
+}
+
+/// The steps in execution order, but an op that failed recently waits for its backoff
+/// (and the neighbour reset planned just for it waits too).
+fn hold_back_failed(
+    steps: impl Iterator<Item = Step>,
+    obs: &Observed,
+    now: Millis,
+    plan: &mut Plan,
+) {
+    for step in steps {
         if let Some(f) = obs.failures.get(&step.op) {
             let at = f.last_at.plus(failure_retry_ms(f.count));
             if now < at {
-                // The neighbour reset just before it is only for this op.
                 if let Some(prev) = plan.steps.last() {
                     if resets_for(&prev.op, &step.op) {
                         plan.steps.pop();
@@ -1141,7 +1259,38 @@ pub fn plan(cfg: &Config, obs: &Observed, now: Millis) -> Plan {
         }
         plan.steps.push(step);
     }
-    plan
+}
+
+/// Whether the kernel's endpoint flags `have` are as the policy asks (`want`): the
+/// kernel's own IMPLICIT bit aside, and FULLMESH aside on a kernel that cannot do it (5.10
+/// stores the bit and does nothing with it). The one definition of "policy applied", for
+/// plan, explain and status.
+pub fn flags_as_asked(want: EndpointFlags, have: EndpointFlags, caps: Option<&KernelCaps>) -> bool {
+    let mut have = have.without(EndpointFlags::IMPLICIT);
+    let mut want = want;
+    if !caps.map_or(true, |c| c.fullmesh) {
+        want = want.without(EndpointFlags::FULLMESH);
+        have = have.without(EndpointFlags::FULLMESH);
+    }
+    want == have
+}
+
+impl FamilyAssessment {
+    /// Whether the kernel is as the policy asks for this family: the wanted endpoint with
+    /// the wanted flags, or no endpoint where none is wanted.
+    pub fn policy_applied(&self, obs: &Observed) -> bool {
+        let present = self
+            .address
+            .as_ref()
+            .and_then(|a| kernel_endpoint_for(obs, &a.addr));
+        match (&self.want, present) {
+            (Want::Active(w) | Want::Demoted(w), Some(e)) => {
+                flags_as_asked(*w, e.flags, obs.caps.as_ref())
+            }
+            (Want::Active(_) | Want::Demoted(_), None) => false,
+            (Want::Absent(_), found) => found.is_none(),
+        }
+    }
 }
 
 /// The neighbour reset that goes before an uplink's endpoint comes back (once per link and

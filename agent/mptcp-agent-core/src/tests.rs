@@ -2560,3 +2560,27 @@ fn explain_shows_the_failures_of_the_links_address_only() {
     // Its text starts with the link's address, but it is another address.
     assert!(!backoff.contains("10.2.0.20"), "{backoff}");
 }
+
+#[test]
+fn a_fullmesh_bit_the_kernel_cannot_use_counts_as_applied() {
+    // 5.10 stores any flag bit it is given (ip mptcp by hand) and does nothing with
+    // fullmesh: plan, explain and status agree the endpoint is as the policy asks, and no
+    // id is spent on a re-add.
+    let mut w = World::new(BASE);
+    w.ev(Event::Capabilities(caps_510()));
+    w.settle();
+    let mut eps: Vec<KernelEndpoint> = w.obs.endpoints.clone().unwrap().into_values().collect();
+    for e in &mut eps {
+        e.flags = e.flags.union(EndpointFlags::FULLMESH);
+    }
+    w.ev(Event::Endpoints(eps));
+    assert!(w.ops().is_empty(), "{:?}", w.ops());
+    let links = crate::plan::assess(&w.cfg, &w.obs);
+    let wwan = links.iter().find(|l| l.name == "wwan0").unwrap();
+    assert!(wwan.families.iter().all(|f| f.policy_applied(&w.obs)));
+    let endpoint = topic_text(&w.explain("wwan0"), "endpoint");
+    assert!(endpoint.contains("as the policy asks"), "{endpoint}");
+    // Where the kernel can do fullmesh, the same bit is a difference to fix.
+    w.ev(Event::Capabilities(caps()));
+    assert!(!w.ops().is_empty());
+}
