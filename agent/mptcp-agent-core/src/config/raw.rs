@@ -4,8 +4,8 @@
 
 use toml::Spanned;
 
-/// The config file as written (what [`parse`] could read). Integers are read as `i64` so
-/// that range errors come from [`validate`] with a message that names the allowed range.
+/// The config file as written (what [`parse`](super::parse) could read). Integers are read as `i64` so
+/// that range errors come from [`validate`](super::validate) with a message that names the allowed range.
 #[derive(Debug, Clone)]
 pub struct RawConfig {
     pub schema_version: Spanned<i64>,
@@ -36,7 +36,7 @@ pub struct RawLimits {
 }
 
 /// `net.mptcp.*` sysctls the agent knows how to set. Each is written only if this kernel
-/// has it; see [`SYSCTLS`].
+/// has it; see [`SYSCTLS`](super::SYSCTLS).
 #[derive(Debug, Clone, Default)]
 pub struct RawSysctl {
     pub enabled: Option<Spanned<bool>>,
