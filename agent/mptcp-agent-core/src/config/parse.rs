@@ -175,6 +175,9 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The values of one table that fit the schema, by key, with their positions.
+type Fitting<'t> = BTreeMap<&'static str, (&'t toml_edit::Item, Range<usize>)>;
+
 /// Reads the document against the schema: every unknown key and wrong type becomes an
 /// issue; the values that fit are kept with their positions.
 struct Reader<'a> {
@@ -200,7 +203,7 @@ impl<'a> Reader<'a> {
         prefix: &str,
         keys: &'static [(&'static str, Kind)],
         fallback: Range<usize>,
-    ) -> BTreeMap<&'static str, (&'t toml_edit::Item, Range<usize>)> {
+    ) -> Fitting<'t> {
         let mut out = BTreeMap::new();
         self.bad.clear();
         for (key, item) in table.iter() {
@@ -279,26 +282,20 @@ fn sp<T>(span: &Range<usize>, v: T) -> Spanned<T> {
     Spanned::new(span.clone(), v)
 }
 
-fn get_bool(
-    m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>,
-    k: &str,
-) -> Option<Spanned<bool>> {
+fn get_bool(m: &Fitting<'_>, k: &str) -> Option<Spanned<bool>> {
     m.get(k).and_then(|(i, s)| i.as_bool().map(|b| sp(s, b)))
 }
 
-fn get_int(m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>, k: &str) -> Option<Spanned<i64>> {
+fn get_int(m: &Fitting<'_>, k: &str) -> Option<Spanned<i64>> {
     m.get(k).and_then(|(i, s)| i.as_integer().map(|n| sp(s, n)))
 }
 
-fn get_str(
-    m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>,
-    k: &str,
-) -> Option<Spanned<String>> {
+fn get_str(m: &Fitting<'_>, k: &str) -> Option<Spanned<String>> {
     m.get(k)
         .and_then(|(i, s)| i.as_str().map(|t| sp(s, t.to_string())))
 }
 
-fn get_list(m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>, k: &str) -> Option<SpannedList> {
+fn get_list(m: &Fitting<'_>, k: &str) -> Option<SpannedList> {
     let (i, s) = m.get(k)?;
     let a = i.as_array()?;
     let list = a
@@ -316,47 +313,10 @@ fn get_list(m: &BTreeMap<&str, (&toml_edit::Item, Range<usize>)>, k: &str) -> Op
 pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
     let doc = toml_edit::ImDocument::parse(text).map_err(|e| {
         let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
-        ConfigError {
-            issues: vec![Issue {
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }],
-        }
+        one_issue(line, column, e.message().trim().to_string())
     })?;
     let root = doc.as_table();
-    // A newer schema has keys this agent does not know; say that rather than "unknown key".
-    match root.get("schema_version") {
-        None => {
-            return Err(ConfigError {
-                issues: vec![Issue {
-                    line: 1,
-                    column: 1,
-                    message: format!(
-                    "schema_version is missing; this agent reads schema_version = {SCHEMA_VERSION}"
-                ),
-                }],
-            })
-        }
-        Some(v) => {
-            if v.as_integer() != Some(SCHEMA_VERSION) {
-                let (line, column) = position(text, span_of(v).map_or(0, |s| s.start));
-                let shown = v
-                    .as_value()
-                    .map_or_else(|| found_item(v), |v| v.to_string());
-                return Err(ConfigError {
-                    issues: vec![Issue {
-                        line,
-                        column,
-                        message: format!(
-                            "schema_version = {} is not supported; this agent reads schema_version = {SCHEMA_VERSION}",
-                            shown.trim()
-                        ),
-                    }],
-                });
-            }
-        }
-    }
+    check_schema_version(root, text)?;
     let mut r = Reader {
         issues: Issues {
             text,
@@ -381,50 +341,9 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
     let metrics = section(&mut r, "metrics", METRICS_KEYS);
     let mut links = Vec::new();
     if let Some((item, span)) = top.get("link") {
-        let tables: Vec<(&dyn toml_edit::TableLike, Range<usize>)> = match item {
-            toml_edit::Item::ArrayOfTables(a) => a
-                .iter()
-                .map(|t| {
-                    (
-                        t as &dyn toml_edit::TableLike,
-                        t.span().unwrap_or_else(|| span.clone()),
-                    )
-                })
-                .collect(),
-            _ => item
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| {
-                            let s = v.span().unwrap_or_else(|| span.clone());
-                            v.as_inline_table()
-                                .map(|t| (t as &dyn toml_edit::TableLike, s))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        for (i, (t, tspan)) in tables.into_iter().enumerate() {
+        for (i, (t, tspan)) in link_tables(item, span).into_iter().enumerate() {
             let m = r.table(t, &format!("link[{}].", i + 1), LINK_KEYS, tspan.clone());
-            links.push(sp(
-                &tspan,
-                RawLinkRule {
-                    name: get_str(&m, "name"),
-                    interfaces: get_list(&m, "interfaces"),
-                    device_types: get_list(&m, "device_types"),
-                    metered: get_bool(&m, "metered"),
-                    manage: get_bool(&m, "manage"),
-                    flags: get_list(&m, "flags"),
-                    on_carrier_loss: get_str(&m, "on_carrier_loss"),
-                    ipv4: get_bool(&m, "ipv4"),
-                    ipv6: get_bool(&m, "ipv6"),
-                    gateway4: get_str(&m, "gateway4"),
-                    gateway6: get_str(&m, "gateway6"),
-                    allow_virtual: get_bool(&m, "allow_virtual"),
-                    metered_backup: get_bool(&m, "metered_backup"),
-                    flags_unreadable: r.bad.contains(&"flags"),
-                },
-            ));
+            links.push(sp(&tspan, raw_link(&m, &r.bad)));
         }
     }
     let sv_span = top.get("schema_version").map_or(0..0, |(_, s)| s.clone());
@@ -438,17 +357,7 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
             subflows: get_int(&limits, "subflows"),
             add_addr_accepted: get_int(&limits, "add_addr_accepted"),
         },
-        sysctl: RawSysctl {
-            enabled: get_bool(&sysctl, "enabled"),
-            add_addr_timeout: get_int(&sysctl, "add_addr_timeout"),
-            checksum_enabled: get_bool(&sysctl, "checksum_enabled"),
-            allow_join_initial_addr_port: get_bool(&sysctl, "allow_join_initial_addr_port"),
-            stale_loss_cnt: get_int(&sysctl, "stale_loss_cnt"),
-            scheduler: get_str(&sysctl, "scheduler"),
-            close_timeout: get_int(&sysctl, "close_timeout"),
-            blackhole_timeout: get_int(&sysctl, "blackhole_timeout"),
-            syn_retrans_before_tcp_fallback: get_int(&sysctl, "syn_retrans_before_tcp_fallback"),
-        },
+        sysctl: raw_sysctl(&sysctl),
         routing: RawRouting {
             table_base: get_int(&routing, "table_base"),
             rule_priority: get_int(&routing, "rule_priority"),
@@ -470,4 +379,106 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
         links,
     };
     Ok((raw, r.issues.list))
+}
+
+fn one_issue(line: usize, column: usize, message: String) -> ConfigError {
+    ConfigError {
+        issues: vec![Issue {
+            line,
+            column,
+            message,
+        }],
+    }
+}
+
+/// A newer schema has keys this agent does not know; say that rather than "unknown key".
+fn check_schema_version(root: &toml_edit::Table, text: &str) -> Result<(), ConfigError> {
+    let Some(v) = root.get("schema_version") else {
+        return Err(one_issue(
+            1,
+            1,
+            format!(
+                "schema_version is missing; this agent reads schema_version = {SCHEMA_VERSION}"
+            ),
+        ));
+    };
+    if v.as_integer() == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
+    let (line, column) = position(text, span_of(v).map_or(0, |s| s.start));
+    let shown = v
+        .as_value()
+        .map_or_else(|| found_item(v), |v| v.to_string());
+    Err(one_issue(
+        line,
+        column,
+        format!(
+            "schema_version = {} is not supported; this agent reads schema_version = {SCHEMA_VERSION}",
+            shown.trim()
+        ),
+    ))
+}
+
+/// The `[[link]]` tables, or the inline tables of `link = [...]`, each with its position.
+fn link_tables<'t>(
+    item: &'t toml_edit::Item,
+    span: &Range<usize>,
+) -> Vec<(&'t dyn toml_edit::TableLike, Range<usize>)> {
+    match item {
+        toml_edit::Item::ArrayOfTables(a) => a
+            .iter()
+            .map(|t| {
+                (
+                    t as &dyn toml_edit::TableLike,
+                    t.span().unwrap_or_else(|| span.clone()),
+                )
+            })
+            .collect(),
+        _ => item
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| {
+                        let s = v.span().unwrap_or_else(|| span.clone());
+                        v.as_inline_table()
+                            .map(|t| (t as &dyn toml_edit::TableLike, s))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// One link rule as written; `bad` are its keys whose value had the wrong type.
+fn raw_link(m: &Fitting<'_>, bad: &[&str]) -> RawLinkRule {
+    RawLinkRule {
+        name: get_str(m, "name"),
+        interfaces: get_list(m, "interfaces"),
+        device_types: get_list(m, "device_types"),
+        metered: get_bool(m, "metered"),
+        manage: get_bool(m, "manage"),
+        flags: get_list(m, "flags"),
+        on_carrier_loss: get_str(m, "on_carrier_loss"),
+        ipv4: get_bool(m, "ipv4"),
+        ipv6: get_bool(m, "ipv6"),
+        gateway4: get_str(m, "gateway4"),
+        gateway6: get_str(m, "gateway6"),
+        allow_virtual: get_bool(m, "allow_virtual"),
+        metered_backup: get_bool(m, "metered_backup"),
+        flags_unreadable: bad.contains(&"flags"),
+    }
+}
+
+fn raw_sysctl(m: &Fitting<'_>) -> RawSysctl {
+    RawSysctl {
+        enabled: get_bool(m, "enabled"),
+        add_addr_timeout: get_int(m, "add_addr_timeout"),
+        checksum_enabled: get_bool(m, "checksum_enabled"),
+        allow_join_initial_addr_port: get_bool(m, "allow_join_initial_addr_port"),
+        stale_loss_cnt: get_int(m, "stale_loss_cnt"),
+        scheduler: get_str(m, "scheduler"),
+        close_timeout: get_int(m, "close_timeout"),
+        blackhole_timeout: get_int(m, "blackhole_timeout"),
+        syn_retrans_before_tcp_fallback: get_int(m, "syn_retrans_before_tcp_fallback"),
+    }
 }
