@@ -11,7 +11,7 @@ use crate::{
         Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEvent, NmDevice, NmVersion, Route,
         Rule,
     },
-    op::Op,
+    op::{Op, OpError},
 };
 
 /// A full rtnetlink dump; replaces what was known.
@@ -80,7 +80,7 @@ pub enum Event {
     /// The executor carried out (or failed) an op.
     OpDone {
         op: Op,
-        error: Option<String>,
+        error: Option<OpError>,
     },
     /// A new config was loaded and validated.
     ConfigChanged(Box<Config>),

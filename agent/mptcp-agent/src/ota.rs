@@ -28,6 +28,7 @@ use std::{
 
 use mptcp_agent_core::{
     config::SCHEMA_VERSION, plan, Config, Diagnostic, Event, KernelEndpoint, Millis, Observed, Op,
+    OpError,
 };
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::{
@@ -166,14 +167,14 @@ pub fn save_last_good(dir: &Path, text: &str) -> io::Result<()> {
 /// What a transaction needs from the kernel; the executor in the daemon, a fake in tests.
 #[allow(async_fn_in_trait)]
 pub trait Kernel {
-    async fn apply(&self, op: &Op) -> Result<(), String>;
+    async fn apply(&self, op: &Op) -> Result<(), OpError>;
     /// A fresh endpoint dump, `None` if it failed.
     async fn endpoints(&self) -> Option<Vec<KernelEndpoint>>;
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String>;
 }
 
 impl Kernel for Executor {
-    async fn apply(&self, op: &Op) -> Result<(), String> {
+    async fn apply(&self, op: &Op) -> Result<(), OpError> {
         Executor::apply(self, op).await
     }
 
@@ -286,10 +287,10 @@ pub async fn apply_transaction<K: Kernel>(
     // A reload is an explicit retry: an op held back after a recent failure must be tried
     // now, or the new config would be committed without it.
     obs.failures.clear();
-    let before: BTreeSet<String> = plan(cfg, obs, clock())
+    let before: BTreeSet<Op> = plan(cfg, obs, clock())
         .steps
-        .iter()
-        .map(|s| s.op.to_string())
+        .into_iter()
+        .map(|s| s.op)
         .collect();
     let old = std::mem::replace(cfg, new);
     let mut undo: Vec<Op> = Vec::new();
@@ -324,7 +325,7 @@ pub async fn apply_transaction<K: Kernel>(
                         ),
                     }
                 }
-                Err(e) if before.contains(&step.op.to_string()) => {
+                Err(e) if before.contains(&step.op) => {
                     log::warn!(
                         "config: {}: {} FAILED (failing before this config too): {e}",
                         step.why,
@@ -342,7 +343,7 @@ pub async fn apply_transaction<K: Kernel>(
                     *cfg = old;
                     return Err(RolledBack {
                         op: step.op.to_string(),
-                        error,
+                        error: error.to_string(),
                         undone,
                         undo_errors,
                     });

@@ -5,8 +5,8 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot, Link, Millis,
-    Observed, OperState, Route, TABLE_MAIN,
+    config::load, EndpointFlags, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot, Link,
+    Millis, Observed, OperState, Route, TABLE_MAIN,
 };
 
 use super::*;
@@ -409,13 +409,4 @@ fn admin_is_root_or_group_member() {
     assert!(!is_admin(65534, "root"));
     assert!(!is_admin(65534, "no-such-group-mptcp-test"));
     assert!(!is_admin(4_000_000, "nogroup"), "unknown uid");
-}
-
-#[test]
-fn flag_names_split() {
-    assert_eq!(
-        flag_names(EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP)),
-        vec!["subflow", "backup"]
-    );
-    assert!(flag_names(EndpointFlags::empty()).is_empty());
 }
