@@ -390,27 +390,33 @@ impl Manifest {
 impl Condition {
     fn validate(&self, what: &str) -> std::result::Result<(), String> {
         match (&self.contains, &self.lacks) {
-            (Some(_), None) | (None, Some(_)) => Ok(()),
-            _ => Err(format!(
-                "{what}: `when` needs exactly one of `contains` or `lacks`"
+            (None, None) => Err(format!(
+                "{what}: `when` needs `contains`, `lacks` or both"
             )),
+            _ => Ok(()),
         }
     }
 
     /// Evaluate against the file's content (`None`: the file does not exist).
     pub fn holds(&self, content: Option<&[u8]>) -> bool {
         let text = content.map(String::from_utf8_lossy);
-        match (&self.contains, &self.lacks) {
-            (Some(needle), _) => text.map(|t| t.contains(needle.as_str())).unwrap_or(false),
-            (None, Some(needle)) => text.map(|t| !t.contains(needle.as_str())).unwrap_or(true),
-            (None, None) => true,
-        }
+        // Both parts must hold when both are given (a missing file lacks everything).
+        let contains = match &self.contains {
+            Some(needle) => text.as_ref().is_some_and(|t| t.contains(needle.as_str())),
+            None => true,
+        };
+        let lacks = match &self.lacks {
+            Some(needle) => !text.as_ref().is_some_and(|t| t.contains(needle.as_str())),
+            None => true,
+        };
+        contains && lacks
     }
 
     /// Human-readable form for reports.
     pub fn describe(&self) -> String {
         match (&self.contains, &self.lacks) {
-            (Some(n), _) => format!("{} contains `{}`", self.file, n),
+            (Some(c), Some(l)) => format!("{} contains `{}` and lacks `{}`", self.file, c, l),
+            (Some(n), None) => format!("{} contains `{}`", self.file, n),
             (None, Some(n)) => format!("{} lacks `{}`", self.file, n),
             (None, None) => self.file.clone(),
         }
@@ -600,5 +606,17 @@ selftest_fragments = []
         assert!(c.holds(None));
         assert!(c.holds(Some(b"abc")));
         assert!(!c.holds(Some(b"axc")));
+        // Both parts must hold: the fixups for the 5.15.2xx PM code need one
+        // marker present and the upstream fix absent.
+        let both = Condition {
+            file: "f".into(),
+            contains: Some("close_event_done".into()),
+            lacks: Some("check_next".into()),
+        };
+        assert!(both.holds(Some(b"close_event_done")));
+        assert!(!both.holds(Some(b"close_event_done check_next")));
+        assert!(!both.holds(Some(b"neither")));
+        assert!(!both.holds(None));
+        assert!(both.describe().contains("and lacks `check_next`"));
     }
 }
