@@ -87,11 +87,42 @@ fn generate(share: &Path) -> io::Result<()> {
     completions(&mut cmd, share)
 }
 
+/// Release builds abort on panic (`panic = "abort"` in the workspace's `profile.release`), so
+/// nothing unwinds through the agent's frames: its unwind tables (`.eh_frame`, 13 % of the
+/// stripped binary) only feed panic backtraces, which a stripped binary cannot symbolize, and
+/// debuggers. No profile setting drops them and std's come precompiled, so the linker discards
+/// them; a link argument from here reaches the Yocto and Buildroot builds, which set their own
+/// RUSTFLAGS. GNU ld and lld take this script, gold does not: `MPTCP_AGENT_KEEP_UNWIND_TABLES=1`
+/// keeps the tables (for gold, and for backtraces from core dumps). Debug and test builds keep
+/// them.
+const NO_UNWIND_TABLES: &str = "SECTIONS {
+  /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.gcc_except_table .gcc_except_table.*) }
+} INSERT AFTER .text;
+";
+
+fn drop_unwind_tables(out: &Path) {
+    println!("cargo:rerun-if-env-changed=MPTCP_AGENT_KEEP_UNWIND_TABLES");
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("PROFILE") != "release"
+        || var("CARGO_CFG_TARGET_OS") != "linux"
+        || !var("MPTCP_AGENT_KEEP_UNWIND_TABLES").is_empty()
+    {
+        return;
+    }
+    let script = out.join("no-unwind-tables.ld");
+    if let Err(e) = std::fs::write(&script, NO_UNWIND_TABLES) {
+        panic!("writing {}: {e}", script.display());
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=src/args.rs");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=MPTCP_AGENT_GEN_DIR");
-    let mut roots = vec![PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"))];
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    drop_unwind_tables(&out);
+    let mut roots = vec![out];
     if let Some(d) = std::env::var_os("MPTCP_AGENT_GEN_DIR").filter(|d| !d.is_empty()) {
         roots.push(PathBuf::from(d));
     }

@@ -138,6 +138,18 @@ pub const METRICS: &[MetricDef] = &[
         better: Better::Lower,
     },
     MetricDef {
+        id: "rss_idle_anon_kib",
+        label: "of which anonymous (heap, stacks)",
+        unit: "KiB",
+        better: Better::Lower,
+    },
+    MetricDef {
+        id: "rss_idle_file_kib",
+        label: "of which mapped files (program and library code, clean)",
+        unit: "KiB",
+        better: Better::Lower,
+    },
+    MetricDef {
         id: "rss_peak_storm_kib",
         label: "resident memory, peak under the link-event storm",
         unit: "KiB",

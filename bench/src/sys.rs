@@ -9,18 +9,31 @@ use std::{
 
 use crate::model::Machine;
 
+/// Fields of `/proc/PID/status` that are in kB, in the order asked.
+fn status_kib<const N: usize>(pid: u32, names: [&str; N]) -> Option<[u64; N]> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut out = [0; N];
+    for (o, name) in out.iter_mut().zip(names) {
+        *o = s
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+    }
+    Some(out)
+}
+
 /// `VmRSS` and `VmHWM` of a process, KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        s.lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    status_kib(pid, ["VmRSS", "VmHWM"]).map(|[rss, hwm]| (rss, hwm))
+}
+
+/// `VmRSS` split: `RssAnon` (heap, stacks: the process's own) and `RssFile` (mapped pages of
+/// the program and its libraries: clean, reclaimable, libc's shared with other processes), KiB.
+pub fn rss_split_kib(pid: u32) -> Option<(u64, u64)> {
+    status_kib(pid, ["RssAnon", "RssFile"]).map(|[anon, file]| (anon, file))
 }
 
 /// utime + stime of a process, ms.

@@ -284,7 +284,10 @@ impl Session<'_> {
         let pid = self.manager_pid().ok_or("manager not running")?;
         std::thread::sleep(Duration::from_secs(2));
         let (idle, _) = sys::rss_kib(pid).ok_or("no /proc status for the manager")?;
+        let (anon, file) = sys::rss_split_kib(pid).ok_or("no /proc status for the manager")?;
         r.push("rss_idle_kib", 0, Value::Num(idle as f64), None);
+        r.push("rss_idle_anon_kib", 0, Value::Num(anon as f64), None);
+        r.push("rss_idle_file_kib", 0, Value::Num(file as f64), None);
         Ok(())
     }
 
