@@ -241,6 +241,7 @@ impl World {
             loc_id: Some(2),
             ifindex: Some(WWAN),
             error: Some(error),
+            backup: Some(false),
         }));
     }
 
@@ -255,6 +256,7 @@ impl World {
             loc_id: Some(2),
             ifindex: Some(WWAN),
             error: None,
+            backup: Some(false),
         }));
     }
 
@@ -1047,6 +1049,7 @@ fn reestablished_subflow_clears_the_loss() {
         loc_id: None,
         ifindex: None,
         error: None,
+        backup: None,
     }));
     assert!(
         w.ops().is_empty(),

@@ -328,10 +328,10 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
 /// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
 /// `follow`: devices whose applied connection to check every [`APPLIED_POLL`], and
 /// requests to read every device again.
-pub async fn watch(
+pub async fn watch<T: From<Event>>(
     conn: Connection,
-    conf_paths: Vec<String>,
-    tx: Sender<Event>,
+    conf_paths: watch_channel::Receiver<Vec<String>>,
+    tx: Sender<T>,
     follow: Option<Follow>,
 ) -> Result<()> {
     let (mut poll, refresh_all_now) = match follow {
@@ -369,7 +369,7 @@ pub async fn watch(
             .unwrap_or(false);
         if !present {
             log::info!("NetworkManager is not on the bus: kernel-only mode");
-            if tx.send(Event::NmGone).await.is_err() {
+            if tx.send(Event::NmGone.into()).await.is_err() {
                 return Ok(());
             }
             // Wait until it gets an owner.
@@ -386,8 +386,10 @@ pub async fn watch(
                 }
             }
         }
-        // Present: snapshot, then follow changes until it leaves.
-        match snapshot(&conn, &conf_paths, &tx).await {
+        // Present: snapshot, then follow changes until it leaves. The config files are
+        // read from where the config in force says, which a reload may have changed.
+        let paths = conf_paths.borrow().clone();
+        match snapshot(&conn, &paths, &tx).await {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => {
@@ -432,7 +434,7 @@ pub async fn watch(
                         }
                         // First look or a new version (reapply): read the device again.
                         if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
-                            if tx.send(ev).await.is_err() {
+                            if tx.send(ev.into()).await.is_err() {
                                 return Ok(());
                             }
                         }
@@ -443,7 +445,7 @@ pub async fn watch(
                     if let Some(devices) = active_connection_devices(&conn, &msg).await {
                         for path in devices {
                             if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
-                                if tx.send(ev).await.is_err() {
+                                if tx.send(ev.into()).await.is_err() {
                                     return Ok(());
                                 }
                             }
@@ -454,14 +456,15 @@ pub async fn watch(
                     if ev == Event::NmStartup(false) {
                         // Startup done: devices are assumed or activated now, and the version
                         // is known; read everything again rather than patch it up.
-                        match snapshot(&conn, &conf_paths, &tx).await {
+                        let paths = conf_paths.borrow().clone();
+                        match snapshot(&conn, &paths, &tx).await {
                             Ok(true) => {}
                             Ok(false) => return Ok(()),
                             Err(e) => log::warn!("NetworkManager: reading its state after startup failed: {e}"),
                         }
                         continue;
                     }
-                    if tx.send(ev).await.is_err() {
+                    if tx.send(ev.into()).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -479,7 +482,7 @@ pub async fn watch(
                         _ => None,
                     };
                     if let Some(ev) = ev {
-                        if tx.send(ev).await.is_err() {
+                        if tx.send(ev.into()).await.is_err() {
                             return Ok(());
                         }
                     }
@@ -536,9 +539,9 @@ async fn applied_version(conn: &Connection, path: &str) -> Option<u64> {
 }
 
 /// Read every device again; false when the agent is shutting down.
-async fn refresh_all(
+async fn refresh_all<T: From<Event>>(
     conn: &Connection,
-    tx: &Sender<Event>,
+    tx: &Sender<T>,
     config_paths: &mut HashMap<String, String>,
 ) -> bool {
     let Ok(nm) = NetworkManagerProxy::builder(conn)
@@ -553,7 +556,7 @@ async fn refresh_all(
     };
     for p in paths {
         if let Some(ev) = refresh(conn, p.as_str(), config_paths).await {
-            if tx.send(ev).await.is_err() {
+            if tx.send(ev.into()).await.is_err() {
                 return false;
             }
         }
@@ -608,10 +611,10 @@ fn devices_rule() -> zbus::Result<MatchRule<'static>> {
 
 /// Version, startup flag, config files and all devices. `Ok(false)` when the agent is
 /// shutting down.
-async fn snapshot(
+async fn snapshot<T: From<Event>>(
     conn: &Connection,
     conf_paths: &[String],
-    tx: &Sender<Event>,
+    tx: &Sender<T>,
 ) -> zbus::Result<bool> {
     let nm = NetworkManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
@@ -643,7 +646,7 @@ async fn snapshot(
         Event::NmAppeared { version, startup },
         Event::NmDevices(devices),
     ] {
-        if tx.send(ev).await.is_err() {
+        if tx.send(ev.into()).await.is_err() {
             return Ok(false);
         }
     }

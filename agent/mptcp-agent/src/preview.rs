@@ -69,7 +69,8 @@ pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observe
         }
     };
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    let paths = cfg.networkmanager.conf_paths.clone();
+    // The paths do not change here; the receiver keeps the value after the sender is gone.
+    let (_, paths) = tokio::sync::watch::channel(cfg.networkmanager.conf_paths.clone());
     let watcher = tokio::spawn(async move {
         let _ = nm::watch(conn, paths, tx, None).await;
     });

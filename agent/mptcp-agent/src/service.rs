@@ -16,8 +16,8 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    assess, Blackhole, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, NmObserved,
-    Observed, Want,
+    assess, Blackhole, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, MptcpEvent,
+    MptcpEventKind, NmObserved, Observed, Want,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -503,11 +503,16 @@ pub enum Notice {
     },
 }
 
-/// The daemon's end: publish snapshots and notices, receive requests.
+/// Subflow events waiting for their signal; beyond this they are dropped (as the kernel
+/// drops events a slow reader does not take).
+const SUBFLOW_QUEUE: usize = 256;
+
+/// The daemon's end: publish snapshots, notices and subflow events, receive requests.
 pub struct ServiceHandle {
     snapshot: watch::Sender<Snapshot>,
     notices: mpsc::UnboundedSender<Notice>,
-    pub requests: mpsc::Receiver<Request>,
+    subflows: mpsc::Sender<MptcpEvent>,
+    requests: Option<mpsc::Receiver<Request>>,
 }
 
 impl ServiceHandle {
@@ -524,6 +529,31 @@ impl ServiceHandle {
 
     pub fn notice(&self, n: Notice) {
         let _ = self.notices.send(n);
+    }
+
+    /// A subflow event from the daemon's event stream, for the `SubflowEvent` signal.
+    pub fn subflow(&self, ev: &MptcpEvent) {
+        if subflow_kind(ev.kind).is_some() {
+            let _ = self.subflows.try_send(ev.clone());
+        }
+    }
+
+    /// The D-Bus methods' requests, for the daemon's channel (the first call takes them).
+    pub fn take_requests(&mut self) -> Option<mpsc::Receiver<Request>> {
+        self.requests.take()
+    }
+}
+
+/// The `kind` of a `SubflowEvent` signal; `None` for events that are not about a subflow.
+fn subflow_kind(kind: MptcpEventKind) -> Option<&'static str> {
+    match kind {
+        MptcpEventKind::SubflowEstablished => Some("sf_established"),
+        MptcpEventKind::SubflowClosed => Some("sf_closed"),
+        MptcpEventKind::SubflowPriority => Some("sf_priority"),
+        MptcpEventKind::Created
+        | MptcpEventKind::Established
+        | MptcpEventKind::Closed
+        | MptcpEventKind::Other => None,
     }
 }
 
@@ -859,12 +889,14 @@ pub async fn serve(
     }
     let (snap_tx, snap_rx) = watch::channel(initial);
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
+    let (subflow_tx, subflow_rx) = mpsc::channel(SUBFLOW_QUEUE);
     tokio::spawn(publisher(conn.clone(), snap, snap_rx, notice_rx));
-    tokio::spawn(subflow_events(conn));
+    tokio::spawn(subflow_signals(conn, subflow_rx));
     Ok(ServiceHandle {
         snapshot: snap_tx,
         notices: notice_tx,
-        requests: req_rx,
+        subflows: subflow_tx,
+        requests: Some(req_rx),
     })
 }
 
@@ -991,17 +1023,9 @@ async fn emit_changes(
     Ok(())
 }
 
-/// Forward the kernel's subflow events as `SubflowEvent` signals (5.12+; nothing before).
-async fn subflow_events(conn: Connection) {
-    use futures::StreamExt;
-    use mptcp_genl::EventKind;
-    let mut stream = match mptcp_genl::subscribe_events().await {
-        Ok(s) => s,
-        Err(e) => {
-            log::info!("D-Bus: no SubflowEvent signals: {e}");
-            return;
-        }
-    };
+/// The kernel's subflow events (taken from the daemon's one event stream) as
+/// `SubflowEvent` signals.
+async fn subflow_signals(conn: Connection, mut events: mpsc::Receiver<MptcpEvent>) {
     let ctxt = match SignalContext::new(&conn, OBJECT_PATH) {
         Ok(c) => c,
         Err(e) => {
@@ -1009,32 +1033,21 @@ async fn subflow_events(conn: Connection) {
             return;
         }
     };
-    while let Some(item) = stream.next().await {
-        let ev = match item {
-            Ok(ev) => ev,
-            Err(mptcp_genl::Error::EventsLost) => continue,
-            Err(e) => {
-                log::warn!("D-Bus: subflow events stopped: {e}");
-                return;
-            }
-        };
-        if !matches!(
-            ev.kind,
-            EventKind::SubEstablished | EventKind::SubClosed | EventKind::SubPriority
-        ) {
+    while let Some(ev) = events.recv().await {
+        let Some(kind) = subflow_kind(ev.kind) else {
             continue;
-        }
+        };
         let addr = |a: Option<std::net::IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         let r = Agent1::subflow_event(
             &ctxt,
-            ev.kind.name(),
+            kind,
             ev.token.unwrap_or(0),
             &addr(ev.saddr),
             ev.sport.unwrap_or(0),
             &addr(ev.daddr),
             ev.dport.unwrap_or(0),
             ev.ifindex.unwrap_or(0),
-            ev.error.map(u32::from).unwrap_or(0),
+            ev.error.unwrap_or(0),
             ev.backup.unwrap_or(false),
         )
         .await;

@@ -272,6 +272,7 @@ fn subflow(kind: MptcpEventKind, saddr: &str, token: u32) -> Event {
         loc_id: None,
         ifindex: None,
         error: None,
+        backup: None,
     })
 }
 
