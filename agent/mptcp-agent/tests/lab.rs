@@ -1526,6 +1526,94 @@ fn explain_answers_for_every_refusal_kind() -> R {
     )
 }
 
+/// A reload that adds a NetworkManager config directory holds across NetworkManager's next
+/// restart: the agent reads NetworkManager's config where the config in force says, not
+/// where the config it started with said. Here the added directory makes NetworkManager's
+/// MPTCP the global default, so wwan0 is refused after the reload and must stay refused.
+fn reloaded_nm_conf_paths_hold_across_a_networkmanager_restart() -> R {
+    let lab = lab_with(LabOptions::default())?;
+    let base = agent_config(&lab, "");
+    let agent = Agent::start(&lab, &base)?;
+    let managed = wait_for(Duration::from_secs(10), || {
+        let l = explained(&lab, "wwan0").ok()?;
+        (l["state"] != "refused").then_some(())
+    });
+    with_log(
+        &agent,
+        managed.ok_or_else(|| "the agent did not answer for wwan0 within 10 s".to_string()),
+    )?;
+    let extra = lab.dir().join("nm-extra");
+    ctx(std::fs::create_dir_all(&extra), "creating nm-extra")?;
+    ctx(
+        std::fs::write(
+            extra.join("80-nm-mptcp.conf"),
+            "[connection-nm-mptcp]\nconnection.mptcp-flags=0x22\n",
+        ),
+        "writing 80-nm-mptcp.conf",
+    )?;
+    let conf_d = lab.dir().join("nm/etc/conf.d");
+    // Loaded last: it outranks the lab's own global default (conf.d/50-mptcp.conf).
+    let moved = base.replacen(
+        &format!("\"{}\"]", conf_d.display()),
+        &format!("\"{}\", \"{}\"]", conf_d.display(), extra.display()),
+        1,
+    );
+    ensure(moved != base, || {
+        format!("conf_paths not found in:\n{base}")
+    })?;
+    ctx(std::fs::write(&agent.config, &moved), "writing agent.toml")?;
+    with_log(&agent, agent_cli(&lab, &["reload"]).map(|_| ()))?;
+    wait_refusal(&lab, &agent, "wwan0", "networkmanager-global")?;
+
+    // "NetworkManager 1.42.x on the bus": once per snapshot of NetworkManager.
+    let on_the_bus = |agent: &Agent| {
+        let log = agent.log_text();
+        log.lines()
+            .filter(|l| l.contains(" on the bus") && !l.contains("not on the bus"))
+            .count()
+    };
+    let before = on_the_bus(&agent);
+    ctx(lab.nm_restart(), "NetworkManager restart")?;
+    let seen = wait_for(Duration::from_secs(10), || {
+        (on_the_bus(&agent) > before).then_some(())
+    });
+    with_log(
+        &agent,
+        seen.ok_or_else(|| "the agent did not see NetworkManager back".to_string()),
+    )?;
+    // Refused again once NetworkManager's devices are read, and for good: a refusal left over
+    // from before the restart would go within a moment.
+    const STEADY: Duration = Duration::from_secs(3);
+    let t0 = Instant::now();
+    let mut since: Option<Instant> = None;
+    let mut last = String::new();
+    let steady = wait_for(Duration::from_secs(15), || {
+        let l = explained(&lab, "wwan0").ok()?;
+        last = l.to_string();
+        if l["state"] == "refused" && l["refusal"] == "networkmanager-global" {
+            let s = *since.get_or_insert_with(Instant::now);
+            (s.elapsed() >= STEADY).then_some(())
+        } else {
+            since = None;
+            None
+        }
+    });
+    with_log(
+        &agent,
+        steady.ok_or_else(|| {
+            format!(
+                "wwan0 not refused for {} s on end after NetworkManager's restart; last: {last}",
+                STEADY.as_secs()
+            )
+        }),
+    )?;
+    eprintln!(
+        "after NetworkManager's restart: refused by the reloaded conf_paths ({:.0} ms)",
+        ms(t0.elapsed())
+    );
+    Ok(())
+}
+
 /// NetworkManager marks wwan0 metered (`nmcli connection modify … connection.metered yes`,
 /// applied with `nmcli device reapply`): the agent flags its endpoint backup in place (same
 /// id), and takes the flag away again when it is set back to `no`. wlan0 is not touched.
@@ -1783,6 +1871,10 @@ fn main() {
         (
             "explain_answers_for_every_refusal_kind",
             explain_answers_for_every_refusal_kind,
+        ),
+        (
+            "reloaded_nm_conf_paths_hold_across_a_networkmanager_restart",
+            reloaded_nm_conf_paths_hold_across_a_networkmanager_restart,
         ),
         (
             "metered_uplink_becomes_backup_and_back",
