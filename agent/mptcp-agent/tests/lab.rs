@@ -974,6 +974,128 @@ fn killed_subflow_comes_back_at_once() -> R {
     )
 }
 
+/// `mptcp-agent monitor --json` in the device namespace: its JSON lines, collected by a
+/// thread; stopped when dropped.
+struct SignalMonitor {
+    child: Child,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl SignalMonitor {
+    fn start(lab: &Lab) -> Result<SignalMonitor, String> {
+        let mut child = ctx(
+            lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+                .args(["monitor", "--json"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn(),
+            "starting mptcp-agent monitor",
+        )?;
+        let out = child.stdout.take().ok_or("monitor stdout")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Ok(SignalMonitor {
+            child,
+            lines,
+            reader: Some(reader),
+        })
+    }
+
+    /// The SubflowEvent signals of this kind from this local address, in order.
+    fn subflow_events(&self, kind: &str, local: &str) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| {
+                v["event"] == "subflow_event" && v["kind"] == kind && v["local_address"] == local
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for SignalMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// The D-Bus `SubflowEvent` signals come from the agent's one `mptcp_pm_events`
+/// subscription: `mptcp-agent monitor` sees wwan0's subflows closed by `ss -K` and the new
+/// ones the agent's re-add brings, with the kernel's token and addresses.
+fn subflow_signals_reach_dbus() -> R {
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let mut agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    let monitor = SignalMonitor::start(&lab)?;
+    // Subscribed well before the first subflow: a process start and four match rules.
+    std::thread::sleep(Duration::from_millis(1000));
+    start_iperf3(&lab, "iperf-signals", 60)?;
+    let joined = wait_for(Duration::from_secs(10), || {
+        let e = monitor.subflow_events("sf_established", "10.2.0.2");
+        (!e.is_empty()).then_some(e)
+    });
+    let joined = with_log(
+        &agent,
+        joined.ok_or_else(|| "no sf_established signal for 10.2.0.2 within 10 s".to_string()),
+    )?;
+    let t0 = Instant::now();
+    ctx(lab.kill_subflows_of("wwan0"), "ss -K")?;
+    let again = wait_for(Duration::from_secs(10), || {
+        let closed = monitor.subflow_events("sf_closed", "10.2.0.2");
+        let est = monitor.subflow_events("sf_established", "10.2.0.2");
+        (!closed.is_empty() && est.len() > joined.len()).then_some((closed, est))
+    });
+    let _ = lab.stop("iperf-signals");
+    let (closed, est) = with_log(
+        &agent,
+        again.ok_or_else(|| {
+            format!(
+                "no sf_closed and new sf_established signals for 10.2.0.2 within 10 s of ss -K: {:?}",
+                monitor.lines.lock().unwrap()
+            )
+        }),
+    )?;
+    let c = &closed[0];
+    ensure(
+        c["token"].as_u64().is_some_and(|t| t != 0)
+            && c["remote_address"] == lab.server_addr4().to_string()
+            && c["remote_port"] == 5201
+            && c["error"].is_u64(),
+        || format!("sf_closed signal: {c}"),
+    )?;
+    eprintln!(
+        "SubflowEvent: {} sf_established and {} sf_closed for 10.2.0.2; re-established {:.0} ms after ss -K",
+        est.len(),
+        closed.len(),
+        ms(t0.elapsed())
+    );
+    ensure(agent.alive(), || "agent died".into())
+}
+
 /// Agent SIGKILL + restart, then NetworkManager restart: the same subflows afterwards.
 fn restarts_leave_subflows_alone() -> R {
     let lab = lab_with(LabOptions::default().iperf3_server(true))?;
@@ -1851,6 +1973,7 @@ fn main() {
             "killed_subflow_comes_back_at_once",
             killed_subflow_comes_back_at_once,
         ),
+        ("subflow_signals_reach_dbus", subflow_signals_reach_dbus),
         (
             "restarts_leave_subflows_alone",
             restarts_leave_subflows_alone,
