@@ -149,11 +149,9 @@ impl Daemon<Executor> {
     }
 }
 
-/// NetworkManager as the config in force says: followed or not, and where its config files
-/// are (read again by the watcher whenever NetworkManager (re)appears).
+/// NetworkManager followed or not, as the config in force says.
 struct NmFollower {
     inbox: mpsc::Sender<Input>,
-    conf_paths: watch::Sender<Vec<String>>,
     /// Devices refused because of NetworkManager's own MPTCP, polled by the watcher: a
     /// reapply that turns it off sends no signal.
     poll: watch::Sender<BTreeSet<String>>,
@@ -165,10 +163,9 @@ struct NmFollower {
 }
 
 impl NmFollower {
-    fn new(inbox: mpsc::Sender<Input>, cfg: &Config) -> NmFollower {
+    fn new(inbox: mpsc::Sender<Input>) -> NmFollower {
         NmFollower {
             inbox,
-            conf_paths: watch::channel(cfg.networkmanager.conf_paths.clone()).0,
             poll: watch::channel(BTreeSet::new()).0,
             refresh: Arc::new(Notify::new()),
             task: None,
@@ -179,13 +176,7 @@ impl NmFollower {
     /// Follow NetworkManager or not, as the config in force says; at start and after every
     /// reload.
     async fn configure(&mut self, d: &mut Daemon<Executor>) {
-        let nm = &d.cfg.networkmanager;
-        self.conf_paths.send_if_modified(|cur| {
-            let changed = *cur != nm.conf_paths;
-            cur.clone_from(&nm.conf_paths);
-            changed
-        });
-        let follow = nm.follow;
+        let follow = d.cfg.networkmanager.follow;
         if self.following.replace(follow) == Some(follow) {
             return;
         }
@@ -205,13 +196,12 @@ impl NmFollower {
         match zbus::Connection::system().await {
             Ok(conn) => {
                 let tx = self.inbox.clone();
-                let paths = self.conf_paths.subscribe();
                 let follow = nm::Follow {
                     poll: self.poll.subscribe(),
                     refresh: self.refresh.clone(),
                 };
                 self.task = Some(tokio::spawn(async move {
-                    if let Err(e) = nm::watch(conn, paths, tx.clone(), Some(follow)).await {
+                    if let Err(e) = nm::watch(conn, tx.clone(), Some(follow)).await {
                         log::warn!(
                             "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
                         );
@@ -251,8 +241,15 @@ async fn handle(
 ) {
     let reloaded = match input {
         Input::Event(ev) => {
-            if let Event::Mptcp(m) = &ev {
-                ota.subflow(m);
+            match &ev {
+                Event::Mptcp(m) => ota.subflow(m),
+                // NetworkManager (re)started and read its config files: read them too, where
+                // the config in force says they are (a reload may have moved them).
+                Event::NmAppeared { .. } => {
+                    let files = nm::read_conf_files(&d.cfg.networkmanager.conf_paths);
+                    d.apply(Event::NmConfFiles(files));
+                }
+                _ => {}
             }
             d.apply(ev);
             return;
@@ -362,7 +359,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let (rt, messages) = rtnl::connect()?;
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<Error>(4);
 
-    let mut nm = NmFollower::new(tx.clone(), &cfg);
+    let mut nm = NmFollower::new(tx.clone());
     let exec = Executor {
         pm: pm.clone(),
         rt: rt.clone(),

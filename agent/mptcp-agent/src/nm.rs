@@ -327,10 +327,10 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
 /// Watch NetworkManager forever: presence, devices, changes. Sends [`Event::NmGone`] when it
 /// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
 /// `follow`: devices whose applied connection to check every [`APPLIED_POLL`], and
-/// requests to read every device again.
+/// requests to read every device again. NetworkManager's config files are the caller's to
+/// read ([`read_conf_files`]) on [`Event::NmAppeared`], where its config says they are.
 pub async fn watch<T: From<Event>>(
     conn: Connection,
-    conf_paths: watch_channel::Receiver<Vec<String>>,
     tx: Sender<T>,
     follow: Option<Follow>,
 ) -> Result<()> {
@@ -386,10 +386,8 @@ pub async fn watch<T: From<Event>>(
                 }
             }
         }
-        // Present: snapshot, then follow changes until it leaves. The config files are
-        // read from where the config in force says, which a reload may have changed.
-        let paths = conf_paths.borrow().clone();
-        match snapshot(&conn, &paths, &tx).await {
+        // Present: snapshot, then follow changes until it leaves.
+        match snapshot(&conn, &tx).await {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => {
@@ -456,8 +454,7 @@ pub async fn watch<T: From<Event>>(
                     if ev == Event::NmStartup(false) {
                         // Startup done: devices are assumed or activated now, and the version
                         // is known; read everything again rather than patch it up.
-                        let paths = conf_paths.borrow().clone();
-                        match snapshot(&conn, &paths, &tx).await {
+                        match snapshot(&conn, &tx).await {
                             Ok(true) => {}
                             Ok(false) => return Ok(()),
                             Err(e) => log::warn!("NetworkManager: reading its state after startup failed: {e}"),
@@ -609,13 +606,8 @@ fn devices_rule() -> zbus::Result<MatchRule<'static>> {
         .build())
 }
 
-/// Version, startup flag, config files and all devices. `Ok(false)` when the agent is
-/// shutting down.
-async fn snapshot<T: From<Event>>(
-    conn: &Connection,
-    conf_paths: &[String],
-    tx: &Sender<T>,
-) -> zbus::Result<bool> {
+/// Version, startup flag and all devices. `Ok(false)` when the agent is shutting down.
+async fn snapshot<T: From<Event>>(conn: &Connection, tx: &Sender<T>) -> zbus::Result<bool> {
     let nm = NetworkManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
@@ -632,7 +624,6 @@ async fn snapshot<T: From<Event>>(
         },
         if startup { ", still starting up" } else { "" }
     );
-    let files = read_conf_files(conf_paths);
     let mut devices = Vec::new();
     for p in nm.get_devices().await? {
         match read_device(conn, p.as_str()).await {
@@ -642,7 +633,6 @@ async fn snapshot<T: From<Event>>(
         }
     }
     for ev in [
-        Event::NmConfFiles(files),
         Event::NmAppeared { version, startup },
         Event::NmDevices(devices),
     ] {

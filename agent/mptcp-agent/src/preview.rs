@@ -68,11 +68,13 @@ pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observe
             return Ok(obs);
         }
     };
+    obs.apply(
+        &Event::NmConfFiles(nm::read_conf_files(&cfg.networkmanager.conf_paths)),
+        clock(),
+    );
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    // The paths do not change here; the receiver keeps the value after the sender is gone.
-    let (_, paths) = tokio::sync::watch::channel(cfg.networkmanager.conf_paths.clone());
     let watcher = tokio::spawn(async move {
-        let _ = nm::watch(conn, paths, tx, None).await;
+        let _ = nm::watch(conn, tx, None).await;
     });
     let deadline = Instant::now() + NM_WAIT;
     while !obs.ready() {

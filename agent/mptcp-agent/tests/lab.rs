@@ -1658,11 +1658,11 @@ fn reloaded_nm_conf_paths_hold_across_a_networkmanager_restart() -> R {
     let agent = Agent::start(&lab, &base)?;
     let managed = wait_for(Duration::from_secs(10), || {
         let l = explained(&lab, "wwan0").ok()?;
-        (l["state"] != "refused").then_some(())
+        (l["state"] == "active").then_some(())
     });
     with_log(
         &agent,
-        managed.ok_or_else(|| "the agent did not answer for wwan0 within 10 s".to_string()),
+        managed.ok_or_else(|| "wwan0 not active within 10 s".to_string()),
     )?;
     let extra = lab.dir().join("nm-extra");
     ctx(std::fs::create_dir_all(&extra), "creating nm-extra")?;
