@@ -32,7 +32,7 @@ use crate::{
     metrics, mptcpd, nm,
     ota::{self, Checked, Lifecycle, Outcome},
     pm, rtnl,
-    service::{AgentError, Request},
+    service::{self, AgentError, Request, ServiceHandle, Snapshot},
 };
 
 /// After NetworkManager releases a link: when to read the kernel's endpoints again (delays,
@@ -231,10 +231,20 @@ fn nm_refused_devices(cfg: &Config, obs: &Observed) -> BTreeSet<String> {
 
 type Reply = oneshot::Sender<std::result::Result<String, AgentError>>;
 
+/// The config outcomes `ota` has to tell, as D-Bus signals.
+fn tell(bus: Option<&ServiceHandle>, ota: &mut Lifecycle) {
+    for n in ota.take_notices() {
+        if let Some(b) = bus {
+            b.notice(n);
+        }
+    }
+}
+
 /// Act on one input. Resync replies wait for the reconciliation that follows (`resyncs`).
 async fn handle(
     d: &mut Daemon<Executor>,
     ota: &mut Lifecycle,
+    bus: Option<&ServiceHandle>,
     nm: &mut NmFollower,
     resyncs: &mut Vec<(Reply, String)>,
     input: Input,
@@ -242,7 +252,11 @@ async fn handle(
     let reloaded = match input {
         Input::Event(ev) => {
             match &ev {
-                Event::Mptcp(m) => ota.subflow(m),
+                Event::Mptcp(m) => {
+                    if let Some(b) = bus {
+                        b.subflow(m);
+                    }
+                }
                 // NetworkManager (re)started and read its config files: read them too, where
                 // the config in force says they are (a reload may have moved them).
                 Event::NmAppeared { .. } => {
@@ -278,6 +292,7 @@ async fn handle(
             return;
         }
     };
+    tell(bus, ota);
     if reloaded {
         crate::logging::apply_config(d.cfg.log_level);
         nm.configure(d).await;
@@ -286,14 +301,19 @@ async fn handle(
 
 /// Run the daemon until SIGTERM/SIGINT or a fatal adapter error.
 pub async fn run(opts: RunOptions) -> Result<()> {
-    // The config file, else the last good one, else the built-in default, and the D-Bus
-    // service (ota).
+    // The config file, else the last good one, else the built-in default (ota); the D-Bus
+    // service.
     let (mut ota, cfg) = Lifecycle::start(ota::Options {
         config: opts.config.clone(),
         state_dir: opts.state_dir.clone(),
-        dbus: true,
+    });
+    let mut bus = service::start_or_none(Snapshot {
+        mode: "starting".into(),
+        config: ota.info().clone(),
+        ..Snapshot::default()
     })
     .await;
+    tell(bus.as_ref(), &mut ota);
     let (tx, mut rx) = mpsc::channel::<Input>(INBOX);
     // Config triggers: the file watch, SIGHUP, the D-Bus methods.
     match ota::watch::Watcher::new(&opts.config) {
@@ -326,7 +346,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         }
         Err(e) => log::warn!("no SIGHUP handler: {e}"),
     }
-    if let Some(mut requests) = ota.take_requests() {
+    if let Some(mut requests) = bus.as_mut().and_then(ServiceHandle::take_requests) {
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(r) = requests.recv().await {
@@ -474,11 +494,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         tokio::select! {
             input = rx.recv() => {
                 let Some(input) = input else { return Err(Error::msg("all event sources stopped")) };
-                handle(&mut daemon, &mut ota, &mut nm, &mut resyncs, input).await;
+                handle(&mut daemon, &mut ota, bus.as_ref(), &mut nm, &mut resyncs, input).await;
                 // Take everything that is queued before deciding: NetworkManager sends
                 // bursts (IP config before the state change), netlink too.
                 while let Ok(input) = rx.try_recv() {
-                    handle(&mut daemon, &mut ota, &mut nm, &mut resyncs, input).await;
+                    handle(&mut daemon, &mut ota, bus.as_ref(), &mut nm, &mut resyncs, input).await;
                 }
             }
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
@@ -506,12 +526,20 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         for (reply, summary) in resyncs.drain(..) {
             let _ = reply.send(Ok(summary));
         }
-        ota.publish(
+        // READY=1 once, then the D-Bus snapshot (with the metrics' counters, which follow it).
+        ota.reconciled(&daemon.obs);
+        let mut snap = Snapshot::build(
             &daemon.cfg,
             &daemon.obs,
             &daemon.reported,
-            &mut daemon.metrics,
+            ota.info().clone(),
         );
+        daemon
+            .metrics
+            .observe(&mut snap, &daemon.obs, std::time::SystemTime::now());
+        if let Some(b) = &bus {
+            b.publish(snap);
+        }
         let refused = nm_refused_devices(&daemon.cfg, &daemon.obs);
         let released = nm.poll.borrow().iter().any(|d| !refused.contains(d));
         nm.poll.send_if_modified(|cur| {

@@ -12,7 +12,10 @@
 
 mod snapshot;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use mptcp_agent_core::{MptcpEvent, MptcpEventKind};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -437,11 +440,38 @@ impl Agent1 {
     }
 }
 
+/// Bound on connecting to the system bus at start.
+const BUS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serve the interface on the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default
 /// socket) and own the well-known name. The returned handle is the daemon's end.
 pub async fn start(initial: Snapshot) -> zbus::Result<ServiceHandle> {
     let conn = Connection::system().await?;
     serve(conn, initial, ADMIN_GROUP).await
+}
+
+/// [`start`], or `None` with the reason logged: without a system bus the agent runs
+/// without its D-Bus API.
+pub async fn start_or_none(initial: Snapshot) -> Option<ServiceHandle> {
+    match tokio::time::timeout(BUS_TIMEOUT, start(initial)).await {
+        Ok(Ok(s)) => {
+            log::info!("D-Bus: serving {BUS_NAME} on the system bus");
+            Some(s)
+        }
+        Ok(Err(e)) => {
+            log::warn!(
+                "D-Bus: not serving {BUS_NAME} ({e}); status and reload over D-Bus unavailable"
+            );
+            None
+        }
+        Err(_) => {
+            log::warn!(
+                "D-Bus: the system bus did not answer within {}s; running without the D-Bus API",
+                BUS_TIMEOUT.as_secs()
+            );
+            None
+        }
+    }
 }
 
 /// Serve on an existing connection (tests use private buses).

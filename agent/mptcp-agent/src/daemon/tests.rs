@@ -546,7 +546,7 @@ fn reload_rejects_or_applies_and_keeps_last_good() {
     let k = FakeKernel::new(initial_kernel());
     let mut obs = observed(&k);
     run(async {
-        let (mut lc, mut cfg) = Lifecycle::start(options(dir.path())).await;
+        let (mut lc, mut cfg) = Lifecycle::start(options(dir.path()));
         // Invalid: rejected with the position, nothing touched, last good in use.
         write(
             &opts.config,

@@ -1,34 +1,25 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Which config is in force and why: the choice at start, the check of a reloaded file,
 //! the outcome of its transaction (kept as last good, or rejected), and how that is told
-//! (log, D-Bus signals and properties, sd_notify). The transaction itself runs in the
-//! daemon's loop.
+//! (log, sd_notify, and notices and [`ConfigInfo`] the daemon puts on D-Bus). The
+//! transaction itself runs in the daemon's loop.
 
 use std::{
-    collections::BTreeSet,
     path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use mptcp_agent_core::{config::SCHEMA_VERSION, Config, Diagnostic, MptcpEvent, Observed};
-use tokio::sync::mpsc;
+use mptcp_agent_core::{config::SCHEMA_VERSION, Config, Observed};
 
 use super::store::{built_in, load, save_if_changed, Loaded, LAST_GOOD_FILE};
 use crate::{
     notify::Notifier,
-    service::{
-        self, AgentError, ConfigInfo, ConfigSource, Notice, Request, ServiceHandle, Snapshot,
-    },
+    service::{AgentError, ConfigInfo, ConfigSource, Notice},
 };
-
-/// Bound on connecting to the system bus at start.
-const BUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Options {
     pub config: PathBuf,
     pub state_dir: PathBuf,
-    /// Serve the D-Bus API on the system bus (off in unit tests).
-    pub dbus: bool,
 }
 
 /// What a reload found in the file.
@@ -57,7 +48,8 @@ pub struct Lifecycle {
     path: PathBuf,
     state_dir: PathBuf,
     pub(crate) info: ConfigInfo,
-    service: Option<ServiceHandle>,
+    /// Config outcomes not told on D-Bus yet.
+    notices: Vec<Notice>,
     notify: Notifier,
     ready_sent: bool,
 }
@@ -70,9 +62,8 @@ fn now_usec() -> u64 {
 }
 
 impl Lifecycle {
-    /// The config to start with (file, else last good, else built-in) and the D-Bus
-    /// service (without a system bus the agent runs without it).
-    pub async fn start(opts: Options) -> (Lifecycle, Config) {
+    /// The config to start with: the file, else the last good one, else the built-in.
+    pub fn start(opts: Options) -> (Lifecycle, Config) {
         let path_shown = opts.config.display().to_string();
         let mut info = ConfigInfo {
             path: path_shown.clone(),
@@ -122,42 +113,11 @@ impl Lifecycle {
         };
         info.digest = loaded.digest.clone();
 
-        let initial = Snapshot {
-            mode: "starting".into(),
-            config: info.clone(),
-            ..Snapshot::default()
-        };
-        let service = match tokio::time::timeout(BUS_TIMEOUT, async {
-            if opts.dbus {
-                service::start(initial).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        })
-        .await
-        {
-            Ok(Ok(None)) => None,
-            Ok(Ok(Some(s))) => {
-                log::info!("D-Bus: serving {} on the system bus", service::BUS_NAME);
-                Some(s)
-            }
-            Ok(Err(e)) => {
-                log::warn!(
-                    "D-Bus: not serving {} ({e}); status and reload over D-Bus unavailable",
-                    service::BUS_NAME
-                );
-                None
-            }
-            Err(_) => {
-                log::warn!("D-Bus: the system bus did not answer within {}s; running without the D-Bus API", BUS_TIMEOUT.as_secs());
-                None
-            }
-        };
-        let lc = Lifecycle {
+        let mut lc = Lifecycle {
             path: opts.config,
             state_dir: opts.state_dir,
             info,
-            service,
+            notices: Vec::new(),
             notify: Notifier::from_env(),
             ready_sent: false,
         };
@@ -171,22 +131,18 @@ impl Lifecycle {
         (lc, loaded.config)
     }
 
-    /// The D-Bus methods' requests, for the daemon's channel (once; `None` without D-Bus).
-    pub fn take_requests(&mut self) -> Option<mpsc::Receiver<Request>> {
-        self.service.as_mut()?.take_requests()
+    /// The config in force: where from, its digest, the last rejection.
+    pub fn info(&self) -> &ConfigInfo {
+        &self.info
     }
 
-    fn notice(&self, n: Notice) {
-        if let Some(s) = &self.service {
-            s.notice(n);
-        }
+    fn notice(&mut self, n: Notice) {
+        self.notices.push(n);
     }
 
-    /// A subflow event of the kernel's, as a D-Bus signal.
-    pub fn subflow(&self, ev: &MptcpEvent) {
-        if let Some(s) = &self.service {
-            s.subflow(ev);
-        }
+    /// Config outcomes (applied, rejected) since the last call, for D-Bus signals.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Check the file again. `skip_unchanged`: a file event for the text already in force
@@ -301,23 +257,11 @@ impl Lifecycle {
         format!("{eps} endpoint(s), config {}{src}", self.info.digest)
     }
 
-    /// After each reconciliation: READY=1 the first time the agent has acted, and the
-    /// D-Bus snapshot (with the metrics' counters, which follow it).
-    pub fn publish(
-        &mut self,
-        cfg: &Config,
-        obs: &Observed,
-        diagnostics: &BTreeSet<Diagnostic>,
-        metrics: &mut crate::metrics::Metrics,
-    ) {
+    /// After each reconciliation: READY=1 the first time the agent has acted.
+    pub fn reconciled(&mut self, obs: &Observed) {
         if obs.ready() && !self.ready_sent {
             self.ready_sent = true;
             self.notify.ready(&self.status_line(obs));
-        }
-        let mut snap = Snapshot::build(cfg, obs, diagnostics, self.info.clone());
-        metrics.observe(&mut snap, obs, std::time::SystemTime::now());
-        if let Some(s) = &self.service {
-            s.publish(snap);
         }
     }
 }

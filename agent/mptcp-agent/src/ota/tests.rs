@@ -160,7 +160,6 @@ pub(crate) fn options(dir: &Path) -> Options {
     Options {
         config: dir.join("etc/agent.toml"),
         state_dir: dir.join("state"),
-        dbus: false,
     }
 }
 
@@ -171,7 +170,7 @@ fn start_falls_back_to_last_good_then_built_in() {
     let opts = options(dir.path());
     // Valid file: runs, and becomes the last good config.
     write(&opts.config, OLD, 0o644);
-    let (lc, cfg) = run(Lifecycle::start(options(dir.path())));
+    let (lc, cfg) = Lifecycle::start(options(dir.path()));
     assert_eq!(cfg, parse(OLD).unwrap());
     assert_eq!(lc.info.source, ConfigSource::File);
     assert_eq!(lc.info.digest, digest(OLD));
@@ -187,7 +186,7 @@ fn start_falls_back_to_last_good_then_built_in() {
         "schema_version = 1\n[limits]\nsubflows = 99\n",
         0o644,
     );
-    let (lc, cfg) = run(Lifecycle::start(options(dir.path())));
+    let (lc, cfg) = Lifecycle::start(options(dir.path()));
     assert_eq!(cfg, parse(OLD).unwrap());
     assert_eq!(lc.info.source, ConfigSource::LastGood);
     assert!(
@@ -203,7 +202,7 @@ fn start_falls_back_to_last_good_then_built_in() {
     // World-writable file and no last good config: the built-in default runs.
     write(&opts.config, OLD, 0o666);
     std::fs::remove_file(opts.state_dir.join(LAST_GOOD_FILE)).unwrap();
-    let (lc, cfg) = run(Lifecycle::start(options(dir.path())));
+    let (lc, cfg) = Lifecycle::start(options(dir.path()));
     assert_eq!(cfg, built_in().config);
     assert_eq!(lc.info.source, ConfigSource::BuiltIn);
     assert!(
@@ -216,7 +215,7 @@ fn start_falls_back_to_last_good_then_built_in() {
     // An unsafe last good file is not used either.
     write(&opts.config, "garbage", 0o644);
     write(&opts.state_dir.join(LAST_GOOD_FILE), OLD, 0o666);
-    let (lc, _) = run(Lifecycle::start(options(dir.path())));
+    let (lc, _) = Lifecycle::start(options(dir.path()));
     assert_eq!(lc.info.source, ConfigSource::BuiltIn);
 }
 
