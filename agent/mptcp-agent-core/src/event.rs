@@ -10,7 +10,7 @@ use crate::{
         Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEvent, NmDevice, NmVersion, Route,
         Rule,
     },
-    op::Op,
+    op::{Op, OpError},
 };
 
 /// A full rtnetlink dump; replaces what was known.
@@ -79,7 +79,7 @@ pub enum Event {
     /// The executor carried out (or failed) an op.
     OpDone {
         op: Op,
-        error: Option<String>,
+        error: Option<OpError>,
     },
     /// Time passed (backoff timers).
     Tick,

@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::{
     config::Config,
     model::{address_unsuitable, nm_state, EndpointFlags, Family, KernelEndpoint},
-    plan::{assess, ids_left, plan, Control, Diagnostic, LinkAssessment, RoutePath, Want},
+    plan::{
+        assess, flags_as_asked, ids_left, plan, Control, Diagnostic, LinkAssessment, RoutePath,
+        Want,
+    },
     state::{NmObserved, Observed},
     time::Millis,
 };
@@ -344,7 +347,7 @@ fn explain_link(
                 let have = e.flags.without(EndpointFlags::IMPLICIT);
                 out.facts.push(fact(
                     "endpoint",
-                    if have == *w {
+                    if flags_as_asked(*w, e.flags, obs.caps.as_ref()) {
                         format!("{f}: endpoint id {} ({}) as the policy asks", e.id, have)
                     } else {
                         format!(
@@ -386,17 +389,21 @@ fn explain_link(
                     ),
                 ));
             }
-            let a_text = a.to_string();
-            for (op, fl) in &obs.failures {
-                if op.contains(&a_text) {
-                    out.facts.push(fact(
-                        "backoff",
-                        format!(
-                            "`{op}` failed {} time(s): {} (retried with backoff)",
-                            fl.count, fl.error
-                        ),
-                    ));
-                }
+            let mut failed: Vec<String> = obs
+                .failures
+                .iter()
+                .filter(|(op, _)| op.concerns(a))
+                .map(|(op, fl)| {
+                    format!(
+                        "`{op}` failed {} time(s): {} (retried with backoff)",
+                        fl.count, fl.error
+                    )
+                })
+                .collect();
+            // Sorted as text: the order they have always been shown in.
+            failed.sort();
+            for text in failed {
+                out.facts.push(fact("backoff", text));
             }
         }
     }

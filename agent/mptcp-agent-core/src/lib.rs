@@ -28,8 +28,10 @@ pub use event::{Event, KernelSnapshot};
 pub use explain::{explain, Explanation, Fact, LinkExplanation, EXPLAIN_SCHEMA};
 pub use ids::IdAllocator;
 pub use model::*;
-pub use op::Op;
-pub use plan::{assess, plan, Control, Diagnostic, LinkAssessment, Plan, RoutePath, Step, Want};
+pub use op::{Op, OpError, OpErrorKind};
+pub use plan::{
+    assess, flags_as_asked, plan, Control, Diagnostic, LinkAssessment, Plan, RoutePath, Step, Want,
+};
 pub use refusal::{NmFlagsSource, Refusal};
 pub use state::{NmObserved, NmPresent, Observed};
 pub use time::Millis;

@@ -101,34 +101,33 @@ impl EndpointFlags {
             .find(|(n, _)| *n == name)
             .map(|(_, f)| *f)
     }
+
+    /// The names of the flags set, in bit order, as the config, `ip mptcp`, status and
+    /// metrics spell them; bits without a name as one hex number. Empty for no flag.
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = self.0;
+        for (name, flag) in Self::NAMED {
+            if self.contains(flag) {
+                names.push(name.to_string());
+                rest &= !flag.0;
+            }
+        }
+        if rest != 0 {
+            names.push(format!("{rest:#x}"));
+        }
+        names
+    }
 }
 
 impl fmt::Display for EndpointFlags {
     /// Space-separated, as `ip mptcp endpoint show` prints them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        let mut rest = self.0;
-        for (name, flag) in Self::NAMED {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(" ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-                rest &= !flag.0;
-            }
+        let names = self.names();
+        if names.is_empty() {
+            return f.write_str("(none)");
         }
-        if rest != 0 {
-            if !first {
-                f.write_str(" ")?;
-            }
-            write!(f, "{rest:#x}")?;
-            first = false;
-        }
-        if first {
-            f.write_str("(none)")?;
-        }
-        Ok(())
+        f.write_str(&names.join(" "))
     }
 }
 
@@ -144,7 +143,7 @@ pub struct KernelEndpoint {
 }
 
 /// The in-kernel path manager's per-namespace limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Limits {
     pub subflows: u32,
     pub add_addr_accepted: u32,
@@ -738,6 +737,11 @@ mod tests {
             Some(EndpointFlags::FULLMESH)
         );
         assert_eq!(EndpointFlags::from_name("bogus"), None);
+        assert_eq!(
+            EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP).names(),
+            vec!["subflow", "backup"]
+        );
+        assert!(EndpointFlags::empty().names().is_empty());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Operations `plan()` asks the adapters to carry out.
+//! Operations `plan()` asks the adapters to carry out, and how they fail.
 
-use std::fmt;
+use std::{fmt, net::IpAddr};
 
 use crate::model::{EndpointFlags, Family, KernelEndpoint, Limits, Route, Rule};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Ordered so that failures can be keyed by the op itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
     /// Write `/proc/sys/net/mptcp/NAME`.
     SetSysctl {
@@ -48,7 +49,83 @@ impl Op {
                 | Op::ReaddEndpoint(_)
         )
     }
+
+    /// Whether this op is about `addr`: the endpoint's address, a route's destination,
+    /// gateway or source, a rule's source.
+    pub fn concerns(&self, addr: IpAddr) -> bool {
+        match self {
+            Op::DelEndpoint(e)
+            | Op::AddEndpoint(e)
+            | Op::ReaddEndpoint(e)
+            | Op::SetEndpointFlags { endpoint: e, .. } => e.addr == addr,
+            Op::AddRoute(r) | Op::DelRoute(r) => {
+                r.dst == addr || r.gateway == Some(addr) || r.prefsrc == Some(addr)
+            }
+            Op::AddRule(r) | Op::DelRule(r) => r.src.is_some_and(|(a, _)| a == addr),
+            Op::SetSysctl { .. } | Op::SetLimits(_) | Op::ResetNeighbours { .. } => false,
+        }
+    }
 }
+
+/// Linux's EINVAL, for the one answer the core reads (the same value on every architecture
+/// the agent runs on; the core has no libc).
+pub const EINVAL: i32 = 22;
+
+/// What kind of failure an op met, as the adapter classified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OpErrorKind {
+    /// The kernel answered the request with an error (netlink, or a sysctl write it
+    /// refused); `errno` says which.
+    Rejected,
+    /// The kernel lacks the command, family or setting; nothing was changed.
+    Unsupported,
+    /// No answer within the request timeout.
+    Timeout,
+    /// The request did not reach the kernel or its answer was lost (socket, connection).
+    Io,
+    /// An answer of a shape the client does not understand.
+    Malformed,
+    /// Something the kernel cannot express, caught before sending.
+    Invalid,
+}
+
+/// Why an op failed: decisions read `kind` and `errno`, people read `message`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpError {
+    pub kind: OpErrorKind,
+    /// Positive errno, when the kernel or the OS gave one.
+    pub errno: Option<i32>,
+    /// The whole error as the adapter words it, for logs and status.
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(kind: OpErrorKind, errno: Option<i32>, message: impl Into<String>) -> OpError {
+        OpError {
+            kind,
+            errno,
+            message: message.into(),
+        }
+    }
+
+    /// The kernel rejected the request with `errno`.
+    pub fn rejected(errno: i32, message: impl Into<String>) -> OpError {
+        OpError::new(OpErrorKind::Rejected, Some(errno), message)
+    }
+
+    /// Whether the kernel rejected the request with this errno.
+    pub fn is_rejected_with(&self, errno: i32) -> bool {
+        self.kind == OpErrorKind::Rejected && self.errno == Some(errno)
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OpError {}
 
 fn endpoint(f: &mut fmt::Formatter<'_>, e: &KernelEndpoint) -> fmt::Result {
     write!(f, "{} id {} {}", e.addr, e.id, e.flags)?;

@@ -16,7 +16,7 @@ use crate::{
         NmVersion, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
     },
     nmconf::NmConf,
-    op::Op,
+    op::{Op, OpError},
     time::Millis,
 };
 
@@ -92,7 +92,7 @@ pub const NM_VERDICT_HOLD_MS: u64 = 1_000;
 pub struct Failure {
     pub count: u32,
     pub last_at: Millis,
-    pub error: String,
+    pub error: OpError,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub struct Observed {
 
     pub losses: BTreeMap<IpAddr, Loss>,
     pub readds: BTreeMap<IpAddr, Readds>,
-    pub failures: BTreeMap<String, Failure>,
+    pub failures: BTreeMap<Op, Failure>,
     /// When each live subflow was established, by (local address, connection token).
     /// Backoff is for re-adds that do not help: a lost subflow that had lived at least
     /// READD_STABLE_MS ends its address's episode, so the loss gets an immediate re-add; one
@@ -336,7 +336,7 @@ impl Observed {
             Event::BlackholeCounter { reading, wall_usec } => {
                 self.blackhole.observe(reading, now, *wall_usec);
             }
-            Event::OpDone { op, error } => self.op_done(op, error.as_deref(), now),
+            Event::OpDone { op, error } => self.op_done(op, error.as_ref(), now),
             Event::Tick => {}
         }
     }
@@ -450,20 +450,19 @@ impl Observed {
         }
     }
 
-    fn op_done(&mut self, op: &Op, error: Option<&str>, now: Millis) {
-        let key = op.to_string();
+    fn op_done(&mut self, op: &Op, error: Option<&OpError>, now: Millis) {
         if let Some(error) = error {
-            let f = self.failures.entry(key).or_insert(Failure {
+            let f = self.failures.entry(op.clone()).or_insert(Failure {
                 count: 0,
                 last_at: now,
-                error: String::new(),
+                error: error.clone(),
             });
             f.count += 1;
             f.last_at = now;
-            f.error = error.to_string();
+            f.error = error.clone();
             return;
         }
-        self.failures.remove(&key);
+        self.failures.remove(op);
         match op {
             Op::SetSysctl { name, value } => {
                 self.sysctls.insert(name.clone(), value.clone());

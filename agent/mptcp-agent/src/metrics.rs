@@ -16,7 +16,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use mptcp_agent_core::{config::MetricsConfig, Config, KernelEndpoint, Millis, Observed, Op};
+use mptcp_agent_core::{
+    config::MetricsConfig, Config, EndpointFlags, KernelEndpoint, Millis, Observed, Op,
+};
 
 use crate::service::{LinkCountersInfo, Snapshot};
 
@@ -39,8 +41,13 @@ pub const LINK_STATES: [&str; 8] = [
     "gone",
 ];
 
-/// Endpoint flags reported per link.
-pub const FLAGS: [&str; 4] = ["signal", "subflow", "backup", "fullmesh"];
+/// Endpoint flags reported per link (named by the core's [`EndpointFlags`]).
+pub const FLAGS: [EndpointFlags; 4] = [
+    EndpointFlags::SIGNAL,
+    EndpointFlags::SUBFLOW,
+    EndpointFlags::BACKUP,
+    EndpointFlags::FULLMESH,
+];
 
 /// The kernel's MPTcpExt counters that are exported: (kernel name, metric name, help).
 /// A counter this kernel does not have is left out, never made up. `MPCurrEstab` is the
@@ -350,7 +357,9 @@ impl Metrics {
                 flags.extend(
                     e.flags
                         .iter()
-                        .filter(|f| FLAGS.contains(&f.as_str()))
+                        .filter(|f| {
+                            EndpointFlags::from_name(f).is_some_and(|fl| FLAGS.contains(&fl))
+                        })
                         .cloned(),
                 );
             }
@@ -460,7 +469,8 @@ impl Metrics {
         for (n, s) in links {
             for f in FLAGS {
                 let labels = format!("{{link=\"{}\",flag=\"{f}\"}}", escape(n));
-                flags.push((labels, u8::from(s.flags.contains(f)).to_string()));
+                let set = s.flags.contains(&f.to_string());
+                flags.push((labels, u8::from(set).to_string()));
             }
         }
         family(

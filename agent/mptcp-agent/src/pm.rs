@@ -9,7 +9,8 @@ use std::{
 
 use futures::StreamExt;
 use mptcp_agent_core::{
-    EndpointFlags, Event, KernelCaps, KernelEndpoint, MptcpEvent, MptcpEventKind,
+    EndpointFlags, Event, KernelCaps, KernelEndpoint, MptcpEvent, MptcpEventKind, OpError,
+    OpErrorKind,
 };
 use mptcp_genl::{Capabilities, Cmd, EventKind, PmEvent, PmHandle};
 use tokio::sync::mpsc::Sender;
@@ -48,21 +49,28 @@ pub async fn probe_laminar() -> mptcp_genl::FlagProbe {
     }
 }
 
+/// The core's endpoint flags carry the kernel's bit values (`MPTCP_PM_ADDR_FLAG_*`), as
+/// `mptcp-genl`'s do: the two convert bit for bit, here only.
+pub fn flags_of(f: mptcp_genl::EndpointFlags) -> EndpointFlags {
+    EndpointFlags(f.bits())
+}
+
+pub fn flags_to(f: EndpointFlags) -> mptcp_genl::EndpointFlags {
+    mptcp_genl::EndpointFlags::from_bits_retain(f.0)
+}
+
 pub fn endpoint_of(e: &mptcp_genl::Endpoint) -> KernelEndpoint {
     KernelEndpoint {
         id: e.id,
         addr: e.addr,
         port: e.port,
-        flags: EndpointFlags(e.flags.bits()),
+        flags: flags_of(e.flags),
         ifindex: e.ifindex,
     }
 }
 
 pub fn endpoint_to(e: &KernelEndpoint) -> mptcp_genl::Endpoint {
-    let mut ep = mptcp_genl::Endpoint::new(
-        e.addr,
-        mptcp_genl::EndpointFlags::from_bits_retain(e.flags.0),
-    );
+    let mut ep = mptcp_genl::Endpoint::new(e.addr, flags_to(e.flags));
     ep.id = e.id;
     ep.port = e.port;
     ep.ifindex = e.ifindex;
@@ -145,12 +153,29 @@ pub fn read_sysctls(dir: &Path, names: &BTreeSet<String>) -> BTreeMap<String, St
 }
 
 /// Write one sysctl; the name was validated by the config and checked against the kernel.
-pub fn write_sysctl(dir: &Path, name: &str, value: &str) -> Result<(), String> {
+/// A missing file is a setting this kernel lacks; any other OS error is the kernel's
+/// answer to the value.
+pub fn write_sysctl(dir: &Path, name: &str, value: &str) -> Result<(), OpError> {
     if name.contains('/') || name.starts_with('.') {
-        return Err(format!("refusing sysctl name {name:?}"));
+        return Err(OpError::new(
+            OpErrorKind::Invalid,
+            None,
+            format!("refusing sysctl name {name:?}"),
+        ));
     }
-    std::fs::write(dir.join(name), format!("{value}\n"))
-        .map_err(|e| format!("writing {}/{name}: {e}", dir.display()))
+    std::fs::write(dir.join(name), format!("{value}\n")).map_err(|e| {
+        let errno = e.raw_os_error();
+        let kind = match errno {
+            Some(libc::ENOENT) => OpErrorKind::Unsupported,
+            Some(_) => OpErrorKind::Rejected,
+            None => OpErrorKind::Io,
+        };
+        OpError::new(
+            kind,
+            errno,
+            format!("writing {}/{name}: {e}", dir.display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -167,6 +192,22 @@ mod tests {
             ifindex: Some(3),
         };
         assert_eq!(endpoint_of(&endpoint_to(&k)), k);
+    }
+
+    #[test]
+    fn core_and_genl_flags_are_the_same_bits() {
+        use mptcp_genl::EndpointFlags as G;
+        for (core, genl) in [
+            (EndpointFlags::SIGNAL, G::SIGNAL),
+            (EndpointFlags::SUBFLOW, G::SUBFLOW),
+            (EndpointFlags::BACKUP, G::BACKUP),
+            (EndpointFlags::FULLMESH, G::FULLMESH),
+            (EndpointFlags::IMPLICIT, G::IMPLICIT),
+            (EndpointFlags::LAMINAR, G::LAMINAR),
+        ] {
+            assert_eq!(flags_to(core), genl, "{core}");
+            assert_eq!(flags_of(genl), core, "{core}");
+        }
     }
 
     #[test]
@@ -198,6 +239,14 @@ mod tests {
             std::fs::read_to_string(dir.path().join("enabled")).unwrap(),
             "0\n"
         );
-        assert!(write_sysctl(dir.path(), "../x", "1").is_err());
+        let refused = write_sysctl(dir.path(), "../x", "1").unwrap_err();
+        assert_eq!((refused.kind, refused.errno), (OpErrorKind::Invalid, None));
+        // /proc/sys has no file for a setting the kernel lacks; here the whole dir is absent.
+        let missing = write_sysctl(&dir.path().join("absent"), "enabled", "1").unwrap_err();
+        assert_eq!(
+            (missing.kind, missing.errno),
+            (OpErrorKind::Unsupported, Some(libc::ENOENT))
+        );
+        assert!(missing.message.starts_with("writing "), "{missing}");
     }
 }

@@ -110,7 +110,7 @@ pub async fn preview(cfg: &Config) -> Result<Preview, String> {
         let fresh: Vec<Step> = p
             .steps
             .into_iter()
-            .filter(|s| seen.insert(s.op.to_string()))
+            .filter(|s| seen.insert(s.op.clone()))
             .collect();
         if fresh.is_empty() {
             break;

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use futures::{channel::mpsc::UnboundedReceiver, StreamExt, TryStreamExt};
 use mptcp_agent_core::{
-    AddrFlags, Address, DeviceType, Event, Family, KernelSnapshot, Link, OperState, Route, Rule,
+    AddrFlags, Address, DeviceType, Event, Family, KernelSnapshot, Link, OpError, OpErrorKind,
+    OperState, Route, Rule,
 };
 use netlink_packet_core::NetlinkMessage;
 use netlink_packet_route::{
@@ -448,10 +449,29 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
+/// An rtnetlink error as the core's op failure; `context` goes before its text.
+fn op_error(e: &rtnetlink::Error, context: &str) -> OpError {
+    use rtnetlink::Error as E;
+    let kind = match e {
+        E::NetlinkError(_) => OpErrorKind::Rejected,
+        E::UnexpectedMessage(_)
+        | E::InvalidHardwareAddress(_)
+        | E::InvalidIp(_)
+        | E::InvalidAddress(..) => OpErrorKind::Malformed,
+        E::InvalidNla(_) => OpErrorKind::Invalid,
+        E::RequestFailed | E::NamespaceError(_) => OpErrorKind::Io,
+    };
+    OpError::new(kind, errno(e), format!("{context}{e}"))
+}
+
 /// Delete the link's INCOMPLETE and FAILED neighbour entries of one family, so that the
 /// next packet probes at once (see `Op::ResetNeighbours`). Entries that are gone already
 /// are fine.
-pub async fn reset_neighbours(handle: &Handle, ifindex: u32, family: Family) -> Result<(), String> {
+pub async fn reset_neighbours(
+    handle: &Handle,
+    ifindex: u32,
+    family: Family,
+) -> Result<(), OpError> {
     let version = match family {
         Family::V4 => IpVersion::V4,
         Family::V6 => IpVersion::V6,
@@ -472,49 +492,49 @@ pub async fn reset_neighbours(handle: &Handle, ifindex: u32, family: Family) -> 
         })
         .try_collect()
         .await
-        .map_err(|e| format!("neighbour dump: {e}"))?;
+        .map_err(|e| op_error(&e, "neighbour dump: "))?;
     for m in entries {
         match handle.neighbours().del(m).execute().await {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(libc::ENOENT) => {}
-            Err(e) => return Err(format!("neighbour delete: {e}")),
+            Err(e) => return Err(op_error(&e, "neighbour delete: ")),
         }
     }
     Ok(())
 }
 
-pub async fn add_route(handle: &Handle, r: &Route) -> Result<(), String> {
+pub async fn add_route(handle: &Handle, r: &Route) -> Result<(), OpError> {
     match handle.route().add(route_message(r)).execute().await {
         Ok(()) => Ok(()),
         // Already there (e.g. added before a restart): that is the wanted state.
         Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(op_error(&e, "")),
     }
 }
 
-pub async fn del_route(handle: &Handle, r: &Route) -> Result<(), String> {
+pub async fn del_route(handle: &Handle, r: &Route) -> Result<(), OpError> {
     match handle.route().del(route_message(r)).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::ESRCH) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(op_error(&e, "")),
     }
 }
 
-pub async fn add_rule(handle: &Handle, r: &Rule) -> Result<(), String> {
+pub async fn add_rule(handle: &Handle, r: &Rule) -> Result<(), OpError> {
     let mut req = handle.rule().add();
     *req.message_mut() = rule_message(r);
     match req.execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(op_error(&e, "")),
     }
 }
 
-pub async fn del_rule(handle: &Handle, r: &Rule) -> Result<(), String> {
+pub async fn del_rule(handle: &Handle, r: &Rule) -> Result<(), OpError> {
     match handle.rule().del(rule_message(r)).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(op_error(&e, "")),
     }
 }
 

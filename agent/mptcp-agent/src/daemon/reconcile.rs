@@ -122,10 +122,10 @@ impl<K: Kernel> Daemon<K> {
         // A reload is an explicit retry: an op held back after a recent failure must be tried
         // now, or the new config would be committed without it.
         self.obs.failures.clear();
-        let before: BTreeSet<String> = plan(&self.cfg, &self.obs, self.now())
+        let before: BTreeSet<Op> = plan(&self.cfg, &self.obs, self.now())
             .steps
-            .iter()
-            .map(|s| s.op.to_string())
+            .into_iter()
+            .map(|s| s.op)
             .collect();
         let old = std::mem::replace(&mut self.cfg, new);
         let mut txn = Txn {
@@ -196,7 +196,7 @@ impl<K: Kernel> Daemon<K> {
                             ),
                         }
                     }
-                    Err(e) if t.before.contains(&step.op.to_string()) => {
+                    Err(e) if t.before.contains(&step.op) => {
                         log::warn!(
                             "config: {}: {} FAILED (failing before this config too): {e}",
                             step.why,
@@ -211,7 +211,7 @@ impl<K: Kernel> Daemon<K> {
                         );
                         let rb = RolledBack {
                             op: step.op.to_string(),
-                            error,
+                            error: error.to_string(),
                             undone: t.undo.len(),
                             undo_errors: Vec::new(),
                         };

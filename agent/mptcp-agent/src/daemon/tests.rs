@@ -10,7 +10,7 @@ use std::{
 
 use mptcp_agent_core::{
     config::load as parse, plan, EndpointFlags, Family, KernelCaps, KernelEndpoint, KernelSnapshot,
-    Limits, Op, Route, Rule, TABLE_MAIN,
+    Limits, Op, OpError, Route, Rule, TABLE_MAIN,
 };
 
 use super::{
@@ -65,59 +65,14 @@ impl FakeKernel {
 }
 
 impl Kernel for FakeKernel {
-    async fn apply(&self, op: &Op) -> Result<(), String> {
+    async fn apply(&self, op: &Op) -> Result<(), OpError> {
         let text = op.to_string();
         self.log.borrow_mut().push(text.clone());
         if self.fail.borrow().iter().any(|p| text.contains(p.as_str())) {
-            return Err("injected failure".into());
+            return Err(OpError::rejected(libc::EIO, "injected failure"));
         }
-        let mut s = self.state.borrow_mut();
-        match op {
-            Op::SetSysctl { name, value } => {
-                s.sysctls.insert(name.clone(), value.clone());
-            }
-            Op::SetLimits(l) => s.limits = Some(*l),
-            Op::DelEndpoint(e) => {
-                s.endpoints.remove(&e.id).ok_or("address not found")?;
-            }
-            Op::SetEndpointFlags { endpoint, flags } => {
-                let e = s
-                    .endpoints
-                    .values_mut()
-                    .find(|x| x.addr == endpoint.addr)
-                    .ok_or("address not found")?;
-                e.flags = *flags;
-            }
-            Op::AddEndpoint(e) => {
-                if s.endpoints.contains_key(&e.id) || s.endpoints.values().any(|x| x.addr == e.addr)
-                {
-                    return Err("exists".into());
-                }
-                s.endpoints.insert(e.id, e.clone());
-            }
-            Op::ReaddEndpoint(e) => {
-                s.endpoints.insert(e.id, e.clone());
-            }
-            Op::ResetNeighbours { .. } => {}
-            Op::AddRoute(r) => s.routes.push(r.clone()),
-            Op::DelRoute(r) => {
-                let before = s.routes.len();
-                s.routes.retain(|x| !x.same_as(r));
-                if before == s.routes.len() {
-                    return Err("no such route".into());
-                }
-            }
-            Op::AddRule(r) => s.rules.push(r.clone()),
-            Op::DelRule(r) => {
-                let before = s.rules.len();
-                s.rules
-                    .retain(|x| !mptcp_agent_core::state::same_rule(x, r));
-                if before == s.rules.len() {
-                    return Err("no such rule".into());
-                }
-            }
-        }
-        Ok(())
+        self.change(op)
+            .map_err(|(errno, message)| OpError::rejected(errno, message))
     }
 
     async fn endpoints(&self) -> Option<Vec<KernelEndpoint>> {
@@ -132,6 +87,61 @@ impl Kernel for FakeKernel {
             .filter(|(k, _)| names.contains(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+}
+
+impl FakeKernel {
+    /// Carry out `op` on the state, or the errno and words a kernel would answer.
+    fn change(&self, op: &Op) -> Result<(), (i32, &'static str)> {
+        let mut s = self.state.borrow_mut();
+        match op {
+            Op::SetSysctl { name, value } => {
+                s.sysctls.insert(name.clone(), value.clone());
+            }
+            Op::SetLimits(l) => s.limits = Some(*l),
+            Op::DelEndpoint(e) => {
+                s.endpoints
+                    .remove(&e.id)
+                    .ok_or((libc::ENOENT, "address not found"))?;
+            }
+            Op::SetEndpointFlags { endpoint, flags } => {
+                let e = s
+                    .endpoints
+                    .values_mut()
+                    .find(|x| x.addr == endpoint.addr)
+                    .ok_or((libc::ENOENT, "address not found"))?;
+                e.flags = *flags;
+            }
+            Op::AddEndpoint(e) => {
+                if s.endpoints.contains_key(&e.id) || s.endpoints.values().any(|x| x.addr == e.addr)
+                {
+                    return Err((libc::EEXIST, "exists"));
+                }
+                s.endpoints.insert(e.id, e.clone());
+            }
+            Op::ReaddEndpoint(e) => {
+                s.endpoints.insert(e.id, e.clone());
+            }
+            Op::ResetNeighbours { .. } => {}
+            Op::AddRoute(r) => s.routes.push(r.clone()),
+            Op::DelRoute(r) => {
+                let before = s.routes.len();
+                s.routes.retain(|x| !x.same_as(r));
+                if before == s.routes.len() {
+                    return Err((libc::ESRCH, "no such route"));
+                }
+            }
+            Op::AddRule(r) => s.rules.push(r.clone()),
+            Op::DelRule(r) => {
+                let before = s.rules.len();
+                s.rules
+                    .retain(|x| !mptcp_agent_core::state::same_rule(x, r));
+                if before == s.rules.len() {
+                    return Err((libc::ENOENT, "no such rule"));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

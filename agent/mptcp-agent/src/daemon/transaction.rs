@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mptcp_agent_core::{Config, KernelEndpoint, Observed, Op};
+use mptcp_agent_core::{Config, KernelEndpoint, Observed, Op, OpError};
 
 use crate::{executor::Executor, pm};
 
@@ -12,14 +12,14 @@ use crate::{executor::Executor, pm};
 /// tests.
 #[allow(async_fn_in_trait)]
 pub trait Kernel {
-    async fn apply(&self, op: &Op) -> Result<(), String>;
+    async fn apply(&self, op: &Op) -> Result<(), OpError>;
     /// A fresh endpoint dump, `None` if it failed.
     async fn endpoints(&self) -> Option<Vec<KernelEndpoint>>;
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String>;
 }
 
 impl Kernel for Executor {
-    async fn apply(&self, op: &Op) -> Result<(), String> {
+    async fn apply(&self, op: &Op) -> Result<(), OpError> {
         Executor::apply(self, op).await
     }
 
@@ -40,7 +40,7 @@ impl Kernel for Executor {
 
 /// A borrowed kernel is a kernel (tests keep theirs to look at it afterwards).
 impl<K: Kernel> Kernel for &K {
-    async fn apply(&self, op: &Op) -> Result<(), String> {
+    async fn apply(&self, op: &Op) -> Result<(), OpError> {
         (**self).apply(op).await
     }
 
@@ -94,7 +94,7 @@ pub(super) struct Txn {
     pub old: Config,
     /// Operations the old config wanted too (they were failing before): their failure
     /// does not count against the new config.
-    pub before: BTreeSet<String>,
+    pub before: BTreeSet<Op>,
     /// Inverses of the operations carried out, in order.
     pub undo: Vec<Op>,
     pub ops: usize,

@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mptcp_agent_core::{
-    assess, Blackhole, Config, Control, Diagnostic, EndpointFlags, KernelEndpoint, NmObserved,
-    Observed, Want,
+    assess, Blackhole, Config, Control, Diagnostic, KernelEndpoint, NmObserved, Observed, Want,
 };
 use serde::{Deserialize, Serialize};
 use zbus::zvariant::{OwnedValue, Type, Value};
@@ -199,7 +198,6 @@ impl Snapshot {
         };
         let kernel_eps: Vec<&KernelEndpoint> =
             obs.endpoints.iter().flat_map(|m| m.values()).collect();
-        let fullmesh_ok = obs.caps.as_ref().map_or(true, |c| c.fullmesh);
         let mut refusals = Vec::new();
         let links = assess(cfg, obs)
             .into_iter()
@@ -243,22 +241,7 @@ impl Snapshot {
                         let (mut active, mut demoted) = (false, false);
                         for fam in &a.families {
                             let addr = fam.address.as_ref().map(|x| x.addr);
-                            let present =
-                                addr.and_then(|ad| kernel_eps.iter().find(|e| e.addr == ad));
-                            let applied = match (&fam.want, present) {
-                                (Want::Active(f) | Want::Demoted(f), Some(e)) => {
-                                    let mut want = *f;
-                                    let mut have = e.flags.without(EndpointFlags::IMPLICIT);
-                                    if !fullmesh_ok {
-                                        want = want.without(EndpointFlags::FULLMESH);
-                                        have = have.without(EndpointFlags::FULLMESH);
-                                    }
-                                    want == have
-                                }
-                                (Want::Active(_) | Want::Demoted(_), None) => false,
-                                (Want::Absent(_), found) => found.is_none(),
-                            };
-                            info.policy_applied &= applied;
+                            info.policy_applied &= fam.policy_applied(obs);
                             match &fam.want {
                                 Want::Active(_) => {
                                     active = true;
@@ -370,13 +353,6 @@ fn blackhole_info(obs: &Observed, diagnostics: &BTreeSet<Diagnostic>) -> Blackho
     }
 }
 
-pub fn flag_names(flags: EndpointFlags) -> Vec<String> {
-    if flags.is_empty() {
-        return Vec::new();
-    }
-    flags.to_string().split(' ').map(str::to_string).collect()
-}
-
 fn endpoint_info(obs: &Observed, e: &KernelEndpoint) -> EndpointInfo {
     let by_index = e
         .ifindex
@@ -393,7 +369,7 @@ fn endpoint_info(obs: &Observed, e: &KernelEndpoint) -> EndpointInfo {
         id: e.id,
         address: e.addr.to_string(),
         port: e.port.unwrap_or(0),
-        flags: flag_names(e.flags),
+        flags: e.flags.names(),
         interface: by_index.or_else(by_address).unwrap_or_default(),
         ifindex: e.ifindex.unwrap_or(0),
     }

@@ -410,12 +410,3 @@ fn admin_is_root_or_group_member() {
     assert!(!is_admin(65534, "no-such-group-mptcp-test"));
     assert!(!is_admin(4_000_000, "nogroup"), "unknown uid");
 }
-
-#[test]
-fn flag_names_split() {
-    assert_eq!(
-        flag_names(EndpointFlags::SUBFLOW.union(EndpointFlags::BACKUP)),
-        vec!["subflow", "backup"]
-    );
-    assert!(flag_names(EndpointFlags::empty()).is_empty());
-}
