@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    config::Config,
     model::{
         Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEvent, NmDevice, NmVersion, Route,
         Rule,
@@ -82,8 +81,6 @@ pub enum Event {
         op: Op,
         error: Option<OpError>,
     },
-    /// A new config was loaded and validated.
-    ConfigChanged(Box<Config>),
     /// Time passed (backoff timers).
     Tick,
 }

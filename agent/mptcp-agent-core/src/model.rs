@@ -662,6 +662,8 @@ pub enum MptcpEventKind {
     Closed,
     SubflowEstablished,
     SubflowClosed,
+    /// A subflow's backup flag changed (reported on D-Bus; nothing to plan).
+    SubflowPriority,
     Other,
 }
 
@@ -679,6 +681,8 @@ pub struct MptcpEvent {
     /// `sk_err` of a closed subflow (104 ECONNRESET, 110 ETIMEDOUT, 113 EHOSTUNREACH);
     /// absent or 0 when it was closed on purpose.
     pub error: Option<u32>,
+    /// The subflow's backup flag (subflow events).
+    pub backup: Option<bool>,
 }
 
 #[cfg(test)]

@@ -337,7 +337,7 @@ impl Observed {
                 self.blackhole.observe(reading, now, *wall_usec);
             }
             Event::OpDone { op, error } => self.op_done(op, error.as_ref(), now),
-            Event::ConfigChanged(_) | Event::Tick => {}
+            Event::Tick => {}
         }
     }
 
@@ -434,7 +434,10 @@ impl Observed {
                     self.losses.retain(|_, l| !l.tokens.is_empty());
                 }
             }
-            MptcpEventKind::Created | MptcpEventKind::Established | MptcpEventKind::Other => {}
+            MptcpEventKind::Created
+            | MptcpEventKind::Established
+            | MptcpEventKind::SubflowPriority
+            | MptcpEventKind::Other => {}
         }
     }
 

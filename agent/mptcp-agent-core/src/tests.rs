@@ -241,6 +241,7 @@ impl World {
             loc_id: Some(2),
             ifindex: Some(WWAN),
             error: Some(error),
+            backup: Some(false),
         }));
     }
 
@@ -255,6 +256,7 @@ impl World {
             loc_id: Some(2),
             ifindex: Some(WWAN),
             error: None,
+            backup: Some(false),
         }));
     }
 

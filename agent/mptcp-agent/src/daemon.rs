@@ -1,33 +1,40 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `mptcp-agent run`: start the adapters, fold their events into the observed state, plan,
 //! execute, repeat. Single-threaded (tokio current_thread): all decisions happen in one
-//! place, in event order.
+//! place, in input order. Every input arrives on one channel ([`Input`]): the kernel's and
+//! NetworkManager's events, config file changes, SIGHUP and the D-Bus methods. A new
+//! config is applied by the same reconcile step, in transaction mode (reconcile.rs).
+
+mod reconcile;
+mod transaction;
 
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use mptcp_agent_core::{
-    plan, Blackhole, Config, Control, Diagnostic, Event, Millis, NmObserved, Observed, Refusal,
-};
+use mptcp_agent_core::{Config, Control, Event, Millis, NmObserved, Observed, Refusal};
 use mptcp_genl::PmHandle;
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::mpsc,
+    sync::{mpsc, oneshot, watch, Notify},
+    task::JoinHandle,
 };
+
+use reconcile::Daemon;
+use transaction::Kernel;
 
 use crate::{
     error::{Context, Error, Result},
     executor::Executor,
-    metrics::{self, Metrics},
-    mptcpd, nm, ota, pm, rtnl,
+    metrics, mptcpd, nm,
+    ota::{self, Checked, Lifecycle, Outcome},
+    pm, rtnl,
+    service::{self, AgentError, Request, ServiceHandle, Snapshot},
 };
 
-/// Rounds of plan → execute → plan per wake-up: policy routes first, then the endpoint
-/// that needs them. More than this means something does not converge.
-const MAX_ROUNDS: usize = 4;
 /// After NetworkManager releases a link: when to read the kernel's endpoints again (delays,
 /// one after the other), to see NetworkManager's late removal of its own endpoints.
 const RELEASED_RELOOK_MS: [u64; 4] = [250, 750, 1000, 3000];
@@ -37,9 +44,27 @@ const MPTCPD_SCAN: Duration = Duration::from_secs(5);
 /// SYN retransmissions before it, so 2 s more to report it is in proportion; one small
 /// procfs read.
 const BLACKHOLE_SCAN: Duration = Duration::from_secs(2);
-/// A missing route is reported only when it lasts this long: NetworkManager removes and
-/// adds routes around every address change, which is not worth a warning each time.
-const NO_ROUTE_REPORT_MS: u64 = 1500;
+/// The loop's channel: adapters wait when it is full (netlink bursts are bounded by the
+/// kernel's socket buffers, NetworkManager's by the bus).
+const INBOX: usize = 4096;
+
+/// Everything the loop acts on, in arrival order.
+pub enum Input {
+    /// From an adapter: the kernel, NetworkManager, mptcpd, the blackhole counter.
+    Event(Event),
+    /// The config file changed (inotify, debounced).
+    FileChanged,
+    /// SIGHUP: read the config file again.
+    Sighup,
+    /// A D-Bus method: Reload, Resync, Explain.
+    Request(Request),
+}
+
+impl From<Event> for Input {
+    fn from(ev: Event) -> Input {
+        Input::Event(ev)
+    }
+}
 
 pub struct RunOptions {
     pub config: PathBuf,
@@ -47,176 +72,148 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
 }
 
-struct Daemon {
-    cfg: Config,
-    obs: Observed,
-    start: Instant,
-    exec: Executor,
-    reported: BTreeSet<Diagnostic>,
-    /// Diagnostics seen but not reported yet (see NO_ROUTE_REPORT_MS), with when first seen.
-    pending: std::collections::BTreeMap<Diagnostic, Millis>,
-    wake_at: Option<Millis>,
-    was_ready: bool,
-    /// Links excluded by default, as last logged (name → why).
-    excluded: std::collections::BTreeMap<String, String>,
-    metrics: Metrics,
+/// Check the config file and make it the one in force as a transaction of the reconcile
+/// step. `skip_unchanged`: a file event for the text already in force does nothing.
+pub async fn reload<K: Kernel>(
+    d: &mut Daemon<K>,
+    ota: &mut Lifecycle,
+    why: &str,
+    skip_unchanged: bool,
+) -> std::result::Result<String, AgentError> {
+    let loaded = match ota.check(why, skip_unchanged)? {
+        Checked::Unchanged(digest) => return Ok(digest),
+        Checked::New(l) => l,
+    };
+    // NetworkManager's config files where the new config says, for the plan; back to the
+    // old ones if it is rolled back.
+    let nm_paths_changed =
+        loaded.config.networkmanager.conf_paths != d.cfg.networkmanager.conf_paths;
+    if nm_paths_changed {
+        let files = nm::read_conf_files(&loaded.config.networkmanager.conf_paths);
+        d.apply(Event::NmConfFiles(files));
+    }
+    let t0 = Instant::now();
+    let outcome = match d.transaction(loaded.config.clone()).await {
+        Ok(c) => Outcome::Committed {
+            ops: c.ops,
+            deferred: c.deferred,
+            took: t0.elapsed(),
+        },
+        Err(rb) => {
+            if nm_paths_changed {
+                let files = nm::read_conf_files(&d.cfg.networkmanager.conf_paths);
+                d.apply(Event::NmConfFiles(files));
+            }
+            Outcome::RolledBack(rb.to_string())
+        }
+    };
+    ota.finished(why, &loaded, outcome, &d.obs)
 }
 
-impl Daemon {
-    fn now(&self) -> Millis {
-        Millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+/// Why each link (or the one named; "" = all) has or lacks its endpoints, as JSON.
+fn explain<K: Kernel>(d: &Daemon<K>, interface: &str) -> std::result::Result<String, AgentError> {
+    let only = Some(interface).filter(|i| !i.is_empty());
+    let e = mptcp_agent_core::explain(&d.cfg, &d.obs, d.now(), only);
+    serde_json::to_string(&e).map_err(|e| AgentError::Unavailable(format!("encoding JSON: {e}")))
+}
+
+impl Daemon<Executor> {
+    /// Read the kernel's state again and forget operation failures, so the next
+    /// reconciliation starts from the truth and retries at once.
+    async fn resync(&mut self) -> std::result::Result<String, String> {
+        let snap = rtnl::dump(&self.exec.rt).await.map_err(|e| e.to_string())?;
+        let (links, addrs) = (snap.links.len(), snap.addresses.len());
+        self.apply(Event::KernelSnapshot(snap));
+        let eps = pm::endpoints(&self.exec.pm)
+            .await
+            .map_err(|e| e.to_string())?;
+        let n_eps = eps.len();
+        self.apply(Event::Endpoints(eps));
+        match self.exec.pm.limits().await {
+            Ok(l) => self.apply(Event::Limits(mptcp_agent_core::Limits {
+                subflows: l.subflows.unwrap_or(0),
+                add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
+            })),
+            Err(e) => return Err(format!("reading MPTCP limits: {e}")),
+        }
+        if let Some(caps) = &self.obs.caps {
+            let s = pm::read_sysctls(&self.exec.sysctl_dir, &caps.sysctls);
+            self.apply(Event::Sysctls(s));
+        }
+        let retried = self.obs.failures.len();
+        self.obs.failures.clear();
+        log::info!("resync: {links} links, {addrs} addresses, {n_eps} endpoints read again; {retried} failed operation(s) retried now");
+        Ok(format!(
+            "re-read {links} links, {addrs} addresses, {n_eps} endpoints; {retried} failed operation(s) retried"
+        ))
+    }
+}
+
+/// NetworkManager followed or not, as the config in force says.
+struct NmFollower {
+    inbox: mpsc::Sender<Input>,
+    /// Devices refused because of NetworkManager's own MPTCP, polled by the watcher: a
+    /// reapply that turns it off sends no signal.
+    poll: watch::Sender<BTreeSet<String>>,
+    /// Read every device again now (Resync).
+    refresh: Arc<Notify>,
+    task: Option<JoinHandle<()>>,
+    /// `networkmanager.follow` as last configured (`None` before the start).
+    following: Option<bool>,
+}
+
+impl NmFollower {
+    fn new(inbox: mpsc::Sender<Input>) -> NmFollower {
+        NmFollower {
+            inbox,
+            poll: watch::channel(BTreeSet::new()).0,
+            refresh: Arc::new(Notify::new()),
+            task: None,
+            following: None,
+        }
     }
 
-    fn apply(&mut self, ev: Event) {
-        if let Event::ConfigChanged(cfg) = ev {
-            self.cfg = *cfg;
+    /// Follow NetworkManager or not, as the config in force says; at start and after every
+    /// reload.
+    async fn configure(&mut self, d: &mut Daemon<Executor>) {
+        let follow = d.cfg.networkmanager.follow;
+        if self.following.replace(follow) == Some(follow) {
             return;
         }
-        let now = self.now();
-        let before = self.obs.blackhole.clone();
-        self.obs.apply(&ev, now);
-        if let Event::BlackholeCounter { reading, .. } = &ev {
-            self.log_blackhole(&before, reading);
-        }
-    }
-
-    /// One line per rise of the kernel's blackhole counter, naming the sysctl; and once
-    /// what the kernel offers (the counter, or why there is none).
-    fn log_blackhole(&self, before: &Blackhole, reading: &std::result::Result<u64, String>) {
-        let timeout = self
-            .obs
-            .sysctls
-            .get(mptcp_agent_core::blackhole::SYSCTL)
-            .map_or("?", |v| v.as_str());
-        match (before, reading) {
-            (Blackhole::Present { count, .. }, Ok(now)) if now > count => log::warn!(
-                "MPTCP blackhole detected by the kernel (MPTcpExtBlackhole {count} -> {now}): SYNs with MPTCP \
-                 options were dropped on a path where plain TCP passes; new outgoing MPTCP connections from this \
-                 namespace are plain TCP for net.mptcp.blackhole_timeout = {timeout} s (doubling on repeats; 0 turns \
-                 the detection off)"
-            ),
-            (Blackhole::Unknown, Ok(now)) => log::info!(
-                "MPTCP blackhole detection: watching MPTcpExtBlackhole (now {now}; net.mptcp.blackhole_timeout = {timeout} s)"
-            ),
-            (Blackhole::Unknown | Blackhole::Present { .. }, Err(why)) => {
-                log::info!("MPTCP blackhole detection: not reported: {why}")
+        if !follow {
+            log::info!("networkmanager.follow = false: kernel-only mode");
+            match self.task.take() {
+                Some(t) => {
+                    t.abort();
+                    // Behind what the watcher has queued already.
+                    let tx = self.inbox.clone();
+                    tokio::spawn(async move { tx.send(Event::NmGone.into()).await });
+                }
+                None => d.apply(Event::NmGone),
             }
-            _ => {}
-        }
-    }
-
-    /// Plan and execute until nothing is left to do (bounded).
-    async fn reconcile(&mut self) {
-        if !self.obs.ready() {
             return;
         }
-        if !self.was_ready {
-            self.was_ready = true;
-            log::info!("initial state read; reconciling");
-            for l in mptcp_agent_core::assess(&self.cfg, &self.obs) {
-                log::debug!("{l:?}");
-            }
-        }
-        self.log_excluded();
-        for _ in 0..MAX_ROUNDS {
-            let p = plan(&self.cfg, &self.obs, self.now());
-            let report_at = self.report(&p.diagnostics);
-            self.wake_at = match (p.wake_at, report_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if p.steps.is_empty() {
-                return;
-            }
-            let mut failed = Vec::new();
-            let mut touched = false;
-            for step in &p.steps {
-                log::info!("{}: {}", step.why, step.op);
-                let result = self.exec.apply(&step.op).await;
-                let now = self.now();
-                match &result {
-                    Ok(()) => self.metrics.op_done(&step.op, &self.cfg, &self.obs, now),
-                    Err(e) => {
-                        log::warn!("{} FAILED: {e}", step.op);
-                        failed.push(format!("{}: {e}", step.op));
+        match zbus::Connection::system().await {
+            Ok(conn) => {
+                let tx = self.inbox.clone();
+                let follow = nm::Follow {
+                    poll: self.poll.subscribe(),
+                    refresh: self.refresh.clone(),
+                };
+                self.task = Some(tokio::spawn(async move {
+                    if let Err(e) = nm::watch(conn, tx.clone(), Some(follow)).await {
+                        log::warn!(
+                            "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
+                        );
+                        let _ = tx.send(Event::NmGone.into()).await;
                     }
-                }
-                touched |= step.op.touches_endpoints();
-                self.obs.apply(
-                    &Event::OpDone {
-                        op: step.op.clone(),
-                        error: result.err(),
-                    },
-                    now,
-                );
+                }));
             }
-            if touched {
-                // The kernel's view is the truth (ids it kept, endpoints others added).
-                match pm::endpoints(&self.exec.pm).await {
-                    Ok(eps) => self.apply(Event::Endpoints(eps)),
-                    Err(e) => log::warn!("{e}"),
-                }
-            }
-            if !failed.is_empty() {
-                log::warn!(
-                    "{} of {} operations failed: {}",
-                    failed.len(),
-                    p.steps.len(),
-                    failed.join("; ")
-                );
+            Err(e) => {
+                log::warn!("{}: kernel-only mode", crate::cli::bus_failure_message(&e));
+                d.apply(Event::NmGone);
             }
         }
-        log::warn!("plan did not settle in {MAX_ROUNDS} rounds; continuing with the next event");
-    }
-
-    /// Say once, at info, why a link a rule would manage gets no endpoint by default (a
-    /// VPN, tunnel, bridge or container veth); not a warning: that is the normal case.
-    fn log_excluded(&mut self) {
-        let mut now = std::collections::BTreeMap::new();
-        for l in mptcp_agent_core::assess(&self.cfg, &self.obs) {
-            if let mptcp_agent_core::Control::Excluded(why) = l.control {
-                if self.excluded.get(&l.name) != Some(&why) {
-                    log::info!(
-                        "{}: no endpoint: never an uplink by default: {why} (allow_virtual = true in rule {:?} opts it in)",
-                        l.name,
-                        l.rule.unwrap_or_default()
-                    );
-                }
-                now.insert(l.name, why);
-            }
-        }
-        self.excluded = now;
-    }
-
-    /// Log diagnostics when they appear and when they are resolved. A missing route counts
-    /// only once it has lasted NO_ROUTE_REPORT_MS; returns when to look again for that.
-    fn report(&mut self, now: &BTreeSet<Diagnostic>) -> Option<Millis> {
-        let t = self.now();
-        let stable = |d: &&Diagnostic| !matches!(d, Diagnostic::RetryLater { .. });
-        let seen: BTreeSet<Diagnostic> = now.iter().filter(stable).cloned().collect();
-        self.pending.retain(|d, _| seen.contains(d));
-        let mut current = BTreeSet::new();
-        let mut look_again: Option<Millis> = None;
-        for d in seen {
-            if matches!(d, Diagnostic::NoRoute { .. }) && !self.reported.contains(&d) {
-                let since = *self.pending.entry(d.clone()).or_insert(t);
-                let due = since.plus(NO_ROUTE_REPORT_MS);
-                if t < due {
-                    look_again = Some(look_again.map_or(due, |l| l.min(due)));
-                    continue;
-                }
-                self.pending.remove(&d);
-            }
-            current.insert(d);
-        }
-        for d in current.difference(&self.reported) {
-            log::warn!("{d}");
-        }
-        for d in self.reported.difference(&current) {
-            log::info!("resolved: {d}");
-        }
-        self.reported = current;
-        look_again
     }
 }
 
@@ -232,16 +229,134 @@ fn nm_refused_devices(cfg: &Config, obs: &Observed) -> BTreeSet<String> {
         .collect()
 }
 
+type Reply = oneshot::Sender<std::result::Result<String, AgentError>>;
+
+/// The config outcomes `ota` has to tell, as D-Bus signals.
+fn tell(bus: Option<&ServiceHandle>, ota: &mut Lifecycle) {
+    for n in ota.take_notices() {
+        if let Some(b) = bus {
+            b.notice(n);
+        }
+    }
+}
+
+/// Act on one input. Resync replies wait for the reconciliation that follows (`resyncs`).
+async fn handle(
+    d: &mut Daemon<Executor>,
+    ota: &mut Lifecycle,
+    bus: Option<&ServiceHandle>,
+    nm: &mut NmFollower,
+    resyncs: &mut Vec<(Reply, String)>,
+    input: Input,
+) {
+    let reloaded = match input {
+        Input::Event(ev) => {
+            match &ev {
+                Event::Mptcp(m) => {
+                    if let Some(b) = bus {
+                        b.subflow(m);
+                    }
+                }
+                // NetworkManager (re)started and read its config files: read them too, where
+                // the config in force says they are (a reload may have moved them).
+                Event::NmAppeared { .. } => {
+                    let files = nm::read_conf_files(&d.cfg.networkmanager.conf_paths);
+                    d.apply(Event::NmConfFiles(files));
+                }
+                _ => {}
+            }
+            d.apply(ev);
+            return;
+        }
+        Input::FileChanged => reload(d, ota, "file change", true).await.is_ok(),
+        Input::Sighup => reload(d, ota, "SIGHUP", false).await.is_ok(),
+        Input::Request(Request::Reload(reply)) => {
+            let r = reload(d, ota, "D-Bus Reload", false).await;
+            let applied = r.is_ok();
+            let _ = reply.send(r);
+            applied
+        }
+        Input::Request(Request::Explain(interface, reply)) => {
+            let _ = reply.send(explain(d, &interface));
+            return;
+        }
+        Input::Request(Request::Resync(reply)) => {
+            // NetworkManager's devices are read again too (their answer follows).
+            nm.refresh.notify_one();
+            match d.resync().await {
+                Ok(summary) => resyncs.push((reply, summary)),
+                Err(e) => {
+                    let _ = reply.send(Err(AgentError::ResyncFailed(e)));
+                }
+            }
+            return;
+        }
+    };
+    tell(bus, ota);
+    if reloaded {
+        crate::logging::apply_config(d.cfg.log_level);
+        nm.configure(d).await;
+    }
+}
+
 /// Run the daemon until SIGTERM/SIGINT or a fatal adapter error.
 pub async fn run(opts: RunOptions) -> Result<()> {
-    // The config file, else the last good one, else the built-in default; the file watch,
-    // SIGHUP and the D-Bus service (ota.rs).
-    let (mut ota, cfg) = ota::Lifecycle::start(ota::Options {
+    // The config file, else the last good one, else the built-in default (ota); the D-Bus
+    // service.
+    let (mut ota, cfg) = Lifecycle::start(ota::Options {
         config: opts.config.clone(),
         state_dir: opts.state_dir.clone(),
-        dbus: true,
+    });
+    let mut bus = service::start_or_none(Snapshot {
+        mode: "starting".into(),
+        config: ota.info().clone(),
+        ..Snapshot::default()
     })
     .await;
+    tell(bus.as_ref(), &mut ota);
+    let (tx, mut rx) = mpsc::channel::<Input>(INBOX);
+    // Config triggers: the file watch, SIGHUP, the D-Bus methods.
+    match ota::watch::Watcher::new(&opts.config) {
+        Ok(mut w) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    w.changed().await;
+                    if tx.send(Input::FileChanged).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(e) => log::warn!(
+            "cannot watch {} ({e}); changes apply on SIGHUP or Reload only",
+            opts.config.display()
+        ),
+    }
+    match signal(SignalKind::hangup()) {
+        Ok(mut s) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(Input::Sighup).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(e) => log::warn!("no SIGHUP handler: {e}"),
+    }
+    if let Some(mut requests) = bus.as_mut().and_then(ServiceHandle::take_requests) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = requests.recv().await {
+                if tx.send(Input::Request(r)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
     crate::logging::apply_config(cfg.log_level);
     let start = Instant::now();
     let pm = PmHandle::connect()
@@ -262,25 +377,16 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         caps.laminar_probe
     );
     let (rt, messages) = rtnl::connect()?;
-    let (tx, mut rx) = mpsc::channel::<Event>(4096);
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<Error>(4);
 
-    let mut daemon = Daemon {
-        cfg,
-        obs: Observed::new(),
-        start,
-        exec: Executor {
-            pm: pm.clone(),
-            rt: rt.clone(),
-            sysctl_dir: PathBuf::from(pm::SYSCTL_DIR),
-        },
-        reported: BTreeSet::new(),
-        pending: Default::default(),
-        wake_at: None,
-        was_ready: false,
-        excluded: Default::default(),
-        metrics: Metrics::new(),
+    let mut nm = NmFollower::new(tx.clone());
+    let exec = Executor {
+        pm: pm.clone(),
+        rt: rt.clone(),
+        sysctl_dir: PathBuf::from(pm::SYSCTL_DIR),
     };
+    let clock = move || Millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+    let mut daemon = Daemon::new(cfg, exec, Box::new(clock));
 
     // Kernel inputs.
     daemon.apply(Event::Sysctls(pm::read_sysctls(
@@ -305,6 +411,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         });
     }
+    // The one subscription to the kernel's path-manager events: the plan and the D-Bus
+    // SubflowEvent signals both take theirs from it.
     if has_events {
         let (tx, fatal, pm) = (tx.clone(), fatal_tx.clone(), pm.clone());
         tokio::spawn(async move {
@@ -314,37 +422,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         });
     }
 
-    // NetworkManager. The watcher polls the devices refused because of NetworkManager's own
-    // MPTCP: a reapply that turns it off sends no signal.
-    let (poll_tx, poll_rx) = tokio::sync::watch::channel(BTreeSet::new());
-    let nm_refresh = std::sync::Arc::new(tokio::sync::Notify::new());
-    if daemon.cfg.networkmanager.follow {
-        match zbus::Connection::system().await {
-            Ok(conn) => {
-                let tx = tx.clone();
-                let paths = daemon.cfg.networkmanager.conf_paths.clone();
-                let follow = nm::Follow {
-                    poll: poll_rx,
-                    refresh: nm_refresh.clone(),
-                };
-                tokio::spawn(async move {
-                    if let Err(e) = nm::watch(conn, paths, tx.clone(), Some(follow)).await {
-                        log::warn!(
-                            "NetworkManager watcher stopped ({e}); kernel-only mode from now on"
-                        );
-                        let _ = tx.send(Event::NmGone).await;
-                    }
-                });
-            }
-            Err(e) => {
-                log::warn!("{}: kernel-only mode", crate::cli::bus_failure_message(&e));
-                daemon.apply(Event::NmGone);
-            }
-        }
-    } else {
-        log::info!("networkmanager.follow = false: kernel-only mode");
-        daemon.apply(Event::NmGone);
-    }
+    // NetworkManager, if the config says to follow it.
+    nm.configure(&mut daemon).await;
 
     // mptcpd, now and every few seconds.
     {
@@ -355,7 +434,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             loop {
                 let found = mptcpd::find(Path::new("/proc"));
                 if first || found != last {
-                    if tx.send(Event::Mptcpd(found)).await.is_err() {
+                    if tx.send(Event::Mptcpd(found).into()).await.is_err() {
                         return;
                     }
                     last = found;
@@ -382,7 +461,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                         reading: reading.clone(),
                         wall_usec,
                     };
-                    if tx.send(ev).await.is_err() {
+                    if tx.send(ev.into()).await.is_err() {
                         return;
                     }
                     last = Some(reading);
@@ -407,31 +486,23 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     // The metrics timer: the kernel's counters are read and the file written here, in the
     // one loop, not by a task of its own.
     let mut metrics_at = tokio::time::Instant::now();
+    let mut resyncs = Vec::new();
     loop {
         let wake = daemon
             .wake_at
             .map(|w| tokio::time::Instant::from_std(start + Duration::from_millis(w.0)));
         tokio::select! {
-            ev = rx.recv() => {
-                let Some(ev) = ev else { return Err(Error::msg("all event sources stopped")) };
-                daemon.apply(ev);
+            input = rx.recv() => {
+                let Some(input) = input else { return Err(Error::msg("all event sources stopped")) };
+                handle(&mut daemon, &mut ota, bus.as_ref(), &mut nm, &mut resyncs, input).await;
                 // Take everything that is queued before deciding: NetworkManager sends
                 // bursts (IP config before the state change), netlink too.
-                while let Ok(ev) = rx.try_recv() {
-                    daemon.apply(ev);
+                while let Ok(input) = rx.try_recv() {
+                    handle(&mut daemon, &mut ota, bus.as_ref(), &mut nm, &mut resyncs, input).await;
                 }
             }
             _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {
                 daemon.apply(Event::Tick);
-            }
-            // Config file changed, SIGHUP, D-Bus Reload/Resync.
-            t = ota.next() => {
-                // Resync reads NetworkManager's devices again too (their answer follows).
-                if matches!(&t, ota::Trigger::Request(crate::service::Request::Resync(_))) {
-                    nm_refresh.notify_one();
-                }
-                ota.handle(t, &mut daemon.cfg, &mut daemon.obs, &daemon.exec, start).await;
-                crate::logging::apply_config(daemon.cfg.log_level);
             }
             _ = tokio::time::sleep_until(metrics_at) => {
                 let m = &daemon.cfg.metrics;
@@ -452,15 +523,26 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         daemon.reconcile().await;
-        ota.publish(
+        for (reply, summary) in resyncs.drain(..) {
+            let _ = reply.send(Ok(summary));
+        }
+        // READY=1 once, then the D-Bus snapshot (with the metrics' counters, which follow it).
+        ota.reconciled(&daemon.obs);
+        let mut snap = Snapshot::build(
             &daemon.cfg,
             &daemon.obs,
             &daemon.reported,
-            &mut daemon.metrics,
+            ota.info().clone(),
         );
+        daemon
+            .metrics
+            .observe(&mut snap, &daemon.obs, std::time::SystemTime::now());
+        if let Some(b) = &bus {
+            b.publish(snap);
+        }
         let refused = nm_refused_devices(&daemon.cfg, &daemon.obs);
-        let released = poll_tx.borrow().iter().any(|d| !refused.contains(d));
-        poll_tx.send_if_modified(|cur| {
+        let released = nm.poll.borrow().iter().any(|d| !refused.contains(d));
+        nm.poll.send_if_modified(|cur| {
             let changed = *cur != refused;
             *cur = refused;
             changed
@@ -472,7 +554,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     match pm::endpoints(&pm).await {
                         Ok(eps) => {
-                            if tx.send(Event::Endpoints(eps)).await.is_err() {
+                            if tx.send(Event::Endpoints(eps).into()).await.is_err() {
                                 return;
                             }
                         }
@@ -483,3 +565,6 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -327,11 +327,11 @@ pub fn read_conf_files(paths: &[String]) -> Vec<(String, String)> {
 /// Watch NetworkManager forever: presence, devices, changes. Sends [`Event::NmGone`] when it
 /// is not on the bus, [`Event::NmAppeared`] + [`Event::NmDevices`] when it is (again).
 /// `follow`: devices whose applied connection to check every [`APPLIED_POLL`], and
-/// requests to read every device again.
-pub async fn watch(
+/// requests to read every device again. NetworkManager's config files are the caller's to
+/// read ([`read_conf_files`]) on [`Event::NmAppeared`], where its config says they are.
+pub async fn watch<T: From<Event>>(
     conn: Connection,
-    conf_paths: Vec<String>,
-    tx: Sender<Event>,
+    tx: Sender<T>,
     follow: Option<Follow>,
 ) -> Result<()> {
     let (mut poll, refresh_all_now) = match follow {
@@ -369,7 +369,7 @@ pub async fn watch(
             .unwrap_or(false);
         if !present {
             log::info!("NetworkManager is not on the bus: kernel-only mode");
-            if tx.send(Event::NmGone).await.is_err() {
+            if tx.send(Event::NmGone.into()).await.is_err() {
                 return Ok(());
             }
             // Wait until it gets an owner.
@@ -387,7 +387,7 @@ pub async fn watch(
             }
         }
         // Present: snapshot, then follow changes until it leaves.
-        match snapshot(&conn, &conf_paths, &tx).await {
+        match snapshot(&conn, &tx).await {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => {
@@ -432,7 +432,7 @@ pub async fn watch(
                         }
                         // First look or a new version (reapply): read the device again.
                         if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
-                            if tx.send(ev).await.is_err() {
+                            if tx.send(ev.into()).await.is_err() {
                                 return Ok(());
                             }
                         }
@@ -443,7 +443,7 @@ pub async fn watch(
                     if let Some(devices) = active_connection_devices(&conn, &msg).await {
                         for path in devices {
                             if let Some(ev) = refresh(&conn, &path, &mut config_paths).await {
-                                if tx.send(ev).await.is_err() {
+                                if tx.send(ev.into()).await.is_err() {
                                     return Ok(());
                                 }
                             }
@@ -454,14 +454,14 @@ pub async fn watch(
                     if ev == Event::NmStartup(false) {
                         // Startup done: devices are assumed or activated now, and the version
                         // is known; read everything again rather than patch it up.
-                        match snapshot(&conn, &conf_paths, &tx).await {
+                        match snapshot(&conn, &tx).await {
                             Ok(true) => {}
                             Ok(false) => return Ok(()),
                             Err(e) => log::warn!("NetworkManager: reading its state after startup failed: {e}"),
                         }
                         continue;
                     }
-                    if tx.send(ev).await.is_err() {
+                    if tx.send(ev.into()).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -479,7 +479,7 @@ pub async fn watch(
                         _ => None,
                     };
                     if let Some(ev) = ev {
-                        if tx.send(ev).await.is_err() {
+                        if tx.send(ev.into()).await.is_err() {
                             return Ok(());
                         }
                     }
@@ -536,9 +536,9 @@ async fn applied_version(conn: &Connection, path: &str) -> Option<u64> {
 }
 
 /// Read every device again; false when the agent is shutting down.
-async fn refresh_all(
+async fn refresh_all<T: From<Event>>(
     conn: &Connection,
-    tx: &Sender<Event>,
+    tx: &Sender<T>,
     config_paths: &mut HashMap<String, String>,
 ) -> bool {
     let Ok(nm) = NetworkManagerProxy::builder(conn)
@@ -553,7 +553,7 @@ async fn refresh_all(
     };
     for p in paths {
         if let Some(ev) = refresh(conn, p.as_str(), config_paths).await {
-            if tx.send(ev).await.is_err() {
+            if tx.send(ev.into()).await.is_err() {
                 return false;
             }
         }
@@ -606,13 +606,8 @@ fn devices_rule() -> zbus::Result<MatchRule<'static>> {
         .build())
 }
 
-/// Version, startup flag, config files and all devices. `Ok(false)` when the agent is
-/// shutting down.
-async fn snapshot(
-    conn: &Connection,
-    conf_paths: &[String],
-    tx: &Sender<Event>,
-) -> zbus::Result<bool> {
+/// Version, startup flag and all devices. `Ok(false)` when the agent is shutting down.
+async fn snapshot<T: From<Event>>(conn: &Connection, tx: &Sender<T>) -> zbus::Result<bool> {
     let nm = NetworkManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
@@ -629,7 +624,6 @@ async fn snapshot(
         },
         if startup { ", still starting up" } else { "" }
     );
-    let files = read_conf_files(conf_paths);
     let mut devices = Vec::new();
     for p in nm.get_devices().await? {
         match read_device(conn, p.as_str()).await {
@@ -639,11 +633,10 @@ async fn snapshot(
         }
     }
     for ev in [
-        Event::NmConfFiles(files),
         Event::NmAppeared { version, startup },
         Event::NmDevices(devices),
     ] {
-        if tx.send(ev).await.is_err() {
+        if tx.send(ev.into()).await.is_err() {
             return Ok(false);
         }
     }

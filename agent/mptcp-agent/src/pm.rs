@@ -85,6 +85,7 @@ pub fn event_of(e: &PmEvent) -> MptcpEvent {
             EventKind::Closed => MptcpEventKind::Closed,
             EventKind::SubEstablished => MptcpEventKind::SubflowEstablished,
             EventKind::SubClosed => MptcpEventKind::SubflowClosed,
+            EventKind::SubPriority => MptcpEventKind::SubflowPriority,
             _ => MptcpEventKind::Other,
         },
         token: e.token,
@@ -95,6 +96,7 @@ pub fn event_of(e: &PmEvent) -> MptcpEvent {
         loc_id: e.loc_id,
         ifindex: e.ifindex,
         error: e.error.map(u32::from),
+        backup: e.backup,
     }
 }
 
@@ -110,7 +112,7 @@ pub async fn endpoints(pm: &PmHandle) -> Result<Vec<KernelEndpoint>> {
 
 /// Forward path-manager events until the socket fails. Lost events (ENOBUFS) cannot be
 /// recovered; a fresh endpoint dump keeps at least the endpoint view right.
-pub async fn forward_events(pm: PmHandle, tx: Sender<Event>) -> Result<()> {
+pub async fn forward_events<T: From<Event>>(pm: PmHandle, tx: Sender<T>) -> Result<()> {
     let mut stream = pm
         .subscribe_events()
         .context("subscribing to mptcp_pm_events")?;
@@ -121,14 +123,14 @@ pub async fn forward_events(pm: PmHandle, tx: Sender<Event>) -> Result<()> {
         match item {
             Ok(ev) => {
                 log::debug!("mptcp event: {ev}");
-                if tx.send(Event::Mptcp(event_of(&ev))).await.is_err() {
+                if tx.send(Event::Mptcp(event_of(&ev)).into()).await.is_err() {
                     return Ok(());
                 }
             }
             Err(mptcp_genl::Error::EventsLost) => {
                 log::warn!("mptcp_pm_events: the kernel dropped events (receive buffer full); re-reading endpoints");
                 if let Ok(eps) = endpoints(&pm).await {
-                    if tx.send(Event::Endpoints(eps)).await.is_err() {
+                    if tx.send(Event::Endpoints(eps).into()).await.is_err() {
                         return Ok(());
                     }
                 }

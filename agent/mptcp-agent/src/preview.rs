@@ -68,10 +68,13 @@ pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observe
             return Ok(obs);
         }
     };
+    obs.apply(
+        &Event::NmConfFiles(nm::read_conf_files(&cfg.networkmanager.conf_paths)),
+        clock(),
+    );
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
-    let paths = cfg.networkmanager.conf_paths.clone();
     let watcher = tokio::spawn(async move {
-        let _ = nm::watch(conn, paths, tx, None).await;
+        let _ = nm::watch(conn, tx, None).await;
     });
     let deadline = Instant::now() + NM_WAIT;
     while !obs.ready() {

@@ -74,14 +74,22 @@ pub fn connect() -> Result<(Handle, Messages)> {
 }
 
 /// Dump everything once, then forward changes until the socket closes.
-pub async fn monitor(handle: Handle, mut messages: Messages, tx: Sender<Event>) -> Result<()> {
+pub async fn monitor<T: From<Event>>(
+    handle: Handle,
+    mut messages: Messages,
+    tx: Sender<T>,
+) -> Result<()> {
     let snapshot = dump(&handle).await?;
-    if tx.send(Event::KernelSnapshot(snapshot)).await.is_err() {
+    if tx
+        .send(Event::KernelSnapshot(snapshot).into())
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     while let Some((msg, _)) = messages.next().await {
         for ev in events_of(msg) {
-            if tx.send(ev).await.is_err() {
+            if tx.send(ev.into()).await.is_err() {
                 return Ok(());
             }
         }

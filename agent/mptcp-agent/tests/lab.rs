@@ -974,6 +974,128 @@ fn killed_subflow_comes_back_at_once() -> R {
     )
 }
 
+/// `mptcp-agent monitor --json` in the device namespace: its JSON lines, collected by a
+/// thread; stopped when dropped.
+struct SignalMonitor {
+    child: Child,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl SignalMonitor {
+    fn start(lab: &Lab) -> Result<SignalMonitor, String> {
+        let mut child = ctx(
+            lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
+                .args(["monitor", "--json"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn(),
+            "starting mptcp-agent monitor",
+        )?;
+        let out = child.stdout.take().ok_or("monitor stdout")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Ok(SignalMonitor {
+            child,
+            lines,
+            reader: Some(reader),
+        })
+    }
+
+    /// The SubflowEvent signals of this kind from this local address, in order.
+    fn subflow_events(&self, kind: &str, local: &str) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| {
+                v["event"] == "subflow_event" && v["kind"] == kind && v["local_address"] == local
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for SignalMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// The D-Bus `SubflowEvent` signals come from the agent's one `mptcp_pm_events`
+/// subscription: `mptcp-agent monitor` sees wwan0's subflows closed by `ss -K` and the new
+/// ones the agent's re-add brings, with the kernel's token and addresses.
+fn subflow_signals_reach_dbus() -> R {
+    let lab = lab_with(LabOptions::default().iperf3_server(true))?;
+    let mut agent = Agent::start(&lab, &agent_config(&lab, ""))?;
+    let watch = EndpointWatch::start(&lab)?;
+    let wwan = v4(&lab, "wwan0")?;
+    with_log(
+        &agent,
+        watch
+            .wait(Instant::now(), Duration::from_secs(5), |s| has(s, wwan))
+            .ok_or_else(|| "no wwan0 endpoint".to_string()),
+    )?;
+    let monitor = SignalMonitor::start(&lab)?;
+    // Subscribed well before the first subflow: a process start and four match rules.
+    std::thread::sleep(Duration::from_millis(1000));
+    start_iperf3(&lab, "iperf-signals", 60)?;
+    let joined = wait_for(Duration::from_secs(10), || {
+        let e = monitor.subflow_events("sf_established", "10.2.0.2");
+        (!e.is_empty()).then_some(e)
+    });
+    let joined = with_log(
+        &agent,
+        joined.ok_or_else(|| "no sf_established signal for 10.2.0.2 within 10 s".to_string()),
+    )?;
+    let t0 = Instant::now();
+    ctx(lab.kill_subflows_of("wwan0"), "ss -K")?;
+    let again = wait_for(Duration::from_secs(10), || {
+        let closed = monitor.subflow_events("sf_closed", "10.2.0.2");
+        let est = monitor.subflow_events("sf_established", "10.2.0.2");
+        (!closed.is_empty() && est.len() > joined.len()).then_some((closed, est))
+    });
+    let _ = lab.stop("iperf-signals");
+    let (closed, est) = with_log(
+        &agent,
+        again.ok_or_else(|| {
+            format!(
+                "no sf_closed and new sf_established signals for 10.2.0.2 within 10 s of ss -K: {:?}",
+                monitor.lines.lock().unwrap()
+            )
+        }),
+    )?;
+    let c = &closed[0];
+    ensure(
+        c["token"].as_u64().is_some_and(|t| t != 0)
+            && c["remote_address"] == lab.server_addr4().to_string()
+            && c["remote_port"] == 5201
+            && c["error"].is_u64(),
+        || format!("sf_closed signal: {c}"),
+    )?;
+    eprintln!(
+        "SubflowEvent: {} sf_established and {} sf_closed for 10.2.0.2; re-established {:.0} ms after ss -K",
+        est.len(),
+        closed.len(),
+        ms(t0.elapsed())
+    );
+    ensure(agent.alive(), || "agent died".into())
+}
+
 /// Agent SIGKILL + restart, then NetworkManager restart: the same subflows afterwards.
 fn restarts_leave_subflows_alone() -> R {
     let lab = lab_with(LabOptions::default().iperf3_server(true))?;
@@ -1526,6 +1648,94 @@ fn explain_answers_for_every_refusal_kind() -> R {
     )
 }
 
+/// A reload that adds a NetworkManager config directory holds across NetworkManager's next
+/// restart: the agent reads NetworkManager's config where the config in force says, not
+/// where the config it started with said. Here the added directory makes NetworkManager's
+/// MPTCP the global default, so wwan0 is refused after the reload and must stay refused.
+fn reloaded_nm_conf_paths_hold_across_a_networkmanager_restart() -> R {
+    let lab = lab_with(LabOptions::default())?;
+    let base = agent_config(&lab, "");
+    let agent = Agent::start(&lab, &base)?;
+    let managed = wait_for(Duration::from_secs(10), || {
+        let l = explained(&lab, "wwan0").ok()?;
+        (l["state"] == "active").then_some(())
+    });
+    with_log(
+        &agent,
+        managed.ok_or_else(|| "wwan0 not active within 10 s".to_string()),
+    )?;
+    let extra = lab.dir().join("nm-extra");
+    ctx(std::fs::create_dir_all(&extra), "creating nm-extra")?;
+    ctx(
+        std::fs::write(
+            extra.join("80-nm-mptcp.conf"),
+            "[connection-nm-mptcp]\nconnection.mptcp-flags=0x22\n",
+        ),
+        "writing 80-nm-mptcp.conf",
+    )?;
+    let conf_d = lab.dir().join("nm/etc/conf.d");
+    // Loaded last: it outranks the lab's own global default (conf.d/50-mptcp.conf).
+    let moved = base.replacen(
+        &format!("\"{}\"]", conf_d.display()),
+        &format!("\"{}\", \"{}\"]", conf_d.display(), extra.display()),
+        1,
+    );
+    ensure(moved != base, || {
+        format!("conf_paths not found in:\n{base}")
+    })?;
+    ctx(std::fs::write(&agent.config, &moved), "writing agent.toml")?;
+    with_log(&agent, agent_cli(&lab, &["reload"]).map(|_| ()))?;
+    wait_refusal(&lab, &agent, "wwan0", "networkmanager-global")?;
+
+    // "NetworkManager 1.42.x on the bus": once per snapshot of NetworkManager.
+    let on_the_bus = |agent: &Agent| {
+        let log = agent.log_text();
+        log.lines()
+            .filter(|l| l.contains(" on the bus") && !l.contains("not on the bus"))
+            .count()
+    };
+    let before = on_the_bus(&agent);
+    ctx(lab.nm_restart(), "NetworkManager restart")?;
+    let seen = wait_for(Duration::from_secs(10), || {
+        (on_the_bus(&agent) > before).then_some(())
+    });
+    with_log(
+        &agent,
+        seen.ok_or_else(|| "the agent did not see NetworkManager back".to_string()),
+    )?;
+    // Refused again once NetworkManager's devices are read, and for good: a refusal left over
+    // from before the restart would go within a moment.
+    const STEADY: Duration = Duration::from_secs(3);
+    let t0 = Instant::now();
+    let mut since: Option<Instant> = None;
+    let mut last = String::new();
+    let steady = wait_for(Duration::from_secs(15), || {
+        let l = explained(&lab, "wwan0").ok()?;
+        last = l.to_string();
+        if l["state"] == "refused" && l["refusal"] == "networkmanager-global" {
+            let s = *since.get_or_insert_with(Instant::now);
+            (s.elapsed() >= STEADY).then_some(())
+        } else {
+            since = None;
+            None
+        }
+    });
+    with_log(
+        &agent,
+        steady.ok_or_else(|| {
+            format!(
+                "wwan0 not refused for {} s on end after NetworkManager's restart; last: {last}",
+                STEADY.as_secs()
+            )
+        }),
+    )?;
+    eprintln!(
+        "after NetworkManager's restart: refused by the reloaded conf_paths ({:.0} ms)",
+        ms(t0.elapsed())
+    );
+    Ok(())
+}
+
 /// NetworkManager marks wwan0 metered (`nmcli connection modify … connection.metered yes`,
 /// applied with `nmcli device reapply`): the agent flags its endpoint backup in place (same
 /// id), and takes the flag away again when it is set back to `no`. wlan0 is not touched.
@@ -1763,6 +1973,7 @@ fn main() {
             "killed_subflow_comes_back_at_once",
             killed_subflow_comes_back_at_once,
         ),
+        ("subflow_signals_reach_dbus", subflow_signals_reach_dbus),
         (
             "restarts_leave_subflows_alone",
             restarts_leave_subflows_alone,
@@ -1783,6 +1994,10 @@ fn main() {
         (
             "explain_answers_for_every_refusal_kind",
             explain_answers_for_every_refusal_kind,
+        ),
+        (
+            "reloaded_nm_conf_paths_hold_across_a_networkmanager_restart",
+            reloaded_nm_conf_paths_hold_across_a_networkmanager_restart,
         ),
         (
             "metered_uplink_becomes_backup_and_back",

@@ -275,6 +275,7 @@ fn reestablished_subflow_clears_the_loss() {
         loc_id: None,
         ifindex: None,
         error: None,
+        backup: None,
     }));
     assert!(
         w.ops().is_empty(),

@@ -272,6 +272,7 @@ fn subflow(kind: MptcpEventKind, saddr: &str, token: u32) -> Event {
         loc_id: None,
         ifindex: None,
         error: None,
+        backup: None,
     })
 }
 
@@ -663,7 +664,7 @@ fn tick_writes_when_enabled_and_removes_the_file_when_no_longer_asked() {
 /// excluded link (a VPN, tunnel, bridge or container veth) shows as exactly that.
 #[test]
 fn every_links_state_is_a_metrics_state() {
-    let service = include_str!("../service.rs");
+    let service = include_str!("../service/snapshot.rs");
     let mut named = BTreeSet::new();
     for part in service.split("info.state = \"").skip(1) {
         named.insert(part.split('"').next().unwrap());

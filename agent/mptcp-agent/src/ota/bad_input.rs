@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::*;
+use crate::config_file::LoadError;
 
 const SEEDS: [(&str, &str); 4] = [
     ("agent.toml", BUILT_IN),

@@ -5,8 +5,8 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, EndpointFlags, Event, Family, KernelCaps, KernelEndpoint, KernelSnapshot, Link,
-    Millis, Observed, OperState, Route, TABLE_MAIN,
+    config::load, Config, Diagnostic, EndpointFlags, Event, Family, KernelCaps, KernelEndpoint,
+    KernelSnapshot, Link, Millis, Observed, OperState, Route, TABLE_MAIN,
 };
 
 use super::*;
