@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, io, path::Path};
 
 use crate::{
-    model::{metric, Better, Contender, ContenderResult, Results, METRICS},
+    model::{metric, Better, Contender, ContenderResult, Results, RunParams, METRICS},
     stats::{summarize, Summary, Value},
 };
 
@@ -229,8 +229,9 @@ pub fn table(results: &Results) -> String {
             out.push('\n');
         }
     }
-    // Counts gathered across the scenarios.
-    for (key, label) in [
+    // Counts gathered across the scenarios; the carrier cycles' are compared (fewer is
+    // better).
+    let plain = [
         (
             "healthy_subflows_closed",
             "healthy (steady-uplink) subflows torn down, all scenarios",
@@ -243,7 +244,12 @@ pub fn table(results: &Results) -> String {
             "storm_link_events_seen_in_device_ns",
             "link events the device saw during the storm",
         ),
-    ] {
+    ];
+    let rows = plain
+        .iter()
+        .map(|(k, l)| (*k, *l, false))
+        .chain(CYCLE_COUNTS.iter().map(|(k, l)| (*k, *l, true)));
+    for (key, label, compared) in rows {
         if cs.iter().all(|c| fact(c, key).is_none()) {
             continue;
         }
@@ -253,11 +259,81 @@ pub fn table(results: &Results) -> String {
             let _ = write!(out, " {v} |");
         }
         if has_ours {
-            out.push_str(" |");
+            let r = compared
+                .then(|| count_against_best_peer(results, key))
+                .flatten()
+                .map_or(String::new(), |(cell, _)| cell);
+            let _ = write!(out, " {r} |");
         }
         out.push('\n');
     }
     out
+}
+
+/// Counts summed over the carrier cycles (`model::RunParams::cycles` per class).
+const CYCLE_COUNTS: [(&str, &str); 7] = [
+    (
+        "cb_short_extra_closes",
+        "subflow closes beyond the cut's own over the 1 s carrier cycles (either uplink)",
+    ),
+    (
+        "cb_long_extra_closes",
+        "subflow closes beyond the cut's own over the cycles past carrier-wait (either uplink)",
+    ),
+    (
+        "cb_short_endpoint_churn",
+        "endpoint changes beyond one withdrawal and one add, 1 s cuts",
+    ),
+    (
+        "cb_long_endpoint_churn",
+        "endpoint changes beyond one withdrawal and one add, cuts past carrier-wait (NetworkManager re-activates through IP_CHECK)",
+    ),
+    (
+        "cb_long_connections_lost",
+        "live connections lost over the cycles past carrier-wait",
+    ),
+    (
+        "initial_flap_extra_closes",
+        "subflow closes beyond the cut's own over the wlan0 flaps (any on wwan0 counts)",
+    ),
+    (
+        "initial_flap_connections_lost",
+        "live connections lost over the wlan0 flaps",
+    ),
+];
+
+/// Ours against the peer with the fewest, on a count where fewer is better, as (table
+/// cell, sentence).
+fn count_against_best_peer(results: &Results, key: &str) -> Option<(String, String)> {
+    let cs = &results.contenders;
+    let ours = cs
+        .iter()
+        .find(|c| c.contender == Contender::Agent)
+        .and_then(|c| fact(c, key))?;
+    let (peer, best) = cs
+        .iter()
+        .filter(|c| c.contender.is_peer())
+        .filter_map(|c| fact(c, key).map(|x| (c, x)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let how = match ours.total_cmp(&best) {
+        std::cmp::Ordering::Less => "fewer",
+        std::cmp::Ordering::Equal => "equal",
+        std::cmp::Ordering::Greater => "more",
+    };
+    let label = CYCLE_COUNTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, l)| *l);
+    Some((
+        format!(
+            "{ours:.0} vs {best:.0} ({}; {how})",
+            short_name(peer.contender)
+        ),
+        format!(
+            "{label}: ours {ours:.0} vs best peer {} {best:.0} ({how})",
+            peer.label
+        ),
+    ))
 }
 
 /// One sentence per metric: ours against the best peer.
@@ -283,6 +359,11 @@ pub fn ratio_lines(results: &Results) -> Vec<String> {
             peer.label
         ));
     }
+    v.extend(
+        CYCLE_COUNTS
+            .iter()
+            .filter_map(|(k, _)| count_against_best_peer(results, k).map(|(_, s)| s)),
+    );
     v
 }
 
@@ -382,22 +463,19 @@ pub fn markdown(results: &Results, svg_name: &str) -> String {
         out,
         "Cells: median / p95 (n = repetitions). \"never ≤ T s\": did not happen within the \
          {:.0} s limit; it counts as slower than any number in the median and p95. \
-         Repetitions: {} (start, carrier, reset), {} nmcli flaps, {} throughput run(s) of {} s \
-         with the carrier of {} cut from s {} to s {}; memory storm: {} link events (far-side carrier toggles).\n",
+         Repetitions: {}.\n",
         p.timeout_s,
-        p.reps,
-        p.flaps,
-        p.throughput_reps,
-        p.throughput_seconds,
-        p.flapped_uplink,
-        p.cut_start_s,
-        p.cut_end_s,
-        p.storm_events
+        repetitions(p).join("; ")
     );
     let _ = writeln!(
         out,
-        "![throughput timeline]({svg_name})\n\nMachine: {} CPUs ({}), {} MiB, kernel {}, \
+        "{}Machine: {} CPUs ({}), {} MiB, kernel {}, \
          {}, {}, {}; agent: {}; tree: {}; load average {} at the start, {} at the end.",
+        if ran(p, "throughput") {
+            format!("![throughput timeline]({svg_name})\n\n")
+        } else {
+            String::new()
+        },
         m.nproc,
         m.cpu,
         m.mem_total_mib,
@@ -411,6 +489,49 @@ pub fn markdown(results: &Results, svg_name: &str) -> String {
         m.loadavg_end
     );
     out
+}
+
+/// Whether a run had `scenario` (runs from before `scenarios` was recorded had all).
+fn ran(p: &RunParams, scenario: &str) -> bool {
+    p.scenarios.is_empty() || p.scenarios.iter().any(|s| s == scenario)
+}
+
+/// What the scenarios of a run repeated, one phrase each.
+fn repetitions(p: &RunParams) -> Vec<String> {
+    let mut v = Vec::new();
+    let basic: Vec<&str> = ["start", "carrier", "reset"]
+        .into_iter()
+        .filter(|s| ran(p, s))
+        .collect();
+    if !basic.is_empty() {
+        v.push(format!("{} ({})", p.reps, basic.join(", ")));
+    }
+    if ran(p, "carrier-back") || ran(p, "initial-flap") {
+        v.push(format!(
+            "{} carrier cycles per class (1 s cuts of {u}; cuts of {u} 1.5 s past the {} ms \
+             carrier-wait; 1 s cuts of wlan0), each class with one live connection, each cycle \
+             watched until 3 s after the join",
+            p.cycles,
+            p.carrier_wait_ms,
+            u = p.flapped_uplink
+        ));
+    }
+    if ran(p, "flaps") {
+        v.push(format!("{} nmcli flaps", p.flaps));
+    }
+    if ran(p, "throughput") {
+        v.push(format!(
+            "{} throughput run(s) of {} s with the carrier of {} cut from s {} to s {}",
+            p.throughput_reps, p.throughput_seconds, p.flapped_uplink, p.cut_start_s, p.cut_end_s
+        ));
+    }
+    if ran(p, "storm") {
+        v.push(format!(
+            "memory storm: {} link events (far-side carrier toggles)",
+            p.storm_events
+        ));
+    }
+    v
 }
 
 impl crate::model::Machine {
@@ -447,6 +568,7 @@ mod tests {
             params: RunParams {
                 quick: true,
                 reps: 1,
+                cycles: 1,
                 flaps: 1,
                 throughput_reps: 1,
                 throughput_seconds: 24,
