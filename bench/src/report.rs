@@ -29,10 +29,15 @@ fn value(v: Value, unit: &str, timeout_s: f64) -> String {
     }
 }
 
-/// "median / p95 (n)" plus how many runs never got there.
-fn cell(s: &Summary, unit: &str, timeout_s: f64) -> String {
+/// "median / p95 (n)" plus how many runs never got there, and how many the question did
+/// not apply to (`na`).
+fn cell(s: &Summary, na: usize, unit: &str, timeout_s: f64) -> String {
     if s.n == 0 {
-        return "—".into();
+        return if na > 0 {
+            format!("n/a (n={na})")
+        } else {
+            "—".into()
+        };
     }
     if s.never == s.n {
         return format!("{} (n={})", value(Value::Never, unit, timeout_s), s.n);
@@ -49,6 +54,9 @@ fn cell(s: &Summary, unit: &str, timeout_s: f64) -> String {
     let _ = write!(c, " (n={}", s.n);
     if s.never > 0 {
         let _ = write!(c, ", {} never", s.never);
+    }
+    if na > 0 {
+        let _ = write!(c, ", {na} n/a");
     }
     c.push(')');
     c
@@ -163,6 +171,14 @@ fn joins(c: &ContenderResult) -> Option<(usize, usize)> {
     Some((ok, v.len()))
 }
 
+/// Samples of `metric` the question did not apply to.
+fn not_applicable(c: &ContenderResult, metric: &str) -> usize {
+    c.values(metric)
+        .iter()
+        .filter(|v| matches!(v, Value::NotApplicable))
+        .count()
+}
+
 fn fact(c: &ContenderResult, key: &str) -> Option<f64> {
     c.facts.get(key).copied()
 }
@@ -191,15 +207,30 @@ pub fn table(results: &Results) -> String {
     out.push('\n');
     for def in METRICS {
         let sums: Vec<Summary> = cs.iter().map(|c| summarize(&c.values(def.id))).collect();
-        if sums.iter().all(|s| s.n == 0) {
+        if cs
+            .iter()
+            .zip(&sums)
+            .all(|(c, s)| s.n == 0 && not_applicable(c, def.id) == 0)
+        {
             continue;
         }
         let _ = write!(out, "| {} | {} |", def.label, def.unit);
-        for s in &sums {
-            let _ = write!(out, " {} |", cell(s, def.unit, t));
+        for (c, s) in cs.iter().zip(&sums) {
+            let _ = write!(
+                out,
+                " {} |",
+                cell(s, not_applicable(c, def.id), def.unit, t)
+            );
         }
         if has_ours {
-            let r = ratio(results, def.id).map(|(c, _)| c).unwrap_or("—".into());
+            let peers_na = cs
+                .iter()
+                .zip(&sums)
+                .filter(|(c, _)| c.contender.is_peer())
+                .all(|(c, s)| s.n == 0 && not_applicable(c, def.id) > 0);
+            let r = ratio(results, def.id)
+                .map(|(c, _)| c)
+                .unwrap_or(if peers_na { "peers: n/a" } else { "—" }.into());
             let _ = write!(out, " {r} |");
         }
         out.push('\n');
@@ -377,6 +408,24 @@ pub fn notes(results: &Results) -> String {
                 "- **{}** did not run (or stopped early): {why}",
                 c.label
             );
+        }
+        for def in METRICS {
+            let na: Vec<&str> = c
+                .samples
+                .iter()
+                .filter(|s| s.metric == def.id && s.value == Value::NotApplicable)
+                .map(|s| s.note.as_deref().unwrap_or("no reason recorded"))
+                .collect();
+            if let Some(first) = na.first() {
+                let all = c.samples.iter().filter(|s| s.metric == def.id).count();
+                let _ = writeln!(
+                    out,
+                    "- {}, {}: n/a in {} of {all} ({first})",
+                    c.label,
+                    def.label,
+                    na.len()
+                );
+            }
         }
         for e in c.errors.iter().take(10) {
             let _ = writeln!(out, "- {}: {e}", c.label);
@@ -627,5 +676,79 @@ mod tests {
         assert!(t.contains("| nmcli down/up flap: up → join (per flap) | ms | 80.0 (n=1) | never ≤ 8 s (n=1) | 40.0 (n=1) |"), "{t}");
         assert!(t.contains("| joins that succeed over the nmcli flaps | count | 1 / 1 | 0 / 1 | 1 / 1 | lost 0 vs 0 |"), "{t}");
         assert!(!t.contains("start → endpoints"), "{t}");
+    }
+
+    #[test]
+    fn cycle_counts_are_compared_with_the_fewest_of_the_peers() {
+        let mut r = results(&[]);
+        for (c, closes, churn) in [
+            (Contender::Nm, 3.0, 0.0),
+            (Contender::Mptcpd, 1.0, 0.0),
+            (Contender::Agent, 0.0, 2.0),
+        ] {
+            let x = r.contenders.iter_mut().find(|x| x.contender == c).unwrap();
+            x.add_fact("cb_long_extra_closes", closes);
+            x.add_fact("cb_long_endpoint_churn", churn);
+        }
+        let t = table(&r);
+        assert!(
+            t.contains("(either uplink) | count | 3 | 1 | 0 | 0 vs 1 (mptcpd; fewer) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("through IP_CHECK) | count | 0 | 0 | 2 | 2 vs 0 (NM; more) |"),
+            "{t}"
+        );
+        // Only what ran: no row for a count nobody has, none for the wlan0 flaps.
+        assert!(!t.contains("wlan0 flaps"), "{t}");
+        let lines = ratio_lines(&r);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("ours 0 vs best peer Mptcpd 1 (fewer)")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn repetitions_name_only_the_scenarios_that_ran() {
+        let mut p = results(&[]).params;
+        p.scenarios = vec!["carrier-back".into()];
+        let v = repetitions(&p);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].starts_with("1 carrier cycles per class"), "{v:?}");
+        // Runs recorded before the scenarios were: all of them.
+        p.scenarios.clear();
+        assert_eq!(repetitions(&p).len(), 5);
+    }
+
+    #[test]
+    fn a_row_nobody_could_measure_says_why() {
+        let mut r = results(&[
+            (Contender::Nm, "cb_short_subflow_ms", Value::NotApplicable),
+            (
+                Contender::Mptcpd,
+                "cb_short_subflow_ms",
+                Value::NotApplicable,
+            ),
+            (Contender::Agent, "cb_short_subflow_ms", Value::Num(12.0)),
+            (
+                Contender::Agent,
+                "cb_short_subflow_ms",
+                Value::NotApplicable,
+            ),
+        ]);
+        r.contenders[0].samples[0].note = Some("old subflow kept, no new join".into());
+        let t = table(&r);
+        assert!(
+            t.contains("| n/a (n=1) | n/a (n=1) | 12.0 (n=1, 1 n/a) | peers: n/a |"),
+            "{t}"
+        );
+        let n = notes(&r);
+        assert!(n.contains("- Nm, carrier back after a 1 s cut"), "{n}");
+        assert!(
+            n.contains(": n/a in 1 of 1 (old subflow kept, no new join)"),
+            "{n}"
+        );
     }
 }

@@ -87,7 +87,8 @@ pub fn extra_endpoint_changes(tables: &[(Instant, Vec<Ep>)], addr: IpAddr) -> us
 
 impl Session<'_> {
     /// `n` carrier cycles of one class with one live connection (a new one if it is lost).
-    /// Per cycle: carrier back → `SF_ESTABLISHED` from the cut uplink's address; summed over
+    /// Per cycle: carrier back → `SF_ESTABLISHED` from the cut uplink's address ("n/a" when the
+    /// old subflow lived through the cut and none was opened); summed over
     /// the cycles: extra subflow closes, extra endpoint changes, connections lost.
     pub fn carrier_cycles(
         &self,
@@ -153,12 +154,12 @@ impl Session<'_> {
                 )),
                 _ => None,
             };
-            r.push(
-                &format!("{p}_subflow_ms"),
-                i,
-                Value::from_opt(back.map(|t| since_ms(t, t1))),
-                note,
-            );
+            // A subflow that lived through the cut was never lost: nothing to re-establish.
+            let value = match (back, gone, old_closed) {
+                (None, false, false) => Value::NotApplicable,
+                _ => Value::from_opt(back.map(|t| since_ms(t, t1))),
+            };
+            r.push(&format!("{p}_subflow_ms"), i, value, note);
             r.add_fact(&closes, extra as f64);
             r.add_fact(&churn, changes as f64);
             if gone {
