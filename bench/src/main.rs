@@ -17,13 +17,13 @@ mod sys;
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    bench::{log, Session, Settings},
+    bench::{log, Cycles, Session, Settings},
     model::{Contender, ContenderResult, Results, RunParams},
     stats::Value,
 };
@@ -74,6 +74,10 @@ struct RunArgs {
     /// Repetitions of start, carrier cut and subflow reset (default 20; quick 3).
     #[arg(long)]
     reps: Option<usize>,
+    /// Carrier cycles per class (carrier-back short and long, initial-flap) with one live
+    /// connection (default 20; quick 3). A long cycle takes about 11 s, a short one 5 s.
+    #[arg(long)]
+    cycles: Option<usize>,
     /// nmcli down/up flaps with one live connection (default 100; quick 10).
     #[arg(long)]
     flaps: Option<usize>,
@@ -86,11 +90,12 @@ struct RunArgs {
     /// Link events for the agent's memory storm (as seen in the device namespace).
     #[arg(long, default_value_t = 10_000)]
     storm_events: usize,
-    /// Scenarios to run, comma separated: start, carrier, reset, flaps, throughput, storm.
+    /// Scenarios to run, comma separated: start, carrier, reset, carrier-back, initial-flap,
+    /// flaps, throughput, storm.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "start,carrier,reset,flaps,throughput,storm"
+        default_value = "start,carrier,reset,carrier-back,initial-flap,flaps,throughput,storm"
     )]
     scenarios: Vec<String>,
     /// The agent binary (default: the workspace's target/release/mptcp-agent).
@@ -188,6 +193,7 @@ fn params(a: &RunArgs) -> RunParams {
     RunParams {
         quick: a.quick,
         reps: a.reps.unwrap_or(if a.quick { 3 } else { 20 }),
+        cycles: a.cycles.unwrap_or(if a.quick { 3 } else { 20 }),
         flaps: a.flaps.unwrap_or(if a.quick { 10 } else { 100 }),
         throughput_reps: a.throughput_reps.unwrap_or(if a.quick { 1 } else { 3 }),
         throughput_seconds,
@@ -242,7 +248,16 @@ fn step(
     true
 }
 
-pub const SCENARIOS: [&str; 6] = ["start", "carrier", "reset", "flaps", "throughput", "storm"];
+pub const SCENARIOS: [&str; 8] = [
+    "start",
+    "carrier",
+    "reset",
+    "carrier-back",
+    "initial-flap",
+    "flaps",
+    "throughput",
+    "storm",
+];
 
 /// Repeated scenarios: name, repetitions, one repetition.
 type RepFn = fn(&Session, usize, &mut ContenderResult) -> Result<(), String>;
@@ -275,6 +290,9 @@ fn scenarios(sess: &Session, r: &mut ContenderResult) {
                 return;
             }
         }
+    }
+    if !carrier_cycles(sess, r) {
+        return;
     }
     if want("flaps") {
         log(format!("  {}: {} nmcli flaps", sess.c.id(), p.flaps));
@@ -311,6 +329,63 @@ fn scenarios(sess: &Session, r: &mut ContenderResult) {
         r.errors
             .push(format!("the observer lost {lost} event batches (ENOBUFS)"));
     }
+}
+
+/// The carrier cycles: `carrier-back` (cuts shorter and longer than NetworkManager's
+/// carrier-wait, on the flapped uplink) and `initial-flap` (short cuts of the uplink that
+/// carries the initial subflow). `false` when nothing more can run.
+fn carrier_cycles(sess: &Session, r: &mut ContenderResult) -> bool {
+    let p = &sess.s.params;
+    let want = |name: &str| p.scenarios.iter().any(|s| s == name);
+    let short = Duration::from_secs(1);
+    // Past carrier-wait by more than the agent's "near the verdict" window: NetworkManager
+    // has taken the device down and activates it again on carrier back.
+    let long = Duration::from_millis(u64::from(p.carrier_wait_ms) + 1500);
+    let mut classes = Vec::new();
+    if want("carrier-back") {
+        classes.push((
+            "carrier-back short",
+            Cycles {
+                prefix: "cb_short",
+                cut: &sess.flap,
+                other: &sess.steady,
+                length: short,
+            },
+        ));
+        classes.push((
+            "carrier-back long",
+            Cycles {
+                prefix: "cb_long",
+                cut: &sess.flap,
+                other: &sess.steady,
+                length: long,
+            },
+        ));
+    }
+    if want("initial-flap") {
+        classes.push((
+            "initial-flap",
+            Cycles {
+                prefix: "initial_flap",
+                cut: &sess.steady,
+                other: &sess.flap,
+                length: short,
+            },
+        ));
+    }
+    for (what, k) in classes {
+        log(format!(
+            "  {}: {what} ({} cycles, {} ms cuts of {})",
+            sess.c.id(),
+            p.cycles,
+            k.length.as_millis(),
+            k.cut.name
+        ));
+        if !step(sess, r, what, |s, r| s.carrier_cycles(&k, p.cycles, r)) {
+            return false;
+        }
+    }
+    true
 }
 
 fn sizes(c: Contender, s: &Settings, r: &mut ContenderResult) {
@@ -410,14 +485,18 @@ fn render(results: &Results, dir: &Path, docs: Option<&Path>) -> Result<String, 
     let md = report::markdown(results, "throughput.svg");
     std::fs::write(dir.join("table.md"), &md).map_err(|e| e.to_string())?;
     if let Some(docs) = docs {
+        // A run of some scenarios only goes to its own section: the full run's table stays.
+        let ran = &results.params.scenarios;
+        let full = ran.is_empty() || SCENARIOS.iter().all(|s| ran.iter().any(|r| r == s));
         let svg_name = "performance-throughput.svg";
-        if let Some(svg) = &svg {
+        if let (Some(svg), true) = (&svg, full) {
             std::fs::write(docs.join(svg_name), svg).map_err(|e| e.to_string())?;
         }
+        let section = if full { "results" } else { "partial" };
         replace_between_markers(
             &docs.join("performance.md"),
-            "<!-- mptcp-bench:results:begin -->",
-            "<!-- mptcp-bench:results:end -->",
+            &format!("<!-- mptcp-bench:{section}:begin -->"),
+            &format!("<!-- mptcp-bench:{section}:end -->"),
             &report::markdown(results, svg_name),
         )?;
     }

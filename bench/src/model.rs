@@ -96,6 +96,24 @@ pub const METRICS: &[MetricDef] = &[
         better: Better::Lower,
     },
     MetricDef {
+        id: "cb_short_subflow_ms",
+        label: "carrier back after a 1 s cut (NetworkManager rides it out) → subflow re-established, one live connection over all cycles",
+        unit: "ms",
+        better: Better::Lower,
+    },
+    MetricDef {
+        id: "cb_long_subflow_ms",
+        label: "carrier back after a cut 1.5 s past NetworkManager's carrier-wait (it re-activates the device) → subflow re-established",
+        unit: "ms",
+        better: Better::Lower,
+    },
+    MetricDef {
+        id: "initial_flap_subflow_ms",
+        label: "initial-path (wlan0) 1 s carrier cut: carrier back → wlan0 carries a subflow again",
+        unit: "ms",
+        better: Better::Lower,
+    },
+    MetricDef {
         id: "reset_reestablish_ms",
         label: "subflow reset by server (ss -K) → re-established",
         unit: "ms",
@@ -287,6 +305,9 @@ pub struct Machine {
 pub struct RunParams {
     pub quick: bool,
     pub reps: usize,
+    /// Carrier cycles per class (carrier-back short and long, initial-flap).
+    #[serde(default)]
+    pub cycles: usize,
     pub flaps: usize,
     pub throughput_reps: usize,
     pub throughput_seconds: u64,

@@ -211,6 +211,18 @@ impl Observer {
         log.events[a..b.max(a)].to_vec()
     }
 
+    /// The endpoint table in force at `from` (stamped `from`), then every change before `to`.
+    pub fn endpoints_between(&self, from: Instant, to: Instant) -> Vec<(Instant, Vec<Ep>)> {
+        let log = self.shared.lock();
+        let a = log.endpoints.partition_point(|(t, _)| *t <= from);
+        let b = log.endpoints.partition_point(|(t, _)| *t < to).max(a);
+        let first = a.checked_sub(1).map(|i| (from, log.endpoints[i].1.clone()));
+        first
+            .into_iter()
+            .chain(log.endpoints[a..b].iter().cloned())
+            .collect()
+    }
+
     /// Events from position `*cursor` on; advances the cursor (for incremental readers).
     pub fn events_from(&self, cursor: &mut usize) -> Vec<(Instant, PmEvent)> {
         let log = self.shared.lock();

@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, io, path::Path};
 
 use crate::{
-    model::{metric, Better, Contender, ContenderResult, Results, METRICS},
+    model::{metric, Better, Contender, ContenderResult, Results, RunParams, METRICS},
     stats::{summarize, Summary, Value},
 };
 
@@ -29,10 +29,15 @@ fn value(v: Value, unit: &str, timeout_s: f64) -> String {
     }
 }
 
-/// "median / p95 (n)" plus how many runs never got there.
-fn cell(s: &Summary, unit: &str, timeout_s: f64) -> String {
+/// "median / p95 (n)" plus how many runs never got there, and how many the question did
+/// not apply to (`na`).
+fn cell(s: &Summary, na: usize, unit: &str, timeout_s: f64) -> String {
     if s.n == 0 {
-        return "—".into();
+        return if na > 0 {
+            format!("n/a (n={na})")
+        } else {
+            "—".into()
+        };
     }
     if s.never == s.n {
         return format!("{} (n={})", value(Value::Never, unit, timeout_s), s.n);
@@ -49,6 +54,9 @@ fn cell(s: &Summary, unit: &str, timeout_s: f64) -> String {
     let _ = write!(c, " (n={}", s.n);
     if s.never > 0 {
         let _ = write!(c, ", {} never", s.never);
+    }
+    if na > 0 {
+        let _ = write!(c, ", {na} n/a");
     }
     c.push(')');
     c
@@ -163,6 +171,14 @@ fn joins(c: &ContenderResult) -> Option<(usize, usize)> {
     Some((ok, v.len()))
 }
 
+/// Samples of `metric` the question did not apply to.
+fn not_applicable(c: &ContenderResult, metric: &str) -> usize {
+    c.values(metric)
+        .iter()
+        .filter(|v| matches!(v, Value::NotApplicable))
+        .count()
+}
+
 fn fact(c: &ContenderResult, key: &str) -> Option<f64> {
     c.facts.get(key).copied()
 }
@@ -191,15 +207,30 @@ pub fn table(results: &Results) -> String {
     out.push('\n');
     for def in METRICS {
         let sums: Vec<Summary> = cs.iter().map(|c| summarize(&c.values(def.id))).collect();
-        if sums.iter().all(|s| s.n == 0) {
+        if cs
+            .iter()
+            .zip(&sums)
+            .all(|(c, s)| s.n == 0 && not_applicable(c, def.id) == 0)
+        {
             continue;
         }
         let _ = write!(out, "| {} | {} |", def.label, def.unit);
-        for s in &sums {
-            let _ = write!(out, " {} |", cell(s, def.unit, t));
+        for (c, s) in cs.iter().zip(&sums) {
+            let _ = write!(
+                out,
+                " {} |",
+                cell(s, not_applicable(c, def.id), def.unit, t)
+            );
         }
         if has_ours {
-            let r = ratio(results, def.id).map(|(c, _)| c).unwrap_or("—".into());
+            let peers_na = cs
+                .iter()
+                .zip(&sums)
+                .filter(|(c, _)| c.contender.is_peer())
+                .all(|(c, s)| s.n == 0 && not_applicable(c, def.id) > 0);
+            let r = ratio(results, def.id)
+                .map(|(c, _)| c)
+                .unwrap_or(if peers_na { "peers: n/a" } else { "—" }.into());
             let _ = write!(out, " {r} |");
         }
         out.push('\n');
@@ -229,8 +260,9 @@ pub fn table(results: &Results) -> String {
             out.push('\n');
         }
     }
-    // Counts gathered across the scenarios.
-    for (key, label) in [
+    // Counts gathered across the scenarios; the carrier cycles' are compared (fewer is
+    // better).
+    let plain = [
         (
             "healthy_subflows_closed",
             "healthy (steady-uplink) subflows torn down, all scenarios",
@@ -243,7 +275,12 @@ pub fn table(results: &Results) -> String {
             "storm_link_events_seen_in_device_ns",
             "link events the device saw during the storm",
         ),
-    ] {
+    ];
+    let rows = plain
+        .iter()
+        .map(|(k, l)| (*k, *l, false))
+        .chain(CYCLE_COUNTS.iter().map(|(k, l)| (*k, *l, true)));
+    for (key, label, compared) in rows {
         if cs.iter().all(|c| fact(c, key).is_none()) {
             continue;
         }
@@ -253,11 +290,81 @@ pub fn table(results: &Results) -> String {
             let _ = write!(out, " {v} |");
         }
         if has_ours {
-            out.push_str(" |");
+            let r = compared
+                .then(|| count_against_best_peer(results, key))
+                .flatten()
+                .map_or(String::new(), |(cell, _)| cell);
+            let _ = write!(out, " {r} |");
         }
         out.push('\n');
     }
     out
+}
+
+/// Counts summed over the carrier cycles (`model::RunParams::cycles` per class).
+const CYCLE_COUNTS: [(&str, &str); 7] = [
+    (
+        "cb_short_extra_closes",
+        "subflow closes beyond the cut's own over the 1 s carrier cycles (either uplink)",
+    ),
+    (
+        "cb_long_extra_closes",
+        "subflow closes beyond the cut's own over the cycles past carrier-wait (either uplink)",
+    ),
+    (
+        "cb_short_endpoint_churn",
+        "endpoint changes beyond one withdrawal and one add, 1 s cuts",
+    ),
+    (
+        "cb_long_endpoint_churn",
+        "endpoint changes beyond one withdrawal and one add, cuts past carrier-wait (NetworkManager re-activates through IP_CHECK)",
+    ),
+    (
+        "cb_long_connections_lost",
+        "live connections lost over the cycles past carrier-wait",
+    ),
+    (
+        "initial_flap_extra_closes",
+        "subflow closes beyond the cut's own over the wlan0 flaps (any on wwan0 counts)",
+    ),
+    (
+        "initial_flap_connections_lost",
+        "live connections lost over the wlan0 flaps",
+    ),
+];
+
+/// Ours against the peer with the fewest, on a count where fewer is better, as (table
+/// cell, sentence).
+fn count_against_best_peer(results: &Results, key: &str) -> Option<(String, String)> {
+    let cs = &results.contenders;
+    let ours = cs
+        .iter()
+        .find(|c| c.contender == Contender::Agent)
+        .and_then(|c| fact(c, key))?;
+    let (peer, best) = cs
+        .iter()
+        .filter(|c| c.contender.is_peer())
+        .filter_map(|c| fact(c, key).map(|x| (c, x)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let how = match ours.total_cmp(&best) {
+        std::cmp::Ordering::Less => "fewer",
+        std::cmp::Ordering::Equal => "equal",
+        std::cmp::Ordering::Greater => "more",
+    };
+    let label = CYCLE_COUNTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, l)| *l);
+    Some((
+        format!(
+            "{ours:.0} vs {best:.0} ({}; {how})",
+            short_name(peer.contender)
+        ),
+        format!(
+            "{label}: ours {ours:.0} vs best peer {} {best:.0} ({how})",
+            peer.label
+        ),
+    ))
 }
 
 /// One sentence per metric: ours against the best peer.
@@ -283,6 +390,11 @@ pub fn ratio_lines(results: &Results) -> Vec<String> {
             peer.label
         ));
     }
+    v.extend(
+        CYCLE_COUNTS
+            .iter()
+            .filter_map(|(k, _)| count_against_best_peer(results, k).map(|(_, s)| s)),
+    );
     v
 }
 
@@ -296,6 +408,24 @@ pub fn notes(results: &Results) -> String {
                 "- **{}** did not run (or stopped early): {why}",
                 c.label
             );
+        }
+        for def in METRICS {
+            let na: Vec<&str> = c
+                .samples
+                .iter()
+                .filter(|s| s.metric == def.id && s.value == Value::NotApplicable)
+                .map(|s| s.note.as_deref().unwrap_or("no reason recorded"))
+                .collect();
+            if let Some(first) = na.first() {
+                let all = c.samples.iter().filter(|s| s.metric == def.id).count();
+                let _ = writeln!(
+                    out,
+                    "- {}, {}: n/a in {} of {all} ({first})",
+                    c.label,
+                    def.label,
+                    na.len()
+                );
+            }
         }
         for e in c.errors.iter().take(10) {
             let _ = writeln!(out, "- {}: {e}", c.label);
@@ -382,22 +512,19 @@ pub fn markdown(results: &Results, svg_name: &str) -> String {
         out,
         "Cells: median / p95 (n = repetitions). \"never ≤ T s\": did not happen within the \
          {:.0} s limit; it counts as slower than any number in the median and p95. \
-         Repetitions: {} (start, carrier, reset), {} nmcli flaps, {} throughput run(s) of {} s \
-         with the carrier of {} cut from s {} to s {}; memory storm: {} link events (far-side carrier toggles).\n",
+         Repetitions: {}.\n",
         p.timeout_s,
-        p.reps,
-        p.flaps,
-        p.throughput_reps,
-        p.throughput_seconds,
-        p.flapped_uplink,
-        p.cut_start_s,
-        p.cut_end_s,
-        p.storm_events
+        repetitions(p).join("; ")
     );
     let _ = writeln!(
         out,
-        "![throughput timeline]({svg_name})\n\nMachine: {} CPUs ({}), {} MiB, kernel {}, \
+        "{}Machine: {} CPUs ({}), {} MiB, kernel {}, \
          {}, {}, {}; agent: {}; tree: {}; load average {} at the start, {} at the end.",
+        if ran(p, "throughput") {
+            format!("![throughput timeline]({svg_name})\n\n")
+        } else {
+            String::new()
+        },
         m.nproc,
         m.cpu,
         m.mem_total_mib,
@@ -411,6 +538,49 @@ pub fn markdown(results: &Results, svg_name: &str) -> String {
         m.loadavg_end
     );
     out
+}
+
+/// Whether a run had `scenario` (runs from before `scenarios` was recorded had all).
+fn ran(p: &RunParams, scenario: &str) -> bool {
+    p.scenarios.is_empty() || p.scenarios.iter().any(|s| s == scenario)
+}
+
+/// What the scenarios of a run repeated, one phrase each.
+fn repetitions(p: &RunParams) -> Vec<String> {
+    let mut v = Vec::new();
+    let basic: Vec<&str> = ["start", "carrier", "reset"]
+        .into_iter()
+        .filter(|s| ran(p, s))
+        .collect();
+    if !basic.is_empty() {
+        v.push(format!("{} ({})", p.reps, basic.join(", ")));
+    }
+    if ran(p, "carrier-back") || ran(p, "initial-flap") {
+        v.push(format!(
+            "{} carrier cycles per class (1 s cuts of {u}; cuts of {u} 1.5 s past the {} ms \
+             carrier-wait; 1 s cuts of wlan0), each class with one live connection, each cycle \
+             watched until 3 s after the join",
+            p.cycles,
+            p.carrier_wait_ms,
+            u = p.flapped_uplink
+        ));
+    }
+    if ran(p, "flaps") {
+        v.push(format!("{} nmcli flaps", p.flaps));
+    }
+    if ran(p, "throughput") {
+        v.push(format!(
+            "{} throughput run(s) of {} s with the carrier of {} cut from s {} to s {}",
+            p.throughput_reps, p.throughput_seconds, p.flapped_uplink, p.cut_start_s, p.cut_end_s
+        ));
+    }
+    if ran(p, "storm") {
+        v.push(format!(
+            "memory storm: {} link events (far-side carrier toggles)",
+            p.storm_events
+        ));
+    }
+    v
 }
 
 impl crate::model::Machine {
@@ -447,6 +617,7 @@ mod tests {
             params: RunParams {
                 quick: true,
                 reps: 1,
+                cycles: 1,
                 flaps: 1,
                 throughput_reps: 1,
                 throughput_seconds: 24,
@@ -505,5 +676,79 @@ mod tests {
         assert!(t.contains("| nmcli down/up flap: up → join (per flap) | ms | 80.0 (n=1) | never ≤ 8 s (n=1) | 40.0 (n=1) |"), "{t}");
         assert!(t.contains("| joins that succeed over the nmcli flaps | count | 1 / 1 | 0 / 1 | 1 / 1 | lost 0 vs 0 |"), "{t}");
         assert!(!t.contains("start → endpoints"), "{t}");
+    }
+
+    #[test]
+    fn cycle_counts_are_compared_with_the_fewest_of_the_peers() {
+        let mut r = results(&[]);
+        for (c, closes, churn) in [
+            (Contender::Nm, 3.0, 0.0),
+            (Contender::Mptcpd, 1.0, 0.0),
+            (Contender::Agent, 0.0, 2.0),
+        ] {
+            let x = r.contenders.iter_mut().find(|x| x.contender == c).unwrap();
+            x.add_fact("cb_long_extra_closes", closes);
+            x.add_fact("cb_long_endpoint_churn", churn);
+        }
+        let t = table(&r);
+        assert!(
+            t.contains("(either uplink) | count | 3 | 1 | 0 | 0 vs 1 (mptcpd; fewer) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("through IP_CHECK) | count | 0 | 0 | 2 | 2 vs 0 (NM; more) |"),
+            "{t}"
+        );
+        // Only what ran: no row for a count nobody has, none for the wlan0 flaps.
+        assert!(!t.contains("wlan0 flaps"), "{t}");
+        let lines = ratio_lines(&r);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("ours 0 vs best peer Mptcpd 1 (fewer)")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn repetitions_name_only_the_scenarios_that_ran() {
+        let mut p = results(&[]).params;
+        p.scenarios = vec!["carrier-back".into()];
+        let v = repetitions(&p);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].starts_with("1 carrier cycles per class"), "{v:?}");
+        // Runs recorded before the scenarios were: all of them.
+        p.scenarios.clear();
+        assert_eq!(repetitions(&p).len(), 5);
+    }
+
+    #[test]
+    fn a_row_nobody_could_measure_says_why() {
+        let mut r = results(&[
+            (Contender::Nm, "cb_short_subflow_ms", Value::NotApplicable),
+            (
+                Contender::Mptcpd,
+                "cb_short_subflow_ms",
+                Value::NotApplicable,
+            ),
+            (Contender::Agent, "cb_short_subflow_ms", Value::Num(12.0)),
+            (
+                Contender::Agent,
+                "cb_short_subflow_ms",
+                Value::NotApplicable,
+            ),
+        ]);
+        r.contenders[0].samples[0].note = Some("old subflow kept, no new join".into());
+        let t = table(&r);
+        assert!(
+            t.contains("| n/a (n=1) | n/a (n=1) | 12.0 (n=1, 1 n/a) | peers: n/a |"),
+            "{t}"
+        );
+        let n = notes(&r);
+        assert!(n.contains("- Nm, carrier back after a 1 s cut"), "{n}");
+        assert!(
+            n.contains(": n/a in 1 of 1 (old subflow kept, no new join)"),
+            "{n}"
+        );
     }
 }

@@ -5,7 +5,10 @@
 //! before the one `ip`/`nmcli`/`ss` call that performs it; the reaction's timestamp comes
 //! from the [`Observer`] (event arrival, or the endpoint dump that first saw the change).
 
+mod cycles;
 mod scenarios;
+
+pub use cycles::Cycles;
 
 use std::{
     io::{BufRead, BufReader},

@@ -185,6 +185,7 @@ pub fn run(args: SoakArgs) -> Result<(), String> {
         params: RunParams {
             quick: true,
             reps: 0,
+            cycles: 0,
             flaps: 0,
             throughput_reps: 0,
             throughput_seconds: 0,
