@@ -129,6 +129,35 @@ def parse_libtest(text):
     return cases
 
 
+# Kernel reports that mean a bug, whatever the test's verdict: WARN_ON and lockdep ("WARNING:
+# CPU:", "WARNING: possible circular locking dependency detected", "WARNING: suspicious RCU
+# usage"), KASAN and might_sleep ("BUG: KASAN: ...", "BUG: sleeping function called from
+# invalid context"), UBSAN, oopses and hung tasks.
+SPLAT = re.compile(r"\b(?:WARNING|BUG|UBSAN): |kernel BUG at |general protection fault|Kernel panic"
+                   r"|INFO: task \S+ blocked for more than|Oops: ")
+
+
+def find_splats(text):
+    """The kernel log's report lines (timestamps removed), in order."""
+    return [re.sub(r"^\[\s*[\d.]+\]\s*", "", line).strip()
+            for line in text.splitlines() if SPLAT.search(line)]
+
+
+def kernel_log_suite(out, segments):
+    """One case per piece of the guest's kernel log (boot, each script, the end): a report in
+    it fails the case, its first lines as the detail. Pieces the guest did not write are left
+    out (it crashed, which fails the script already)."""
+    cases = []
+    for seg in segments:
+        f = out / f"{seg}.kmsg"
+        if not f.is_file():
+            continue
+        found = find_splats(f.read_text(errors="replace"))
+        cases.append({"name": f"{seg}: no WARN/lockdep/KASAN/BUG report", "status": "fail" if found else "pass",
+                      "checks": 1, "detail": " | ".join(found[:3])[:300]})
+    return {"suite": "kernel:log", "rc": 0, "seconds": 0, "cases": cases, "status": suite_status(0, cases)}
+
+
 def suite_status(rc, cases):
     if rc == 4 and not any(c["status"] == "fail" for c in cases):
         return "skip"
@@ -242,6 +271,17 @@ def selftests(spec, tests, per_test_timeout, host=False, kunit=True, expect_all=
         log(f"retry {attempt}/{retries}: {' '.join(failed)}")
         again = selftests_once(spec, ",".join(failed), per_test_timeout, host, False, expect_all, kvm)
         for new in again["suites"]:
+            if new["suite"] == "kernel:log":
+                # A report is a bug even when the retry is clean: keep both attempts' cases.
+                log_suite = next((s for s in result["suites"] if s["suite"] == "kernel:log"), None)
+                for c in new["cases"]:
+                    c["name"] = f"{c['name']} (retry {attempt})"
+                if log_suite is None:
+                    result["suites"].append(new)
+                else:
+                    log_suite["cases"] += new["cases"]
+                    log_suite["status"] = suite_status(0, log_suite["cases"])
+                continue
             for i, old in enumerate(result["suites"]):
                 if old["suite"] == new["suite"]:
                     first = [c["name"] for c in old["cases"] if c["status"] == "fail"]
@@ -302,6 +342,10 @@ def selftests_once(spec, tests, per_test_timeout, host, kunit, expect_all, kvm):
         mptcp = [c for c in cases if "mptcp" in c["name"]]
         result["suites"].append({"suite": "kunit:mptcp", "rc": 0, "seconds": 0, "cases": mptcp or cases,
                                  "status": suite_status(0, mptcp or cases)})
+    if not host:
+        log_suite = kernel_log_suite(out, ["boot", *chosen, "end"])
+        if log_suite["cases"]:
+            result["suites"].append(log_suite)
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -316,8 +360,12 @@ def libtest(spec, argv, timeout, host=False, kvm="auto", suite_name=None, env=No
     q = lambda name: shlex.quote(str(out / name))  # noqa: E731
     # stdout and stderr to separate files: over the guest's serial line they interleave
     # mid-line, which would break the "test NAME ... ok" lines.
-    inner = (f"uname -r > {q('uname')}; {shlex.join([*envs, str(binary), *argv[1:]])} "
-             f"> {q('stdout.log')} 2> {q('stderr.log')}; rc=$?; echo $rc > {q('rc')}; exit $rc")
+    run = (f"{shlex.join([*envs, str(binary), *argv[1:]])} > {q('stdout.log')} 2> {q('stderr.log')}; "
+           f"rc=$?; echo $rc > {q('rc')}")
+    if not host:
+        # The guest's kernel log before and during the run, for kernel_log_suite.
+        run = f"dmesg -c > {q('boot.kmsg')} 2>&1; {run}; dmesg -c > {q('run.kmsg')} 2>&1"
+    inner = f"uname -r > {q('uname')}; {run}; exit $rc"
     t0 = time.monotonic()
     image = None if host else build(spec)
     with open(out / "console.log", "wb") as f:
@@ -336,6 +384,11 @@ def libtest(spec, argv, timeout, host=False, kvm="auto", suite_name=None, env=No
     suite = {"suite": suite_name or binary.name, "rc": rc, "seconds": round(secs, 1), "cases": cases, "status": status}
     result = {"kernel": {"label": label, "release": release, "key": None if host else spec.key},
               "results_dir": str(out), "suites": [suite]}
+    if not host:
+        log_suite = kernel_log_suite(out, ["boot", "run"])
+        if log_suite["cases"]:
+            log_suite["suite"] = f"kernel:log:{suite['suite']}"
+            result["suites"].append(log_suite)
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -12,7 +12,8 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from kmxlib.selftests import new_results_dir, parse_ktap, parse_selftest  # noqa: E402
+from kmxlib import selftests as st  # noqa: E402
+from kmxlib.selftests import find_splats, kernel_log_suite, new_results_dir, parse_ktap, parse_selftest  # noqa: E402
 from kmxlib.table import apply_expected_by_kernel, render_table  # noqa: E402
 
 
@@ -86,6 +87,19 @@ def result(label, statuses):
                         "cases": [{"name": n, "status": st, "checks": 1, "detail": ""} for n, st in statuses]}]}
 
 
+# A debug kernel's log: lockdep, KASAN and WARN headers among ordinary lines (5.10 formats).
+KMSG_DEBUG = """[    0.000000] Linux version 5.10.223 (root@host) #1 SMP
+[    0.512000] kasan: KernelAddressSanitizer initialized
+[    1.020000]     ok 1 - mptcp_crypto_test_basic
+[   12.340000] MPTCP: kernel.mptcp.enabled changed
+[   80.100000] WARNING: possible circular locking dependency detected
+[   80.100001] 5.10.223 #1 Not tainted
+[   90.200000] BUG: KASAN: use-after-free in mptcp_subflow_data_available+0x2c/0x90
+[   95.000000] WARNING: CPU: 1 PID: 42 at net/mptcp/protocol.c:1234 __mptcp_push_pending+0x1/0x2
+[   96.000000] BUG: sleeping function called from invalid context at net/core/sock.c:3050
+"""
+
+
 class Parsers(unittest.TestCase):
     def check(self, what, got, want):
         self.assertEqual(got, want, what)
@@ -131,6 +145,49 @@ class Parsers(unittest.TestCase):
         table = render_table(runs)
         self.check("expected failure marked", "| s | a | **FAIL** (expected) | **FAIL** |" in table, True)
         self.check("unlisted failure not marked", "| s | c | **FAIL** | – |" in table, True)
+
+    def test_kernel_log_reports(self):
+        self.check("reports found, timestamps removed", find_splats(KMSG_DEBUG), [
+            "WARNING: possible circular locking dependency detected",
+            "BUG: KASAN: use-after-free in mptcp_subflow_data_available+0x2c/0x90",
+            "WARNING: CPU: 1 PID: 42 at net/mptcp/protocol.c:1234 __mptcp_push_pending+0x1/0x2",
+            "BUG: sleeping function called from invalid context at net/core/sock.c:3050",
+        ])
+        clean = "\n".join(KMSG_DEBUG.splitlines()[:4])
+        self.check("ordinary lines are not reports", find_splats(clean), [])
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "boot.kmsg").write_text(clean)
+            (out / "mptcp_join.sh.kmsg").write_text(KMSG_DEBUG)
+            suite = kernel_log_suite(out, ["boot", "mptcp_join.sh", "end"])
+        self.check("one case per piece written, the script charged", [(c["name"], c["status"]) for c in suite["cases"]], [
+            ("boot: no WARN/lockdep/KASAN/BUG report", "pass"),
+            ("mptcp_join.sh: no WARN/lockdep/KASAN/BUG report", "fail"),
+        ])
+        self.check("suite fails", suite["status"], "fail")
+
+    def test_kernel_log_report_survives_a_clean_retry(self):
+        # The script failed and left a report; its retry passes with a clean log. The retry
+        # replaces the script's verdict, but the report must still fail the run.
+        def suite(name, status, case):
+            return {"suite": name, "rc": 0 if status == "pass" else 1, "seconds": 0, "status": status,
+                    "cases": [{"name": case, "status": status, "checks": 1, "detail": ""}]}
+        runs = iter([
+            {"suites": [suite("selftest:diag.sh", "fail", "chk"), suite("kernel:log", "fail", "diag.sh: report")]},
+            {"suites": [suite("selftest:diag.sh", "pass", "chk"), suite("kernel:log", "pass", "diag.sh: report")]},
+        ])
+        real = st.selftests_once
+        st.selftests_once = lambda *a, **k: next(runs)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                result = st.selftests(None, "diag", 60, retries=1)
+        finally:
+            st.selftests_once = real
+        by_name = {s["suite"]: s for s in result["suites"]}
+        self.check("script passed on retry", by_name["selftest:diag.sh"]["status"], "pass")
+        self.check("report kept", [(c["name"], c["status"]) for c in by_name["kernel:log"]["cases"]],
+                   [("diag.sh: report", "fail"), ("diag.sh: report (retry 1)", "pass")])
+        self.check("kernel log still fails", by_name["kernel:log"]["status"], "fail")
 
     def test_results_directories_are_distinct(self):
         # Two runs started by one process within the same second get two results directories.
