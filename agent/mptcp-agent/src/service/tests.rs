@@ -5,12 +5,12 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, Config, Diagnostic, EndpointFlags, Event, Family, KernelCaps, KernelEndpoint,
-    KernelSnapshot, Link, Millis, Observed, OperState, Route, TABLE_MAIN,
+    config::load, Config, Diagnostic, EndpointFlags, Event, KernelCaps, KernelEndpoint,
+    KernelSnapshot, Link, Millis, Observed, OperState,
 };
 
 use super::*;
-use crate::test_fixtures::{self, addr};
+use crate::test_fixtures::{self, addr, default_via};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -176,21 +176,6 @@ fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
             OperState::LowerLayerDown
         },
         ..test_fixtures::link(ifindex, name)
-    }
-}
-
-fn default_via(ifindex: u32, gw: &str) -> Route {
-    let gw: std::net::IpAddr = gw.parse().unwrap();
-    Route {
-        table: TABLE_MAIN,
-        dst: Family::of(&gw).any(),
-        prefix_len: 0,
-        gateway: Some(gw),
-        ifindex: Some(ifindex),
-        protocol: 4,
-        metric: 100 * ifindex,
-        scope: 0,
-        prefsrc: None,
     }
 }
 
