@@ -11,7 +11,7 @@
 //! (missing, not a regular file, too large, not UTF-8); 4 unsafe ownership or permissions.
 //!
 //! By concern: `bus` (calls to the agent, errors to exit status; `reload`, `resync`),
-//! `status`, `monitor`, `local` (`check-config`, `--version`), `text` (columns, wrapping, UTC).
+//! `status`, `monitor`, `local` (`check-config`, `--version`), `text` (columns, wrapping).
 
 mod bus;
 mod local;
@@ -24,7 +24,7 @@ pub use bus::{bus_failure_message, reload, resync};
 pub use local::{check_config, version};
 pub use monitor::monitor;
 pub use status::status;
-pub use text::{utc, wrap, WIDTH};
+pub use text::{wrap, WIDTH};
 
 pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 3;

@@ -10,9 +10,12 @@ use zbus::{fdo::DBusProxy, Connection};
 use super::{
     bus::{bus_failure_message, Failure},
     runtime, say,
-    text::{now_usec, or_dash, utc, yes},
+    text::{or_dash, yes},
 };
-use crate::service::{self, Agent1Proxy, EndpointInfo, LinkInfo};
+use crate::{
+    service::{self, Agent1Proxy, EndpointInfo, LinkInfo},
+    walltime::{now_usec, utc},
+};
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

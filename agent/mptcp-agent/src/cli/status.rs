@@ -8,10 +8,13 @@ use serde::Serialize;
 use super::{
     bus::{agent, timed, Failure},
     runtime, say,
-    text::{or_dash, table, utc, wrap, yes, WIDTH},
+    text::{or_dash, table, wrap, yes, WIDTH},
 };
-use crate::service::{
-    Agent1Proxy, BlackholeInfo, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo, RefusalInfo,
+use crate::{
+    service::{
+        Agent1Proxy, BlackholeInfo, EndpointInfo, KernelCapsInfo, LimitsInfo, LinkInfo, RefusalInfo,
+    },
+    walltime::utc,
 };
 
 /// Version of the `status --json` layout (docs/cli.md). Raised when a key is removed or
