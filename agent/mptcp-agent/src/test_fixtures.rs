@@ -2,7 +2,9 @@
 //! Observed-state builders shared by the unit tests of this crate (daemon, ota, service,
 //! metrics), and a runtime to run their async parts on.
 
-use mptcp_agent_core::{AddrFlags, Address, Family, Link, OperState, Route, TABLE_MAIN};
+use mptcp_agent_core::{
+    AddrFlags, Address, Family, KernelCaps, Link, OperState, Route, TABLE_MAIN,
+};
 
 /// Runs `f` to completion on a current-thread runtime, as the daemon's loop runs.
 pub fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -53,5 +55,20 @@ pub fn default_via(ifindex: u32, gw: &str) -> Route {
         metric: 100 * ifindex,
         scope: 0,
         prefsrc: None,
+    }
+}
+
+/// A kernel with set_flags, events and fullmesh, without laminar endpoints; `description`
+/// is what status shows as its generation.
+pub fn caps(sysctls: &[&str], description: &str) -> KernelCaps {
+    KernelCaps {
+        set_flags: true,
+        events: true,
+        fullmesh: true,
+        ids_run_out: false,
+        laminar: false,
+        laminar_probe: String::new(),
+        sysctls: sysctls.iter().map(|s| s.to_string()).collect(),
+        description: description.into(),
     }
 }

@@ -8,8 +8,8 @@ use std::{
 };
 
 use mptcp_agent_core::{
-    config::load as parse, plan, EndpointFlags, KernelCaps, KernelEndpoint, KernelSnapshot, Limits,
-    Op, OpError, Route, Rule, TABLE_MAIN,
+    config::load as parse, plan, EndpointFlags, KernelEndpoint, KernelSnapshot, Limits, Op,
+    OpError, Route, Rule, TABLE_MAIN,
 };
 
 use super::{
@@ -23,7 +23,7 @@ use crate::{
         LAST_GOOD_FILE,
     },
     service::ConfigSource,
-    test_fixtures::{addr, default_via, link, run},
+    test_fixtures::{addr, caps, default_via, link, run},
 };
 
 // ---------------------------------------------------------------------------------------
@@ -190,16 +190,7 @@ fn observed(k: &FakeKernel) -> Observed {
         t,
     );
     obs.apply(
-        &Event::Capabilities(KernelCaps {
-            set_flags: true,
-            events: true,
-            fullmesh: true,
-            ids_run_out: false,
-            laminar: false,
-            laminar_probe: String::new(),
-            sysctls: ["enabled".to_string(), "add_addr_timeout".to_string()].into(),
-            description: "fake".into(),
-        }),
+        &Event::Capabilities(caps(&["enabled", "add_addr_timeout"], "fake")),
         t,
     );
     obs.apply(

@@ -5,8 +5,8 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, Config, Diagnostic, EndpointFlags, Event, KernelCaps, KernelEndpoint,
-    KernelSnapshot, Link, Millis, Observed, OperState,
+    config::load, Config, Diagnostic, EndpointFlags, Event, KernelEndpoint, KernelSnapshot, Link,
+    Millis, Observed, OperState,
 };
 
 use super::*;
@@ -200,16 +200,7 @@ fn world() -> (Config, Observed) {
         now,
     );
     obs.apply(
-        &Event::Capabilities(KernelCaps {
-            set_flags: true,
-            events: true,
-            fullmesh: true,
-            ids_run_out: false,
-            laminar: false,
-            laminar_probe: String::new(),
-            sysctls: ["enabled".to_string()].into(),
-            description: "test kernel".into(),
-        }),
+        &Event::Capabilities(test_fixtures::caps(&["enabled"], "test kernel")),
         now,
     );
     obs.apply(
