@@ -57,6 +57,20 @@ pub fn required() -> bool {
         .unwrap_or(false)
 }
 
+/// For a plain `#[test]`: true when `needs` are met. Otherwise the test is skipped loudly
+/// (false: return early), or fails when [`required`].
+pub fn met_or_skip(needs: &[Need], what: &str) -> bool {
+    let Some(why) = unmet(needs) else {
+        return true;
+    };
+    let msg = format!("SKIPPED ({why}): {what}");
+    if required() {
+        panic!("{msg}");
+    }
+    eprintln!("\n*** {msg} ***\n");
+    false
+}
+
 /// Look a program up on PATH (also /usr/sbin and /usr/libexec, where daemons live).
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
     if program.contains('/') {
@@ -112,4 +126,21 @@ pub fn run_trials(trials: Vec<libtest_mimic::Trial>) -> ! {
     args.ignored = false;
     args.include_ignored = false;
     libtest_mimic::run(&args, trials).exit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn met_needs_run_and_unmet_ones_skip_or_fail() {
+        assert!(met_or_skip(&[], "nothing needed"));
+        let missing = [Need::Program("no-such-program-meta-mptcp")];
+        assert!(unmet(&missing).is_some_and(|why| why.contains("no-such-program")));
+        if required() {
+            assert!(std::panic::catch_unwind(|| met_or_skip(&missing, "t")).is_err());
+        } else {
+            assert!(!met_or_skip(&missing, "a missing program"));
+        }
+    }
 }

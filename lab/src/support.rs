@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Small helpers shared by the test and measurement code of every crate: a reproducible
-//! random sequence, the median, and `ensure` for tests that report instead of panicking.
+//! random sequence, the median and quantiles, and `ensure` and `ctx` for tests that report
+//! instead of panicking.
+
+use std::fmt::Display;
 
 /// xorshift64*: a small generator for reproducible test data and schedules (same seed,
 /// same sequence). Not for anything that must be unpredictable.
@@ -34,6 +37,11 @@ impl Rng {
     pub fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent
     }
+
+    /// One of `items` (which must not be empty).
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
 }
 
 /// The median (mean of the middle two for an even count); `None` for no values. Sorts `v`.
@@ -47,12 +55,37 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
     }
 }
 
+/// Nearest-rank quantile: the smallest value with at least `q` of them at or below it;
+/// `None` for no values.
+pub fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1));
+    v.get(rank - 1).copied()
+}
+
 /// `Err(msg())` unless `cond`: a check that reports and lets the test clean up.
 pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond {
         Ok(())
     } else {
         Err(msg())
+    }
+}
+
+/// An error as the test's String error, prefixed with what was being done.
+pub fn ctx<T, E: Display>(r: Result<T, E>, what: &str) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+/// [`ctx`] as a method: `.ctx("what")?`.
+pub trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        ctx(self, what)
     }
 }
 
@@ -76,6 +109,8 @@ mod tests {
         }
         assert_eq!(a.below(0), 0);
         assert_eq!(a.range((3, 3)), 3);
+        assert_eq!(a.pick(&[4]), 4);
+        assert!((0..100).all(|_| [1, 2, 3].contains(&a.pick(&[1, 2, 3]))));
     }
 
     #[test]
@@ -83,6 +118,24 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(quantile(&v, 0.5), Some(3.0));
+        assert_eq!(quantile(&v, 0.95), Some(5.0));
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 1.0), Some(5.0));
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), Some(1.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn ctx_names_what_failed() {
+        let r: Result<(), std::io::Error> = Err(std::io::Error::other("gone"));
+        assert_eq!(r.ctx("reading x"), Err("reading x: gone".to_string()));
+        assert_eq!(ctx(Ok::<u8, String>(1), "y"), Ok(1));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    io,
     net::IpAddr,
     path::Path,
     time::{Duration, Instant, SystemTime},
@@ -14,7 +13,7 @@ use std::{
 use mptcp_lab::{
     lab::{process_alive, process_start_time},
     prereq::{run_trials, trials, Need},
-    support::ensure,
+    support::{ensure, Ctx},
     traffic::{ClientConfig, Direction},
     wait_for, Lab, LabOptions, Node,
 };
@@ -33,16 +32,6 @@ const JOIN_WAIT: Duration = Duration::from_secs(6);
 /// Length of a transfer whose subflows are inspected while it runs: JOIN_WAIT, then up to 3.5 s
 /// of checks (ss -K test), with room to spare.
 const LIVE_TRANSFER_S: u64 = 10;
-
-trait Ctx<T> {
-    fn ctx(self, what: &str) -> Result<T, String>;
-}
-
-impl<T> Ctx<T> for io::Result<T> {
-    fn ctx(self, what: &str) -> Result<T, String> {
-        self.map_err(|e| format!("{what}: {e}"))
-    }
-}
 
 /// A thread's panic as text (its message), for the failure report.
 fn panicked(what: &str, p: Box<dyn std::any::Any + Send>) -> String {

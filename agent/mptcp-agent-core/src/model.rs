@@ -655,7 +655,7 @@ pub struct KernelCaps {
 }
 
 /// Kind of an `mptcp_pm_events` event the agent uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MptcpEventKind {
     Created,
     Established,
@@ -664,11 +664,13 @@ pub enum MptcpEventKind {
     SubflowClosed,
     /// A subflow's backup flag changed (reported on D-Bus; nothing to plan).
     SubflowPriority,
+    #[default]
     Other,
 }
 
-/// One path-manager event, reduced to what the agent reasons about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One path-manager event, reduced to what the agent reasons about. (`Default`: kind
+/// `Other`, no attributes; tests name only what they set.)
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MptcpEvent {
     pub kind: MptcpEventKind,
     pub token: Option<u32>,

@@ -454,9 +454,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     .map_err(|e| format!("cannot read /proc/net/netstat: {e}"))
                     .and_then(|t| mptcp_agent_core::blackhole::counter_of(&t));
                 if last.as_ref() != Some(&reading) {
-                    let wall_usec = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+                    let wall_usec = crate::walltime::now_usec();
                     let ev = Event::BlackholeCounter {
                         reading: reading.clone(),
                         wall_usec,

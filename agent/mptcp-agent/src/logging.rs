@@ -143,7 +143,7 @@ impl Logger {
             // env_logger's default layout, which scripts and tests already read.
             format!(
                 "[{} {:<5} {}] {}\n",
-                crate::cli::utc(now_usec),
+                crate::walltime::utc(now_usec),
                 record.level(),
                 record.target(),
                 record.args()
@@ -161,9 +161,7 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let now = crate::walltime::now_usec();
         let _ = std::io::stderr()
             .lock()
             .write_all(self.line(record, now).as_bytes());

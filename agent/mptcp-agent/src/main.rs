@@ -21,6 +21,7 @@ mod rtnl;
 mod service;
 #[cfg(test)]
 mod test_fixtures;
+mod walltime;
 
 use std::process::ExitCode;
 

@@ -13,14 +13,17 @@ use std::{
     net::IpAddr,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use mptcp_agent_core::{
     config::MetricsConfig, Config, EndpointFlags, KernelEndpoint, Millis, Observed, Op,
 };
 
-use crate::service::{LinkCountersInfo, Snapshot};
+use crate::{
+    service::{LinkCountersInfo, Snapshot},
+    walltime::usec_of,
+};
 
 /// The kernel's counters of the reader's network namespace.
 pub const NETSTAT: &str = "/proc/net/netstat";
@@ -286,11 +289,6 @@ pub struct Metrics {
     written: Option<PathBuf>,
 }
 
-fn epoch_us(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
 /// The link an endpoint belongs to: its `dev`, else the link that has its address.
 fn link_of(obs: &Observed, e: &KernelEndpoint) -> Option<String> {
     let ifindex = e.ifindex.or_else(|| {
@@ -347,7 +345,7 @@ impl Metrics {
     /// Take the link states, endpoints and subflows of the snapshot the daemon publishes,
     /// and put the counters into it.
     pub fn observe(&mut self, snap: &mut Snapshot, obs: &Observed, now: SystemTime) {
-        let now_us = epoch_us(now);
+        let now_us = usec_of(now);
         let mut seen = BTreeSet::new();
         for l in &snap.links {
             let mut flags = BTreeSet::new();
@@ -426,7 +424,7 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of everything above.
     pub fn render(&self, ready: bool, now: SystemTime) -> String {
-        let now_us = epoch_us(now);
+        let now_us = usec_of(now);
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
             // A family without samples (no links yet) is left out whole.

@@ -9,6 +9,8 @@ use std::{
     process::Command,
 };
 
+use mptcp_lab::prereq::{met_or_skip, Need};
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -168,19 +170,6 @@ fn agent_with_input(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (i32, 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Root tests skip loudly, or fail when MPTCP_REQUIRE_ROOT_TESTS=1 (tools/test.sh as root).
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let msg = format!("SKIPPED (needs root): {what}");
-    if std::env::var("MPTCP_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** {msg} ***\n");
-    false
 }
 
 #[test]
@@ -345,7 +334,10 @@ fn without_a_bus_the_error_names_the_socket() {
 /// limits and the endpoint the config asks for, and changes neither.
 #[test]
 fn diff_shows_what_would_change_and_changes_nothing() {
-    if !root_or_skip("check-config --diff in a throwaway network namespace") {
+    if !met_or_skip(
+        &[Need::Root],
+        "check-config --diff in a throwaway network namespace",
+    ) {
         return;
     }
     if !Path::new("/proc/sys/net/mptcp").exists() {

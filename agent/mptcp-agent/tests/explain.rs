@@ -7,17 +7,7 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let msg = format!("SKIPPED (needs root): {what}");
-    if std::env::var("MPTCP_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** {msg} ***\n");
-    false
-}
+use mptcp_lab::prereq::{met_or_skip, Need};
 
 /// Three links: up0 usable (carrier, address, default route), dn0 without carrier (its peer
 /// is down), other0 matched by no rule. Then `explain` as JSON, as text and for a link that
@@ -41,7 +31,10 @@ after=$(ip mptcp endpoint show; ip mptcp limits show)
 
 #[test]
 fn explain_without_agent_reads_the_kernel() {
-    if !root_or_skip("explain without an agent in a throwaway network namespace") {
+    if !met_or_skip(
+        &[Need::Root],
+        "explain without an agent in a throwaway network namespace",
+    ) {
         return;
     }
     if !Path::new("/proc/sys/net/mptcp").exists() {

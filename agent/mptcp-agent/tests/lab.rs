@@ -5,6 +5,8 @@
 //! Every test builds its own lab and removes it, agent included, also on failure.
 //! Measured numbers are printed on stderr (`cargo test -p mptcp-agent --test lab -- --nocapture`).
 
+mod support;
+
 use std::{
     collections::BTreeSet,
     io,
@@ -25,32 +27,16 @@ use mptcp_lab::{
     traffic::ClientConfig,
     wait_for, Lab, LabOptions, Node,
 };
+use support::{ctx, ensure, R};
 
-type R = Result<(), String>;
-
-fn ctx<T>(r: io::Result<T>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
-}
-
-fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
-}
-
+/// The median; NaN (printed, never passing a bound) for no values. Sorts `v`.
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    mptcp_lab::support::median(v).unwrap_or(f64::NAN)
+}
+
+/// Nearest-rank percentile (`p` in 0..=1); NaN for no values.
+fn percentile(v: &[f64], p: f64) -> f64 {
+    mptcp_lab::support::quantile(v, p).unwrap_or(f64::NAN)
 }
 
 /// Waits (5 s) for a watcher thread's first report: started, or its error.
@@ -118,31 +104,14 @@ impl Agent {
 
     fn spawn(lab: &Lab, config: PathBuf) -> Result<Agent, String> {
         let log = lab.dir().join("log/agent.log");
-        let out = ctx(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log),
-            "agent log",
-        )?;
-        let err = ctx(out.try_clone(), "agent log")?;
         let started = Instant::now();
-        let child = ctx(
+        let child = support::spawn_agent(
             lab.command(Node::Device, env!("CARGO_BIN_EXE_mptcp-agent"))
                 .args(["run", "--config"])
                 .arg(&config)
                 .arg("--state-dir")
-                .arg(lab.dir().join("agent-state"))
-                .env(
-                    "RUST_LOG",
-                    std::env::var("MPTCP_TEST_AGENT_LOG")
-                        .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn(),
-            "starting mptcp-agent",
+                .arg(lab.dir().join("agent-state")),
+            &log,
         )?;
         Ok(Agent {
             child: Some(child),
@@ -861,15 +830,6 @@ fn start_slow_iperf3(
             subflows(lab, 5201)
         )
     })
-}
-
-fn percentile(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
 /// Carrier cuts of wwan0 shorter than, as long as and longer than NetworkManager's

@@ -24,6 +24,7 @@ use std::{
 
 use mptcp_lab::{
     prereq::{run_trials, trials, Need},
+    support::{median, Rng},
     wait_for, Lab, LabOptions, Node,
 };
 use support::*;
@@ -174,20 +175,6 @@ impl Drop for Monitor {
     }
 }
 
-/// xorshift64*, fixed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
-}
-
 /// A bad variant of `good`: (bytes, file mode, whether the message must name a position).
 fn bad_config(rng: &mut Rng, good: &str) -> (Vec<u8>, u32, bool) {
     let k = rng.below(12);
@@ -304,11 +291,6 @@ fn write_bytes(path: &Path, bytes: &[u8], mode: u32, in_place: bool) -> R {
     ctx(std::fs::rename(&tmp, path), "rename config")
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 struct Dirs {
     config: PathBuf,
     state: PathBuf,
@@ -370,7 +352,7 @@ fn ota_lifecycle_in_the_lab() -> R {
     let before = kernel_state(&lab)?;
 
     // --- 1. bad configs by `mptcp-agent reload` (the watcher sees each file too)
-    let mut rng = Rng(0x6f74_615f_6c61_6221);
+    let mut rng = Rng::new(0x6f74_615f_6c61_6221);
     let t0 = Instant::now();
     let by_reload = 250;
     for i in 0..by_reload {
@@ -495,7 +477,7 @@ fn ota_lifecycle_in_the_lab() -> R {
         times.push(ms);
     }
     let max = times.iter().cloned().fold(0.0, f64::max);
-    let md = median(&mut times.clone());
+    let md = median(&mut times.clone()).unwrap_or(f64::NAN);
     eprintln!(
         "file replaced -> kernel changed: median {md:.0} ms, max {max:.0} ms over {} valid configs (debounce 100 ms included)",
         times.len()

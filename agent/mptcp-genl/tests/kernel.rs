@@ -13,7 +13,6 @@
 //! 5.10 base with the backport is held to 5.15's.
 
 use std::{
-    fmt::Display,
     io::{self, Read, Write},
     net::{IpAddr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::{FromRawFd, OwnedFd},
@@ -28,7 +27,7 @@ use mptcp_genl::{
 use mptcp_lab::{
     netns::Netns,
     prereq::{run_trials, trials, Need},
-    support::ensure,
+    support::{ensure, Ctx},
 };
 use tokio::runtime::Runtime;
 
@@ -76,17 +75,6 @@ fn main() {
         ],
         tests,
     ))
-}
-
-/// `.ctx("what")?` turns any displayable error into the test's String error.
-trait Ctx<T> {
-    fn ctx(self, what: &str) -> Result<T, String>;
-}
-
-impl<T, E: Display> Ctx<T> for Result<T, E> {
-    fn ctx(self, what: &str) -> Result<T, String> {
-        self.map_err(|e| format!("{what}: {e}"))
-    }
 }
 
 fn eq<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> TestResult {

@@ -22,7 +22,10 @@ use std::{
 
 use clap::Args;
 use mptcp_genl::EventKind;
-use mptcp_lab::{support::Rng, Node, Uplink};
+use mptcp_lab::{
+    support::{quantile, Rng},
+    Node, Uplink,
+};
 use serde::Serialize;
 
 use crate::{
@@ -522,9 +525,9 @@ fn soak(
                 uplink,
                 flaps: fs.len(),
                 misses: fs.iter().filter(|f| f.recovered_ms.is_none()).count(),
-                median_ms: quantile(rec.clone(), 0.5),
-                p95_ms: quantile(rec.clone(), 0.95),
-                max_ms: quantile(rec, 1.0),
+                median_ms: quantile(&rec, 0.5),
+                p95_ms: quantile(&rec, 0.95),
+                max_ms: quantile(&rec, 1.0),
                 failed_joins: fs
                     .iter()
                     .filter(|f| {
@@ -544,8 +547,8 @@ fn soak(
         flaps: flaps.len(),
         flaps_by_kind: by_kind,
         misses,
-        recovered_ms_median: quantile(rec.clone(), 0.5),
-        recovered_ms_p95: quantile(rec, 0.95),
+        recovered_ms_median: quantile(&rec, 0.5),
+        recovered_ms_p95: quantile(&rec, 0.95),
         by_kind: by_kind_stats,
         restarts,
         checks,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The soak's summary: quantiles, the markdown section for docs/performance.md, the console.
+//! The soak's summary: the markdown section for docs/performance.md, the console.
 
 use super::*;
 
@@ -14,15 +14,6 @@ pub(super) fn failed_restart(what: &str, e: String) -> Restart {
         resync_ms: None,
         detail: format!("could not run: {e}"),
     }
-}
-
-pub(super) fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    Some(v[rank - 1])
 }
 
 /// The summary for docs/performance.md.

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::{Child, Command, Stdio};
+use std::thread::{self, JoinHandle};
 
 use crate::error::{Error, Result};
 
@@ -185,22 +185,8 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| Error::parse("git stdin", "not captured"))?;
-        let writer = thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let mut stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| Error::parse("git stderr", "not captured"))?;
-        let err_reader = thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
+        let writer = feed_stdin(&mut child, "git stdin", input)?;
+        let err_reader = collect_stderr(&mut child, "git stderr")?;
         let mut out = Vec::new();
         if let Some(mut stdout) = child.stdout.take() {
             stdout
@@ -228,15 +214,7 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| Error::parse("git stderr", "not captured"))?;
-        let err_reader = thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
+        let err_reader = collect_stderr(&mut child, "git stderr")?;
         let stdout = child
             .stdout
             .take()
@@ -301,35 +279,13 @@ impl Git {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| spawn_error(&e))?;
-        let mut stdin = diff_tree
-            .stdin
-            .take()
-            .ok_or_else(|| Error::parse("git diff-tree stdin", "not captured"))?;
         let input: Vec<u8> = commits
             .iter()
             .flat_map(|c| format!("{c}\n").into_bytes())
             .collect();
-        let writer = thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let mut dt_err = diff_tree
-            .stderr
-            .take()
-            .ok_or_else(|| Error::parse("git diff-tree stderr", "not captured"))?;
-        let dt_err_reader = thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = dt_err.read_to_end(&mut buf);
-            buf
-        });
-        let mut pi_err = patch_id
-            .stderr
-            .take()
-            .ok_or_else(|| Error::parse("git patch-id stderr", "not captured"))?;
-        let pi_err_reader = thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pi_err.read_to_end(&mut buf);
-            buf
-        });
+        let writer = feed_stdin(&mut diff_tree, "git diff-tree stdin", input)?;
+        let dt_err_reader = collect_stderr(&mut diff_tree, "git diff-tree stderr")?;
+        let pi_err_reader = collect_stderr(&mut patch_id, "git patch-id stderr")?;
         let mut out = String::new();
         if let Some(mut stdout) = patch_id.stdout.take() {
             stdout
@@ -383,6 +339,32 @@ impl Git {
             .map_err(|e| spawn_error(&e))?;
         Ok(status.success())
     }
+}
+
+/// Writes `input` to the child's stdin on a thread of its own (then closes it), so the
+/// child never waits on us while we read its stdout.
+fn feed_stdin(child: &mut Child, what: &str, input: Vec<u8>) -> Result<JoinHandle<()>> {
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::parse(what, "not captured"))?;
+    Ok(thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    }))
+}
+
+/// Reads the child's stderr to its end on a thread of its own: a full stderr pipe would
+/// stop the child while we read its stdout.
+fn collect_stderr(child: &mut Child, what: &str) -> Result<JoinHandle<Vec<u8>>> {
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| Error::parse(what, "not captured"))?;
+    Ok(thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    }))
 }
 
 fn spawn_error(e: &std::io::Error) -> Error {

@@ -268,14 +268,7 @@ fn reestablished_subflow_clears_the_loss() {
     w.ev(Event::Mptcp(MptcpEvent {
         kind: MptcpEventKind::Closed,
         token: Some(7),
-        saddr: None,
-        daddr: None,
-        sport: None,
-        dport: None,
-        loc_id: None,
-        ifindex: None,
-        error: None,
-        backup: None,
+        ..MptcpEvent::default()
     }));
     assert!(
         w.ops().is_empty(),

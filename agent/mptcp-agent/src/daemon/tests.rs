@@ -5,12 +5,11 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
 };
 
 use mptcp_agent_core::{
-    config::load as parse, plan, EndpointFlags, Family, KernelCaps, KernelEndpoint, KernelSnapshot,
-    Limits, Op, OpError, Route, Rule, TABLE_MAIN,
+    config::load as parse, plan, EndpointFlags, KernelEndpoint, KernelSnapshot, Limits, Op,
+    OpError, Route, Rule, TABLE_MAIN,
 };
 
 use super::{
@@ -24,7 +23,7 @@ use crate::{
         LAST_GOOD_FILE,
     },
     service::ConfigSource,
-    test_fixtures::{addr, link},
+    test_fixtures::{addr, caps, default_via, link, run},
 };
 
 // ---------------------------------------------------------------------------------------
@@ -145,14 +144,6 @@ impl FakeKernel {
     }
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn clock() -> Millis {
     Millis(10_000)
 }
@@ -164,21 +155,6 @@ fn clock() -> Millis {
 const WLAN: u32 = 2;
 const WWAN: u32 = 3;
 const PPP: u32 = 4;
-
-fn default_via(ifindex: u32, gw: &str) -> Route {
-    let gw: IpAddr = gw.parse().unwrap();
-    Route {
-        table: TABLE_MAIN,
-        dst: Family::of(&gw).any(),
-        prefix_len: 0,
-        gateway: Some(gw),
-        ifindex: Some(ifindex),
-        protocol: 4,
-        metric: 100 * ifindex,
-        scope: 0,
-        prefsrc: None,
-    }
-}
 
 fn initial_kernel() -> KState {
     KState {
@@ -214,16 +190,7 @@ fn observed(k: &FakeKernel) -> Observed {
         t,
     );
     obs.apply(
-        &Event::Capabilities(KernelCaps {
-            set_flags: true,
-            events: true,
-            fullmesh: true,
-            ids_run_out: false,
-            laminar: false,
-            laminar_probe: String::new(),
-            sysctls: ["enabled".to_string(), "add_addr_timeout".to_string()].into(),
-            description: "fake".into(),
-        }),
+        &Event::Capabilities(caps(&["enabled", "add_addr_timeout"], "fake")),
         t,
     );
     obs.apply(

@@ -266,13 +266,7 @@ fn subflow(kind: MptcpEventKind, saddr: &str, token: u32) -> Event {
         kind,
         token: Some(token),
         saddr: Some(saddr.parse().unwrap()),
-        daddr: None,
-        sport: None,
-        dport: None,
-        loc_id: None,
-        ifindex: None,
-        error: None,
-        backup: None,
+        ..MptcpEvent::default()
     })
 }
 

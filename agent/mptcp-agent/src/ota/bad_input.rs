@@ -10,6 +10,8 @@ use std::{
     path::Path,
 };
 
+use mptcp_lab::support::Rng;
+
 use super::*;
 use crate::config_file::LoadError;
 
@@ -28,28 +30,6 @@ const SEEDS: [(&str, &str); 4] = [
         include_str!("../../../../conf/examples/lte-backup.toml"),
     ),
 ];
-
-/// xorshift64*: small, fixed-seed, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
 
 /// One line of a seed, with the table it is in.
 #[derive(Debug, Clone)]
@@ -689,7 +669,7 @@ fn check_rejection(path: &Path, bytes: &[u8]) -> Result<String, String> {
 fn over_a_thousand_bad_configs_are_rejected_with_positions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
-    let mut rng = Rng(0x6d70_7463_705f_6f74);
+    let mut rng = Rng::new(0x6d70_7463_705f_6f74);
     let mut total = 0;
     let mut failures = Vec::new();
     let mut examples = Vec::new();

@@ -4,10 +4,7 @@
 //! (log, sd_notify, and notices and [`ConfigInfo`] the daemon puts on D-Bus). The
 //! transaction itself runs in the daemon's loop.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{path::PathBuf, time::Duration};
 
 use mptcp_agent_core::{config::SCHEMA_VERSION, Config, Observed};
 
@@ -15,6 +12,7 @@ use super::store::{built_in, load, save_if_changed, Loaded, LAST_GOOD_FILE};
 use crate::{
     notify::Notifier,
     service::{AgentError, ConfigInfo, ConfigSource, Notice},
+    walltime::now_usec,
 };
 
 pub struct Options {
@@ -52,13 +50,6 @@ pub struct Lifecycle {
     notices: Vec<Notice>,
     notify: Notifier,
     ready_sent: bool,
-}
-
-fn now_usec() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl Lifecycle {

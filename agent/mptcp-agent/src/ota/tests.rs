@@ -15,15 +15,7 @@ use super::{
     watch::{Watcher, DEBOUNCE, REWATCH},
     *,
 };
-use crate::service::ConfigSource;
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use crate::{service::ConfigSource, test_fixtures::run};
 
 /// The config in force before (one link rule).
 pub(crate) const OLD: &str = r#"schema_version = 1

@@ -5,12 +5,12 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use mptcp_agent_core::{
-    config::load, Config, Diagnostic, EndpointFlags, Event, Family, KernelCaps, KernelEndpoint,
-    KernelSnapshot, Link, Millis, Observed, OperState, Route, TABLE_MAIN,
+    config::load, Config, Diagnostic, EndpointFlags, Event, KernelEndpoint, KernelSnapshot, Link,
+    Millis, Observed, OperState,
 };
 
 use super::*;
-use crate::test_fixtures::{self, addr};
+use crate::test_fixtures::{self, addr, default_via};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -179,21 +179,6 @@ fn link(ifindex: u32, name: &str, carrier: bool) -> Link {
     }
 }
 
-fn default_via(ifindex: u32, gw: &str) -> Route {
-    let gw: std::net::IpAddr = gw.parse().unwrap();
-    Route {
-        table: TABLE_MAIN,
-        dst: Family::of(&gw).any(),
-        prefix_len: 0,
-        gateway: Some(gw),
-        ifindex: Some(ifindex),
-        protocol: 4,
-        metric: 100 * ifindex,
-        scope: 0,
-        prefsrc: None,
-    }
-}
-
 /// wlan0 usable with its endpoint in place; wwan0 usable without one yet; veth0 ignored;
 /// eth9 matched by no rule.
 fn world() -> (Config, Observed) {
@@ -215,16 +200,7 @@ fn world() -> (Config, Observed) {
         now,
     );
     obs.apply(
-        &Event::Capabilities(KernelCaps {
-            set_flags: true,
-            events: true,
-            fullmesh: true,
-            ids_run_out: false,
-            laminar: false,
-            laminar_probe: String::new(),
-            sysctls: ["enabled".to_string()].into(),
-            description: "test kernel".into(),
-        }),
+        &Event::Capabilities(test_fixtures::caps(&["enabled"], "test kernel")),
         now,
     );
     obs.apply(

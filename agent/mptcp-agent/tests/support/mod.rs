@@ -21,17 +21,7 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-pub fn ctx<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
-}
-
-pub fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
-    if cond {
-        Ok(())
-    } else {
-        Err(msg())
-    }
-}
+pub use mptcp_lab::support::{ctx, ensure};
 
 /// A world-readable temporary directory (the bus socket must be reachable by `nobody`).
 pub fn public_tempdir() -> Result<tempfile::TempDir, String> {
@@ -234,6 +224,31 @@ pub struct Agent {
     pub log: PathBuf,
 }
 
+/// Spawns `cmd` (an agent) with stdout and stderr appended to `log`, logging at the level
+/// of `MPTCP_TEST_AGENT_LOG` (default: info, rtnetlink's own messages only when errors).
+pub fn spawn_agent(cmd: &mut Command, log: &Path) -> Result<Child, String> {
+    let out = ctx(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log),
+        "agent log",
+    )?;
+    let err = ctx(out.try_clone(), "agent log")?;
+    ctx(
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("MPTCP_TEST_AGENT_LOG")
+                .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn(),
+        "starting mptcp-agent",
+    )
+}
+
 impl Agent {
     /// `mptcp-agent run` in network namespace `ns`, on the bus at `bus`.
     pub fn start(
@@ -244,32 +259,15 @@ impl Agent {
         notify: &Path,
         log: &Path,
     ) -> Result<Agent, String> {
-        let out = ctx(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log),
-            "agent log",
-        )?;
-        let err = ctx(out.try_clone(), "agent log")?;
-        let child = ctx(
+        let child = spawn_agent(
             Command::new("ip")
                 .args(["netns", "exec", ns, AGENT, "run", "--config"])
                 .arg(config)
                 .arg("--state-dir")
                 .arg(state)
                 .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-                .env("NOTIFY_SOCKET", notify)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("MPTCP_TEST_AGENT_LOG")
-                        .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn(),
-            "starting mptcp-agent",
+                .env("NOTIFY_SOCKET", notify),
+            log,
         )?;
         Ok(Agent {
             child: Some(child),
