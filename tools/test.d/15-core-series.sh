@@ -3,7 +3,7 @@
 # The core series (kernel-patches/core) against Debian's 5.10.223: `series` and the directory
 # list the same patches; every patch carries Upstream-Status and the GPL-2.0 SPDX line; the
 # whole series applies in order with `patch -p1 -F0` (no fuzz) to the files it touches.
-# The kernel built from 5.10.223 + the series is checked by 50-kernel-5.10.sh (KMX_CORE_SERIES=1).
+# The kernel built from 5.10.223 + the series is checked by 50-kernel-5.10.sh.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DIR=$ROOT/kernel-patches/core
