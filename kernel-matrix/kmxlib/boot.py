@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import EXIT_TIMEOUT, REPO, die, log
+from .common import EXIT_TIMEOUT, GUEST_SCRIPT, REPO, die, log
 from .cache import cache_root, tool_version
 
 
@@ -380,7 +380,8 @@ def run_guest(image, command, timeout, sink, memory="2G", cpus=2, rwdirs=(), rod
             sink.write(f"\n=== kmx: KVM failed ({o.detail}); running again under TCG ===\n".encode())
             sink.flush()
             if results is not None:
-                clear_dir(results, keep={"console.log"})
+                # What the failed attempt wrote goes; the log and the command's script stay.
+                clear_dir(results, keep={"console.log", GUEST_SCRIPT})
             continue
         if o.why == "ended-before-start":
             log(f"guest {o.detail} ({'KVM' if use_kvm else 'TCG'})")

@@ -58,3 +58,7 @@ def log(msg):
 def die(msg, code=2):
     log(msg)
     sys.exit(code)
+
+# A guest command too long for the kernel command line is written to this file in the run's
+# results directory (kept when a failed KVM attempt's results are cleared).
+GUEST_SCRIPT = "run.sh"

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .common import GUEST_RUNNER, REPO, SELFTEST_REL, die, log
+from .common import GUEST_RUNNER, GUEST_SCRIPT, REPO, SELFTEST_REL, die, log
 from .cache import Lock, cache_root, source_id
 from .build import build, unpack
 from .boot import run_bounded, run_guest
@@ -359,13 +359,19 @@ def libtest(spec, argv, timeout, host=False, kvm="auto", suite_name=None, env=No
     envs = ["env", "MPTCP_REQUIRE_ROOT_TESTS=1", *(env or [])]
     q = lambda name: shlex.quote(str(out / name))  # noqa: E731
     # stdout and stderr to separate files: over the guest's serial line they interleave
-    # mid-line, which would break the "test NAME ... ok" lines.
-    run = (f"{shlex.join([*envs, str(binary), *argv[1:]])} > {q('stdout.log')} 2> {q('stderr.log')}; "
-           f"rc=$?; echo $rc > {q('rc')}")
+    # mid-line, which would break the "test NAME ... ok" lines. In the guest, the kernel log
+    # before and during the run, for kernel_log_suite.
+    lines = [f"uname -r > {q('uname')}",
+             f"{shlex.join([*envs, str(binary), *argv[1:]])} > {q('stdout.log')} 2> {q('stderr.log')}",
+             "rc=$?", f"echo $rc > {q('rc')}"]
     if not host:
-        # The guest's kernel log before and during the run, for kernel_log_suite.
-        run = f"dmesg -c > {q('boot.kmsg')} 2>&1; {run}; dmesg -c > {q('run.kmsg')} 2>&1"
-    inner = f"uname -r > {q('uname')}; {run}; exit $rc"
+        lines[1:1] = [f"dmesg -c > {q('boot.kmsg')} 2>&1"]
+        lines += [f"dmesg -c > {q('run.kmsg')} 2>&1"]
+    # The steps go in a script in the results directory: on the kernel command line (where
+    # virtme-ng puts the guest's command) they could pass 5.10's 2,048 bytes with a long label,
+    # which cuts off the init path and panics the guest.
+    (out / GUEST_SCRIPT).write_text("\n".join([*lines, "exit $rc"]) + "\n")
+    inner = f"bash {q(GUEST_SCRIPT)}"
     t0 = time.monotonic()
     image = None if host else build(spec)
     with open(out / "console.log", "wb") as f:
