@@ -390,9 +390,7 @@ impl Manifest {
 impl Condition {
     fn validate(&self, what: &str) -> std::result::Result<(), String> {
         match (&self.contains, &self.lacks) {
-            (None, None) => Err(format!(
-                "{what}: `when` needs `contains`, `lacks` or both"
-            )),
+            (None, None) => Err(format!("{what}: `when` needs `contains`, `lacks` or both")),
             _ => Ok(()),
         }
     }
