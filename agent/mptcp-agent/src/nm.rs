@@ -757,6 +757,56 @@ async fn refresh(
 mod tests {
     use super::*;
 
+    /// A PropertiesChanged of NetworkManager's `path`, as it sends them.
+    fn changed(path: &str, iface: &str, props: &[(&str, Value<'_>)]) -> zbus::Message {
+        let map: HashMap<&str, Value<'_>> = props
+            .iter()
+            .map(|(k, v)| (*k, v.try_clone().unwrap()))
+            .collect();
+        zbus::Message::signal(path, "org.freedesktop.DBus.Properties", "PropertiesChanged")
+            .unwrap()
+            .build(&(iface, map, Vec::<&str>::new()))
+            .unwrap()
+    }
+
+    /// What each signal asks the watcher to read, without a D-Bus call: the burst of one
+    /// activation names the same device again and again, and it is read once.
+    #[test]
+    fn signals_say_which_device_to_read() {
+        let dev = "/org/freedesktop/NetworkManager/Devices/3";
+        let configs = HashMap::from([(
+            "/org/freedesktop/NetworkManager/IP4Config/7".to_string(),
+            dev.to_string(),
+        )]);
+        for (key, value) in [("State", 70u32), ("InterfaceFlags", 3)] {
+            let msg = changed(dev, DEVICE_INTERFACE, &[(key, Value::U32(value))]);
+            assert_eq!(
+                classify(&msg, &configs),
+                Some(Changed::Device(dev.to_string())),
+                "{key}"
+            );
+        }
+        let other = changed(dev, DEVICE_INTERFACE, &[("Ip4Connectivity", Value::U32(4))]);
+        assert_eq!(classify(&other, &configs), None);
+        let gateway = changed(
+            "/org/freedesktop/NetworkManager/IP4Config/7",
+            "org.freedesktop.NetworkManager.IP4Config",
+            &[("Gateway", Value::from("10.2.0.1"))],
+        );
+        assert_eq!(
+            classify(&gateway, &configs),
+            Some(Changed::Device(dev.to_string()))
+        );
+        let unknown = changed(
+            "/org/freedesktop/NetworkManager/IP4Config/8",
+            "org.freedesktop.NetworkManager.IP4Config",
+            &[("Gateway", Value::from("10.2.0.1"))],
+        );
+        assert_eq!(classify(&unknown, &configs), None);
+        let startup = changed(NM_PATH, NM_SERVICE, &[("Startup", Value::Bool(false))]);
+        assert_eq!(classify(&startup, &configs), Some(Changed::Startup(false)));
+    }
+
     #[test]
     fn applied_profile_reads_id_and_flags() {
         let mut conn = HashMap::new();
