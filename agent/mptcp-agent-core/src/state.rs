@@ -145,6 +145,16 @@ pub struct Observed {
     /// device: whether it kept the device or takes it down to activate it again decides
     /// whether an endpoint added now would live (see NM_VERDICT_NEAR_MS).
     pub nm_verdict: BTreeMap<u32, Millis>,
+    /// Addresses (by link) the kernel announced after NetworkManager reported the device
+    /// down (UNAVAILABLE, DISCONNECTED) or activating (PREPARE to SECONDARIES), not under a
+    /// stale ACTIVATED (`nm_deconfigured`, `nm_verdict`): the IP configuration of its next
+    /// activation, which it commits before it reports the activation (D-Bus lags the
+    /// kernel's messages) and 3-15 ms before ACTIVATED (lab, NetworkManager 1.42). Such an
+    /// address gets its endpoint with carrier and route, the moment NetworkManager's own
+    /// MPTCP adds its endpoint; one that was there before waits for ACTIVATED (it may be the
+    /// old configuration). Cleared when the address goes, and when NetworkManager reports
+    /// the device ACTIVATED (the normal rule holds), deactivating or failed.
+    pub nm_committed: BTreeSet<(u32, IpAddr)>,
 }
 
 impl Observed {
@@ -246,6 +256,7 @@ impl Observed {
                 }
             }
             Event::LinkRemoved { ifindex } => {
+                self.nm_committed.retain(|(i, _)| i != ifindex);
                 self.nm_deconfigured.remove(ifindex);
                 self.nm_verdict.remove(ifindex);
                 self.carrier_lost_at.remove(ifindex);
@@ -254,9 +265,13 @@ impl Observed {
                 self.routes.retain(|r| r.ifindex != Some(*ifindex));
             }
             Event::AddressAdded(a) => {
+                if self.nm_between_activations(a.ifindex) {
+                    self.nm_committed.insert((a.ifindex, a.addr));
+                }
                 self.addresses.insert((a.ifindex, a.addr), a.clone());
             }
             Event::AddressRemoved(a) => {
+                self.nm_committed.remove(&(a.ifindex, a.addr));
                 if self.nm_took_down(a.ifindex) {
                     self.nm_deconfigured.insert(a.ifindex, now);
                 }
@@ -291,6 +306,7 @@ impl Observed {
             Event::NmAppeared { version, startup } => {
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
+                self.nm_committed.clear();
                 self.nm = NmObserved::Present(NmPresent {
                     version: *version,
                     startup: *startup,
@@ -310,6 +326,7 @@ impl Observed {
                 }
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
+                self.nm_committed.clear();
             }
             Event::NmDevice(d) => {
                 if let NmObserved::Present(p) = &mut self.nm {
@@ -320,6 +337,9 @@ impl Observed {
                 let other = |i: &u32| links.get(i).map_or(true, |l| l.name != d.interface);
                 self.nm_deconfigured.retain(|i, _| other(i));
                 self.nm_verdict.retain(|i, _| other(i));
+                if !between_activations(d) {
+                    self.nm_committed.retain(|(i, _)| other(i));
+                }
             }
             Event::NmDeviceRemoved { path } => {
                 if let NmObserved::Present(p) = &mut self.nm {
@@ -329,6 +349,7 @@ impl Observed {
             Event::NmGone => {
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
+                self.nm_committed.clear();
                 self.nm = NmObserved::Absent;
             }
             Event::NmConfFiles(files) => self.nm_conf = NmConf::from_files(files),
@@ -354,6 +375,23 @@ impl Observed {
             && !p.startup
             && p.device(&link.name)
                 .is_some_and(|d| d.managed() && d.state == nm_state::ACTIVATED)
+    }
+
+    /// NetworkManager, as last reported, has this link's device between activations (see
+    /// [`between_activations`]), is not starting up, and its report is not the stale
+    /// ACTIVATED of a device it deconfigured or may be about to (`nm_deconfigured`,
+    /// `nm_verdict`).
+    fn nm_between_activations(&self, ifindex: u32) -> bool {
+        let Some(link) = self.links.get(&ifindex) else {
+            return false;
+        };
+        let NmObserved::Present(p) = &self.nm else {
+            return false;
+        };
+        !p.startup
+            && !self.nm_deconfigured.contains_key(&ifindex)
+            && !self.nm_verdict.contains_key(&ifindex)
+            && p.device(&link.name).is_some_and(between_activations)
     }
 
     /// NetworkManager's carrier-wait for this link, when NetworkManager has it ACTIVATED
@@ -515,6 +553,12 @@ impl Observed {
             Op::DelRule(r) => self.rules.retain(|x| !same_rule(x, r)),
         }
     }
+}
+
+/// NetworkManager has the device down (UNAVAILABLE, DISCONNECTED) or is activating it
+/// (PREPARE to SECONDARIES): what it configures now is its next activation's.
+fn between_activations(d: &NmDevice) -> bool {
+    (nm_state::UNAVAILABLE..=nm_state::SECONDARIES).contains(&d.state)
 }
 
 /// Routes worth keeping: defaults of any table (to see where uplinks route) and anything

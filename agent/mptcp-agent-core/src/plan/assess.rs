@@ -154,6 +154,8 @@ fn assess_link(
                 let why = format!("NetworkManager device state is {}", nm_state::name(d.state));
                 if (nm_state::PREPARE..=nm_state::SECONDARIES).contains(&d.state) {
                     NmGate::Activating(why)
+                } else if (nm_state::UNAVAILABLE..=nm_state::DISCONNECTED).contains(&d.state) {
+                    NmGate::Down(why)
                 } else {
                     NmGate::Closed(why)
                 }
@@ -221,6 +223,14 @@ enum NmGate {
     /// `nmcli device reapply`), and its reports lag the kernel's: deleting here would close
     /// a live subflow that the ACTIVATED a moment later opens again.
     Activating(String),
+    /// Between activations (UNAVAILABLE, DISCONNECTED): no endpoint.
+    Down(String),
+    /// Either of the two: an address NetworkManager committed after it reported the device
+    /// down (`Observed::nm_committed`) gets its endpoint once it has carrier and
+    /// NetworkManager's default route in main (a policy route waits for ACTIVATED). That is
+    /// its next activation's IP configuration, where NetworkManager's own MPTCP adds its
+    /// endpoint; its reports of the activation come later (D-Bus, read after the kernel's
+    /// messages), ACTIVATED last.
     Closed(String),
 }
 
@@ -270,7 +280,14 @@ fn want_for(
     match nm_gate {
         NmGate::Open => {}
         NmGate::Activating(_) if has_endpoint => {}
-        NmGate::Activating(why) | NmGate::Closed(why) => return Want::Absent(why.clone()),
+        // With NetworkManager's own default route only: its address comes a moment before
+        // its route, and a policy route for that moment would be undone at once.
+        NmGate::Activating(_) | NmGate::Down(_)
+            if route == RoutePath::Main
+                && obs.nm_committed.contains(&(link.ifindex, addr.addr)) => {}
+        NmGate::Activating(why) | NmGate::Down(why) | NmGate::Closed(why) => {
+            return Want::Absent(why.clone())
+        }
     }
     match route {
         RoutePath::Missing => Want::Absent(format!("no {} default route", Family::of(&addr.addr))),

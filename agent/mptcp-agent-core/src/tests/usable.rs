@@ -239,6 +239,104 @@ fn cut_longer_than_carrier_wait_adds_once_on_the_new_activation() {
     assert!(w.obs.nm_deconfigured.is_empty());
 }
 
+/// The same cut as NetworkManager reports it when the agent keeps up: UNAVAILABLE during
+/// the cut (within milliseconds of its deconfiguration, seconds before carrier back), then
+/// DISCONNECTED and the activation. The address and route its activation commits get the
+/// endpoint at once, whether or not the agent has read a report after UNAVAILABLE yet: that
+/// commit is where NetworkManager's own MPTCP adds its endpoint, and its reports (D-Bus,
+/// read after the kernel's messages) come later, ACTIVATED 3-15 ms after the commit (lab,
+/// NetworkManager 1.42). They change nothing then.
+#[test]
+fn cut_longer_than_carrier_wait_adds_on_networkmanagers_commit() {
+    // NetworkManager knows the gateway (its profile says it), as in the lab.
+    let wwan_state = |w: &mut World, state: u32| {
+        let mut d = nm_device("/d/3", "wwan0", state);
+        d.gateway4 = Some("10.2.0.1".parse().unwrap());
+        w.ev(Event::NmDevice(d));
+        w.settle()
+    };
+    for disconnected_read in [false, true] {
+        let mut w = nm_world();
+        w.set_carrier(WWAN, false);
+        let mut ops = w.settle();
+        w.advance(6_000);
+        w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+        w.ev(Event::RouteRemoved(default_route(
+            WWAN, "10.2.0.1", TABLE_MAIN, 700,
+        )));
+        ops.extend(wwan_state(&mut w, nm_state::UNAVAILABLE));
+        w.advance(1_500);
+        w.set_carrier(WWAN, true);
+        if disconnected_read {
+            ops.extend(wwan_state(&mut w, nm_state::DISCONNECTED));
+        }
+        ops.extend(w.settle());
+        assert_eq!(endpoint_changes(&ops), vec!["delete"]);
+        w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+        // NetworkManager's route follows its address: no policy route for the moment between.
+        assert_eq!(w.settle(), vec![], "no route yet");
+        w.ev(Event::RouteAdded(default_route(
+            WWAN, "10.2.0.1", TABLE_MAIN, 700,
+        )));
+        ops.extend(w.settle());
+        assert_eq!(
+            endpoint_changes(&ops),
+            vec!["delete", "add"],
+            "added on the commit (DISCONNECTED read: {disconnected_read})"
+        );
+        for state in [
+            nm_state::DISCONNECTED,
+            nm_state::PREPARE,
+            70,
+            80,
+            nm_state::SECONDARIES,
+            nm_state::ACTIVATED,
+        ] {
+            ops.extend(wwan_state(&mut w, state));
+        }
+        assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+        assert!(w.obs.nm_committed.is_empty(), "ACTIVATED clears it");
+    }
+}
+
+/// `nmcli connection down` / `up`: NetworkManager deactivates the device (its addresses and
+/// routes go) and activates it again; the endpoint returns with the new activation's
+/// commit, not with its ACTIVATED report. An address NetworkManager's report of a
+/// deactivation (or failure) does not make it its next activation's.
+#[test]
+fn connection_down_up_adds_on_the_new_activations_commit() {
+    let mut w = nm_world();
+    let mut ops = wwan_state(&mut w, nm_state::DEACTIVATING);
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    assert_eq!(endpoint_changes(&ops), vec!["delete"]);
+    // Re-announced while DEACTIVATING: not the next activation's.
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    ops.extend(wwan_state(&mut w, nm_state::DISCONNECTED));
+    assert_eq!(endpoint_changes(&ops), vec!["delete"]);
+    assert!(w.obs.nm_committed.is_empty());
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    // `up`: the commit, before any report of the activation.
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+    ops.extend(w.settle());
+    assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+    for state in [nm_state::PREPARE, 70, 80, nm_state::ACTIVATED] {
+        ops.extend(wwan_state(&mut w, state));
+    }
+    assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+}
+
 /// As above, but the first report the agent reads is IP_CHECK (NetworkManager went through
 /// UNAVAILABLE, DISCONNECTED, PREPARE ... while the agent read nothing).
 #[test]

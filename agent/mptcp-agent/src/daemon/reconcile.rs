@@ -53,6 +53,9 @@ impl<K: Kernel> Daemon<K> {
     }
 
     pub fn apply(&mut self, ev: Event) {
+        if log::log_enabled!(log::Level::Debug) {
+            log_event(&ev);
+        }
         let now = self.now();
         let before = self.obs.blackhole.clone();
         self.obs.apply(&ev, now);
@@ -313,5 +316,36 @@ impl<K: Kernel> Daemon<K> {
         }
         self.reported = current;
         look_again
+    }
+}
+
+/// The inputs that decide when an endpoint comes and goes, one debug line each, so a log
+/// shows how long after the kernel's or NetworkManager's report the agent acted.
+fn log_event(ev: &Event) {
+    match ev {
+        Event::LinkChanged(l) => log::debug!(
+            "event: link {} up {} lower-up {} oper {:?}",
+            l.name,
+            l.up,
+            l.lower_up,
+            l.oper
+        ),
+        Event::AddressAdded(a) => log::debug!("event: address {} added on {}", a.addr, a.ifindex),
+        Event::AddressRemoved(a) => {
+            log::debug!("event: address {} removed from {}", a.addr, a.ifindex)
+        }
+        Event::RouteAdded(r) if r.is_default() => {
+            log::debug!("event: default route added: {r:?}")
+        }
+        Event::RouteRemoved(r) if r.is_default() => {
+            log::debug!("event: default route removed: {r:?}")
+        }
+        Event::NmDevice(d) => log::debug!(
+            "event: NetworkManager device {} state {}",
+            d.interface,
+            mptcp_agent_core::nm_state::name(d.state)
+        ),
+        Event::NmDevices(list) => log::debug!("event: NetworkManager devices ({})", list.len()),
+        _ => {}
     }
 }
