@@ -59,6 +59,6 @@ def die(msg, code=2):
     log(msg)
     sys.exit(code)
 
-# A guest command too long for the kernel command line is written to this file in the run's
-# results directory (kept when a failed KVM attempt's results are cleared).
+# The script in a run's results directory that holds the guest's command, which could be too
+# long for the kernel command line (kept when a failed KVM attempt's results are cleared).
 GUEST_SCRIPT = "run.sh"

@@ -143,7 +143,7 @@ def find_splats(text):
             for line in text.splitlines() if SPLAT.search(line)]
 
 
-def kernel_log_suite(out, segments):
+def kernel_log_suite(out, segments, name="kernel:log"):
     """One case per piece of the guest's kernel log (boot, each script, the end): a report in
     it fails the case, its first lines as the detail. Pieces the guest did not write are left
     out (it crashed, which fails the script already)."""
@@ -155,7 +155,7 @@ def kernel_log_suite(out, segments):
         found = find_splats(f.read_text(errors="replace"))
         cases.append({"name": f"{seg}: no WARN/lockdep/KASAN/BUG report", "status": "fail" if found else "pass",
                       "checks": 1, "detail": " | ".join(found[:3])[:300]})
-    return {"suite": "kernel:log", "rc": 0, "seconds": 0, "cases": cases, "status": suite_status(0, cases)}
+    return {"suite": name, "rc": 0, "seconds": 0, "cases": cases, "status": suite_status(0, cases)}
 
 
 def suite_status(rc, cases):
@@ -361,12 +361,11 @@ def libtest(spec, argv, timeout, host=False, kvm="auto", suite_name=None, env=No
     # stdout and stderr to separate files: over the guest's serial line they interleave
     # mid-line, which would break the "test NAME ... ok" lines. In the guest, the kernel log
     # before and during the run, for kernel_log_suite.
-    lines = [f"uname -r > {q('uname')}",
-             f"{shlex.join([*envs, str(binary), *argv[1:]])} > {q('stdout.log')} 2> {q('stderr.log')}",
-             "rc=$?", f"echo $rc > {q('rc')}"]
+    run = [f"{shlex.join([*envs, str(binary), *argv[1:]])} > {q('stdout.log')} 2> {q('stderr.log')}",
+           "rc=$?", f"echo $rc > {q('rc')}"]
     if not host:
-        lines[1:1] = [f"dmesg -c > {q('boot.kmsg')} 2>&1"]
-        lines += [f"dmesg -c > {q('run.kmsg')} 2>&1"]
+        run = [f"dmesg -c > {q('boot.kmsg')} 2>&1", *run, f"dmesg -c > {q('run.kmsg')} 2>&1"]
+    lines = [f"uname -r > {q('uname')}", *run]
     # The steps go in a script in the results directory: on the kernel command line (where
     # virtme-ng puts the guest's command) they could pass 5.10's 2,048 bytes with a long label,
     # which cuts off the init path and panics the guest.
@@ -391,9 +390,8 @@ def libtest(spec, argv, timeout, host=False, kvm="auto", suite_name=None, env=No
     result = {"kernel": {"label": label, "release": release, "key": None if host else spec.key},
               "results_dir": str(out), "suites": [suite]}
     if not host:
-        log_suite = kernel_log_suite(out, ["boot", "run"])
+        log_suite = kernel_log_suite(out, ["boot", "run"], f"kernel:log:{suite['suite']}")
         if log_suite["cases"]:
-            log_suite["suite"] = f"kernel:log:{suite['suite']}"
             result["suites"].append(log_suite)
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
