@@ -223,14 +223,17 @@ enum NmGate {
     /// `nmcli device reapply`), and its reports lag the kernel's: deleting here would close
     /// a live subflow that the ACTIVATED a moment later opens again.
     Activating(String),
-    /// Between activations (UNAVAILABLE, DISCONNECTED): no endpoint.
-    Down(String),
-    /// Either of the two: an address NetworkManager committed after it reported the device
-    /// down (`Observed::nm_committed`) gets its endpoint once it has carrier and
+    /// Between activations (UNAVAILABLE, DISCONNECTED): no endpoint. Here and in
+    /// `Activating`, one exception: an address NetworkManager committed after it reported the
+    /// device down (`Observed::nm_committed`) gets its endpoint once it has carrier and
     /// NetworkManager's default route in main (a policy route waits for ACTIVATED). That is
     /// its next activation's IP configuration, where NetworkManager's own MPTCP adds its
     /// endpoint; its reports of the activation come later (D-Bus, read after the kernel's
     /// messages), ACTIVATED last.
+    Down(String),
+    /// Any other state, or an ACTIVATED that may be stale (NetworkManager took the device's
+    /// IP configuration down, or its carrier-wait verdict is pending): no endpoint, and no
+    /// exception until NetworkManager reports the device again.
     Closed(String),
 }
 
