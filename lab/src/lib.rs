@@ -7,6 +7,7 @@
 pub mod lab;
 pub mod netns;
 pub mod prereq;
+pub mod stall;
 pub mod support;
 pub mod traffic;
 

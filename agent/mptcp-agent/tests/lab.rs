@@ -24,6 +24,7 @@ use std::{
 use mptcp_lab::{
     netns::run_in_netns,
     prereq::{trials, Need},
+    stall::StallMeter,
     traffic::ClientConfig,
     wait_for, Lab, LabOptions, Node,
 };
@@ -844,7 +845,9 @@ fn start_slow_iperf3(
 ///   and the agent's reaction to it (bounded by carrier_flaps_withdraw_and_restore_fast) come
 ///   before the endpoint (announced -> endpoint back: max 493 ms at load 6); at load 14-19
 ///   the old measure from `ip link set up` failed 3 runs of 3 (medians 333-399 ms, p95
-///   0.7-1.4 s);
+///   0.7-1.4 s). The time the host itself kept threads from running between the endpoint
+///   and the join ([`StallMeter`]) is not the agent's or the kernel's and is taken off: at
+///   load 12 (a kernel build and a QEMU guest beside) one join of 12 came 494 ms after its endpoint;
 /// * every cut costs each connection exactly one wwan0 subflow, and the endpoint is
 ///   withdrawn and added exactly once: no add-delete-add while NetworkManager re-activates
 ///   the device after the longer cuts;
@@ -863,6 +866,7 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     let watch = EndpointWatch::start(&lab)?;
     let events = EventWatch::start(&lab)?;
     let links = LinkWatch::start(&lab)?;
+    let stalls = StallMeter::start();
     let (wlan, wwan) = (v4(&lab, "wlan0")?, v4(&lab, "wwan0")?);
     with_log(
         &agent,
@@ -874,8 +878,8 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     let wlan_ports = from(&subflows(&lab, 5201)?, "10.1.0.2");
     let start = Instant::now();
     // (cut ms, cut as the kernel announced it ms, carrier back announced -> endpoint back ms,
-    // endpoint back -> first join ms, -> every connection joined ms)
-    let mut samples: Vec<(u64, f64, f64, f64, f64)> = Vec::new();
+    // endpoint back -> first join ms, -> every connection joined ms, host stalled in between ms)
+    let mut samples: Vec<(u64, f64, f64, f64, f64, f64)> = Vec::new();
     // `ip link set up` -> carrier back announced, ms
     let mut late: Vec<f64> = Vec::new();
     for i in 0..CYCLES {
@@ -912,7 +916,7 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
             joined.ok_or_else(|| {
                 format!(
                     "cycle {i} ({cut} ms cut): not every connection joined over wwan0 within 10 s of carrier back: {:?}; \
-                     earlier cycles (cut, announced cut, endpoint back, first join, all joined): {samples:?}",
+                     earlier cycles (cut, announced cut, endpoint back, first join, all joined, host stalled): {samples:?}",
                     subflows(&lab, 5201)
                 )
             }),
@@ -927,6 +931,7 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
             ms(back.saturating_duration_since(k1)),
             ms(first.saturating_duration_since(back)),
             ms(all.saturating_duration_since(back)),
+            ms(stalls.within(back, first)),
         ));
         // NetworkManager finishes re-activating the device; churn would show in here.
         std::thread::sleep(Duration::from_millis(1_500));
@@ -952,9 +957,12 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
         );
     }
     eprintln!(
-        "`ip link set up` -> carrier back announced: median {:.1} ms, max {:.1} ms",
+        "`ip link set up` -> carrier back announced: median {:.1} ms, max {:.1} ms; host stalled between endpoint \
+         and join: {:.0} ms over {CYCLES} cycles, max {:.0} ms",
         median(&mut late.clone()),
-        late.iter().cloned().fold(0.0, f64::max)
+        late.iter().cloned().fold(0.0, f64::max),
+        samples.iter().map(|s| s.5).sum::<f64>(),
+        samples.iter().map(|s| s.5).fold(0.0, f64::max)
     );
     let closes = events.of(SubClosed, wwan, start);
     let joins = events.of(SubEstablished, wwan, start);
@@ -1009,8 +1017,9 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
     let short: Vec<f64> = samples
         .iter()
         .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0 && s.1 < f64::from(CARRIER_WAIT_MS) - 300.0)
-        .map(|s| s.3)
+        .map(|s| s.3 - s.5)
         .collect();
+    let stalled: f64 = samples.iter().map(|s| s.5).sum();
     let wanted = samples
         .iter()
         .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0)
@@ -1027,8 +1036,9 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
         &agent,
         ensure(m <= 150.0 && p95 <= 300.0, || {
             format!(
-                "endpoint back -> join over the cuts NetworkManager rides out: median {m:.1} ms (bound 150), \
-                 p95 {p95:.1} ms (bound 300); (cut, announced cut, endpoint back, first join, all joined): {samples:?}"
+                "endpoint back -> join over the cuts NetworkManager rides out, less host stalls ({stalled:.0} ms in all): \
+                 median {m:.1} ms (bound 150), p95 {p95:.1} ms (bound 300); \
+                 (cut, announced cut, endpoint back, first join, all joined, host stalled): {samples:?}"
             )
         }),
     )
