@@ -46,29 +46,104 @@ impl ConfigError {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn position(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, text[line_start..offset].chars().count() + 1)
+    positions(text, &[offset])[0]
 }
 
-/// Issues found so far, placed in the text they were found in.
+/// 1-based line and column of each byte offset (one inside a character counts as its
+/// start), in one pass over the text: a hostile file with thousands of problems must not
+/// cost thousands of passes.
+fn positions(text: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut out = vec![(1, 1); offsets.len()];
+    let (mut line, mut column) = (1, 1);
+    let mut chars = text.char_indices().peekable();
+    for i in order {
+        while let Some(&(at, c)) = chars.peek() {
+            if at + c.len_utf8() > offsets[i] {
+                break;
+            }
+            if c == '\n' {
+                (line, column) = (line + 1, 1);
+            } else {
+                column += 1;
+            }
+            chars.next();
+        }
+        out[i] = (line, column);
+    }
+    out
+}
+
+/// Issues found so far, placed in the text they were found in. Positions are worked out
+/// once, by [`Issues::into_list`].
 pub(super) struct Issues<'a> {
-    pub(super) text: &'a str,
-    pub(super) list: Vec<Issue>,
+    text: &'a str,
+    list: Vec<(usize, String)>,
 }
 
 impl<'a> Issues<'a> {
+    pub(super) fn new(text: &'a str) -> Self {
+        Issues {
+            text,
+            list: Vec::new(),
+        }
+    }
+
     pub(super) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, column) = position(self.text, span.start);
-        self.list.push(Issue {
-            line,
-            column,
-            message: message.into(),
-        });
+        self.list.push((span.start, message.into()));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(super) fn into_list(self) -> Vec<Issue> {
+        let offsets: Vec<usize> = self.list.iter().map(|(o, _)| *o).collect();
+        positions(self.text, &offsets)
+            .into_iter()
+            .zip(self.list)
+            .map(|((line, column), (_, message))| Issue {
+                line,
+                column,
+                message,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Line and column of one offset by counting from the start, as positions were found
+    /// before they were found in one pass.
+    fn by_counting(text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (
+            before.matches('\n').count() + 1,
+            text[line_start..offset].chars().count() + 1,
+        )
+    }
+
+    #[test]
+    fn one_pass_places_every_offset_as_counting_does() {
+        let text = "a = 1\n\n[l\u{e9}]\nn\u{e4}me = \"\u{1f600}x\"\n\tz = 2";
+        // Every byte offset (inside characters too), past the end, out of order, repeated.
+        let mut offsets: Vec<usize> = (0..=text.len() + 3).rev().collect();
+        offsets.extend([7, 7, 0]);
+        let got = positions(text, &offsets);
+        for (o, p) in offsets.iter().zip(got) {
+            assert_eq!(p, by_counting(text, *o), "offset {o}");
+        }
     }
 }

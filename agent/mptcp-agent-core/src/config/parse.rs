@@ -318,10 +318,7 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
     let root = doc.as_table();
     check_schema_version(root, text)?;
     let mut r = Reader {
-        issues: Issues {
-            text,
-            list: Vec::new(),
-        },
+        issues: Issues::new(text),
         bad: Vec::new(),
     };
     let top = r.table(root, "", TOP_KEYS, 0..0);
@@ -378,7 +375,7 @@ pub fn parse_all(text: &str) -> Result<(RawConfig, Vec<Issue>), ConfigError> {
         },
         links,
     };
-    Ok((raw, r.issues.list))
+    Ok((raw, r.issues.into_list()))
 }
 
 fn one_issue(line: usize, column: usize, message: String) -> ConfigError {

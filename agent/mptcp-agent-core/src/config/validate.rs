@@ -92,10 +92,7 @@ fn int_in(issues: &mut Issues, v: &Spanned<i64>, what: &str, min: i64, max: i64)
 
 /// Check a parsed config and turn it into [`Config`]. Reports every problem found.
 pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
-    let mut issues = Issues {
-        text,
-        list: Vec::new(),
-    };
+    let mut issues = Issues::new(text);
     let mut cfg = Config::default();
     networkmanager(&mut issues, &raw.networkmanager, &mut cfg.networkmanager);
     limits(&mut issues, &raw.limits, &mut cfg.limits);
@@ -107,11 +104,11 @@ pub fn validate(raw: &RawConfig, text: &str) -> Result<Config, ConfigError> {
     }
     metrics(&mut issues, &raw.metrics, &mut cfg.metrics);
     cfg.links = links(&mut issues, &raw.links);
-    if issues.list.is_empty() {
+    if issues.is_empty() {
         Ok(cfg)
     } else {
         Err(ConfigError {
-            issues: issues.list,
+            issues: issues.into_list(),
         })
     }
 }
@@ -329,7 +326,7 @@ fn link(
     span: Range<usize>,
     number: usize,
 ) -> Option<LinkRule> {
-    let before = issues.list.len();
+    let before = issues.len();
     let name = match &raw.name {
         Some(n) if n.get_ref().trim().is_empty() || n.get_ref().len() > 64 => {
             issues.at(n.span(), "link rule name must be 1-64 characters");
@@ -356,7 +353,7 @@ fn link(
         },
         name,
     };
-    (issues.list.len() == before).then_some(rule)
+    (issues.len() == before).then_some(rule)
 }
 
 fn interface_patterns(issues: &mut Issues, name: &str, list: &SpannedList) -> Vec<Pattern> {
