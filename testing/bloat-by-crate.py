@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """Symbol sizes of an unstripped binary by crate, cargo-bloat style (docs/performance.md, footprint).
 
-Usage: tools/bloat-by-crate.py BINARY [N]   (build with CARGO_PROFILE_RELEASE_STRIP=false)
+Usage: testing/bloat-by-crate.py BINARY [N]   (build with CARGO_PROFILE_RELEASE_STRIP=false)
 """
 import collections
 import re

@@ -3,8 +3,8 @@
 # The demo: a device with two uplinks (wlan0, and wwan0 behind a CGNAT-like NAT) and real
 # NetworkManager, all in network namespaces; mptcp-agent keeps the MPTCP endpoints right while
 # an MPTCP upload runs and the wwan0 link fails and returns, and a subflow is reset.
-# Run as root on Debian 12:   ./tools/demo.sh
-# It installs what it needs (tools/setup.sh demo: nothing of the kernel matrix), builds the agent
+# Run as root on Debian 12:   ./testing/demo.sh
+# It installs what it needs (testing/setup.sh demo: nothing of the kernel matrix), builds the agent
 # (cargo shows its progress; prebuilt release binaries newer than every source are used as they
 # are), says before each step what it proves, and ends with a summary checked against the
 # agent's own log. Everything it starts is removed at the end (also on Ctrl-C or failure).
@@ -30,13 +30,13 @@ cat <<'TXT'
    5. the upload arrives intact, byte for byte; the summary is checked against the agent's log.
 TXT
 
-bold "set-up: Debian packages the demo needs (tools/setup.sh demo)"
-bash tools/setup.sh demo
+bold "set-up: Debian packages the demo needs (testing/setup.sh demo)"
+bash testing/setup.sh demo
 
 # --- binaries: prebuilt release binaries when they are newer than every source, else a build ---
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 sources_newer_than() { # binary: prints the first source file changed after it
-  find agent lab Cargo.toml Cargo.lock -type f -newer "$1" -not -path '*/target/*' 2>/dev/null | head -n1
+  find agent testing/lab Cargo.toml Cargo.lock -type f -newer "$1" -not -path '*/target/*' 2>/dev/null | head -n1
 }
 BIN=""
 if [ -x "$TARGET/release/mptcp-agent" ] && [ -x "$TARGET/release/mptcp-traffic" ]; then
@@ -65,7 +65,7 @@ export MPTCP_AGENT=$BIN/mptcp-agent
 # Its own lab (prefix "demo" unless LAB_PREFIX says otherwise), so it can run beside others.
 export LAB_PREFIX=${LAB_PREFIX:-demo}
 export LAB_DIR=/tmp/mptcp-lab/$LAB_PREFIX
-LAB="$ROOT/lab/lab.sh"
+LAB="$ROOT/testing/lab/lab.sh"
 "$LAB" down >/dev/null 2>&1 || true
 trap '"$LAB" down >/dev/null 2>&1 || true' EXIT
 
@@ -101,7 +101,7 @@ AGENT_LOG=$LAB_DIR/log/agent.log
 mark() { if [ -e "$AGENT_LOG" ]; then wc -l < "$AGENT_LOG"; else echo 0; fi; }
 declare -A MARK
 
-bold "1. starting mptcp-agent in the device namespace (lab/lab.sh agent: conf/agent.toml + the lab's NetworkManager config)"
+bold "1. starting mptcp-agent in the device namespace (testing/lab/lab.sh agent: conf/agent.toml + the lab's NetworkManager config)"
 proves "the agent adds a subflow endpoint for each uplink's addresses and sets the MPTCP limits"
 "$LAB" agent-config >/dev/null
 "$LAB" agent check-config

@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Set-up of a Debian 12 machine for meta-mptcp, by purpose. Idempotent: installs only what is missing.
 #
-#   tools/setup.sh demo    what ./tools/demo.sh needs: NetworkManager, D-Bus, iproute2 (ip mptcp,
-#                          tc, ss), nftables, python3, a C linker for the Rust build. Nothing of the
-#                          kernel matrix, no apt source added.
-#   tools/setup.sh test    what ./tools/test.sh needs (the default when no mode is given): the demo's
-#                          packages plus mptcpd, iperf3, kernel build tools, QEMU, busybox-static,
-#                          iptables, linux-source-5.10 (from Debian bullseye) and a Python venv (.venv)
-#                          with oelint-adv and virtme-ng.
-#   tools/setup.sh plan [demo|test]   print what the mode would install and why; change nothing.
+#   testing/setup.sh demo    what ./testing/demo.sh needs: NetworkManager, D-Bus, iproute2 (ip
+#                            mptcp, tc, ss), nftables, python3, a C linker for the Rust build.
+#                            Nothing of the kernel matrix, no apt source added.
+#   testing/setup.sh test    what ./testing/test.sh needs (the default when no mode is given): the
+#                            demo's packages plus mptcpd, iperf3, kernel build tools, QEMU,
+#                            busybox-static, iptables, linux-source-5.10 (from Debian bullseye) and
+#                            a Python venv (.venv) with oelint-adv and virtme-ng.
+#   testing/setup.sh plan [demo|test]   print what the mode would install and why; change nothing.
 #
 # Each mode prints every package group, why it is needed and what is missing.
 # Host packages are never upgraded: packages are installed with --no-install-recommends, apt's plan
@@ -23,7 +23,7 @@
 # one does setup add its own (pinned to priority 100, so nothing else comes from bullseye).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-APT_ETC=${SETUP_APT_ETC:-/etc/apt}            # overridable for tools/test.d/04-setup-sources.sh
+APT_ETC=${SETUP_APT_ETC:-/etc/apt}            # overridable for testing/test.d/04-setup-sources.sh
 OUR_LIST=$APT_ETC/sources.list.d/meta-mptcp-bullseye.sources
 OUR_PIN=$APT_ETC/preferences.d/meta-mptcp-bullseye
 
@@ -35,11 +35,11 @@ GROUPS_=(
   "demo|the lab: NetworkManager on a private D-Bus in network namespaces (unshare, setsid, sysctl)|network-manager dbus-daemon dbus-bin util-linux procps"
   "demo|MPTCP endpoints and limits (ip mptcp), subflow resets (ss -K), link shaping (tc)|iproute2"
   "demo|the lab's CGNAT-like masquerade|nftables"
-  "demo|the demo's throughput table and the tools/test.d checks|python3"
+  "demo|the demo's throughput table and the testing/test.d checks|python3"
   "demo|linking the Rust build (cargo calls cc)|gcc libc6-dev"
   "test|lab tests: mptcpd beside the agent, iperf3 through mptcpize, ping|mptcpd mptcpd-plugins mptcpize iperf3 iputils-ping"
   "test|checks: the Python venv for oelint-adv and virtme-ng; git for kmx's source identity|python3-venv python3-pip git"
-  "test|tools/test.d/30-systemd-unit.sh: systemd-analyze verify/security of the shipped unit|systemd"
+  "test|testing/test.d/30-systemd-unit.sh: systemd-analyze verify/security of the shipped unit|systemd"
   "test|kernel-patches: mptcp-backport verify (kconfig, compile net/mptcp/) and apply (GNU patch)|make flex bison bc libelf-dev libssl-dev pkg-config patch xz-utils"
   "test|kernel matrix: build kernels and boot them under QEMU with virtme-ng|build-essential cpio kmod rsync qemu-system-x86 busybox-static ethtool"
   "test|kernel matrix: the 6.1 selftests mptcp_sockopt.sh and mptcp_join.sh need iptables|iptables"
@@ -106,7 +106,7 @@ ensure_bullseye() {
     uri=$( (grep -rhoE '(URIs:[[:space:]]*|^deb[[:space:]]+)https?://[^[:space:]]+/debian/?([[:space:]]|$)' \
             "$APT_ETC/sources.list" "$APT_ETC/sources.list.d/" 2>/dev/null || true) | grep -oE 'https?://[^[:space:]]+' | head -n1)
     [ -n "$uri" ] || die "no Debian mirror found in $APT_ETC/sources.list*; add a bullseye source for linux-source-5.10 yourself"
-    printf '# Added by meta-mptcp tools/setup.sh for linux-source-5.10 (pinned low in %s).\nTypes: deb\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    printf '# Added by meta-mptcp testing/setup.sh for linux-source-5.10 (pinned low in %s).\nTypes: deb\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "$OUR_PIN" "$uri" > "$OUR_LIST"
     say "added $OUR_LIST (bullseye from $uri) for linux-source-5.10"
   fi
@@ -185,7 +185,7 @@ apt_install() { # packages...
 main() {
   local mode=${1:-test} plan=0
   if [ "$mode" = plan ]; then plan=1; mode=${2:-test}; fi
-  case $mode in demo|test) ;; *) die "usage: tools/setup.sh [demo|test|plan [demo|test]]";; esac
+  case $mode in demo|test) ;; *) die "usage: testing/setup.sh [demo|test|plan [demo|test]]";; esac
 
   local g gmode why pkgs p miss need=()
   say "mode '$mode': package groups (why | packages | missing)"
@@ -197,7 +197,7 @@ main() {
     printf '  %-5s %s\n        %s | missing: %s\n' "$gmode" "$why" "$pkgs" "${miss[*]:-none}" >&2
     need+=("${miss[@]}")
   done
-  [ "$mode" = test ] && say "Python venv $ROOT/.venv with $(grep -v '^#' "$ROOT/tools/requirements.txt" | tr '\n' ' ')(layer checks, kernel matrix)"
+  [ "$mode" = test ] && say "Python venv $ROOT/.venv with $(grep -v '^#' "$ROOT/testing/requirements.txt" | tr '\n' ' ')(layer checks, kernel matrix)"
   if [ $plan = 1 ]; then
     say "plan only: would install ${need[*]:-nothing}"
     # apt's own plan for them, with the packages kept at their versions (apt's lists as they are;
@@ -228,9 +228,9 @@ main() {
     # Python tools for layer checks (oelint-adv) and the kernel matrix (virtme-ng) in a project venv.
     local venv=$ROOT/.venv
     if [ ! -x "$venv/bin/oelint-adv" ] || [ ! -x "$venv/bin/vng" ]; then
-      say "creating/completing $venv from tools/requirements.txt"
+      say "creating/completing $venv from testing/requirements.txt"
       [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-      "$venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tools/requirements.txt"
+      "$venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/testing/requirements.txt"
     fi
   fi
 

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Runs every test of the project: set-up, format and lint, the Rust tests (unit, root tests
 # against the real kernel in throwaway namespaces, lab tests with real NetworkManager), then
-# every check in tools/test.d/ (MSRV, licences, layers, kernel series, the 5.10 QEMU guest).
+# every check in testing/test.d/ (MSRV, licences, layers, kernel series, the 5.10 QEMU guest).
 #
-# Run as root on Debian 12:   ./tools/test.sh
+# Run as root on Debian 12:   ./testing/test.sh
 # Root-only tests are required to run when root (MPTCP_REQUIRE_ROOT_TESTS=1): a machine that
 # cannot run them fails instead of passing silently. Set MPTCP_REQUIRE_ROOT_TESTS=0 to let
-# them be reported as skipped. Pass names of tools/test.d scripts to run only those checks.
+# them be reported as skipped. Pass names of testing/test.d scripts to run only those checks.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -37,8 +37,8 @@ step() { # name command...
   fi
 }
 
-if ! step "tools/setup.sh test" bash tools/setup.sh test; then
-  echo "tools/setup.sh test failed" >&2
+if ! step "testing/setup.sh test" bash testing/setup.sh test; then
+  echo "testing/setup.sh test failed" >&2
   exit 1
 fi
 
@@ -49,7 +49,7 @@ step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit + root + lab)" cargo test --workspace --locked --no-fail-fast
 
-for t in tools/test.d/*; do
+for t in testing/test.d/*; do
   [ -x "$t" ] || continue
   if [ $# -gt 0 ]; then
     keep=0; for want in "$@"; do case "$(basename "$t")" in *"$want"*) keep=1;; esac; done

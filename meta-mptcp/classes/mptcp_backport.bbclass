@@ -7,7 +7,7 @@
 # Nothing changes unless DISTRO_FEATURES contains "mptcp": every statement below is bound to the
 # "mptcp" override, which conf/layer.conf adds to DISTROOVERRIDES only with that feature, except
 # three task flags (which cannot carry an override) that expand to nothing without it, and the
-# shell function only those flags name (tools/layers proves both in CI). With the feature on:
+# shell function only those flags name (testing/layers proves both in CI). With the feature on:
 #   - on a 5.10 kernel it patches the tree in do_patch, in one of three modes:
 #       "series":     a series exported beforehand into MPTCP_BACKPORT_SERIES_DIR; its patches
 #                     go into SRC_URI (relative names, found through FILESEXTRAPATHS) and

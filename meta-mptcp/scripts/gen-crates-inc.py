@@ -18,8 +18,8 @@ Licences come from each crate's Cargo.toml `license` field, read from the .crate
 --crates DIR (e.g. a cargo registry cache filled by `cargo fetch --locked`); without --crates,
 the licences already recorded in the .inc (one comment line per crate) are kept.
 
-    tools/gen-crates-inc.py [--crates DIR]   rewrite the outputs from ./Cargo.lock
-    tools/gen-crates-inc.py --check          exit 1 and list the differences if one is stale
+    meta-mptcp/scripts/gen-crates-inc.py [--crates DIR]   rewrite the outputs from ./Cargo.lock
+    meta-mptcp/scripts/gen-crates-inc.py --check          exit 1 and list the differences if stale
 """
 import argparse
 import re
@@ -28,7 +28,7 @@ import tarfile
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "Cargo.lock"
 INC = ROOT / "meta-mptcp/recipes-connectivity/mptcp-agent/mptcp-crates.inc"
 BR_MK = ROOT / "recipes/package/mptcp-agent-crates/mptcp-agent-crates.mk"
@@ -144,7 +144,8 @@ def render_inc(crates, licences, lic_md5):
     keys = sorted(crates)
     lines = [
         "# SPDX-License-Identifier: MIT OR Apache-2.0",
-        "# Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.",
+        "# Generated from Cargo.lock by meta-mptcp/scripts/gen-crates-inc.py. Do not edit;",
+        "# testing/layers/test_layers.py checks it.",
         "# Every crate has its own name= and SRC_URI[NAME-VERSION.sha256sum]; plain https:// so that",
         "# the fetcher of kirkstone and scarthgap alike checks each one (kirkstone's crate:// checks",
         "# none). mptcp-source.inc unpacks them for cargo (unpack=0 here). Each file name carries",
@@ -178,7 +179,8 @@ def render_br_mk(crates, licences):
         "################################################################################",
         "",
         "# SPDX-License-Identifier: MIT OR Apache-2.0",
-        "# Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.",
+        "# Generated from Cargo.lock by meta-mptcp/scripts/gen-crates-inc.py. Do not edit;",
+        "# testing/layers/test_layers.py checks it.",
         "# The crates of Cargo.lock, each downloaded from crates.io and checked against its sha256",
         "# (mptcp-agent-crates.hash), unpacked into a directory cargo builds from offline.",
         f"HOST_MPTCP_AGENT_CRATES_VERSION = {len(keys)}",
@@ -217,7 +219,7 @@ def render_br_mk(crates, licences):
 
 def render_br_hash(crates):
     lines = ["# SPDX-License-Identifier: MIT OR Apache-2.0",
-             "# Generated from Cargo.lock (its checksums) by tools/gen-crates-inc.py."]
+             "# Generated from Cargo.lock (its checksums) by meta-mptcp/scripts/gen-crates-inc.py."]
     lines += [f"sha256  {crates[k]}  {k[0]}-{k[1]}.crate" for k in sorted(crates)]
     return "\n".join(lines) + "\n"
 
@@ -270,7 +272,7 @@ def main():
             for p in problems:
                 print(p)
             if problems:
-                print("stale: run tools/gen-crates-inc.py", file=sys.stderr)
+                print("stale: run meta-mptcp/scripts/gen-crates-inc.py", file=sys.stderr)
                 return 1
             print(f"{INC.name} and the Buildroot crate list match Cargo.lock ({len(lock_crates(LOCK))} crates)")
             return 0

@@ -3,8 +3,8 @@
 """Weak-network scenarios: the field's claims about MPTCP on 5.10, measured.
 
 Runs inside a kmx guest (`kmx scenarios` boots it and calls `scenarios.py run --out DIR`),
-because netem exists only in the guest kernels. The topology is the project lab (lab/lab.sh):
-two uplinks wlan0 and wwan0, wwan0 behind an nftables masquerade, real NetworkManager on a
+because netem exists only in the guest kernels. The topology is the project lab
+(testing/lab/lab.sh): two uplinks wlan0 and wwan0, wwan0 behind an nftables masquerade, real NetworkManager on a
 private bus, and the agent (`mptcp-agent run`, following NetworkManager) managing the
 endpoints. Traffic is `mptcp-traffic` (no socket options, so it works on 5.10), checksummed
 end to end.
@@ -40,8 +40,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-LAB_SH = REPO / "lab/lab.sh"
+REPO = HERE.parents[1]
+LAB_SH = REPO / "testing/lab/lab.sh"
 SERVER = "10.9.0.2"
 PORT = 5000
 UPLINKS = ("wlan0", "wwan0")

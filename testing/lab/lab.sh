@@ -407,7 +407,7 @@ write_env() {
 
 # --- the agent -----------------------------------------------------------------------------------
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 agent_bin() {
   if [ -n "${MPTCP_AGENT:-}" ]; then

@@ -7,7 +7,7 @@ Needs a Yocto build environment (source oe-init-build-env; meta-mptcp in bblayer
 cannot run it; docs/yocto.md records its results on kirkstone and scarthgap. Use a mirror with
 one crate replaced by another version of the same crate to see the forgery refused:
 
-    tools/layers/crate-fetch-check.py --mirror DIR [--expect-fail NAME-VERSION]
+    testing/layers/crate-fetch-check.py --mirror DIR [--expect-fail NAME-VERSION]
 
 Exit 0 when every crate has an expected sha256 and the result is as expected."""
 

@@ -7,7 +7,7 @@ Quicker than `bitbake -c populate_lic` (no full parse, nothing built), and the s
 Needs a Yocto build environment (source oe-init-build-env; meta-mptcp in bblayers.conf), so CI
 cannot run it; docs/yocto.md records its results on kirkstone and scarthgap.
 
-    tools/layers/lic-check.py --mirror CRATES_DIR RECIPE [RECIPE...]
+    testing/layers/lic-check.py --mirror CRATES_DIR RECIPE [RECIPE...]
 
 RECIPE is a file name stem (mptcp-agent, packagegroup-mptcp, ...); a file under
 dynamic-layers/ is taken only when no other has that name or with --dynamic."""

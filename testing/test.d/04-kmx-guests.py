@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KMX = ROOT / "kernel-matrix/kmx"
+KMX = ROOT / "testing/kernel-matrix/kmx"
 
 FAKE_VNG = r'''#!/usr/bin/env python3
 import os, subprocess, sys

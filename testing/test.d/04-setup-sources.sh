@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# tools/setup.sh finds an existing Debian bullseye source in any file apt reads (one-line
+# testing/setup.sh finds an existing Debian bullseye source in any file apt reads (one-line
 # sources.list / *.list, deb822 *.sources), ignores disabled ones, adds its own only when there is
 # none, and removes its own when the machine has another (no "configured multiple times").
 # Works on throw-away copies of /etc/apt (SETUP_APT_ETC); no root, no network. Cost: < 1 s.
@@ -19,7 +19,7 @@ case_() {
   n=$((n + 1)); local etc=$TMP/$n
   mkdir -p "$etc/sources.list.d" "$etc/preferences.d"
   printf '%s\n' "$content" > "$etc/$file"
-  got=$(SETUP_APT_ETC=$etc bash -c '. "$1"; bullseye_sources' _ "$ROOT/tools/setup.sh" 2>&1)
+  got=$(SETUP_APT_ETC=$etc bash -c '. "$1"; bullseye_sources' _ "$ROOT/testing/setup.sh" 2>&1)
   if { [ "$want" = found ] && [ "$got" = "$etc/$file" ]; } || { [ "$want" = none ] && [ -z "$got" ]; }; then
     ok "$name: $want"
   else
@@ -63,7 +63,7 @@ case_ "a file apt does not read" none sources.list.d/bullseye.list.disabled "deb
 # ensure_bullseye: adds its own source (with the machine's mirror) and the pin when none exists ...
 etc=$TMP/add; mkdir -p "$etc/sources.list.d" "$etc/preferences.d"
 printf 'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n' > "$etc/sources.list.d/debian.sources"
-out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; ensure_bullseye' _ "$ROOT/tools/setup.sh" 2>&1)
+out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; ensure_bullseye' _ "$ROOT/testing/setup.sh" 2>&1)
 if grep -q '^URIs: http://mirror.example/debian$' "$etc/sources.list.d/meta-mptcp-bullseye.sources" 2>/dev/null &&
    grep -q '^Pin-Priority: 100$' "$etc/preferences.d/meta-mptcp-bullseye" 2>/dev/null; then
   ok "no bullseye source: setup adds its own with the machine's mirror, pinned at 100"
@@ -72,13 +72,13 @@ else
 fi
 # ... and once the machine has its own (any name), setup's copy goes: exactly one source left.
 printf 'deb http://mirror.example/debian bullseye main\n' > "$etc/sources.list.d/bullseye.list"
-out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; drop_duplicate_bullseye; bullseye_sources' _ "$ROOT/tools/setup.sh" 2>/dev/null)
+out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; drop_duplicate_bullseye; bullseye_sources' _ "$ROOT/testing/setup.sh" 2>/dev/null)
 if [ "$out" = "$etc/sources.list.d/bullseye.list" ]; then
   ok "machine's own bullseye.list next to setup's source: setup's removed, one source left"
 else
   bad "duplicate bullseye sources left: '$out'"
 fi
-out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; ensure_bullseye; bullseye_sources' _ "$ROOT/tools/setup.sh" 2>/dev/null)
+out=$(SETUP_APT_ETC=$etc bash -c '. "$1"; ensure_bullseye; bullseye_sources' _ "$ROOT/testing/setup.sh" 2>/dev/null)
 if [ "$out" = "$etc/sources.list.d/bullseye.list" ]; then
   ok "machine has bullseye: setup adds nothing"
 else
@@ -93,9 +93,9 @@ if command -v apt-cache >/dev/null; then
       -o Dir::State::lists="$TMP/lists" policy 2>&1 >/dev/null
   }
   printf 'deb http://deb.debian.org/debian bullseye main\n' > "$etc/sources.list.d/bullseye.list"
-  SETUP_APT_ETC=$etc bash -c '. "$1"; rm -f "$OUR_LIST"; printf "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye\nComponents: main\n" > "$OUR_LIST"' _ "$ROOT/tools/setup.sh"
+  SETUP_APT_ETC=$etc bash -c '. "$1"; rm -f "$OUR_LIST"; printf "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye\nComponents: main\n" > "$OUR_LIST"' _ "$ROOT/testing/setup.sh"
   before=$(apt_quiet)
-  SETUP_APT_ETC=$etc bash -c '. "$1"; drop_duplicate_bullseye' _ "$ROOT/tools/setup.sh" 2>/dev/null
+  SETUP_APT_ETC=$etc bash -c '. "$1"; drop_duplicate_bullseye' _ "$ROOT/testing/setup.sh" 2>/dev/null
   after=$(apt_quiet)
   if [ -n "$before" ] && [ -z "$after" ]; then
     ok "apt: duplicate bullseye sources warned before setup's clean-up, silent after"

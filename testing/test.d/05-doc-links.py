@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 """The docs stand on their own: in every Markdown file of the repository (docs/, the READMEs, ...)
 - every relative link [text](target) resolves to a file or directory, and its #anchor to a heading;
-- every repository path named in the text (`tools/test.sh`, lab/README.md, kernel-patches/series.toml,
-  a glob like tools/test.d/*) exists;
+- every repository path named in the text (`testing/test.sh`, testing/lab/README.md, kernel-patches/series.toml,
+  a glob like testing/test.d/*) exists;
 - every document named by file name (backport-guide.md) exists somewhere in the repository;
+- no path names a top-level folder that moved under testing/ (lab/, bench/, kernel-matrix/, tools/):
+  the check above only sees paths that start with a folder that exists;
 - nothing points at material a reader does not have (section signs, "the field report", issue numbers).
 No root, no network. Cost: < 1 s."""
 import re, subprocess, sys
@@ -22,6 +24,9 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 # A path that starts with one of the repository's top-level directories, not inside a longer path
 # (/etc/NetworkManager/conf.d) or a word (my-lab/).
 PATH = re.compile(r"(?<![\w/.~$@{-])(?:" + "|".join(re.escape(t) for t in TOP) + r")/[\w./*+-]*")
+# The old top-level folders (now testing/..., meta-mptcp/scripts/): a path starting with one is
+# stale unless it resolves from the document's own directory (lab/README.md in testing/).
+MOVED = re.compile(r"(?<![\w/.~$@{-])(?:tools|lab|bench|kernel-matrix)/[\w./*+-]*")
 MDNAME = re.compile(r"(?<![\w/.-])[\w.-]+\.md\b")
 BANNED = [
     (re.compile(r"§"), "a section sign (a section of a document outside the repository)"),
@@ -93,6 +98,11 @@ for f in files:
             if not exists(p) and not (md.parent / p).exists() and \
                     not any(a.endswith("/" + p.rstrip("/")) for a in all_files):
                 fails.append(f"{where}: names {p}, which is not in the repository")
+        for m in MOVED.finditer(line):
+            p = m.group(0).rstrip(".,:;)*")
+            if p.startswith(RUNTIME) or exists(p) or (md.parent / p).exists():
+                continue
+            fails.append(f"{where}: names {p}, a folder that moved (testing/, meta-mptcp/scripts/)")
         for m in MDNAME.finditer(line):
             names += 1
             if m.group(0) not in basenames | GENERATED:

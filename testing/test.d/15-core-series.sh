@@ -26,7 +26,7 @@ for p in "${listed[@]}"; do
 done
 
 if [ ! -f "$SOURCE" ]; then
-	bad "$SOURCE missing (tools/setup.sh test installs linux-source-5.10)"
+	bad "$SOURCE missing (testing/setup.sh test installs linux-source-5.10)"
 else
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT

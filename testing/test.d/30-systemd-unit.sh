@@ -6,7 +6,7 @@
 #     with ExecStart pointed at an existing binary since none is installed here;
 #  3. the settings the agent relies on are there (Type=notify, CAP_NET_ADMIN only, no new
 #     privileges, restart on failure, the state directory, SIGHUP for reload).
-# Needs systemd-analyze (package systemd, installed by tools/setup.sh). Cost: ~1 s.
+# Needs systemd-analyze (package systemd, installed by testing/setup.sh). Cost: ~1 s.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 UNIT=$ROOT/conf/systemd/mptcp-agent.service
@@ -17,7 +17,7 @@ ok() { echo "ok    $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL  $*"; fail=$((fail + 1)); }
 
 if ! command -v systemd-analyze >/dev/null; then
-	echo "systemd-analyze not found (tools/setup.sh installs systemd)" >&2
+	echo "systemd-analyze not found (testing/setup.sh installs systemd)" >&2
 	echo "0 passed, 1 failed"
 	exit 1
 fi

@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# `lab/lab.sh agent` runs mptcp-agent the way the demo and lab/README.md say: in the device
-# namespace, on the lab's bus, with the lab's NetworkManager config (not the host's). Checks:
-# agent-config adds the lab's conf_paths (and refuses a file with its own), check-config accepts
-# the result, `agent --bg run` gives both uplinks their v4 and v6 endpoints, `agent status`
-# reaches it over the lab's bus, `stop agent` and `down` leave nothing behind.
+# `testing/lab/lab.sh agent` runs mptcp-agent the way the demo and testing/lab/README.md say: in
+# the device namespace, on the lab's bus, with the lab's NetworkManager config (not the host's).
+# Checks: agent-config adds the lab's conf_paths (and refuses a file with its own), check-config
+# accepts the result, `agent --bg run` gives both uplinks their v4 and v6 endpoints, `agent
+# status` reaches it over the lab's bus, `stop agent` and `down` leave nothing behind.
 # Root only (skipped loudly otherwise; failing with MPTCP_REQUIRE_ROOT_TESTS=1). Cost: ~5 s.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +25,7 @@ skip_or_fail() {
 }
 [ "$(id -u)" = 0 ] || skip_or_fail "needs root"
 [ -d /proc/sys/net/mptcp ] || skip_or_fail "kernel has no MPTCP"
-command -v NetworkManager >/dev/null || skip_or_fail "NetworkManager missing (tools/setup.sh demo)"
+command -v NetworkManager >/dev/null || skip_or_fail "NetworkManager missing (testing/setup.sh demo)"
 
 out=$(mktemp -d)
 if ! cargo build --locked -q -p mptcp-agent 2>"$out/build.err"; then
@@ -35,7 +35,7 @@ fi
 export MPTCP_AGENT=${CARGO_TARGET_DIR:-$ROOT/target}/debug/mptcp-agent
 export LAB_PREFIX=tagent$$ LAB_OWNER_PID=$$
 export LAB_DIR=/tmp/mptcp-lab/$LAB_PREFIX
-LAB=$ROOT/lab/lab.sh
+LAB=$ROOT/testing/lab/lab.sh
 trap '"$LAB" down >/dev/null 2>&1; rm -rf "$out"' EXIT
 
 # NetworkManager's start-up is ~0.3 s idle; 60 s covers a loaded 2-core machine.

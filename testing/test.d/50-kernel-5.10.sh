@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # CI-sized real-kernel check: build (cached) and boot Debian bullseye's 5.10 kernel with our core
 # series (kernel-patches/core) under QEMU
-# (kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the agent's kernel-only
+# (testing/kernel-matrix/kmx), and run inside it the mptcp-genl root tests, the agent's kernel-only
 # tests (mptcp-agent tests/kernel_only.rs), the MPTCP selftests pm_netlink.sh (per case) and
 # the KUnit MPTCP tests; the two Rust suites also run on the host kernel for the table.
 # Counts are test cases; the table goes to $KMX_TABLE (default: the results directory under
@@ -16,10 +16,10 @@
 # series took 1,352 s at load 8-12 (docs/kernel-matrix.md).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-KMX=$ROOT/kernel-matrix/kmx
+KMX=$ROOT/testing/kernel-matrix/kmx
 SOURCE=${KMX_SOURCE:-/usr/src/linux-source-5.10.tar.xz}
 SERIES_DIR=$ROOT/kernel-patches/core
-EXPECTED=${KMX_EXPECTED:-$ROOT/kernel-matrix/expected/5.10.223.tsv}
+EXPECTED=${KMX_EXPECTED:-$ROOT/testing/kernel-matrix/expected/5.10.223.tsv}
 [ "$EXPECTED" = none ] && EXPECTED=/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -29,9 +29,9 @@ fail_setup() {
 	echo "0 passed, 1 failed"
 	exit 1
 }
-[ -e "$SOURCE" ] || fail_setup "$SOURCE missing (tools/setup.sh installs linux-source-5.10)"
-[ -x "$ROOT/.venv/bin/vng" ] || fail_setup "virtme-ng missing (tools/setup.sh installs it into .venv)"
-command -v qemu-system-x86_64 >/dev/null || fail_setup "qemu-system-x86_64 missing (tools/setup.sh)"
+[ -e "$SOURCE" ] || fail_setup "$SOURCE missing (testing/setup.sh installs linux-source-5.10)"
+[ -x "$ROOT/.venv/bin/vng" ] || fail_setup "virtme-ng missing (testing/setup.sh installs it into .venv)"
+command -v qemu-system-x86_64 >/dev/null || fail_setup "qemu-system-x86_64 missing (testing/setup.sh)"
 if [ "$(id -u)" != 0 ]; then
 	# Same rule as the Rust root tests: skipped loudly, or failed when they are required.
 	[ "${MPTCP_REQUIRE_ROOT_TESTS:-0}" = 1 ] && fail_setup "needs root (MPTCP_REQUIRE_ROOT_TESTS=1)"
@@ -112,8 +112,8 @@ cat "$table"
 echo "kernel-5.10: total $(($(date +%s) - t0))s (build ${t_build}s)" >&2
 
 # Counted per test case, over all result files. On plain 5.10 the cases listed in
-# kernel-matrix/expected/5.10.223.tsv must fail (5.10 lacks what they test): they count as passed
-# with their reason printed; any other failure, or a listed case that passes, is a failure.
+# testing/kernel-matrix/expected/5.10.223.tsv must fail (5.10 lacks what they test): they count
+# as passed with their reason printed; any other failure, or a listed case that passes, is a failure.
 python3 - "$EXPECTED" "$work"/genl-5.10.json "$work"/agent-5.10.json "$work"/selftests-5.10.json "$work"/genl-host.json "$work"/agent-host.json <<'EOF'
 import json, sys
 expected = {}

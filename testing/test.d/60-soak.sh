@@ -25,7 +25,7 @@ skip_or_fail() {
 }
 [ "$(id -u)" = 0 ] || skip_or_fail "needs root"
 [ -d /proc/sys/net/mptcp ] || skip_or_fail "kernel has no MPTCP"
-command -v NetworkManager >/dev/null || skip_or_fail "NetworkManager missing (tools/setup.sh)"
+command -v NetworkManager >/dev/null || skip_or_fail "NetworkManager missing (testing/setup.sh)"
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -6,7 +6,7 @@
 //! routing).
 //!
 //! The same binary runs on the host kernel (`cargo test -p mptcp-agent --test kernel_only`)
-//! and inside a real 5.10 guest (`tools/test.d/50-kernel-5.10.sh`, suite
+//! and inside a real 5.10 guest (`testing/test.d/50-kernel-5.10.sh`, suite
 //! `mptcp-agent:kernel_only`). Where kernels differ (SET_FLAGS, the events group), a case
 //! asks the agent's own capability probe (its start-up log line) and checks what that kernel
 //! does; endpoints are compared by address, flags and interface, never by id (5.10 ignores

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The agent against real NetworkManager 1.42 (its own MPTCP off), a real kernel and real
-//! traffic, in the lab of `lab/lab.sh` (issue 3, "Done when"). Root only: skipped loudly
+//! traffic, in the lab of `testing/lab/lab.sh` (issue 3, "Done when"). Root only: skipped loudly
 //! without root/MPTCP/NetworkManager, failing instead with MPTCP_REQUIRE_ROOT_TESTS=1.
 //! Every test builds its own lab and removes it, agent included, also on failure.
 //! Measured numbers are printed on stderr (`cargo test -p mptcp-agent --test lab -- --nocapture`).

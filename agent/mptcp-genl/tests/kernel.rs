@@ -3,11 +3,12 @@
 //! namespace(s); every command is cross-checked with iproute2 (`ip mptcp ...`), and events
 //! come from a real MPTCP connection between two namespaces.
 //!
-//! They run on the host (6.x) and, through `kernel-matrix/kmx libtest`, in a 5.10 guest.
+//! They run on the host (6.x) and, through `testing/kernel-matrix/kmx libtest`, in a 5.10 guest.
 //! Where 5.10 has a command but answers differently, a test branches on the crate's own
 //! capability probe (`Capabilities::generation() == Mainline510`) and checks what 5.10 does.
 //! A test of something 5.10 lacks (SET_FLAGS, events) fails there with a message saying so:
-//! kernel-matrix/expected/5.10.223.tsv lists those cases, and a backported kernel must pass.
+//! testing/kernel-matrix/expected/5.10.223.tsv lists those cases, and a backported kernel must
+//! pass.
 //! Between 5.12 and today kernels answer some requests differently (SET_FLAGS by id,
 //! refusal codes, listener events); `Answers` says which answer each release gives, and a
 //! 5.10 base with the backport is held to 5.15's.
@@ -220,7 +221,7 @@ fn plain_510(pm: &PmHandle) -> bool {
 }
 
 /// The failure message of a test whose feature this kernel's probe says is missing. Such a
-/// test fails (never skips): it is listed in kernel-matrix/expected/5.10.223.tsv as an
+/// test fails (never skips): it is listed in testing/kernel-matrix/expected/5.10.223.tsv as an
 /// expected failure on plain 5.10, and is the regression test for a backported kernel.
 fn lacks(caps: &Capabilities, feature: &str) -> String {
     format!(

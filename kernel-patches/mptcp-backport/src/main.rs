@@ -173,11 +173,11 @@ enum Commands {
         /// Parallel make jobs [default: number of CPUs].
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
-        /// Build and boot the tree with kernel-matrix/kmx and run `mptcp-backport probe` in
-        /// the guest: what the kernel does, not only what its source says.
+        /// Build and boot the tree with testing/kernel-matrix/kmx and run `mptcp-backport
+        /// probe` in the guest: what the kernel does, not only what its source says.
         #[arg(long)]
         boot: bool,
-        /// kmx to use for --boot [default: <manifest dir>/../kernel-matrix/kmx].
+        /// kmx to use for --boot [default: <manifest dir>/../testing/kernel-matrix/kmx].
         #[arg(long, value_name = "PATH", requires = "boot")]
         kmx: Option<PathBuf>,
         /// Print the report as JSON.
@@ -429,7 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .unwrap_or(1)
             });
             let boot = boot.then(|| verify::BootOptions {
-                kmx: kmx.unwrap_or_else(|| manifest.dir.join("../kernel-matrix/kmx")),
+                kmx: kmx.unwrap_or_else(|| manifest.dir.join("../testing/kernel-matrix/kmx")),
                 probe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mptcp-backport")),
             });
             let report = verify::verify(

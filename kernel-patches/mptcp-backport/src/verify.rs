@@ -41,8 +41,8 @@ pub struct VerifyOptions {
     pub boot: Option<BootOptions>,
 }
 
-/// `verify --boot`: kernel-matrix/kmx and the binary to run as `probe` in the guest (the guest
-/// sees the host's root filesystem).
+/// `verify --boot`: testing/kernel-matrix/kmx and the binary to run as `probe` in the guest (the
+/// guest sees the host's root filesystem).
 #[derive(Debug, Clone)]
 pub struct BootOptions {
     pub kmx: PathBuf,

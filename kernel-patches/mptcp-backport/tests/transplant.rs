@@ -581,7 +581,7 @@ fn relative_manifest_path_from_another_directory() {
 
 /// `verify --boot` drives kmx as `kmx build --source TREE` then `kmx run --source TREE --
 /// PROBE probe`. A stand-in kmx that runs the command on this machine checks the plumbing
-/// (the real boot is `kmx`'s job, tested with kernel-matrix).
+/// (the real boot is `kmx`'s job, tested with testing/kernel-matrix).
 #[test]
 fn verify_boot_runs_probe_through_kmx() {
     let dir = tempfile::tempdir().unwrap();

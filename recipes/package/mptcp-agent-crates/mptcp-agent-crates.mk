@@ -5,7 +5,8 @@
 ################################################################################
 
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# Generated from Cargo.lock by tools/gen-crates-inc.py. Do not edit; tools/test.d checks it.
+# Generated from Cargo.lock by meta-mptcp/scripts/gen-crates-inc.py. Do not edit;
+# testing/layers/test_layers.py checks it.
 # The crates of Cargo.lock, each downloaded from crates.io and checked against its sha256
 # (mptcp-agent-crates.hash), unpacked into a directory cargo builds from offline.
 HOST_MPTCP_AGENT_CRATES_VERSION = 181

@@ -112,10 +112,10 @@ struct RunArgs {
     out: DocsArgs,
 }
 
-/// The workspace root (this crate lives in `bench/`).
+/// The workspace root (this crate lives in `testing/bench/`).
 pub fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
 }
 
 pub fn target_dir() -> PathBuf {
@@ -436,7 +436,7 @@ fn run_contender(c: Contender, s: &Settings, m: &model::Machine) -> ContenderRes
             return r;
         }
     }
-    // A lab destroyed from outside (a concurrent `tools/test.sh` deletes namespaces that
+    // A lab destroyed from outside (a concurrent `testing/test.sh` deletes namespaces that
     // appeared during its run) says nothing about the contender: start it over, fresh.
     const ATTEMPTS: usize = 3;
     let mut destroyed = 0;

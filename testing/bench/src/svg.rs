@@ -14,7 +14,8 @@ const LEFT: f64 = 60.0;
 const RIGHT: f64 = 200.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
-/// Receiver-side ceiling over 2 × 20 Mbit/s tbf (Ethernet headers counted), see lab/README.md.
+/// Receiver-side ceiling over 2 × 20 Mbit/s tbf (Ethernet headers counted), see
+/// testing/lab/README.md.
 const CEILING: f64 = 37.7;
 
 fn color(c: Contender) -> &'static str {

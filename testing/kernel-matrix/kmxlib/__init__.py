@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""kmx as a package; `kernel-matrix/kmx` is its entry script.
+"""kmx as a package; `testing/kernel-matrix/kmx` is its entry script.
 
   common     paths, fixed inputs, log/die
   cache      cache location, source identity, the cache key of one image (Spec)

@@ -19,7 +19,7 @@ from .cache import cache_root, tool_version
 
 
 def vng_binary():
-    # A stand-in for vng (tools/test.d/04-kmx-guests.py drives kmx with a fake vng and QEMU).
+    # A stand-in for vng (testing/test.d/04-kmx-guests.py drives kmx with a fake vng and QEMU).
     fake = os.environ.get("KMX_VNG")
     if fake:
         return fake
@@ -30,7 +30,7 @@ def vng_binary():
             if bindir not in os.environ.get("PATH", "").split(":"):
                 os.environ["PATH"] = bindir + ":" + os.environ.get("PATH", "")
             return str(cand)
-    die("virtme-ng (vng) not found: run tools/setup.sh (it installs it into .venv)")
+    die("virtme-ng (vng) not found: run testing/setup.sh (it installs it into .venv)")
 
 
 # What QEMU prints when KVM gives up on a vCPU; QEMU then stays alive with the guest stopped.

@@ -284,7 +284,7 @@ def main():
     p.add_argument("--scenarios", action="store_true", help="also the weak-network scenarios on each kernel")
     p.add_argument("--expect", action="append", default=[], metavar="KERNEL=TSV",
                    help="expected failures for one kernel of the run, by its label (repeatable), e.g. "
-                   "5.10=kernel-matrix/expected/5.10.223.tsv; listed cases must fail and are marked in "
+                   "5.10=testing/kernel-matrix/expected/5.10.223.tsv; listed cases must fail and are marked in "
                    "the table; leave it out for a backported tree")
     add_guest_args(p)
     p.set_defaults(fn=cmd_matrix)
@@ -292,13 +292,14 @@ def main():
     p = sub.add_parser("scenarios", help="weak-network scenarios in the guest: the lab, NetworkManager, the agent")
     add_spec_args(p)
     add_guest_args(p)
-    p.add_argument("--only", help="comma list of scenarios (kernel-matrix/scenarios.py list)")
+    p.add_argument("--only", help="comma list of scenarios "
+                   "(testing/kernel-matrix/scenarios.py list)")
     p.add_argument("--timeout", type=int, default=3000, help="whole boot + scenarios limit in seconds")
     p.add_argument("--budget", type=int, default=2400, help="start no scenario after this many seconds")
     p.add_argument("--agent", default=default_binary("mptcp-agent", ("debug", "release")))
     p.add_argument("--traffic", default=default_binary("mptcp-traffic"))
     p.add_argument("--expect", metavar="TSV", help="expected failures (suite, case, why), e.g. "
-                   "kernel-matrix/expected/scenarios-5.10.223.tsv for plain 5.10; leave it out for a backported tree")
+                   "testing/kernel-matrix/expected/scenarios-5.10.223.tsv for plain 5.10; leave it out for a backported tree")
     p.add_argument("--json")
     p.set_defaults(fn=cmd_scenarios)
 

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 
-HERE = Path(__file__).resolve().parent.parent  # kernel-matrix/
+HERE = Path(__file__).resolve().parent.parent  # testing/kernel-matrix/
 
 
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 
 # Bump when the configure/build steps change in a way that changes the image.

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-"""The weak-network scenarios (kernel-matrix/scenarios.py) in the guest, judged against their
-criteria and the expected failures."""
+"""The weak-network scenarios (testing/kernel-matrix/scenarios.py) in the guest, judged against
+their criteria and the expected failures."""
 import json
 import shlex
 import sys
@@ -14,8 +14,8 @@ from .selftests import new_results_dir, suite_status
 
 
 def scenarios(spec, only, timeout, budget, kvm, agent, traffic):
-    """kernel-matrix/scenarios.py in the guest (netem exists only there): the project lab with
-    NetworkManager and the agent, weak-network scenarios, one case per scenario."""
+    """testing/kernel-matrix/scenarios.py in the guest (netem exists only there): the project lab
+    with NetworkManager and the agent, weak-network scenarios, one case per scenario."""
     for b in (agent, traffic):
         if not Path(b).is_file():
             die(f"{b} not found: cargo build -p mptcp-agent -p mptcp-lab (release for mptcp-traffic: "

@@ -63,7 +63,7 @@ def expect_by_kernel(items, labels):
     for item in items:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
-            die(f"--expect {item!r}: want KERNEL=TSV, e.g. 5.10=kernel-matrix/expected/5.10.223.tsv")
+            die(f"--expect {item!r}: want KERNEL=TSV, e.g. 5.10=testing/kernel-matrix/expected/5.10.223.tsv")
         if not Path(path).is_file():
             die(f"--expect {item!r}: {path} not found")
         expect.setdefault(label, {}).update(load_expected(path))
@@ -85,5 +85,5 @@ def render_all(results):
     table = render_table(results)
     weak = render_scenarios(results)
     if weak:
-        table += "\nWeak-network scenarios (kernel-matrix/scenarios.py):\n\n" + weak
+        table += "\nWeak-network scenarios (testing/kernel-matrix/scenarios.py):\n\n" + weak
     return table

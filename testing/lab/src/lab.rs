@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The NetworkManager lab from Rust: a thin, typed wrapper around `lab/lab.sh`.
+//! The NetworkManager lab from Rust: a thin, typed wrapper around `testing/lab/lab.sh`.
 //!
 //! [`Lab::up`] runs `lab.sh up` with a prefix and directory unique to this process and call,
 //! so tests run side by side. Every helper is a `lab.sh` command, so the shell and Rust labs

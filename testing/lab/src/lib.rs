@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Test support for meta-mptcp: throwaway network namespaces, root-test prerequisites
 //! that skip loudly (or fail, where CI requires them), the NetworkManager lab
-//! ([`Lab`], driving `lab/lab.sh`) and an MPTCP traffic generator that works on every kernel
-//! ([`traffic`], also the `mptcp-traffic` binary).
+//! ([`Lab`], driving `testing/lab/lab.sh`) and an MPTCP traffic generator that works on every
+//! kernel ([`traffic`], also the `mptcp-traffic` binary).
 
 pub mod lab;
 pub mod netns;

@@ -38,7 +38,7 @@ pub fn unmet(needs: &[Need]) -> Option<String> {
             }
             Need::Program(p) => {
                 if which(p).is_none() {
-                    why.push(format!("`{p}` not found on PATH (run tools/setup.sh)"));
+                    why.push(format!("`{p}` not found on PATH (run testing/setup.sh)"));
                 }
             }
         }

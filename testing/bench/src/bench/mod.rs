@@ -343,7 +343,7 @@ impl<'a> Session<'a> {
         move |eps: &[Ep]| Self::has(eps, a4) && Self::has(eps, a6)
     }
 
-    /// All four namespaces of the lab still exist (a concurrent `tools/test.sh` deletes
+    /// All four namespaces of the lab still exist (a concurrent `testing/test.sh` deletes
     /// namespaces that appeared during its run, which tears down the lab's veths).
     pub fn lab_intact(&self) -> Result<(), String> {
         for node in [Node::Device, Node::Router, Node::Nat, Node::Server] {
