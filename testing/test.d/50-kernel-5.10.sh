@@ -47,8 +47,9 @@ fi
 # nothing. KMX_CORE_SERIES=0 builds the plain tarball instead (or KMX_SOURCE as given, above).
 core_tree() {
 	local cache=${KMX_CACHE:-/var/cache/meta-mptcp} key tree tmp p
-	key=$( { sha256sum "$SOURCE" | cut -d' ' -f1; grep -v '^#' "$SERIES_DIR/series" | while read -r p; do
-		[ -n "$p" ] && sha256sum "$SERIES_DIR/$p"; done; } | sha256sum | cut -c1-16)
+	# Contents and patch names only: a clone anywhere (CI's clean clone) finds the same tree.
+	key=$( { sha256sum <"$SOURCE" | cut -d' ' -f1; grep -v '^#' "$SERIES_DIR/series" | while read -r p; do
+		[ -n "$p" ] && echo "$p $(sha256sum <"$SERIES_DIR/$p" | cut -d' ' -f1)"; done; } | sha256sum | cut -c1-16)
 	tree=$cache/src/linux-5.10-core-$key
 	if [ ! -f "$tree/.core-series-applied" ]; then
 		mkdir -p "$cache/src" || return 1
