@@ -245,7 +245,10 @@ def pick_tests(progs, wanted):
 def new_results_dir(label, what):
     # One process may start two runs within a second (the host suites take under one):
     # the second gets a suffix.
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{what}-{os.getpid()}"
+    # The directory reaches the guest's command line (virtme-ng mounts it): a label's spaces or
+    # slashes would split or nest it, so they become '-'.
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", label).strip("-") or "kernel"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{what}-{os.getpid()}"
     root = cache_root() / "results"
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):

@@ -76,3 +76,14 @@ class Key(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ResultsDir(unittest.TestCase):
+    def test_a_label_with_spaces_or_slashes_gives_one_plain_directory(self):
+        from kmxlib.selftests import new_results_dir
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"KMX_CACHE": tmp}):
+            d = new_results_dir("5.10.223+5.15.215 debug/kasan", "selftests")
+            self.assertEqual(d.parent, Path(tmp) / "results")
+            self.assertNotIn(" ", d.name)
+            self.assertIn("-5.10.223+5.15.215-debug-kasan-selftests-", d.name)
+            self.assertIn("-kernel-libtest-", new_results_dir(" / ", "libtest").name)
