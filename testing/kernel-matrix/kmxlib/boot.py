@@ -305,8 +305,19 @@ def guest_cmd(image, command, memory="2G", cpus=2, rwdirs=(), rodirs=(), use_kvm
         cmd += ["--rodir", str(d)]
     if cwd:
         cmd += ["--cwd", str(cwd)]
+    if kasan_built(image):
+        # KASAN prints only its first report otherwise: one early in boot would hide every later one.
+        cmd += ["--append", "kasan_multi_shot"]
     cmd += ["--exec", command]
     return cmd
+
+
+def kasan_built(image):
+    """Whether the image's kernel config (kept beside it) has KASAN."""
+    try:
+        return "CONFIG_KASAN=y" in (Path(image).parent / "config").read_text(errors="replace").splitlines()
+    except OSError:
+        return False
 
 
 class KernelLogToStderr:

@@ -87,3 +87,17 @@ class ResultsDir(unittest.TestCase):
             self.assertNotIn(" ", d.name)
             self.assertIn("-5.10.223+5.15.215-debug-kasan-selftests-", d.name)
             self.assertIn("-kernel-libtest-", new_results_dir(" / ", "libtest").name)
+
+
+class GuestCommand(unittest.TestCase):
+    def test_kasan_kernels_boot_with_every_report_kept(self):
+        from kmxlib.boot import guest_cmd
+        with tempfile.TemporaryDirectory() as tmp:
+            image = Path(tmp) / "bzImage"
+            image.write_bytes(b"")
+            (Path(tmp) / "config").write_text("CONFIG_MPTCP=y\n")
+            self.assertNotIn("kasan_multi_shot", guest_cmd(image, "true"))
+            (Path(tmp) / "config").write_text("CONFIG_MPTCP=y\nCONFIG_KASAN=y\n")
+            cmd = guest_cmd(image, "true")
+            self.assertEqual(cmd[cmd.index("--append") + 1], "kasan_multi_shot")
+            self.assertLess(cmd.index("--append"), cmd.index("--exec"))
