@@ -12,8 +12,8 @@ use crate::{
     event::{Event, KernelSnapshot},
     ids::IdAllocator,
     model::{
-        nm_state, Address, KernelCaps, KernelEndpoint, Limits, Link, MptcpEventKind, NmDevice,
-        NmVersion, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
+        nm_state, Address, AppliedProfile, KernelCaps, KernelEndpoint, Limits, Link,
+        MptcpEventKind, NmDevice, NmVersion, Route, Rule, TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
     },
     nmconf::NmConf,
     op::{Op, OpError},
@@ -151,10 +151,19 @@ pub struct Observed {
     /// activation, which it commits before it reports the activation (D-Bus lags the
     /// kernel's messages) and 3-15 ms before ACTIVATED (lab, NetworkManager 1.42). Such an
     /// address gets its endpoint with carrier and route, the moment NetworkManager's own
-    /// MPTCP adds its endpoint; one that was there before waits for ACTIVATED (it may be the
+    /// MPTCP adds its endpoint, once NetworkManager has reported the activation's profile
+    /// (plan: `NmGate::Down`); one that was there before waits for ACTIVATED (it may be the
     /// old configuration). Cleared when the address goes, and when NetworkManager reports
     /// the device ACTIVATED (the normal rule holds), deactivating or failed.
     pub nm_committed: BTreeSet<(u32, IpAddr)>,
+    /// The profile NetworkManager last applied to each device (by D-Bus path), for while it
+    /// has none: NetworkManager 1.42 runs an activation from DISCONNECTED through its IP
+    /// configuration's commit in one go (stages 1 to 3 synchronously, 1-3 ms) and answers
+    /// reads only after it, so the commit of `nmcli connection up`, or of the re-activation
+    /// after carrier-wait, reaches the agent while the device still reads DISCONNECTED
+    /// without a profile. Such an activation nearly always applies the same profile again;
+    /// the next report corrects a different one.
+    pub nm_last_profile: BTreeMap<String, AppliedProfile>,
 }
 
 impl Observed {
@@ -304,6 +313,7 @@ impl Observed {
             Event::Sysctls(s) => self.sysctls = s.clone(),
             Event::Mptcp(ev) => self.subflow_event(ev, now),
             Event::NmAppeared { version, startup } => {
+                self.nm_last_profile.clear();
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
                 self.nm_committed.clear();
@@ -324,6 +334,10 @@ impl Observed {
                     p.devices = list.iter().map(|d| (d.path.clone(), d.clone())).collect();
                     p.devices_loaded = true;
                 }
+                self.nm_last_profile.clear();
+                for d in list {
+                    self.remember_profile(d);
+                }
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
                 self.nm_committed.clear();
@@ -332,6 +346,7 @@ impl Observed {
                 if let NmObserved::Present(p) = &mut self.nm {
                     p.devices.insert(d.path.clone(), d.clone());
                 }
+                self.remember_profile(d);
                 // NetworkManager has caught up with this device: its state counts again.
                 let links = &self.links;
                 let other = |i: &u32| links.get(i).map_or(true, |l| l.name != d.interface);
@@ -345,8 +360,10 @@ impl Observed {
                 if let NmObserved::Present(p) = &mut self.nm {
                     p.devices.remove(path);
                 }
+                self.nm_last_profile.remove(path);
             }
             Event::NmGone => {
+                self.nm_last_profile.clear();
                 self.nm_deconfigured.clear();
                 self.nm_verdict.clear();
                 self.nm_committed.clear();
@@ -359,6 +376,22 @@ impl Observed {
             }
             Event::OpDone { op, error } => self.op_done(op, error.as_ref(), now),
             Event::Tick => {}
+        }
+    }
+
+    /// The profile NetworkManager applies to this device: the one it reports, or, between
+    /// activations, the one it applied last (see `nm_last_profile`).
+    pub fn nm_profile<'a>(&'a self, d: &'a NmDevice) -> Option<&'a AppliedProfile> {
+        d.applied.as_ref().or_else(|| {
+            between_activations(d)
+                .then(|| self.nm_last_profile.get(&d.path))
+                .flatten()
+        })
+    }
+
+    fn remember_profile(&mut self, d: &NmDevice) {
+        if let Some(a) = &d.applied {
+            self.nm_last_profile.insert(d.path.clone(), a.clone());
         }
     }
 

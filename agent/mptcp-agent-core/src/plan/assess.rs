@@ -177,7 +177,17 @@ fn assess_link(
                     obs,
                     link,
                     a,
-                    want_for(obs, policy, link, a, carrier, metered, &nm_gate, route),
+                    want_for(
+                        obs,
+                        policy,
+                        link,
+                        a,
+                        carrier,
+                        metered,
+                        &nm_gate,
+                        nm_device.is_some_and(|d| obs.nm_profile(d).is_some()),
+                        route,
+                    ),
                 ),
             };
             families.push(FamilyAssessment {
@@ -226,7 +236,9 @@ enum NmGate {
     /// Between activations (UNAVAILABLE, DISCONNECTED): no endpoint. Here and in
     /// `Activating`, one exception: an address NetworkManager committed after it reported the
     /// device down (`Observed::nm_committed`) gets its endpoint once it has carrier and
-    /// NetworkManager's default route in main (a policy route waits for ACTIVATED). That is
+    /// NetworkManager's default route in main (a policy route waits for ACTIVATED), and the
+    /// agent knows the profile being activated (the applied connection NetworkManager
+    /// reports, or while the device is down the one it applied last). That is
     /// its next activation's IP configuration, where NetworkManager's own MPTCP adds its
     /// endpoint; its reports of the activation come later (D-Bus, read after the kernel's
     /// messages), ACTIVATED last.
@@ -246,6 +258,7 @@ fn want_for(
     carrier: bool,
     metered: bool,
     nm_gate: &NmGate,
+    nm_profile_known: bool,
     route: RoutePath,
 ) -> Want {
     let caps = obs.caps.as_ref();
@@ -285,8 +298,12 @@ fn want_for(
         NmGate::Activating(_) if has_endpoint => {}
         // With NetworkManager's own default route only: its address comes a moment before
         // its route, and a policy route for that moment would be undone at once.
+        // And with the profile NetworkManager activates known (reported, or the one it
+        // applied last: `Observed::nm_last_profile`): without one, whether the profile leaves
+        // MPTCP to NetworkManager is not known.
         NmGate::Activating(_) | NmGate::Down(_)
             if route == RoutePath::Main
+                && nm_profile_known
                 && obs.nm_committed.contains(&(link.ifindex, addr.addr)) => {}
         NmGate::Activating(why) | NmGate::Down(why) | NmGate::Closed(why) => {
             return Want::Absent(why.clone())
@@ -405,8 +422,9 @@ fn coexistence(
     if p.version.is_some_and(|v| !v.has_mptcp()) || !d.managed() {
         return None;
     }
-    let profile_flags = d.applied.as_ref().map_or(0, |a| a.mptcp_flags);
-    let profile = d.applied.as_ref().map(|a| a.id.clone());
+    let applied = obs.nm_profile(d);
+    let profile_flags = applied.map_or(0, |a| a.mptcp_flags);
+    let profile = applied.map(|a| a.id.clone());
     let (flags, source) = if profile_flags != 0 {
         (profile_flags, NmFlagsSource::Profile)
     } else {

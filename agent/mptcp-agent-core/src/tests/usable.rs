@@ -239,38 +239,95 @@ fn cut_longer_than_carrier_wait_adds_once_on_the_new_activation() {
     assert!(w.obs.nm_deconfigured.is_empty());
 }
 
+/// wwan0 as the adapter reads it: NetworkManager has an applied connection (the profile,
+/// with its MPTCP flags) from PREPARE to DEACTIVATING only; its profile knows the gateway.
+fn wwan_report(state: u32, mptcp_flags: u32) -> NmDevice {
+    let mut d = nm_device("/d/3", "wwan0", state);
+    d.applied = (nm_state::PREPARE..=nm_state::DEACTIVATING)
+        .contains(&state)
+        .then(|| AppliedProfile {
+            id: "uplink-wwan0".into(),
+            mptcp_flags,
+        });
+    d.gateway4 = Some("10.2.0.1".parse().unwrap());
+    d
+}
+
+fn report(w: &mut World, state: u32, mptcp_flags: u32) -> Vec<Op> {
+    w.ev(Event::NmDevice(wwan_report(state, mptcp_flags)));
+    w.settle()
+}
+
+/// Reports of wwan0 in these states, one after the other.
+fn reports(w: &mut World, states: &[u32], mptcp_flags: u32) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for state in states {
+        ops.extend(report(w, *state, mptcp_flags));
+    }
+    ops
+}
+
+/// The lab's NetworkManager: its own MPTCP off in its global config, so a device without an
+/// applied connection is not refused.
+fn nm_world_mptcp_off() -> World {
+    let mut w = nm_world();
+    w.ev(Event::NmConfFiles(vec![(
+        "/etc/NetworkManager/conf.d/50-mptcp.conf".into(),
+        "[connection-mptcp]\nconnection.mptcp-flags=0x1\n".into(),
+    )]));
+    assert!(w.settle().is_empty());
+    w
+}
+
+/// NetworkManager commits wwan0's address and default route.
+fn wwan_commit(w: &mut World) {
+    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteAdded(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+}
+
+/// NetworkManager takes wwan0's address and default route down.
+fn wwan_deconfigure(w: &mut World) {
+    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
+    w.ev(Event::RouteRemoved(default_route(
+        WWAN, "10.2.0.1", TABLE_MAIN, 700,
+    )));
+}
+
+/// `nmcli connection down`, then `up`, whose commit reaches the agent before any report of
+/// the activation (D-Bus lags the kernel's messages).
+fn connection_down_then_commit(w: &mut World, mptcp_flags: u32) -> Vec<Op> {
+    let mut ops = report(w, nm_state::DEACTIVATING, mptcp_flags);
+    wwan_deconfigure(w);
+    ops.extend(report(w, nm_state::DISCONNECTED, mptcp_flags));
+    wwan_commit(w);
+    ops.extend(w.settle());
+    ops
+}
+
 /// The same cut as NetworkManager reports it when the agent keeps up: UNAVAILABLE during
 /// the cut (within milliseconds of its deconfiguration, seconds before carrier back), then
 /// DISCONNECTED and the activation. The address and route its activation commits get the
-/// endpoint at once, whether or not the agent has read a report after UNAVAILABLE yet: that
-/// commit is where NetworkManager's own MPTCP adds its endpoint, and its reports (D-Bus,
-/// read after the kernel's messages) come later, ACTIVATED 3-15 ms after the commit (lab,
-/// NetworkManager 1.42). They change nothing then.
+/// endpoint at once, whether or not the agent has read a report of the activation yet (the
+/// profile is the one applied last): that commit is where NetworkManager's own MPTCP adds
+/// its endpoint, and its reports (D-Bus, read after the kernel's messages; ACTIVATED 3-15
+/// ms after the commit in the lab, NetworkManager 1.42) change nothing.
 #[test]
 fn cut_longer_than_carrier_wait_adds_on_networkmanagers_commit() {
-    // NetworkManager knows the gateway (its profile says it), as in the lab.
-    let wwan_state = |w: &mut World, state: u32| {
-        let mut d = nm_device("/d/3", "wwan0", state);
-        d.gateway4 = Some("10.2.0.1".parse().unwrap());
-        w.ev(Event::NmDevice(d));
-        w.settle()
-    };
-    for disconnected_read in [false, true] {
-        let mut w = nm_world();
+    for prepare_read in [true, false] {
+        let mut w = nm_world_mptcp_off();
         w.set_carrier(WWAN, false);
         let mut ops = w.settle();
         w.advance(6_000);
-        w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
-        w.ev(Event::RouteRemoved(default_route(
-            WWAN, "10.2.0.1", TABLE_MAIN, 700,
-        )));
-        ops.extend(wwan_state(&mut w, nm_state::UNAVAILABLE));
+        wwan_deconfigure(&mut w);
+        ops.extend(report(&mut w, nm_state::UNAVAILABLE, 0x1));
         w.advance(1_500);
         w.set_carrier(WWAN, true);
-        if disconnected_read {
-            ops.extend(wwan_state(&mut w, nm_state::DISCONNECTED));
+        ops.extend(report(&mut w, nm_state::DISCONNECTED, 0x1));
+        if prepare_read {
+            ops.extend(report(&mut w, nm_state::PREPARE, 0x1));
         }
-        ops.extend(w.settle());
         assert_eq!(endpoint_changes(&ops), vec!["delete"]);
         w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
         // NetworkManager's route follows its address: no policy route for the moment between.
@@ -282,18 +339,13 @@ fn cut_longer_than_carrier_wait_adds_on_networkmanagers_commit() {
         assert_eq!(
             endpoint_changes(&ops),
             vec!["delete", "add"],
-            "added on the commit (DISCONNECTED read: {disconnected_read})"
+            "added on the commit (PREPARE read before it: {prepare_read})"
         );
-        for state in [
-            nm_state::DISCONNECTED,
-            nm_state::PREPARE,
-            70,
-            80,
-            nm_state::SECONDARIES,
-            nm_state::ACTIVATED,
-        ] {
-            ops.extend(wwan_state(&mut w, state));
-        }
+        ops.extend(reports(
+            &mut w,
+            &[70, 80, nm_state::SECONDARIES, nm_state::ACTIVATED],
+            0x1,
+        ));
         assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
         assert!(w.obs.nm_committed.is_empty(), "ACTIVATED clears it");
     }
@@ -305,36 +357,87 @@ fn cut_longer_than_carrier_wait_adds_on_networkmanagers_commit() {
 /// deactivation (or failure) does not make it its next activation's.
 #[test]
 fn connection_down_up_adds_on_the_new_activations_commit() {
-    let mut w = nm_world();
-    let mut ops = wwan_state(&mut w, nm_state::DEACTIVATING);
-    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
-    w.ev(Event::RouteRemoved(default_route(
-        WWAN, "10.2.0.1", TABLE_MAIN, 700,
-    )));
+    let mut w = nm_world_mptcp_off();
+    let mut ops = report(&mut w, nm_state::DEACTIVATING, 0x1);
+    wwan_deconfigure(&mut w);
     assert_eq!(endpoint_changes(&ops), vec!["delete"]);
     // Re-announced while DEACTIVATING: not the next activation's.
-    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
-    w.ev(Event::RouteAdded(default_route(
-        WWAN, "10.2.0.1", TABLE_MAIN, 700,
-    )));
-    ops.extend(wwan_state(&mut w, nm_state::DISCONNECTED));
+    wwan_commit(&mut w);
+    ops.extend(report(&mut w, nm_state::DISCONNECTED, 0x1));
     assert_eq!(endpoint_changes(&ops), vec!["delete"]);
     assert!(w.obs.nm_committed.is_empty());
-    w.ev(Event::AddressRemoved(addr(WWAN, "10.2.0.2", 24)));
-    w.ev(Event::RouteRemoved(default_route(
-        WWAN, "10.2.0.1", TABLE_MAIN, 700,
-    )));
-    // `up`: the commit, before any report of the activation.
-    w.ev(Event::AddressAdded(addr(WWAN, "10.2.0.2", 24)));
-    w.ev(Event::RouteAdded(default_route(
-        WWAN, "10.2.0.1", TABLE_MAIN, 700,
-    )));
+    wwan_deconfigure(&mut w);
+    // `up`: PREPARE, read before the commit, names the profile; the commit adds.
+    ops.extend(report(&mut w, nm_state::PREPARE, 0x1));
+    wwan_commit(&mut w);
     ops.extend(w.settle());
     assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
-    for state in [nm_state::PREPARE, 70, 80, nm_state::ACTIVATED] {
-        ops.extend(wwan_state(&mut w, state));
-    }
+    ops.extend(reports(&mut w, &[70, 80, nm_state::ACTIVATED], 0x1));
     assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+}
+
+/// `nmcli connection down` / `up` where the commit reaches the agent before any report of
+/// the activation (NetworkManager runs it from DISCONNECTED to the commit in one go and
+/// answers reads after it): the device still reads DISCONNECTED, without a profile. The
+/// profile NetworkManager applied last decides, here one that turns its MPTCP off
+/// (`connection.mptcp-flags` disabled, the agent's own advice) under its built-in default,
+/// which would refuse the device: the endpoint comes with the commit, once.
+#[test]
+fn commit_before_any_report_counts_with_the_profile_applied_last() {
+    let mut w = nm_world();
+    let mut ops = connection_down_then_commit(&mut w, 0x1);
+    assert_eq!(
+        endpoint_changes(&ops),
+        vec!["delete", "add"],
+        "on the commit"
+    );
+    ops.extend(reports(
+        &mut w,
+        &[70, 80, nm_state::SECONDARIES, nm_state::ACTIVATED],
+        0x1,
+    ));
+    assert_eq!(endpoint_changes(&ops), vec!["delete", "add"]);
+}
+
+/// As above, but the profile applied last leaves MPTCP to NetworkManager (its flags 0x22;
+/// the global config says 0x1): no endpoint at the commit, none after.
+#[test]
+fn commit_of_a_profile_that_leaves_mptcp_to_networkmanager_gets_no_endpoint() {
+    let mut w = nm_world_mptcp_off();
+    // `nmcli connection modify ... mptcp-flags 0x22` and a reapply: refused from now on.
+    let before = endpoint_changes(&report(&mut w, nm_state::ACTIVATED, 0x22)).len();
+    let ops = connection_down_then_commit(&mut w, 0x22);
+    assert!(!endpoint_changes(&ops).contains(&"add"), "{ops:?}");
+    let ops = reports(&mut w, &[70, 80, nm_state::ACTIVATED], 0x22);
+    assert!(!endpoint_changes(&ops).contains(&"add"), "{ops:?}");
+    assert!(before <= 1);
+    assert!(matches!(
+        w.assess()
+            .iter()
+            .find(|l| l.name == "wwan0")
+            .map(|l| &l.control),
+        Some(Control::Refused(_))
+    ));
+}
+
+/// A device the agent has never seen with a profile (NetworkManager's built-in default
+/// would refuse it): its commit waits for the report that names the profile.
+#[test]
+fn commit_without_any_known_profile_waits_for_the_report() {
+    let mut w = World::new(BASE);
+    let mut down = wwan_report(nm_state::DISCONNECTED, 0x1);
+    down.gateway4 = None;
+    w.nm_present(
+        "1.42.4",
+        vec![nm_device("/d/2", "wlan0", nm_state::ACTIVATED), down],
+    );
+    wwan_deconfigure(&mut w);
+    let mut ops = w.settle();
+    wwan_commit(&mut w);
+    ops.extend(w.settle());
+    assert!(endpoint_changes(&ops).is_empty(), "profile not known yet");
+    ops.extend(report(&mut w, 70, 0x1));
+    assert_eq!(endpoint_changes(&ops), vec!["add"], "IP_CONFIG names it");
 }
 
 /// As above, but the first report the agent reads is IP_CHECK (NetworkManager went through
