@@ -816,8 +816,8 @@ fn start_slow_iperf3(
         ),
         "starting iperf3",
     )?;
-    // iperf3's control and data connections.
-    wait_for(Duration::from_secs(5), || {
+    // iperf3's control and data connections (set-up, not a measure: a loaded host once took over 5 s).
+    wait_for(Duration::from_secs(20), || {
         let tokens: BTreeSet<u32> = events
             .of(mptcp_genl::EventKind::SubEstablished, wwan, since)
             .iter()
@@ -1068,6 +1068,9 @@ fn killed_subflow_comes_back_at_once() -> R {
     )?;
     start_iperf3(&lab, "iperf-kill", 600)?;
     let mut times = Vec::new();
+    // Host stalls between the kill and the new subflow are taken off (as for the carrier cuts).
+    let stalls = StallMeter::start();
+    let mut stalled = 0.0;
     for round in 0..ROUNDS {
         let before = subflows(&lab, 5201)?;
         let wlan_before = from(&before, "10.1.0.2");
@@ -1087,7 +1090,9 @@ fn killed_subflow_comes_back_at_once() -> R {
                 )
             }),
         )?;
-        times.push(ms(t - t0));
+        let stall = ms(stalls.within(t0, t));
+        stalled += stall;
+        times.push(ms(t - t0) - stall);
         let wlan_after = from(&subflows(&lab, 5201)?, "10.1.0.2");
         ensure(wlan_after == wlan_before, || {
             format!("round {round}: wlan0 subflows changed: {wlan_before:?} -> {wlan_after:?}")
@@ -1112,7 +1117,7 @@ fn killed_subflow_comes_back_at_once() -> R {
     with_log(
         &agent,
         ensure(md <= 500.0 && worst < 2000.0, || {
-            format!("re-establishment median {md:.0} ms (want <= 500), worst {worst:.0} ms (want < 2000): {times:?}")
+            format!("re-establishment less host stalls ({stalled:.0} ms in all): median {md:.0} ms (want <= 500), worst {worst:.0} ms (want < 2000): {times:?}")
         }),
     )
 }
