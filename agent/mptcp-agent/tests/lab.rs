@@ -956,12 +956,12 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
             first.len()
         );
     }
+    let stalled: f64 = samples.iter().map(|s| s.5).sum();
     eprintln!(
         "`ip link set up` -> carrier back announced: median {:.1} ms, max {:.1} ms; host stalled between endpoint \
-         and join: {:.0} ms over {CYCLES} cycles, max {:.0} ms",
+         and join: {stalled:.0} ms over {CYCLES} cycles, max {:.0} ms",
         median(&mut late.clone()),
         late.iter().cloned().fold(0.0, f64::max),
-        samples.iter().map(|s| s.5).sum::<f64>(),
         samples.iter().map(|s| s.5).fold(0.0, f64::max)
     );
     let closes = events.of(SubClosed, wwan, start);
@@ -1019,7 +1019,6 @@ fn carrier_cuts_rejoin_at_once_without_churn() -> R {
         .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0 && s.1 < f64::from(CARRIER_WAIT_MS) - 300.0)
         .map(|s| s.3 - s.5)
         .collect();
-    let stalled: f64 = samples.iter().map(|s| s.5).sum();
     let wanted = samples
         .iter()
         .filter(|s| u64::from(CARRIER_WAIT_MS) > s.0)
