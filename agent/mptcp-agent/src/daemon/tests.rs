@@ -829,6 +829,7 @@ fn a_route_back_within_the_delay_is_never_reported() {
 
     wwan0_route(&k, &mut d, false);
     run(d.reconcile());
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
     t.advance(half);
     wwan0_route(&k, &mut d, true);
     run(d.reconcile());
