@@ -59,6 +59,8 @@ pub enum Input {
     Sighup,
     /// A D-Bus method: Reload, Resync, Explain.
     Request(Request),
+    /// Dump the kernel's endpoints again (after NetworkManager released a link).
+    ReadEndpoints,
 }
 
 impl From<Event> for Input {
@@ -282,6 +284,10 @@ async fn handle(
                 _ => {}
             }
             d.apply(ev);
+            return;
+        }
+        Input::ReadEndpoints => {
+            d.read_endpoints().await;
             return;
         }
         Input::FileChanged => reload(d, ota, "file change", true).await.is_ok(),
@@ -558,17 +564,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             changed
         });
         if released {
-            let (tx, pm) = (released_tx.clone(), daemon.exec.pm.clone());
+            // Only the timer is a task: the dump is the loop's, through its Kernel.
+            let tx = released_tx.clone();
             tokio::spawn(async move {
                 for ms in RELEASED_RELOOK_MS {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
-                    match pm::endpoints(&pm).await {
-                        Ok(eps) => {
-                            if tx.send(Event::Endpoints(eps).into()).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => log::warn!("{e}"),
+                    if tx.send(Input::ReadEndpoints).await.is_err() {
+                        return;
                     }
                 }
             });

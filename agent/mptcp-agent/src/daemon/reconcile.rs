@@ -265,7 +265,7 @@ impl<K: Kernel> Daemon<K> {
 
     /// Read the endpoints again after changing them: the kernel's view is the truth (ids
     /// it kept, endpoints others added). A failed dump keeps the view as it was.
-    async fn read_endpoints(&mut self) {
+    pub async fn read_endpoints(&mut self) {
         match self.exec.endpoints().await {
             Ok(eps) => self.apply(Event::Endpoints(eps)),
             Err(e) => log::warn!("{e}"),
