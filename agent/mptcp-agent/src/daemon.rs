@@ -10,6 +10,7 @@ mod transaction;
 
 use std::{
     collections::BTreeSet,
+    fmt,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -58,6 +59,8 @@ pub enum Input {
     Sighup,
     /// A D-Bus method: Reload, Resync, Explain.
     Request(Request),
+    /// Dump the kernel's endpoints again (after NetworkManager released a link).
+    ReadEndpoints,
 }
 
 impl From<Event> for Input {
@@ -117,27 +120,42 @@ fn explain<K: Kernel>(d: &Daemon<K>, interface: &str) -> std::result::Result<Str
     serde_json::to_string(&e).map_err(|e| AgentError::Unavailable(format!("encoding JSON: {e}")))
 }
 
-impl Daemon<Executor> {
-    /// Read the kernel's state again and forget operation failures, so the next
-    /// reconciliation starts from the truth and retries at once.
-    async fn resync(&mut self) -> std::result::Result<String, String> {
-        let snap = rtnl::dump(&self.exec.rt).await.map_err(|e| e.to_string())?;
-        let (links, addrs) = (snap.links.len(), snap.addresses.len());
-        self.apply(Event::KernelSnapshot(snap));
-        let eps = pm::endpoints(&self.exec.pm)
-            .await
-            .map_err(|e| e.to_string())?;
-        let n_eps = eps.len();
-        self.apply(Event::Endpoints(eps));
-        match self.exec.pm.limits().await {
-            Ok(l) => self.apply(Event::Limits(mptcp_agent_core::Limits {
-                subflows: l.subflows.unwrap_or(0),
-                add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
-            })),
-            Err(e) => return Err(format!("reading MPTCP limits: {e}")),
+/// Which read of a resync failed. Only its message goes out (the Resync reply).
+#[derive(Debug)]
+pub enum ResyncError {
+    /// Links, addresses, routes and rules.
+    Snapshot(Error),
+    Endpoints(Error),
+    Limits(mptcp_genl::Error),
+}
+
+impl fmt::Display for ResyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResyncError::Snapshot(e) | ResyncError::Endpoints(e) => write!(f, "{e}"),
+            ResyncError::Limits(e) => write!(f, "reading MPTCP limits: {e}"),
         }
+    }
+}
+
+impl<K: Kernel> Daemon<K> {
+    /// Read the kernel's state again and forget operation failures, so the next
+    /// reconciliation starts from the truth and retries at once. Everything is read before
+    /// anything is applied: a failed read changes nothing.
+    async fn resync(&mut self) -> std::result::Result<String, ResyncError> {
+        let snap = self.exec.snapshot().await.map_err(ResyncError::Snapshot)?;
+        let eps = self
+            .exec
+            .endpoints()
+            .await
+            .map_err(ResyncError::Endpoints)?;
+        let limits = self.exec.limits().await.map_err(ResyncError::Limits)?;
+        let (links, addrs, n_eps) = (snap.links.len(), snap.addresses.len(), eps.len());
+        self.apply(Event::KernelSnapshot(snap));
+        self.apply(Event::Endpoints(eps));
+        self.apply(Event::Limits(limits));
         if let Some(caps) = &self.obs.caps {
-            let s = pm::read_sysctls(&self.exec.sysctl_dir, &caps.sysctls);
+            let s = self.exec.sysctls(&caps.sysctls);
             self.apply(Event::Sysctls(s));
         }
         let retried = self.obs.failures.len();
@@ -268,6 +286,10 @@ async fn handle(
             d.apply(ev);
             return;
         }
+        Input::ReadEndpoints => {
+            d.read_endpoints().await;
+            return;
+        }
         Input::FileChanged => reload(d, ota, "file change", true).await.is_ok(),
         Input::Sighup => reload(d, ota, "SIGHUP", false).await.is_ok(),
         Input::Request(Request::Reload(reply)) => {
@@ -286,7 +308,7 @@ async fn handle(
             match d.resync().await {
                 Ok(summary) => resyncs.push((reply, summary)),
                 Err(e) => {
-                    let _ = reply.send(Err(AgentError::ResyncFailed(e)));
+                    let _ = reply.send(Err(AgentError::ResyncFailed(e.to_string())));
                 }
             }
             return;
@@ -389,20 +411,16 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let mut daemon = Daemon::new(cfg, exec, Box::new(clock));
 
     // Kernel inputs.
-    daemon.apply(Event::Sysctls(pm::read_sysctls(
-        Path::new(pm::SYSCTL_DIR),
-        &caps.sysctls,
-    )));
+    let sysctls = daemon.exec.sysctls(&caps.sysctls);
+    daemon.apply(Event::Sysctls(sysctls));
     let has_events = caps.events;
     daemon.apply(Event::Capabilities(caps));
-    match pm.limits().await {
-        Ok(l) => daemon.apply(Event::Limits(mptcp_agent_core::Limits {
-            subflows: l.subflows.unwrap_or(0),
-            add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
-        })),
+    match daemon.exec.limits().await {
+        Ok(l) => daemon.apply(Event::Limits(l)),
         Err(e) => log::warn!("reading MPTCP limits: {e}"),
     }
-    daemon.apply(Event::Endpoints(pm::endpoints(&pm).await?));
+    let eps = daemon.exec.endpoints().await?;
+    daemon.apply(Event::Endpoints(eps));
     {
         let (tx, fatal) = (tx.clone(), fatal_tx.clone());
         tokio::spawn(async move {
@@ -546,17 +564,13 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             changed
         });
         if released {
-            let (tx, pm) = (released_tx.clone(), daemon.exec.pm.clone());
+            // Only the timer is a task: the dump is the loop's, through its Kernel.
+            let tx = released_tx.clone();
             tokio::spawn(async move {
                 for ms in RELEASED_RELOOK_MS {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
-                    match pm::endpoints(&pm).await {
-                        Ok(eps) => {
-                            if tx.send(Event::Endpoints(eps).into()).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => log::warn!("{e}"),
+                    if tx.send(Input::ReadEndpoints).await.is_err() {
+                        return;
                     }
                 }
             });

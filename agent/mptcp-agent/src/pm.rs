@@ -9,7 +9,7 @@ use std::{
 
 use futures::StreamExt;
 use mptcp_agent_core::{
-    EndpointFlags, Event, KernelCaps, KernelEndpoint, MptcpEvent, MptcpEventKind, OpError,
+    EndpointFlags, Event, KernelCaps, KernelEndpoint, Limits, MptcpEvent, MptcpEventKind, OpError,
     OpErrorKind,
 };
 use mptcp_genl::{Capabilities, Cmd, EventKind, PmEvent, PmHandle};
@@ -108,6 +108,15 @@ pub async fn endpoints(pm: &PmHandle) -> Result<Vec<KernelEndpoint>> {
         .iter()
         .map(endpoint_of)
         .collect())
+}
+
+/// The MPTCP limits; a limit the kernel leaves out is 0.
+pub async fn limits(pm: &PmHandle) -> Result<Limits, mptcp_genl::Error> {
+    let l = pm.limits().await?;
+    Ok(Limits {
+        subflows: l.subflows.unwrap_or(0),
+        add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
+    })
 }
 
 /// Forward path-manager events until the socket fails. Lost events (ENOBUFS) cannot be

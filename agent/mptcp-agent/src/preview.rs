@@ -40,14 +40,8 @@ pub async fn observe(cfg: &Config, clock: &dyn Fn() -> Millis) -> Result<Observe
         clock(),
     );
     obs.apply(&Event::Capabilities(caps), clock());
-    if let Ok(l) = pm_handle.limits().await {
-        obs.apply(
-            &Event::Limits(mptcp_agent_core::Limits {
-                subflows: l.subflows.unwrap_or(0),
-                add_addr_accepted: l.add_addr_accepted.unwrap_or(0),
-            }),
-            clock(),
-        );
+    if let Ok(l) = pm::limits(&pm_handle).await {
+        obs.apply(&Event::Limits(l), clock());
     }
     let eps = pm::endpoints(&pm_handle).await.map_err(|e| e.to_string())?;
     obs.apply(&Event::Endpoints(eps), clock());

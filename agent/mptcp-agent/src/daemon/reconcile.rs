@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 const MAX_ROUNDS: usize = 4;
 /// A missing route is reported only when it lasts this long: NetworkManager removes and
 /// adds routes around every address change, which is not worth a warning each time.
-const NO_ROUTE_REPORT_MS: u64 = 1500;
+pub(super) const NO_ROUTE_REPORT_MS: u64 = 1500;
 
 pub struct Daemon<K> {
     pub cfg: Config,
@@ -223,10 +223,7 @@ impl<K: Kernel> Daemon<K> {
                 }
             }
             if touched {
-                // The kernel's view is the truth (ids it kept, endpoints others added).
-                if let Some(eps) = self.exec.endpoints().await {
-                    self.apply(Event::Endpoints(eps));
-                }
+                self.read_endpoints().await;
             }
             if !failed.is_empty() {
                 log::warn!(
@@ -261,11 +258,18 @@ impl<K: Kernel> Daemon<K> {
                 error: result.err(),
             });
         }
-        if let Some(eps) = self.exec.endpoints().await {
-            self.apply(Event::Endpoints(eps));
-        }
+        self.read_endpoints().await;
         self.cfg = std::mem::take(&mut txn.old);
         rb
+    }
+
+    /// Read the endpoints again after changing them: the kernel's view is the truth (ids
+    /// it kept, endpoints others added). A failed dump keeps the view as it was.
+    pub async fn read_endpoints(&mut self) {
+        match self.exec.endpoints().await {
+            Ok(eps) => self.apply(Event::Endpoints(eps)),
+            Err(e) => log::warn!("{e}"),
+        }
     }
 
     /// Say once, at info, why a link a rule would manage gets no endpoint by default (a

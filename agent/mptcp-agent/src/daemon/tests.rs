@@ -3,13 +3,14 @@
 //! kernel: every change committed, any failure rolled back, the last good config kept.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::{BTreeMap, BTreeSet},
+    rc::Rc,
 };
 
 use mptcp_agent_core::{
-    config::load as parse, plan, EndpointFlags, KernelEndpoint, KernelSnapshot, Limits, Op,
-    OpError, Route, Rule, TABLE_MAIN,
+    config::load as parse, plan, Address, Diagnostic, EndpointFlags, Family, KernelEndpoint,
+    KernelSnapshot, Limits, Link, Op, OpError, Route, Rule, TABLE_MAIN,
 };
 
 use super::{
@@ -31,6 +32,8 @@ use crate::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct KState {
+    links: Vec<Link>,
+    addresses: Vec<Address>,
     endpoints: BTreeMap<u8, KernelEndpoint>,
     limits: Option<Limits>,
     sysctls: BTreeMap<String, String>,
@@ -38,10 +41,20 @@ struct KState {
     rules: Vec<Rule>,
 }
 
+/// A read of the kernel's state, to make one fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Snapshot,
+    Endpoints,
+    Limits,
+}
+
 struct FakeKernel {
     state: RefCell<KState>,
     /// Ops whose text contains one of these fail.
     fail: RefCell<Vec<String>>,
+    /// Reads that fail.
+    fail_reads: RefCell<Vec<Read>>,
     log: RefCell<Vec<String>>,
 }
 
@@ -50,6 +63,7 @@ impl FakeKernel {
         FakeKernel {
             state: RefCell::new(state),
             fail: RefCell::new(Vec::new()),
+            fail_reads: RefCell::new(Vec::new()),
             log: RefCell::new(Vec::new()),
         }
     }
@@ -74,8 +88,39 @@ impl Kernel for FakeKernel {
             .map_err(|(errno, message)| OpError::rejected(errno, message))
     }
 
-    async fn endpoints(&self) -> Option<Vec<KernelEndpoint>> {
-        Some(self.state.borrow().endpoints.values().cloned().collect())
+    async fn snapshot(&self) -> Result<KernelSnapshot, crate::error::Error> {
+        if self.fail_reads.borrow().contains(&Read::Snapshot) {
+            return Err(crate::error::Error::msg("dumping links: injected failure"));
+        }
+        let s = self.state.borrow();
+        Ok(KernelSnapshot {
+            links: s.links.clone(),
+            addresses: s.addresses.clone(),
+            routes: s.routes.clone(),
+            rules: s.rules.clone(),
+        })
+    }
+
+    async fn endpoints(&self) -> Result<Vec<KernelEndpoint>, crate::error::Error> {
+        if self.fail_reads.borrow().contains(&Read::Endpoints) {
+            return Err(crate::error::Error::msg(
+                "dumping MPTCP endpoints: injected failure",
+            ));
+        }
+        Ok(self.state.borrow().endpoints.values().cloned().collect())
+    }
+
+    async fn limits(&self) -> Result<Limits, mptcp_genl::Error> {
+        if self.fail_reads.borrow().contains(&Read::Limits) {
+            return Err(mptcp_genl::Error::Timeout {
+                command: mptcp_genl::Cmd::GetLimits,
+                seconds: 1,
+            });
+        }
+        self.state
+            .borrow()
+            .limits
+            .ok_or(mptcp_genl::Error::Decode("no limits".into()))
     }
 
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
@@ -158,6 +203,12 @@ const PPP: u32 = 4;
 
 fn initial_kernel() -> KState {
     KState {
+        links: vec![link(WLAN, "wlan0"), link(WWAN, "wwan0"), link(PPP, "ppp0")],
+        addresses: vec![
+            addr(WLAN, "10.1.0.2"),
+            addr(WWAN, "10.2.0.2"),
+            addr(PPP, "10.4.0.2"),
+        ],
         endpoints: BTreeMap::new(),
         limits: Some(Limits {
             subflows: 2,
@@ -178,12 +229,8 @@ fn observed(k: &FakeKernel) -> Observed {
     let t = clock();
     obs.apply(
         &Event::KernelSnapshot(KernelSnapshot {
-            links: vec![link(WLAN, "wlan0"), link(WWAN, "wwan0"), link(PPP, "ppp0")],
-            addresses: vec![
-                addr(WLAN, "10.1.0.2"),
-                addr(WWAN, "10.2.0.2"),
-                addr(PPP, "10.4.0.2"),
-            ],
+            links: st.links.clone(),
+            addresses: st.addresses.clone(),
             routes: st.routes.clone(),
             rules: st.rules.clone(),
         }),
@@ -587,4 +634,216 @@ fn reload_rejects_or_applies_and_keeps_last_good() {
             NEW
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Resync and the missing-route delay, on a daemon with a clock the test moves
+
+#[derive(Clone)]
+struct FakeClock(Rc<Cell<Millis>>);
+
+impl FakeClock {
+    fn new() -> FakeClock {
+        FakeClock(Rc::new(Cell::new(clock())))
+    }
+
+    fn boxed(&self) -> Box<dyn Fn() -> Millis> {
+        let c = self.0.clone();
+        Box::new(move || c.get())
+    }
+
+    fn advance(&self, ms: u64) {
+        self.0.set(self.0.get().plus(ms));
+    }
+}
+
+/// A daemon on NEW after its first reconciliation.
+fn daemon_on_new<'k>(k: &'k FakeKernel, t: &FakeClock) -> Daemon<&'k FakeKernel> {
+    let mut d = Daemon::new(parse(NEW).unwrap(), k, t.boxed());
+    d.obs = observed(k);
+    run(d.reconcile());
+    d
+}
+
+/// wwan0's endpoint fails to be added: one operation failure, held back for a while.
+fn daemon_with_a_failure<'k>(k: &'k FakeKernel, t: &FakeClock) -> Daemon<&'k FakeKernel> {
+    k.fail_on("10.2.0.2");
+    let mut d = daemon_on_new(k, t);
+    assert_eq!(d.obs.failures.len(), 1, "{:?}", d.obs.failures);
+    k.fail.borrow_mut().clear();
+    k.log.borrow_mut().clear();
+    run(d.reconcile());
+    assert!(k.log.borrow().is_empty(), "held back: {:?}", k.log.borrow());
+    d
+}
+
+/// Changes behind the agent's back: a new link with an address and a default route,
+/// wlan0's endpoint gone, other limits and sysctl values.
+fn change_behind_the_agents_back(k: &FakeKernel) {
+    let mut s = k.state.borrow_mut();
+    s.links.push(link(5, "eth0"));
+    s.addresses.push(addr(5, "10.5.0.2"));
+    s.routes.push(default_via(5, "10.5.0.1"));
+    s.endpoints.retain(|_, e| e.addr.to_string() != "10.1.0.2");
+    s.limits = Some(Limits {
+        subflows: 1,
+        add_addr_accepted: 0,
+    });
+    s.sysctls.insert("add_addr_timeout".into(), "90".into());
+}
+
+/// The parts of the observed state a resync reads.
+fn kernel_view(o: &Observed) -> impl PartialEq + std::fmt::Debug + '_ {
+    (
+        (&o.links, &o.addresses, &o.routes, &o.rules),
+        (&o.endpoints, o.limits, &o.sysctls),
+    )
+}
+
+#[test]
+fn resync_rereads_everything_and_retries_failed_operations_at_once() {
+    let k = FakeKernel::new(initial_kernel());
+    let t = FakeClock::new();
+    let mut d = daemon_with_a_failure(&k, &t);
+    change_behind_the_agents_back(&k);
+    let n_eps = k.state().endpoints.len();
+
+    let summary = run(d.resync()).unwrap();
+    assert_eq!(
+        summary,
+        format!("re-read 4 links, 4 addresses, {n_eps} endpoints; 1 failed operation(s) retried")
+    );
+    assert!(d.obs.failures.is_empty(), "{:?}", d.obs.failures);
+    let read_now = observed(&k);
+    assert_eq!(kernel_view(&d.obs), kernel_view(&read_now));
+
+    // Same instant, still within the failure's backoff: the operation is tried now.
+    run(d.reconcile());
+    let log = k.log.borrow().clone();
+    assert!(log.iter().any(|o| o.contains("10.2.0.2")), "{log:?}");
+    let st = k.state();
+    let addrs: BTreeSet<String> = st.endpoints.values().map(|e| e.addr.to_string()).collect();
+    for a in ["10.1.0.2", "10.2.0.2", "10.4.0.2"] {
+        assert!(addrs.contains(a), "{a} in {addrs:?}");
+    }
+    assert_eq!(st.limits.unwrap().subflows, 4);
+    assert_eq!(st.sysctls["add_addr_timeout"], "60");
+    assert!(d.obs.failures.is_empty(), "{:?}", d.obs.failures);
+}
+
+#[test]
+fn a_failed_resync_read_says_which_and_changes_nothing() {
+    for read in [Read::Snapshot, Read::Endpoints, Read::Limits] {
+        let k = FakeKernel::new(initial_kernel());
+        let t = FakeClock::new();
+        let mut d = daemon_with_a_failure(&k, &t);
+        change_behind_the_agents_back(&k);
+        k.fail_reads.borrow_mut().push(read);
+        let before = d.obs.clone();
+
+        let e = run(d.resync()).unwrap_err();
+        match (read, &e) {
+            (Read::Snapshot, ResyncError::Snapshot(_))
+            | (Read::Endpoints, ResyncError::Endpoints(_))
+            | (Read::Limits, ResyncError::Limits(_)) => {}
+            _ => panic!("{read:?} failed, got {e:?}"),
+        }
+        let expected = match read {
+            Read::Snapshot => "dumping links: injected failure",
+            Read::Endpoints => "dumping MPTCP endpoints: injected failure",
+            Read::Limits => "reading MPTCP limits: no reply from the kernel to ",
+        };
+        assert!(e.to_string().starts_with(expected), "{read:?}: {e}");
+        // Nothing read is applied, and the failure still waits for its backoff.
+        assert_eq!(d.obs, before, "{read:?}");
+        run(d.reconcile());
+        assert!(k.log.borrow().is_empty(), "{read:?}: {:?}", k.log.borrow());
+    }
+}
+
+fn wwan0_no_route() -> Diagnostic {
+    Diagnostic::NoRoute {
+        interface: "wwan0".into(),
+        family: Family::V4,
+    }
+}
+
+/// wwan0's default route goes (or comes back), in the kernel and as its event.
+fn wwan0_route(k: &FakeKernel, d: &mut Daemon<&FakeKernel>, present: bool) {
+    let r = default_via(WWAN, "10.2.0.1");
+    let mut s = k.state.borrow_mut();
+    s.routes.retain(|x| !x.same_as(&r));
+    if present {
+        s.routes.push(r.clone());
+        d.apply(Event::RouteAdded(r));
+    } else {
+        d.apply(Event::RouteRemoved(r));
+    }
+}
+
+/// Time passes to `t0 + ms`, and the daemon wakes up as the loop would.
+fn wake(d: &mut Daemon<&FakeKernel>, t: &FakeClock, t0: Millis, ms: u64) {
+    t.advance(t0.plus(ms).since(d.now()));
+    d.apply(Event::Tick);
+    run(d.reconcile());
+}
+
+#[test]
+fn a_missing_route_is_reported_once_it_lasts() {
+    let k = FakeKernel::new(initial_kernel());
+    let t = FakeClock::new();
+    let mut d = daemon_on_new(&k, &t);
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, None);
+
+    wwan0_route(&k, &mut d, false);
+    let t0 = d.now();
+    let due = t0.plus(reconcile::NO_ROUTE_REPORT_MS);
+    run(d.reconcile());
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, Some(due));
+
+    wake(&mut d, &t, t0, reconcile::NO_ROUTE_REPORT_MS - 1);
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, Some(due));
+
+    wake(&mut d, &t, t0, reconcile::NO_ROUTE_REPORT_MS);
+    assert_eq!(d.reported, BTreeSet::from([wwan0_no_route()]));
+    assert_eq!(d.wake_at, None);
+
+    // Resolved when the route is back.
+    t.advance(1);
+    wwan0_route(&k, &mut d, true);
+    run(d.reconcile());
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, None);
+}
+
+#[test]
+fn a_route_back_within_the_delay_is_never_reported() {
+    let k = FakeKernel::new(initial_kernel());
+    let t = FakeClock::new();
+    let mut d = daemon_on_new(&k, &t);
+    let t0 = d.now();
+    let half = reconcile::NO_ROUTE_REPORT_MS / 2;
+
+    wwan0_route(&k, &mut d, false);
+    run(d.reconcile());
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    t.advance(half);
+    wwan0_route(&k, &mut d, true);
+    run(d.reconcile());
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, None);
+    wake(&mut d, &t, t0, 2 * reconcile::NO_ROUTE_REPORT_MS);
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+
+    // Gone again: the delay starts from now, not from the first time.
+    let t1 = d.now();
+    wwan0_route(&k, &mut d, false);
+    run(d.reconcile());
+    assert_eq!(d.wake_at, Some(t1.plus(reconcile::NO_ROUTE_REPORT_MS)));
+    wake(&mut d, &t, t1, half);
+    assert!(d.reported.is_empty(), "{:?}", d.reported);
+    assert_eq!(d.wake_at, Some(t1.plus(reconcile::NO_ROUTE_REPORT_MS)));
 }

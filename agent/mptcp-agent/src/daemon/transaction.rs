@@ -4,17 +4,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mptcp_agent_core::{Config, KernelEndpoint, Observed, Op, OpError};
+use mptcp_agent_core::{Config, KernelEndpoint, KernelSnapshot, Limits, Observed, Op, OpError};
 
-use crate::{executor::Executor, pm};
+use crate::{error::Error, executor::Executor, pm, rtnl};
 
-/// What the reconcile step needs from the kernel; the executor in the daemon, a fake in
-/// tests.
+/// Everything the daemon's loop does with the kernel and reads from it after the start;
+/// the executor in the daemon, a fake in tests.
 #[allow(async_fn_in_trait)]
 pub trait Kernel {
     async fn apply(&self, op: &Op) -> Result<(), OpError>;
-    /// A fresh endpoint dump, `None` if it failed.
-    async fn endpoints(&self) -> Option<Vec<KernelEndpoint>>;
+    /// A fresh dump of the links, addresses, routes and rules.
+    async fn snapshot(&self) -> Result<KernelSnapshot, Error>;
+    /// A fresh endpoint dump.
+    async fn endpoints(&self) -> Result<Vec<KernelEndpoint>, Error>;
+    async fn limits(&self) -> Result<Limits, mptcp_genl::Error>;
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String>;
 }
 
@@ -23,14 +26,16 @@ impl Kernel for Executor {
         Executor::apply(self, op).await
     }
 
-    async fn endpoints(&self) -> Option<Vec<KernelEndpoint>> {
-        match pm::endpoints(&self.pm).await {
-            Ok(e) => Some(e),
-            Err(e) => {
-                log::warn!("{e}");
-                None
-            }
-        }
+    async fn snapshot(&self) -> Result<KernelSnapshot, Error> {
+        rtnl::dump(&self.rt).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<KernelEndpoint>, Error> {
+        pm::endpoints(&self.pm).await
+    }
+
+    async fn limits(&self) -> Result<Limits, mptcp_genl::Error> {
+        pm::limits(&self.pm).await
     }
 
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
@@ -44,8 +49,16 @@ impl<K: Kernel> Kernel for &K {
         (**self).apply(op).await
     }
 
-    async fn endpoints(&self) -> Option<Vec<KernelEndpoint>> {
+    async fn snapshot(&self) -> Result<KernelSnapshot, Error> {
+        (**self).snapshot().await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<KernelEndpoint>, Error> {
         (**self).endpoints().await
+    }
+
+    async fn limits(&self) -> Result<Limits, mptcp_genl::Error> {
+        (**self).limits().await
     }
 
     fn sysctls(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
