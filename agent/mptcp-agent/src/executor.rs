@@ -12,7 +12,7 @@ use crate::{pm, rtnl};
 
 pub struct Executor {
     pub pm: PmHandle,
-    pub rt: rtnetlink::Handle,
+    pub rt: rtnl::Handle,
     pub sysctl_dir: PathBuf,
 }
 
