@@ -29,7 +29,7 @@ pub use ops::{add_route, add_rule, del_route, del_rule, reset_neighbours};
 
 use self::{
     convert::{address_of, link_of, routes_of, rule_of},
-    message::{dump_request, AddrMsg, LinkMsg, Message, RouteMsg, RtnlRaw, RuleMsg},
+    message::{AddrMsg, LinkMsg, Message, RouteMsg, RtnlRaw, RuleMsg},
     wire::*,
 };
 use crate::error::{Context, Error, Result};
@@ -106,42 +106,26 @@ pub async fn monitor<T: From<Event>>(
 pub async fn dump(handle: &Handle) -> Result<KernelSnapshot> {
     let mut snap = KernelSnapshot::default();
     let links = handle
-        .dump(
-            dump_request(RTM_GETLINK, AF_UNSPEC),
-            RTM_NEWLINK,
-            LinkMsg::parse,
-        )
+        .dump(RTM_GETLINK, AF_UNSPEC, LinkMsg::parse)
         .await
         .context("dumping links")?;
     snap.links = links.iter().map(link_of).collect();
     let addrs = handle
-        .dump(
-            dump_request(RTM_GETADDR, AF_UNSPEC),
-            RTM_NEWADDR,
-            AddrMsg::parse,
-        )
+        .dump(RTM_GETADDR, AF_UNSPEC, AddrMsg::parse)
         .await
         .context("dumping addresses")?;
     snap.addresses = addrs.iter().filter_map(address_of).collect();
     for family in [AF_INET, AF_INET6] {
         // rtm_table RT_TABLE_UNSPEC: every table.
         let routes = handle
-            .dump(
-                dump_request(RTM_GETROUTE, family),
-                RTM_NEWROUTE,
-                RouteMsg::parse,
-            )
+            .dump(RTM_GETROUTE, family, RouteMsg::parse)
             .await
             .context("dumping routes")?;
         snap.routes.extend(routes.iter().flat_map(routes_of));
     }
     for family in [AF_INET, AF_INET6] {
         let rules = handle
-            .dump(
-                dump_request(RTM_GETRULE, family),
-                RTM_NEWRULE,
-                RuleMsg::parse,
-            )
+            .dump(RTM_GETRULE, family, RuleMsg::parse)
             .await
             .context("dumping rules")?;
         snap.rules.extend(rules.iter().filter_map(rule_of));

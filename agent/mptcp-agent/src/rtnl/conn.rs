@@ -13,7 +13,10 @@ use netlink_packet_core::{
 
 use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
 
-use super::{message::RtnlRaw, wire::DecodeError};
+use super::{
+    message::{dump_request, RtnlRaw},
+    wire::DecodeError,
+};
 
 /// Multicast messages, in the order the kernel sent them.
 pub type Messages = UnboundedReceiver<(NetlinkMessage<RtnlRaw>, SocketAddr)>;
@@ -75,16 +78,19 @@ impl Handle {
             .map_err(|_| RtnlError::RequestFailed)
     }
 
-    /// A dump: the replies of type `reply`, parsed, in the kernel's order. A reply that
-    /// does not parse is logged and skipped, as netlink-proto skipped the messages
-    /// netlink-packet-route could not decode; a kernel error ends the dump.
+    /// A dump (`get`: RTM_GET*) of one address family: the replies (the matching
+    /// RTM_NEW*), parsed, in the kernel's order. A reply that does not parse is logged
+    /// and skipped, as netlink-proto skipped the messages netlink-packet-route could not
+    /// decode; a kernel error ends the dump.
     pub async fn dump<T>(
         &self,
-        req: RtnlRaw,
-        reply: u16,
+        get: u16,
+        family: u8,
         parse: fn(&[u8]) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, RtnlError> {
-        let mut replies = self.send(req, NLM_F_REQUEST | NLM_F_DUMP)?;
+        // RTM_NEW* is RTM_GET* - 2 in every rtnetlink family.
+        let reply = get - 2;
+        let mut replies = self.send(dump_request(get, family), NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut out = Vec::new();
         while let Some(m) = replies.next().await {
             match m.payload {

@@ -18,25 +18,12 @@ pub fn link_of(m: &LinkMsg) -> Link {
         lower_up: m.flags & IFF_LOWER_UP != 0,
         loopback: m.flags & IFF_LOOPBACK != 0,
         point_to_point: m.flags & IFF_POINTOPOINT != 0,
-        oper: m.oper.map_or(OperState::Unknown, oper_of),
+        oper: m.oper.map_or(OperState::Unknown, OperState::from_kernel),
         kind: kind_of(&m.name, m.kind.as_deref(), m.link_type),
         // The kernel's own name ("wireguard", "ip6tnl", …).
         info_kind: m.kind.clone(),
         master: m.master.filter(|i| *i != 0),
         name: m.name.clone(),
-    }
-}
-
-/// IF_OPER_* (RFC 2863 operational state).
-pub(super) fn oper_of(s: u8) -> OperState {
-    match s {
-        1 => OperState::NotPresent,
-        2 => OperState::Down,
-        3 => OperState::LowerLayerDown,
-        4 => OperState::Testing,
-        5 => OperState::Dormant,
-        6 => OperState::Up,
-        _ => OperState::Unknown,
     }
 }
 

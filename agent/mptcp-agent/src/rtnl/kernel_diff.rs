@@ -76,11 +76,7 @@ async fn old_neighbours(handle: &rtnetlink::Handle, v: IpVersion) -> Neighbours 
 
 async fn new_neighbours(handle: &super::Handle, family: u8) -> Neighbours {
     let msgs = handle
-        .dump(
-            super::message::dump_request(RTM_GETNEIGH, family),
-            RTM_NEWNEIGH,
-            NeighMsg::parse,
-        )
+        .dump(RTM_GETNEIGH, family, NeighMsg::parse)
         .await
         .unwrap();
     msgs.into_iter()

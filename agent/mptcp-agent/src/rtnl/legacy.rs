@@ -17,7 +17,7 @@ use netlink_packet_route::{
     AddressFamily,
 };
 
-use super::convert::{kind_of, oper_of};
+use super::convert::kind_of;
 
 pub fn link_of(m: &LinkMessage) -> Link {
     let flags = m.header.flags;
@@ -29,7 +29,7 @@ pub fn link_of(m: &LinkMessage) -> Link {
         match a {
             LinkAttribute::IfName(n) => name = n.clone(),
             LinkAttribute::Controller(i) if *i != 0 => master = Some(*i),
-            LinkAttribute::OperState(s) => oper = oper_of(u8::from(*s)),
+            LinkAttribute::OperState(s) => oper = OperState::from_kernel(u8::from(*s)),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {

@@ -396,6 +396,7 @@ pub fn dump_request(kind: u16, family: u8) -> RtnlRaw {
         RTM_GETADDR => IFADDRMSG_LEN,
         RTM_GETROUTE => RTMSG_LEN,
         RTM_GETRULE => FIB_RULE_HDR_LEN,
+        // RTM_GETNEIGH
         _ => NDMSG_LEN,
     };
     let mut payload = vec![0u8; len];

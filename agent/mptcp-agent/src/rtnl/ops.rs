@@ -7,7 +7,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use super::{
     conn::{Handle, RtnlError},
     convert::{route_request, rule_request},
-    message::{dump_request, NeighMsg},
+    message::NeighMsg,
     wire::*,
 };
 
@@ -45,11 +45,7 @@ pub async fn reset_neighbours(
         Family::V6 => AF_INET6,
     };
     let entries = handle
-        .dump(
-            dump_request(RTM_GETNEIGH, af),
-            RTM_NEWNEIGH,
-            NeighMsg::parse,
-        )
+        .dump(RTM_GETNEIGH, af, NeighMsg::parse)
         .await
         .map_err(|e| op_error(&e, "neighbour dump: "))?;
     let stuck = entries

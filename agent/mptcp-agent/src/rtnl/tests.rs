@@ -121,6 +121,17 @@ fn rule() -> impl Strategy<Value = Rule> {
 
 const DO: u16 = NLM_F_REQUEST | NLM_F_ACK;
 
+/// An add and a delete as rtnetlink 0.18 sent them and as the ops send them.
+fn same_changes(old: [RouteNetlinkMessage; 2], new: [RtnlRaw; 2]) -> Result<(), TestCaseError> {
+    let [old_add, old_del] = old;
+    let [new_add, new_del] = new;
+    let add = old_bytes(old_add, DO | NLM_F_EXCL | NLM_F_CREATE);
+    prop_assert_eq!(bytes_of(request(new_add, DO | ADD)), add);
+    let del = old_bytes(old_del, DO);
+    prop_assert_eq!(bytes_of(request(new_del, DO)), del);
+    Ok(())
+}
+
 /// The same cases on every run (as src/ota/bad_input.rs); a failure is shrunk and
 /// printed, no regression file is written.
 fn config(cases: u32) -> ProptestConfig {
@@ -137,24 +148,20 @@ proptest! {
 
     #[test]
     fn route_changes_are_the_bytes_netlink_packet_route_sent(r in route()) {
-        let add = old_bytes(
-            RouteNetlinkMessage::NewRoute(legacy::route_message(&r)),
-            DO | NLM_F_EXCL | NLM_F_CREATE,
-        );
-        prop_assert_eq!(bytes_of(request(route_request(RTM_NEWROUTE, &r), DO | ADD)), add);
-        let del = old_bytes(RouteNetlinkMessage::DelRoute(legacy::route_message(&r)), DO);
-        prop_assert_eq!(bytes_of(request(route_request(RTM_DELROUTE, &r), DO)), del);
+        let m = legacy::route_message(&r);
+        same_changes(
+            [RouteNetlinkMessage::NewRoute(m.clone()), RouteNetlinkMessage::DelRoute(m)],
+            [route_request(RTM_NEWROUTE, &r), route_request(RTM_DELROUTE, &r)],
+        )?;
     }
 
     #[test]
     fn rule_changes_are_the_bytes_netlink_packet_route_sent(r in rule()) {
-        let add = old_bytes(
-            RouteNetlinkMessage::NewRule(legacy::rule_message(&r)),
-            DO | NLM_F_EXCL | NLM_F_CREATE,
-        );
-        prop_assert_eq!(bytes_of(request(rule_request(RTM_NEWRULE, &r), DO | ADD)), add);
-        let del = old_bytes(RouteNetlinkMessage::DelRule(legacy::rule_message(&r)), DO);
-        prop_assert_eq!(bytes_of(request(rule_request(RTM_DELRULE, &r), DO)), del);
+        let m = legacy::rule_message(&r);
+        same_changes(
+            [RouteNetlinkMessage::NewRule(m.clone()), RouteNetlinkMessage::DelRule(m)],
+            [rule_request(RTM_NEWRULE, &r), rule_request(RTM_DELRULE, &r)],
+        )?;
     }
 
     /// What the agent sends, it reads back as the same route / rule.
