@@ -40,6 +40,3 @@ pub use event::{EventFlags, EventKind, EventStream, PmEvent};
 pub use flag_probe::{probe_endpoint_flag, release_version, FlagProbe};
 pub use handle::{subscribe_events, PmHandle, DEFAULT_TIMEOUT};
 pub use message::Cmd;
-/// The netlink transport this crate runs on. The agent's own rtnetlink client uses it
-/// through here, so the two share one version and the agent needs no dependency of its own.
-pub use netlink_proto;

@@ -5,11 +5,11 @@
 use std::io;
 
 use futures::{channel::mpsc::UnboundedReceiver, Stream, StreamExt};
-use mptcp_genl::netlink_proto::{self, Connection, ConnectionHandle};
 use netlink_packet_core::{
     ErrorMessage, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP,
     NLM_F_REQUEST,
 };
+use netlink_proto::{Connection, ConnectionHandle};
 
 use netlink_sys::{protocols::NETLINK_ROUTE, SocketAddr};
 
