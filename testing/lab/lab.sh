@@ -456,7 +456,7 @@ agent() {
       if [ $# -eq 0 ]; then [ -e "$LAB/agent.toml" ] || agent_config >/dev/null; args+=("$LAB/agent.toml"); fi ;;
   esac
   args+=("$@")
-  local env=(env "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS" "RUST_LOG=${RUST_LOG:-info,netlink_packet_route=error}")
+  local env=(env "DBUS_SYSTEM_BUS_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS" "RUST_LOG=${RUST_LOG:-info}")
   if [ $bg = 1 ]; then
     recorded_alive $LAB/pids/agent.pid && die "agent already running (pid $(pid_of agent))"
     echo "=== $bin ${args[*]} $(date -Is)" >> $LAB/log/agent.log

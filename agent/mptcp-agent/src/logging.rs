@@ -98,7 +98,6 @@ impl Filters {
                 ("mptcp_agent".into(), LevelFilter::Trace),
                 ("mptcp_agent_core".into(), LevelFilter::Trace),
                 ("mptcp_genl".into(), LevelFilter::Trace),
-                ("netlink_packet_route".into(), LevelFilter::Error),
             ],
         };
         f.sort();
@@ -258,8 +257,8 @@ mod tests {
         );
         let ours = Filters::ours();
         assert_eq!(
-            ours.level_for("netlink_packet_route::link"),
-            LevelFilter::Error
+            ours.level_for("netlink_proto::connection"),
+            LevelFilter::Info
         );
         assert_eq!(ours.level_for("mptcp_genl::event"), LevelFilter::Trace);
         assert_eq!(ours.level_for("zbus::conn"), LevelFilter::Info);

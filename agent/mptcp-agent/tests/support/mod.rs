@@ -238,8 +238,7 @@ pub fn spawn_agent(cmd: &mut Command, log: &Path) -> Result<Child, String> {
     ctx(
         cmd.env(
             "RUST_LOG",
-            std::env::var("MPTCP_TEST_AGENT_LOG")
-                .unwrap_or_else(|_| "info,netlink_packet_route=error".into()),
+            std::env::var("MPTCP_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
         )
         .stdin(Stdio::null())
         .stdout(out)
