@@ -1423,6 +1423,7 @@ fn two_uplinks_aggregate() -> R {
             .ok_or_else(|| "endpoints missing".to_string()),
     )?;
     let server = lab.server_addr4().to_string();
+    let before = (tx_bytes(&lab, "wlan0")?, tx_bytes(&lab, "wwan0")?);
     let out = ctx(
         lab.exec(
             Node::Device,
@@ -1433,6 +1434,10 @@ fn two_uplinks_aggregate() -> R {
         ),
         "iperf3",
     )?;
+    let sent_on = (
+        tx_bytes(&lab, "wlan0")? - before.0,
+        tx_bytes(&lab, "wwan0")? - before.1,
+    );
     let v: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("iperf3 JSON: {e}"))?;
     let sent = v["end"]["sum_sent"]["bits_per_second"]
@@ -1443,10 +1448,31 @@ fn two_uplinks_aggregate() -> R {
         .as_f64()
         .unwrap_or(0.0)
         / 1e6;
-    eprintln!("iperf3 over 2 x 20 Mbit/s uplinks, 10 s: sender {sent:.1} Mbit/s, receiver {received:.1} Mbit/s");
-    ensure(received >= 34.0, || {
-        format!("receiver {received:.1} Mbit/s < 34 (sender {sent:.1})")
+    let share = sent_on.1 as f64 / (sent_on.0 + sent_on.1).max(1) as f64;
+    eprintln!("iperf3 over 2 x 20 Mbit/s uplinks, 10 s: sender {sent:.1} Mbit/s, receiver {received:.1} Mbit/s; wwan0 carried {:.0} % of the bytes", share * 100.0);
+    // Aggregation, not the machine's speed: more than one 20 Mbit/s uplink can carry, with
+    // both uplinks carrying a fair part of it. A loaded host lowers the total (33.9 Mbit/s
+    // seen beside a kernel build), not the split.
+    ensure(received >= 25.0, || {
+        format!("receiver {received:.1} Mbit/s < 25, what one uplink with its burst could carry (sender {sent:.1})")
+    })?;
+    ensure((0.25..=0.75).contains(&share), || {
+        format!(
+            "wwan0 carried {:.0} % of the bytes (wlan0 {} B, wwan0 {} B)",
+            share * 100.0,
+            sent_on.0,
+            sent_on.1
+        )
     })
+}
+
+/// Bytes sent on the device's uplink so far (its sysfs counter in the device namespace).
+fn tx_bytes(lab: &Lab, iface: &str) -> Result<u64, String> {
+    let path = format!("/sys/class/net/{iface}/statistics/tx_bytes");
+    let out = ctx(lab.exec(Node::Device, "cat", &[&path]), "tx_bytes")?;
+    out.trim()
+        .parse()
+        .map_err(|e| format!("{path}: {e}: {out:?}"))
 }
 
 /// NetworkManager's own MPTCP on: the agent leaves the interfaces alone and says what to do.
