@@ -335,7 +335,23 @@ wait_nm_ready() {
   done
 }
 
-stop_nm() { stop_recorded nm "${1:-TERM}"; }
+# dbus-daemon releases a dead owner's name only once it reads the hangup: a NetworkManager started
+# before that exits with "Service already taken". A stop ends when the name is free.
+nm_name_owned() {
+  local r
+  r=$(dbus-send --system --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.NetworkManager 2>/dev/null) || return 1
+  [[ $r == *true* ]]
+}
+stop_nm() {
+  stop_recorded nm "${1:-TERM}"
+  local end=$((SECONDS + 5))
+  while nm_name_owned; do
+    [ $SECONDS -lt $end ] ||
+      die "org.freedesktop.NetworkManager still owned on the lab bus 5 s after NetworkManager exited"
+    sleep 0.02
+  done
+}
 
 mptcpd_plugin_dir() {
   local d

@@ -488,17 +488,7 @@ pub async fn serve(
         admin_group: admin_group.to_string(),
     };
     conn.object_server().at(OBJECT_PATH, iface).await?;
-    match conn
-        .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
-        .await?
-    {
-        RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner => {}
-        other => {
-            return Err(zbus::Error::Failure(format!(
-            "{BUS_NAME} is owned by another process ({other:?}); is another mptcp-agent running?"
-        )))
-        }
-    }
+    own_name(&conn).await?;
     let (snap_tx, snap_rx) = watch::channel(initial);
     let (notice_tx, notice_rx) = mpsc::unbounded_channel();
     let (subflow_tx, subflow_rx) = mpsc::channel(SUBFLOW_QUEUE);
@@ -510,6 +500,35 @@ pub async fn serve(
         subflows: subflow_tx,
         requests: Some(req_rx),
     })
+}
+
+/// How long a name held by someone else is asked for again: dbus-daemon frees a dead
+/// predecessor's name only once it reads the hangup, which a restart right after a crash or
+/// SIGKILL can beat by a few milliseconds.
+const NAME_WAIT: Duration = Duration::from_secs(2);
+
+/// Own [`BUS_NAME`], waiting up to [`NAME_WAIT`] for a previous owner's name to be freed.
+async fn own_name(conn: &Connection) -> zbus::Result<()> {
+    let end = tokio::time::Instant::now() + NAME_WAIT;
+    loop {
+        // zbus reports the bus's EXISTS reply as `Error::NameTaken`.
+        let held = match conn
+            .request_name_with_flags(BUS_NAME, RequestNameFlags::DoNotQueue.into())
+            .await
+        {
+            Ok(RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) => return Ok(()),
+            Ok(other) => format!("{other:?}"),
+            Err(zbus::Error::NameTaken) => "Exists".to_string(),
+            Err(e) => return Err(e),
+        };
+        if tokio::time::Instant::now() >= end {
+            return Err(zbus::Error::Failure(format!(
+                "{BUS_NAME} is owned by another process ({held} for {} s); is another mptcp-agent running?",
+                NAME_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Turn snapshot changes into PropertiesChanged and EndpointChanged, notices into signals.

@@ -351,6 +351,93 @@ fn shipped_policy_holds_on_a_permissive_bus() -> R {
     })
 }
 
+/// Holds the agent's bus name on its own connection until dropped.
+struct NameHolder {
+    _conn: zbus::Connection,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn hold_name(bus: &str) -> Result<NameHolder, String> {
+    let rt = ctx(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        "runtime",
+    )?;
+    let conn = rt
+        .block_on(async {
+            let c = zbus::connection::Builder::address(bus)?.build().await?;
+            c.request_name("io.github.meta_mptcp.Agent1").await?;
+            Ok::<_, zbus::Error>(c)
+        })
+        .map_err(|e| format!("holding the name: {e}"))?;
+    Ok(NameHolder {
+        _conn: conn,
+        _rt: rt,
+    })
+}
+
+/// A restart right after a crash can ask for the name before dbus-daemon has read the old
+/// owner's hangup: the agent waits for the name (2 s), and says so when it stays taken.
+fn a_taken_name_is_waited_for() -> R {
+    let ns = netns("name")?;
+    let dir = public_tempdir()?;
+    let config = dir.path().join("agent.toml");
+    write_file(&config, CONFIG, 0o600)?;
+    let bus = PrivateBus::start(dir.path(), Policy::Permissive)?;
+    let notify = Notify::bind(dir.path())?;
+    let start = |log: &str| {
+        Agent::start(
+            ns.name(),
+            &bus.address,
+            &config,
+            &dir.path().join("state"),
+            &notify.path,
+            &dir.path().join(log),
+        )
+    };
+
+    // Freed 300 ms after the agent starts: the agent serves.
+    let holder = hold_name(&bus.address)?;
+    let mut agent = start("freed.log")?;
+    std::thread::sleep(Duration::from_millis(300));
+    drop(holder);
+    notify
+        .wait_for("READY=1", Duration::from_secs(15))
+        .map_err(|e| format!("{e}\n{}", agent.log_text()))?;
+    let st = status(&bus.address, false).map_err(|e| format!("{e}\n{}", agent.log_text()))?;
+    ensure(st["limits"]["subflows"] == 2, || format!("{st}"))?;
+    ensure(!agent.log_text().contains("not serving"), || {
+        agent.log_text()
+    })?;
+    agent.stop();
+
+    // Never freed: the agent runs without its API and names the cause.
+    let _holder = hold_name(&bus.address)?;
+    notify.drain();
+    let mut agent = start("taken.log")?;
+    let t0 = Instant::now();
+    notify
+        .wait_for("READY=1", Duration::from_secs(15))
+        .map_err(|e| format!("{e}\n{}", agent.log_text()))?;
+    let waited = t0.elapsed();
+    let log = agent.log_text();
+    ensure(
+        log.contains("is owned by another process")
+            && log.contains("is another mptcp-agent running?"),
+        || log.clone(),
+    )?;
+    ensure(agent.alive(), || log.clone())?;
+    ensure(waited >= Duration::from_secs(2), || {
+        format!("READY=1 after {waited:?}: the name was not waited for\n{log}")
+    })?;
+    eprintln!(
+        "taken name: waited {:.1} s, then ran without the D-Bus API",
+        waited.as_secs_f64()
+    );
+    Ok(())
+}
+
 fn main() {
     let needs = [
         Need::Root,
@@ -374,6 +461,10 @@ fn main() {
             (
                 "shipped_policy_holds_on_a_permissive_bus",
                 shipped_policy_holds_on_a_permissive_bus as fn() -> R,
+            ),
+            (
+                "a_taken_name_is_waited_for",
+                a_taken_name_is_waited_for as fn() -> R,
             ),
         ],
     ))
