@@ -8,17 +8,14 @@ use std::{
     path::Path,
 };
 
+use netlink_attr::Attrs;
 use netlink_packet_generic::constants::{
     CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_ATTR_HDRSIZE, CTRL_ATTR_MAXATTR,
     CTRL_ATTR_MCAST_GROUPS, CTRL_ATTR_MCAST_GRP_ID, CTRL_ATTR_MCAST_GRP_NAME, CTRL_ATTR_OPS,
     CTRL_ATTR_OP_FLAGS, CTRL_ATTR_OP_ID, CTRL_ATTR_VERSION,
 };
 
-use crate::{
-    attr::{attrs, get_string, get_u16, get_u32},
-    uapi::*,
-    Cmd, Error, Result,
-};
+use crate::{uapi::*, Cmd, Error, Result};
 
 /// Kernel generations as far as the path-manager API is concerned. Derived from the
 /// commands, groups and sysctls the kernel offers, not from its version string, so a 5.10
@@ -136,23 +133,22 @@ impl Capabilities {
             mcast_groups: BTreeMap::new(),
             sysctls: BTreeSet::new(),
         };
-        for a in attrs(buf, "GETFAMILY reply") {
+        for a in Attrs::new(buf, "GETFAMILY reply") {
             let a = a?;
-            let v = a.value;
-            match a.number {
-                CTRL_ATTR_FAMILY_ID => family_id = Some(get_u16(v, "family id")?),
-                CTRL_ATTR_FAMILY_NAME => name = Some(get_string(v, "family name")?),
-                CTRL_ATTR_VERSION => caps.version = get_u32(v, "family version")?,
-                CTRL_ATTR_HDRSIZE => caps.hdr_size = get_u32(v, "family hdrsize")?,
-                CTRL_ATTR_MAXATTR => caps.max_attr = get_u32(v, "family maxattr")?,
+            match a.kind {
+                CTRL_ATTR_FAMILY_ID => family_id = Some(a.u16()?),
+                CTRL_ATTR_FAMILY_NAME => name = Some(a.c_string()?),
+                CTRL_ATTR_VERSION => caps.version = a.u32()?,
+                CTRL_ATTR_HDRSIZE => caps.hdr_size = a.u32()?,
+                CTRL_ATTR_MAXATTR => caps.max_attr = a.u32()?,
                 CTRL_ATTR_OPS => {
-                    for op in attrs(v, "family ops") {
+                    for op in Attrs::new(a.value, "family ops") {
                         let (mut id, mut flags) = (None, 0);
-                        for oa in attrs(op?.value, "family op") {
+                        for oa in Attrs::new(op?.value, "family op") {
                             let oa = oa?;
-                            match oa.number {
-                                CTRL_ATTR_OP_ID => id = Some(get_u32(oa.value, "op id")?),
-                                CTRL_ATTR_OP_FLAGS => flags = get_u32(oa.value, "op flags")?,
+                            match oa.kind {
+                                CTRL_ATTR_OP_ID => id = Some(oa.u32()?),
+                                CTRL_ATTR_OP_FLAGS => flags = oa.u32()?,
                                 _ => {}
                             }
                         }
@@ -161,17 +157,13 @@ impl Capabilities {
                     }
                 }
                 CTRL_ATTR_MCAST_GROUPS => {
-                    for grp in attrs(v, "family mcast groups") {
+                    for grp in Attrs::new(a.value, "family mcast groups") {
                         let (mut gname, mut gid) = (None, None);
-                        for ga in attrs(grp?.value, "family mcast group") {
+                        for ga in Attrs::new(grp?.value, "family mcast group") {
                             let ga = ga?;
-                            match ga.number {
-                                CTRL_ATTR_MCAST_GRP_NAME => {
-                                    gname = Some(get_string(ga.value, "group name")?)
-                                }
-                                CTRL_ATTR_MCAST_GRP_ID => {
-                                    gid = Some(get_u32(ga.value, "group id")?)
-                                }
+                            match ga.kind {
+                                CTRL_ATTR_MCAST_GRP_NAME => gname = Some(ga.c_string()?),
+                                CTRL_ATTR_MCAST_GRP_ID => gid = Some(ga.u32()?),
                                 _ => {}
                             }
                         }

@@ -3,11 +3,9 @@
 
 use std::net::IpAddr;
 
-use crate::{
-    attr::{attrs, get_u16, get_u32, get_u8, get_v4, get_v6, AttrWriter, RawAttr},
-    uapi::*,
-    Error, Result,
-};
+use netlink_attr::{AttrWriter, Attrs, RawAttr};
+
+use crate::{uapi::*, Error, Result};
 
 bitflags::bitflags! {
     /// Endpoint flags (`MPTCP_PM_ADDR_FLAG_*`). Bits this crate does not name are kept.
@@ -102,9 +100,9 @@ impl Endpoint {
     /// `MPTCP_PM_ATTR_ADDR`).
     pub(crate) fn decode_reply(buf: &[u8]) -> Result<Endpoint> {
         let mut found = None;
-        for a in attrs(buf, "GET_ADDR reply") {
+        for a in Attrs::new(buf, "GET_ADDR reply") {
             let a = a?;
-            if a.number == MPTCP_PM_ATTR_ADDR {
+            if a.kind == MPTCP_PM_ATTR_ADDR {
                 found = Some(Endpoint::decode_nested(a.value)?);
             }
         }
@@ -121,23 +119,16 @@ impl Endpoint {
         let mut flags = EndpointFlags::empty();
         let mut ifindex = None;
         let mut unknown = Vec::new();
-        for a in attrs(buf, "endpoint address") {
+        for a in Attrs::new(buf, "endpoint address") {
             let a = a?;
-            let v = a.value;
-            match a.number {
-                MPTCP_PM_ADDR_ATTR_FAMILY => family = Some(get_u16(v, "endpoint family")?),
-                MPTCP_PM_ADDR_ATTR_ID => id = Some(get_u8(v, "endpoint id")?),
-                MPTCP_PM_ADDR_ATTR_ADDR4 => v4 = Some(get_v4(v, "endpoint IPv4 address")?),
-                MPTCP_PM_ADDR_ATTR_ADDR6 => v6 = Some(get_v6(v, "endpoint IPv6 address")?),
-                MPTCP_PM_ADDR_ATTR_PORT => {
-                    port = Some(get_u16(v, "endpoint port")?).filter(|p| *p != 0)
-                }
-                MPTCP_PM_ADDR_ATTR_FLAGS => {
-                    flags = EndpointFlags::from_bits_retain(get_u32(v, "endpoint flags")?)
-                }
-                MPTCP_PM_ADDR_ATTR_IF_IDX => {
-                    ifindex = Some(get_u32(v, "endpoint ifindex")?).filter(|i| *i != 0)
-                }
+            match a.kind {
+                MPTCP_PM_ADDR_ATTR_FAMILY => family = Some(a.u16()?),
+                MPTCP_PM_ADDR_ATTR_ID => id = Some(a.u8()?),
+                MPTCP_PM_ADDR_ATTR_ADDR4 => v4 = Some(a.v4()?),
+                MPTCP_PM_ADDR_ATTR_ADDR6 => v6 = Some(a.v6()?),
+                MPTCP_PM_ADDR_ATTR_PORT => port = Some(a.u16()?).filter(|p| *p != 0),
+                MPTCP_PM_ADDR_ATTR_FLAGS => flags = EndpointFlags::from_bits_retain(a.u32()?),
+                MPTCP_PM_ADDR_ATTR_IF_IDX => ifindex = Some(a.u32()?).filter(|i| *i != 0),
                 _ => unknown.push(a.keep()),
             }
         }
@@ -238,15 +229,11 @@ impl Limits {
 
     pub(crate) fn decode(buf: &[u8]) -> Result<Limits> {
         let mut limits = Limits::default();
-        for a in attrs(buf, "GET_LIMITS reply") {
+        for a in Attrs::new(buf, "GET_LIMITS reply") {
             let a = a?;
-            match a.number {
-                MPTCP_PM_ATTR_RCV_ADD_ADDRS => {
-                    limits.add_addr_accepted = Some(get_u32(a.value, "add_addr_accepted limit")?)
-                }
-                MPTCP_PM_ATTR_SUBFLOWS => {
-                    limits.subflows = Some(get_u32(a.value, "subflows limit")?)
-                }
+            match a.kind {
+                MPTCP_PM_ATTR_RCV_ADD_ADDRS => limits.add_addr_accepted = Some(a.u32()?),
+                MPTCP_PM_ATTR_SUBFLOWS => limits.subflows = Some(a.u32()?),
                 _ => {}
             }
         }

@@ -23,7 +23,8 @@ pub enum Error {
         message: Option<String>,
     },
     /// A reply or event that does not have the shape the uapi header promises
-    /// (truncated, wrong attribute length, bad address family, ...).
+    /// (truncated, wrong attribute length, bad address family, ...). Attribute-level
+    /// problems come from [`netlink_attr::DecodeError`], whose text this is.
     #[error("malformed netlink message: {0}")]
     Decode(String),
     /// The kernel has no `mptcp_pm` generic netlink family: built without CONFIG_MPTCP,
@@ -61,6 +62,13 @@ fn fmt_msg(message: &Option<String>) -> String {
     match message {
         Some(m) => format!(": \"{m}\""),
         None => String::new(),
+    }
+}
+
+/// The attribute reader's typed errors are all malformed messages to this crate's callers.
+impl From<netlink_attr::DecodeError> for Error {
+    fn from(e: netlink_attr::DecodeError) -> Self {
+        Error::Decode(e.to_string())
     }
 }
 

@@ -10,14 +10,11 @@ use std::{
 };
 
 use futures::Stream;
+use netlink_attr::{Attrs, RawAttr};
 use netlink_packet_core::{NetlinkBuffer, NLMSG_ERROR, NLMSG_OVERRUN};
 use netlink_sys::{protocols::NETLINK_GENERIC, AsyncSocket, TokioSocket};
 
-use crate::{
-    attr::{attrs, get_be16, get_u16, get_u32, get_u8, get_v4, get_v6, RawAttr},
-    uapi::*,
-    Capabilities, Error, Result,
-};
+use crate::{uapi::*, Capabilities, Error, Result};
 
 /// The event type (genl command of an event message, `enum mptcp_event_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,34 +186,27 @@ impl PmEvent {
     /// Parse an event from its genl command and attribute bytes.
     pub fn decode(cmd: u8, buf: &[u8]) -> Result<PmEvent> {
         let mut ev = PmEvent::new(EventKind::from_number(cmd));
-        for a in attrs(buf, "event") {
+        for a in Attrs::new(buf, "event") {
             let a = a?;
-            let v = a.value;
-            match a.number {
-                MPTCP_ATTR_TOKEN => ev.token = Some(get_u32(v, "event token")?),
-                MPTCP_ATTR_FAMILY => ev.family = Some(get_u16(v, "event family")?),
-                MPTCP_ATTR_LOC_ID => ev.loc_id = Some(get_u8(v, "event loc_id")?),
-                MPTCP_ATTR_REM_ID => ev.rem_id = Some(get_u8(v, "event rem_id")?),
-                MPTCP_ATTR_SADDR4 => ev.saddr = Some(get_v4(v, "event saddr4")?),
-                MPTCP_ATTR_SADDR6 => ev.saddr = Some(get_v6(v, "event saddr6")?),
-                MPTCP_ATTR_DADDR4 => ev.daddr = Some(get_v4(v, "event daddr4")?),
-                MPTCP_ATTR_DADDR6 => ev.daddr = Some(get_v6(v, "event daddr6")?),
-                MPTCP_ATTR_SPORT => ev.sport = Some(get_be16(v, "event sport")?),
-                MPTCP_ATTR_DPORT => ev.dport = Some(get_be16(v, "event dport")?),
-                MPTCP_ATTR_BACKUP => ev.backup = Some(get_u8(v, "event backup")? != 0),
-                MPTCP_ATTR_ERROR => ev.error = Some(get_u8(v, "event error")?),
-                MPTCP_ATTR_FLAGS => {
-                    ev.flags = Some(EventFlags::from_bits_retain(get_u16(v, "event flags")?))
-                }
-                MPTCP_ATTR_TIMEOUT => ev.timeout = Some(get_u32(v, "event timeout")?),
-                MPTCP_ATTR_IF_IDX => ev.ifindex = Some(get_u32(v, "event ifindex")?),
-                MPTCP_ATTR_RESET_REASON => {
-                    ev.reset_reason = Some(get_u32(v, "event reset_reason")?)
-                }
-                MPTCP_ATTR_RESET_FLAGS => ev.reset_flags = Some(get_u32(v, "event reset_flags")?),
-                MPTCP_ATTR_SERVER_SIDE => {
-                    ev.server_side = Some(get_u8(v, "event server_side")? != 0)
-                }
+            match a.kind {
+                MPTCP_ATTR_TOKEN => ev.token = Some(a.u32()?),
+                MPTCP_ATTR_FAMILY => ev.family = Some(a.u16()?),
+                MPTCP_ATTR_LOC_ID => ev.loc_id = Some(a.u8()?),
+                MPTCP_ATTR_REM_ID => ev.rem_id = Some(a.u8()?),
+                MPTCP_ATTR_SADDR4 => ev.saddr = Some(a.v4()?),
+                MPTCP_ATTR_SADDR6 => ev.saddr = Some(a.v6()?),
+                MPTCP_ATTR_DADDR4 => ev.daddr = Some(a.v4()?),
+                MPTCP_ATTR_DADDR6 => ev.daddr = Some(a.v6()?),
+                MPTCP_ATTR_SPORT => ev.sport = Some(a.be16()?),
+                MPTCP_ATTR_DPORT => ev.dport = Some(a.be16()?),
+                MPTCP_ATTR_BACKUP => ev.backup = Some(a.u8()? != 0),
+                MPTCP_ATTR_ERROR => ev.error = Some(a.u8()?),
+                MPTCP_ATTR_FLAGS => ev.flags = Some(EventFlags::from_bits_retain(a.u16()?)),
+                MPTCP_ATTR_TIMEOUT => ev.timeout = Some(a.u32()?),
+                MPTCP_ATTR_IF_IDX => ev.ifindex = Some(a.u32()?),
+                MPTCP_ATTR_RESET_REASON => ev.reset_reason = Some(a.u32()?),
+                MPTCP_ATTR_RESET_FLAGS => ev.reset_flags = Some(a.u32()?),
+                MPTCP_ATTR_SERVER_SIDE => ev.server_side = Some(a.u8()? != 0),
                 _ => ev.unknown.push(a.keep()),
             }
         }

@@ -4,6 +4,7 @@
 use std::{net::IpAddr, path::Path, sync::Arc, time::Duration};
 
 use futures::StreamExt;
+use netlink_attr::AttrWriter;
 use netlink_packet_core::{
     Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
@@ -17,10 +18,9 @@ use netlink_proto::{
 };
 
 use crate::{
-    attr::AttrWriter,
     caps::read_sysctl_names,
     endpoint::encode_addr,
-    message::{extack_message, GenlRaw},
+    message::{extack_message, GenlRaw, GenlRawExt},
     uapi::*,
     Capabilities, Cmd, Endpoint, EndpointFlags, EndpointKey, Error, EventStream, Limits, Result,
 };
@@ -329,7 +329,7 @@ async fn resolve_family(
     let mut payload = vec![0u8; ctrl.buffer_len()];
     ctrl.emit(&mut payload);
     let msg = GenlRaw {
-        family: GENL_ID_CTRL,
+        kind: GENL_ID_CTRL,
         payload,
     };
     let replies = tokio::time::timeout(

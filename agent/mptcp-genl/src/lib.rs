@@ -19,7 +19,6 @@
 //! [`Error::Decode`], never a panic; attributes and flag bits this crate does not know are
 //! kept ([`RawAttr`], unnamed bits of [`EndpointFlags`] / [`EventFlags`]).
 
-mod attr;
 mod caps;
 mod endpoint;
 mod error;
@@ -32,7 +31,6 @@ pub mod uapi;
 #[cfg(test)]
 mod tests;
 
-pub use attr::RawAttr;
 pub use caps::{Capabilities, KernelGeneration};
 pub use endpoint::{Endpoint, EndpointFlags, EndpointKey, Limits};
 pub use error::{Error, Result};
@@ -40,3 +38,4 @@ pub use event::{EventFlags, EventKind, EventStream, PmEvent};
 pub use flag_probe::{probe_endpoint_flag, release_version, FlagProbe};
 pub use handle::{subscribe_events, PmHandle, DEFAULT_TIMEOUT};
 pub use message::Cmd;
+pub use netlink_attr::RawAttr;

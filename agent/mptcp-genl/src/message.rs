@@ -4,14 +4,11 @@
 
 use std::fmt;
 
-use netlink_packet_core::{
-    DecodeError, NetlinkDeserializable, NetlinkHeader, NetlinkPayload, NetlinkSerializable,
-};
+use netlink_attr::{split_header, Attrs};
 
 use crate::{
-    attr::{attrs, get_string},
     uapi::{NLMSGERR_ATTR_MSG, NLMSG_HDRLEN, NLM_F_ACK_TLVS, NLM_F_CAPPED},
-    Error, Result,
+    Result,
 };
 
 /// A path-manager command (`MPTCP_PM_CMD_*`), with the kernel release that added it.
@@ -113,65 +110,35 @@ impl fmt::Display for Cmd {
     }
 }
 
-/// A generic netlink message kept as bytes: netlink-proto silently drops messages whose
-/// payload type fails to deserialize, so deserialization here never fails and all
-/// checking happens in this crate, where a bad reply becomes an [`Error::Decode`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GenlRaw {
-    /// Family id (the netlink message type).
-    pub family: u16,
-    /// Everything after the netlink header: genl header then attributes.
-    pub payload: Vec<u8>,
+/// A generic netlink message as netlink-proto carries it: the family id as its type, the
+/// genl header and attributes as bytes. All checking happens in this crate, where a bad
+/// reply becomes an [`crate::Error::Decode`].
+pub(crate) type GenlRaw = netlink_attr::RawMessage;
+
+/// struct genlmsghdr: cmd, version (u8), reserved (u16).
+const GENL_HDRLEN: usize = 4;
+
+/// The generic netlink header on a [`GenlRaw`].
+pub(crate) trait GenlRawExt {
+    fn new(family: u16, cmd: u8, version: u8, attrs: Vec<u8>) -> Self;
+    /// Command number and attribute bytes; an error when the genl header is missing.
+    fn split(&self) -> Result<(u8, &[u8])>;
 }
 
-impl GenlRaw {
-    pub fn new(family: u16, cmd: u8, version: u8, attrs: Vec<u8>) -> Self {
-        let mut payload = Vec::with_capacity(4 + attrs.len());
+impl GenlRawExt for GenlRaw {
+    fn new(family: u16, cmd: u8, version: u8, attrs: Vec<u8>) -> Self {
+        let mut payload = Vec::with_capacity(GENL_HDRLEN + attrs.len());
         payload.extend_from_slice(&[cmd, version, 0, 0]);
         payload.extend_from_slice(&attrs);
-        GenlRaw { family, payload }
-    }
-
-    /// Command number and attribute bytes; an error when the genl header is missing.
-    pub fn split(&self) -> Result<(u8, &[u8])> {
-        if self.payload.len() < 4 {
-            return Err(Error::decode(format!(
-                "generic netlink header truncated ({} bytes)",
-                self.payload.len()
-            )));
+        GenlRaw {
+            kind: family,
+            payload,
         }
-        Ok((self.payload[0], &self.payload[4..]))
-    }
-}
-
-impl NetlinkSerializable for GenlRaw {
-    fn message_type(&self) -> u16 {
-        self.family
     }
 
-    fn buffer_len(&self) -> usize {
-        self.payload.len()
-    }
-
-    fn serialize(&self, buffer: &mut [u8]) {
-        buffer[..self.payload.len()].copy_from_slice(&self.payload);
-    }
-}
-
-impl NetlinkDeserializable for GenlRaw {
-    type Error = DecodeError;
-
-    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
-        Ok(GenlRaw {
-            family: header.message_type,
-            payload: payload.to_vec(),
-        })
-    }
-}
-
-impl From<GenlRaw> for NetlinkPayload<GenlRaw> {
-    fn from(m: GenlRaw) -> Self {
-        NetlinkPayload::InnerMessage(m)
+    fn split(&self) -> Result<(u8, &[u8])> {
+        let (h, attrs) = split_header(&self.payload, GENL_HDRLEN, "generic netlink header")?;
+        Ok((h[0], attrs))
     }
 }
 
@@ -192,9 +159,9 @@ pub(crate) fn extack_message(flags: u16, after_code: &[u8]) -> Option<String> {
         len.checked_add(3)? & !3
     };
     let tlvs = after_code.get(echoed..)?;
-    attrs(tlvs, "extended ACK")
+    Attrs::new(tlvs, "extended ACK")
         .map_while(|a| a.ok())
-        .find(|a| a.number == NLMSGERR_ATTR_MSG)
-        .and_then(|a| get_string(a.value, "extack message").ok())
+        .find(|a| a.kind == NLMSGERR_ATTR_MSG)
+        .and_then(|a| a.c_string().ok())
         .filter(|m| !m.is_empty())
 }

@@ -8,6 +8,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
+use netlink_attr::{AttrWriter, Attrs};
 use netlink_packet_generic::constants::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -15,9 +16,8 @@ use proptest::sample::{select, Index};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::{
-    attr::{attrs, AttrWriter},
     event::decode_datagram,
-    message::{extack_message, GenlRaw},
+    message::{extack_message, GenlRaw, GenlRawExt},
     uapi::*,
     Capabilities, Cmd, Endpoint, EndpointFlags, EndpointKey, Error, EventFlags, EventKind,
     KernelGeneration, Limits, PmEvent, RawAttr,
@@ -76,8 +76,8 @@ fn kernel_addr_reply(
 }
 
 fn nest_value(buf: &[u8]) -> Vec<u8> {
-    let a = attrs(buf, "test").next().unwrap().unwrap();
-    assert_eq!(a.number, MPTCP_PM_ATTR_ADDR);
+    let a = Attrs::new(buf, "test").next().unwrap().unwrap();
+    assert_eq!(a.kind, MPTCP_PM_ATTR_ADDR);
     assert_ne!(
         a.raw_kind & netlink_packet_core::NLA_F_NESTED,
         0,
@@ -114,9 +114,9 @@ fn endpoint_encode_bytes_v4() {
 fn endpoint_encode_id_port_ifindex_v6() {
     let nest = ep(V6).encode().finish();
     let mut seen = Vec::new();
-    for a in attrs(&nest, "t") {
+    for a in Attrs::new(&nest, "t") {
         let a = a.unwrap();
-        seen.push((a.number, a.value.to_vec()));
+        seen.push((a.kind, a.value.to_vec()));
     }
     assert_eq!(
         seen,
@@ -261,7 +261,7 @@ fn endpoint_malformed_is_error() {
 #[test]
 fn endpoint_key_encoding() {
     let by_id = EndpointKey::Id(4).encode(EndpointFlags::BACKUP).finish();
-    let parsed: Vec<_> = attrs(&by_id, "t").map(|a| a.unwrap().number).collect();
+    let parsed: Vec<_> = Attrs::new(&by_id, "t").map(|a| a.unwrap().kind).collect();
     assert_eq!(
         parsed,
         vec![MPTCP_PM_ADDR_ATTR_ID, MPTCP_PM_ADDR_ATTR_FLAGS]
@@ -272,7 +272,7 @@ fn endpoint_key_encoding() {
     }
     .encode(EndpointFlags::empty())
     .finish();
-    let parsed: Vec<_> = attrs(&by_addr, "t").map(|a| a.unwrap().number).collect();
+    let parsed: Vec<_> = Attrs::new(&by_addr, "t").map(|a| a.unwrap().kind).collect();
     assert_eq!(
         parsed,
         vec![
@@ -297,7 +297,7 @@ fn limits_roundtrip_and_partial_set() {
     }
     .encode()
     .finish();
-    let kinds: Vec<_> = attrs(&only, "t").map(|a| a.unwrap().number).collect();
+    let kinds: Vec<_> = Attrs::new(&only, "t").map(|a| a.unwrap().kind).collect();
     assert_eq!(
         kinds,
         vec![MPTCP_PM_ATTR_SUBFLOWS],
@@ -309,6 +309,28 @@ fn limits_roundtrip_and_partial_set() {
     w.u32(MPTCP_PM_ATTR_SUBFLOWS, 1);
     w.u16(MPTCP_PM_ATTR_RCV_ADD_ADDRS, 1);
     assert!(Limits::decode(&w.finish()).is_err());
+}
+
+#[test]
+fn attribute_errors_are_decode_errors_naming_the_reply() {
+    let mut w = AttrWriter::new();
+    w.u32(MPTCP_PM_ATTR_SUBFLOWS, 1);
+    w.u16(MPTCP_PM_ATTR_RCV_ADD_ADDRS, 1);
+    let want = netlink_attr::DecodeError::BadLength {
+        what: "GET_LIMITS reply",
+        kind: MPTCP_PM_ATTR_RCV_ADD_ADDRS,
+        len: 2,
+    };
+    assert!(matches!(Limits::decode(&w.finish()), Err(Error::Decode(m)) if m == want.to_string()));
+    let e = Error::from(netlink_attr::DecodeError::BadAttributes {
+        what: "event",
+        offset: 4,
+    });
+    assert!(matches!(e, Error::Decode(_)));
+    assert_eq!(
+        e.to_string(),
+        "malformed netlink message: event: broken attribute list at byte 4"
+    );
 }
 
 /// An event's attributes as the kernel puts them (ports big-endian).
@@ -651,7 +673,7 @@ fn extack_message_capped_and_uncapped() {
 #[test]
 fn genl_header_truncated() {
     let raw = GenlRaw {
-        family: 28,
+        kind: 28,
         payload: vec![1, 1],
     };
     assert!(matches!(raw.split(), Err(Error::Decode(_))));

@@ -2,55 +2,14 @@
 //! The rtnetlink messages the agent reads (links, addresses, routes, rules, neighbours),
 //! with only the fields it uses, and the carrier type netlink-proto moves them in.
 
-use std::{convert::Infallible, net::IpAddr};
-
-use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkPayload, NetlinkSerializable,
-};
+use std::net::IpAddr;
 
 use super::wire::*;
 
-/// An rtnetlink message as netlink-proto carries it: type and payload bytes. netlink-proto
-/// drops a message whose payload fails to deserialize, so this never fails; the agent
-/// parses it with [`Message::parse`] and sees a malformed message as a [`DecodeError`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtnlRaw {
-    /// RTM_* message type.
-    pub kind: u16,
-    /// Fixed header and attributes.
-    pub payload: Vec<u8>,
-}
-
-impl NetlinkSerializable for RtnlRaw {
-    fn message_type(&self) -> u16 {
-        self.kind
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.payload.len()
-    }
-
-    fn serialize(&self, buffer: &mut [u8]) {
-        buffer[..self.payload.len()].copy_from_slice(&self.payload);
-    }
-}
-
-impl NetlinkDeserializable for RtnlRaw {
-    type Error = Infallible;
-
-    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Infallible> {
-        Ok(RtnlRaw {
-            kind: header.message_type,
-            payload: payload.to_vec(),
-        })
-    }
-}
-
-impl From<RtnlRaw> for NetlinkPayload<RtnlRaw> {
-    fn from(m: RtnlRaw) -> Self {
-        NetlinkPayload::InnerMessage(m)
-    }
-}
+/// An rtnetlink message as netlink-proto carries it: RTM_* type and payload bytes. It never
+/// fails to deserialize; the agent parses it with [`Message::parse`] and sees a malformed
+/// message as a [`DecodeError`].
+pub type RtnlRaw = netlink_attr::RawMessage;
 
 /// A parsed rtnetlink message.
 #[derive(Debug, Clone, PartialEq, Eq)]
